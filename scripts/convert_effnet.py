@@ -1,0 +1,40 @@
+"""Convert the legacy (pre-1.6 torch.save) EfficientNet-Lite0 checkpoint to safetensors.
+
+Usage: python convert_effnet.py <in.pth> <out.safetensors>
+
+Keeps the EfficientNet-PyTorch key names ('_conv_stem.weight', '_blocks.3._bn1.running_var', ...),
+drops nothing, and writes the safetensors format by hand (no extra package needed): an 8-byte little
+endian header length, a JSON header with dtype/shape/offsets, then the raw little-endian tensor bytes.
+"""
+import json
+import struct
+import sys
+
+import torch
+
+DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64", torch.float16: "F16"}
+
+
+def main(src: str, dst: str) -> None:
+    state = torch.load(src, map_location="cpu", weights_only=True)
+    if "state_dict" in state:
+        state = state["state_dict"]
+    header, blobs, offset = {}, [], 0
+    for name in sorted(state):
+        t = state[name].detach().contiguous().cpu()
+        data = t.numpy().tobytes()
+        header[name] = {"dtype": DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    with open(dst, "wb") as f:
+        f.write(struct.pack("<Q", len(head)))
+        f.write(head)
+        for b in blobs:
+            f.write(b)
+    print(f"wrote {len(header)} tensors to {dst}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,158 @@
+//! Per-image work of the dataset tool: decode (EXIF orientation applied, first GIF frame),
+//! composite transparency onto a background colour, and fit to the target square.
+use image::imageops::{self, FilterType};
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+use std::io::Cursor;
+use std::str::FromStr;
+
+/// How a non-square image becomes a square training image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transform {
+    /// Crop the centred square, then resize (reference `center-crop`).
+    CenterCrop,
+    /// Crop to the target aspect ratio, resize to WxH and paste into a WxW canvas
+    /// (reference `center-crop-wide`; images narrower than W are skipped).
+    CenterCropWide,
+    /// Pad to a square with the background colour, then resize (keeps the whole image).
+    Pad,
+    /// Resize to the target ignoring the aspect ratio (reference behaviour without --transform).
+    Stretch,
+}
+
+/// An RGB background colour: `white`, `black`, `R,G,B` (0-255 each) or `#RRGGBB`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Background(pub [u8; 3]);
+
+impl FromStr for Background {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("bad colour '{s}': use white, black, R,G,B (0-255) or #RRGGBB");
+        match s.trim().to_ascii_lowercase().as_str() {
+            "white" => return Ok(Background([255; 3])),
+            "black" => return Ok(Background([0; 3])),
+            _ => {}
+        }
+        if let Some(hex) = s.trim().strip_prefix('#') {
+            if hex.len() != 6 {
+                return Err(bad());
+            }
+            let v = u32::from_str_radix(hex, 16).map_err(|_| bad())?;
+            return Ok(Background([(v >> 16) as u8, (v >> 8) as u8, v as u8]));
+        }
+        let parts: Vec<u8> = s
+            .split(',')
+            .map(|p| p.trim().parse::<u8>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad())?;
+        match parts[..] {
+            [r, g, b] => Ok(Background([r, g, b])),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// Decode any supported image from memory, applying its EXIF orientation.
+/// The error is a short reason for a warning line.
+pub fn decode(bytes: &[u8]) -> Result<DynamicImage, String> {
+    if bytes.is_empty() {
+        return Err("empty file (0 bytes)".into());
+    }
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    if reader.format().is_none() {
+        return Err("not an image (unrecognised content)".into());
+    }
+    let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
+    let orientation = decoder.orientation().map_err(|e| e.to_string())?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
+    img.apply_orientation(orientation);
+    if img.width() == 0 || img.height() == 0 {
+        return Err("image has no pixels".into());
+    }
+    Ok(img)
+}
+
+/// RGB version of `img`: transparent pixels are composited onto `bg` (straight alpha,
+/// computed in 16 bits and rounded once); gray becomes RGB.
+pub fn flatten(img: &DynamicImage, bg: Background) -> RgbImage {
+    if !img.color().has_alpha() {
+        return img.to_rgb8();
+    }
+    let rgba = img.to_rgba16();
+    let mut out = RgbImage::new(rgba.width(), rgba.height());
+    for (o, p) in out.pixels_mut().zip(rgba.pixels()) {
+        let a = p.0[3] as u64;
+        for c in 0..3 {
+            // value in 0..=255 = (c16 * a + bg*257 * (65535 - a)) / (65535 * 257), rounded
+            let num = p.0[c] as u64 * a + bg.0[c] as u64 * 257 * (65535 - a);
+            let den = 65535u64 * 257;
+            o.0[c] = ((num + den / 2) / den) as u8;
+        }
+    }
+    out
+}
+
+/// Fit `img` to the output: a `width` x `width` square whose content is `width` x `height`
+/// (`height` < `width` only for `CenterCropWide`). `Err` is a reason to skip the image.
+pub fn fit(
+    img: RgbImage,
+    transform: Transform,
+    width: u32,
+    height: u32,
+    bg: Background,
+) -> Result<RgbImage, String> {
+    let (w, h) = img.dimensions();
+    let resize = |im: &RgbImage, tw: u32, th: u32| {
+        if im.dimensions() == (tw, th) {
+            im.clone()
+        } else {
+            imageops::resize(im, tw, th, FilterType::Lanczos3)
+        }
+    };
+    match transform {
+        Transform::CenterCrop => {
+            let c = w.min(h);
+            let sq = imageops::crop_imm(&img, (w - c) / 2, (h - c) / 2, c, c).to_image();
+            Ok(resize(&sq, width, width))
+        }
+        Transform::Stretch => Ok(resize(&img, width, width)),
+        Transform::Pad => {
+            let c = w.max(h);
+            let mut canvas = RgbImage::from_pixel(c, c, image::Rgb(bg.0));
+            imageops::replace(
+                &mut canvas,
+                &img,
+                ((c - w) / 2) as i64,
+                ((c - h) / 2) as i64,
+            );
+            Ok(resize(&canvas, width, width))
+        }
+        Transform::CenterCropWide => {
+            // reference: ch = round(W_target * H / W) rows of the original are kept
+            let ch = (width as f64 * h as f64 / w as f64).round() as u32;
+            if w < width || ch < height {
+                return Err(format!(
+                    "{w}x{h} is too small or too tall for center-crop-wide at {width}x{height}"
+                ));
+            }
+            let ch = ch.min(h);
+            let band = imageops::crop_imm(&img, 0, (h - ch) / 2, w, ch).to_image();
+            let band = resize(&band, width, height);
+            let mut canvas = RgbImage::from_pixel(width, width, image::Rgb(bg.0));
+            imageops::replace(&mut canvas, &band, 0, ((width - height) / 2) as i64);
+            Ok(canvas)
+        }
+    }
+}
+
+/// Encode as an uncompressed PNG (the reference writes compress_level=0).
+pub fn encode_png(img: &RgbImage) -> image::ImageResult<Vec<u8>> {
+    use image::codecs::png::{CompressionType, FilterType as PngFilter, PngEncoder};
+    let mut buf = Vec::with_capacity(img.as_raw().len() + img.height() as usize + 1024);
+    let enc =
+        PngEncoder::new_with_quality(&mut buf, CompressionType::Uncompressed, PngFilter::NoFilter);
+    img.write_with_encoder(enc)?;
+    Ok(buf)
+}

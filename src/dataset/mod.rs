@@ -1,0 +1,14 @@
+//! Datasets: `prepare` turns any folder or zip of images into the reference layout
+//! (`00000/img00000000.png` + `dataset.json`), `loader` reads such a set into memory for training.
+pub mod image_ops;
+pub mod loader;
+pub mod prepare;
+pub mod source;
+pub mod synthetic;
+pub mod writer;
+
+pub use image_ops::{Background, Transform};
+pub use loader::ImageSet;
+pub use prepare::{prepare, PrepareOptions, Summary};
+pub use source::Source;
+pub use writer::DatasetWriter;

@@ -1,0 +1,173 @@
+//! Atomic output of a prepared dataset in the reference layout: `{idx/1000:05}/img{idx:08}.png`
+//! plus `dataset.json` (`{"labels": null}`), in a STORED zip or a directory. Everything is written
+//! under a temporary name beside the destination and renamed into place only by `finish`, so an
+//! interrupted run never leaves a half-written dataset at the destination.
+use anyhow::{bail, Context, Result};
+use image::RgbImage;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, ZipWriter};
+
+/// Relative name of image `idx` in the reference layout.
+pub fn image_name(idx: usize) -> String {
+    format!("{:05}/img{:08}.png", idx / 1000, idx)
+}
+
+enum Out {
+    Zip(Box<ZipWriter<BufWriter<File>>>),
+    Dir,
+}
+
+pub struct DatasetWriter {
+    dest: PathBuf,
+    tmp: PathBuf,
+    out: Option<Out>,
+    count: usize,
+}
+
+/// Whether `path` exists and holds something (a file, or a non-empty directory).
+fn occupied(path: &Path) -> bool {
+    match std::fs::symlink_metadata(path) {
+        Err(_) => false,
+        Ok(m) if m.is_dir() => std::fs::read_dir(path)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true),
+        Ok(_) => true,
+    }
+}
+
+fn sibling(dest: &Path, tag: &str) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dataset".into());
+    dest.with_file_name(format!("{name}.{tag}-{}", std::process::id()))
+}
+
+impl DatasetWriter {
+    /// Start writing to `dest` (a `.zip` file, otherwise a directory). An existing non-empty
+    /// destination is an error unless `force`; it is replaced only when `finish` succeeds.
+    pub fn create(dest: &Path, force: bool) -> Result<Self> {
+        if occupied(dest) && !force {
+            bail!(
+                "destination {} already exists and is not empty; choose another --dest or pass --force to replace it",
+                dest.display()
+            );
+        }
+        if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create directory {}", parent.display()))?;
+        }
+        let tmp = sibling(dest, "partial");
+        let is_zip = dest
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
+        let out = if is_zip {
+            let f =
+                File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+            Out::Zip(Box::new(ZipWriter::new(BufWriter::new(f))))
+        } else {
+            std::fs::create_dir_all(&tmp)
+                .with_context(|| format!("cannot create directory {}", tmp.display()))?;
+            Out::Dir
+        };
+        Ok(DatasetWriter {
+            dest: dest.to_path_buf(),
+            tmp,
+            out: Some(out),
+            count: 0,
+        })
+    }
+
+    /// Number of images added so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Append the next image (as an uncompressed PNG, numbered consecutively).
+    pub fn add(&mut self, img: &RgbImage) -> Result<()> {
+        let png = super::image_ops::encode_png(img).context("PNG encoding failed")?;
+        let name = image_name(self.count);
+        self.put(&name, &png)?;
+        self.count += 1;
+        Ok(())
+    }
+
+    fn put(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        let ctx = || {
+            format!(
+                "cannot write {name} into {} (disk full?)",
+                self.tmp.display()
+            )
+        };
+        match self.out.as_mut().context("writer already finished")? {
+            Out::Zip(z) => {
+                let opts = SimpleFileOptions::default()
+                    .compression_method(CompressionMethod::Stored)
+                    .large_file(bytes.len() as u64 >= u32::MAX as u64);
+                z.start_file(name, opts).with_context(ctx)?;
+                z.write_all(bytes).with_context(ctx)?;
+            }
+            Out::Dir => {
+                let path = self.tmp.join(name);
+                if let Some(p) = path.parent() {
+                    std::fs::create_dir_all(p).with_context(ctx)?;
+                }
+                std::fs::write(&path, bytes).with_context(ctx)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Write `dataset.json`, flush to disk and move the result to the destination
+    /// (replacing what was there, which `create` allowed only with `force`).
+    pub fn finish(mut self) -> Result<PathBuf> {
+        self.put("dataset.json", br#"{"labels": null}"#)?;
+        let ctx = || format!("cannot finish {} (disk full?)", self.tmp.display());
+        if let Some(Out::Zip(z)) = self.out.take() {
+            let f = z.finish().with_context(ctx)?;
+            let f = f
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .with_context(ctx)?;
+            f.sync_all().with_context(ctx)?;
+        }
+        let old = sibling(&self.dest, "old");
+        let replaced = occupied(&self.dest);
+        if replaced {
+            std::fs::rename(&self.dest, &old)
+                .with_context(|| format!("cannot move old {} aside", self.dest.display()))?;
+        } else if self.dest.is_dir() {
+            std::fs::remove_dir(&self.dest).ok(); // empty directory: make room for the rename
+        }
+        std::fs::rename(&self.tmp, &self.dest).with_context(|| {
+            format!(
+                "cannot rename {} to {}",
+                self.tmp.display(),
+                self.dest.display()
+            )
+        })?;
+        if replaced {
+            remove_any(&old);
+        }
+        Ok(self.dest.clone())
+    }
+}
+
+impl Drop for DatasetWriter {
+    /// An unfinished writer (error or panic) removes its temporary output.
+    fn drop(&mut self) {
+        remove_any(&self.tmp);
+    }
+}
+
+/// Best-effort removal of a file or directory tree.
+fn remove_any(path: &Path) {
+    if path.is_dir() {
+        std::fs::remove_dir_all(path).ok();
+    } else {
+        std::fs::remove_file(path).ok();
+    }
+}

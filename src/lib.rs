@@ -1,0 +1,9 @@
+//! fpgan: Faster Projected GAN (arXiv 2403.08778) in Rust on libtorch.
+//!
+//! Modules follow the pipeline: `dataset` turns image folders into training sets and loads them,
+//! `home` locates the pretrained weights installed by `scripts/setup.sh`, `progress` draws bars.
+pub mod cli;
+pub mod dataset;
+pub mod grid;
+pub mod home;
+pub mod progress;
