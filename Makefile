@@ -10,7 +10,7 @@ build: setup
 	$(CARGO) build --release
 
 demo: build
-	./target/release/fpgan demo
+	./fpgan demo
 
 lint: setup
 	$(CARGO) fmt --all -- --check
