@@ -4,6 +4,12 @@
 //! `home` locates the pretrained weights installed by `scripts/setup.sh`, `progress` draws bars.
 pub mod cli;
 pub mod dataset;
+pub mod diffaug;
+pub mod discriminator;
+pub mod features;
+pub mod generator;
 pub mod grid;
+pub mod layers;
 pub mod home;
 pub mod progress;
+pub mod summary;
