@@ -15,10 +15,8 @@ import torch
 DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64", torch.float16: "F16"}
 
 
-def main(src: str, dst: str) -> None:
-    state = torch.load(src, map_location="cpu", weights_only=True)
-    if "state_dict" in state:
-        state = state["state_dict"]
+def save_safetensors(state: dict, dst: str) -> None:
+    """Write a dict of tensors as safetensors."""
     header, blobs, offset = {}, [], 0
     for name in sorted(state):
         t = state[name].detach().contiguous().cpu()
@@ -34,6 +32,13 @@ def main(src: str, dst: str) -> None:
         for b in blobs:
             f.write(b)
     print(f"wrote {len(header)} tensors to {dst}", file=sys.stderr)
+
+
+def main(src: str, dst: str) -> None:
+    state = torch.load(src, map_location="cpu", weights_only=True)
+    if "state_dict" in state:
+        state = state["state_dict"]
+    save_safetensors(state, dst)
 
 
 if __name__ == "__main__":

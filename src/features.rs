@@ -213,14 +213,18 @@ impl FeatureNetwork {
         out
     }
 
-    /// The four projected features (64/64/128/256 channels at 1/2, 1/4, 1/8, 1/16 of the input).
-    pub fn forward(&self, x: &Tensor) -> Vec<Tensor> {
-        let x = if self.interp224 {
+    /// Bilinear resize to 224x224 (align_corners=False) when `interp224`, else `x` itself.
+    pub fn resize_input(&self, x: &Tensor) -> Tensor {
+        if self.interp224 {
             x.upsample_bilinear2d([224, 224], false, None, None)
         } else {
             x.shallow_clone()
-        };
-        let feats = self.trunk(&x);
+        }
+    }
+
+    /// The four projected features (64/64/128/256 channels at 1/2, 1/4, 1/8, 1/16 of the input).
+    pub fn forward(&self, x: &Tensor) -> Vec<Tensor> {
+        let feats = self.trunk(&self.resize_input(x));
         let c: Vec<Tensor> = self.ccm.iter().zip(&feats).map(|(m, f)| m.forward(f)).collect();
         let o3 = self.csm[3].forward(&c[3], None);
         let o2 = self.csm[2].forward(&o3, Some(&c[2]));
