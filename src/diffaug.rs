@@ -40,16 +40,25 @@ fn randint(lo: i64, hi: i64, b: i64, device: Device) -> Tensor {
 /// Index grids (batch, row, column) of shape (B, H, W).
 fn grids(b: i64, h: i64, w: i64, device: Device) -> (Tensor, Tensor, Tensor) {
     let opts = (Kind::Int64, device);
-    let gb = Tensor::arange(b, opts).view([b, 1, 1]).expand([b, h, w], false);
-    let gy = Tensor::arange(h, opts).view([1, h, 1]).expand([b, h, w], false);
-    let gx = Tensor::arange(w, opts).view([1, 1, w]).expand([b, h, w], false);
+    let gb = Tensor::arange(b, opts)
+        .view([b, 1, 1])
+        .expand([b, h, w], false);
+    let gy = Tensor::arange(h, opts)
+        .view([1, h, 1])
+        .expand([b, h, w], false);
+    let gx = Tensor::arange(w, opts)
+        .view([1, 1, w])
+        .expand([b, h, w], false);
     (gb, gy, gx)
 }
 
 /// out[i, j] = x[i + tH, j + tW] inside the image, 0 outside; tH in [-sH, sH], sH = int(H*r + 0.5).
 pub fn translation(x: &Tensor, ratio: f64) -> Tensor {
     let (b, _, h, w) = x.size4().expect("NCHW images");
-    let (sh, sw) = ((h as f64 * ratio + 0.5) as i64, (w as f64 * ratio + 0.5) as i64);
+    let (sh, sw) = (
+        (h as f64 * ratio + 0.5) as i64,
+        (w as f64 * ratio + 0.5) as i64,
+    );
     let dev = x.device();
     let th = randint(-sh, sh + 1, b, dev);
     let tw = randint(-sw, sw + 1, b, dev);
@@ -66,7 +75,10 @@ pub fn translation(x: &Tensor, ratio: f64) -> Tensor {
 /// in [0, H - 1 + (1 - s % 2)] and clipped at the borders.
 pub fn cutout(x: &Tensor, ratio: f64) -> Tensor {
     let (b, _, h, w) = x.size4().expect("NCHW images");
-    let (sh, sw) = ((h as f64 * ratio + 0.5) as i64, (w as f64 * ratio + 0.5) as i64);
+    let (sh, sw) = (
+        (h as f64 * ratio + 0.5) as i64,
+        (w as f64 * ratio + 0.5) as i64,
+    );
     let dev = x.device();
     let oh = randint(0, h + (1 - sh % 2), b, dev);
     let ow = randint(0, w + (1 - sw % 2), b, dev);

@@ -46,12 +46,21 @@ struct SingleDisc {
 impl SingleDisc {
     fn new(p: nn::Path, nc: i64, start_sz: i64) -> Self {
         let m = &p / "main";
-        let ch = |sz: i64| if sz == start_sz { nc } else { head_channels(sz) };
+        let ch = |sz: i64| {
+            if sz == start_sz {
+                nc
+            } else {
+                head_channels(sz)
+            }
+        };
         let mut blocks = Vec::new();
         let mut sz = start_sz;
         while sz > 8 {
             let k = &m / blocks.len() / "main";
-            let spec = ConvSpec::new(ch(sz), ch(sz / 2), 4).stride(2).pad(1).bias(true);
+            let spec = ConvSpec::new(ch(sz), ch(sz / 2), 4)
+                .stride(2)
+                .pad(1)
+                .bias(true);
             blocks.push(DownBlock {
                 conv: SnConv::new(&(&k / 0), spec),
                 bn: batch_norm(&(&k / 1), ch(sz / 2), 1e-5),

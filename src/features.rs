@@ -6,6 +6,7 @@
 //! It lives in its own VarStore, frozen after loading: `pretrained.*` uses the EfficientNet-PyTorch
 //! names of the converted weights, `scratch.*` the reference's CCM/CSM names.
 use crate::layers::{Conv, ConvSpec};
+use crate::rng::SplitMix;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use tch::nn::{self, ModuleT};
@@ -41,7 +42,10 @@ struct SameConv(Conv);
 
 impl SameConv {
     fn new(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, groups: i64) -> Self {
-        SameConv(Conv::new(&p, ConvSpec::new(cin, cout, k).stride(stride).groups(groups)))
+        SameConv(Conv::new(
+            &p,
+            ConvSpec::new(cin, cout, k).stride(stride).groups(groups),
+        ))
     }
     fn forward(&self, x: &Tensor) -> Tensor {
         let (k, s) = (self.0.spec.k, self.0.spec.stride);
@@ -51,7 +55,8 @@ impl SameConv {
         if top + bottom + left + right == 0 {
             return self.0.forward(x);
         }
-        self.0.forward(&x.constant_pad_nd([left, right, top, bottom]))
+        self.0
+            .forward(&x.constant_pad_nd([left, right, top, bottom]))
     }
 }
 
@@ -75,7 +80,10 @@ impl MbBlock {
         let mid = cin * expand;
         MbBlock {
             expand: (expand != 1).then(|| {
-                (SameConv::new(&p / "_expand_conv", cin, mid, 1, 1, 1), bn(&p / "_bn0", mid))
+                (
+                    SameConv::new(&p / "_expand_conv", cin, mid, 1, 1, 1),
+                    bn(&p / "_bn0", mid),
+                )
             }),
             depthwise: SameConv::new(&p / "_depthwise_conv", mid, mid, k, stride, mid),
             bn1: bn(&p / "_bn1", mid),
@@ -90,7 +98,10 @@ impl MbBlock {
         if let Some((conv, bn)) = &self.expand {
             h = bn.forward_t(&conv.forward(&h), false).relu6();
         }
-        h = self.bn1.forward_t(&self.depthwise.forward(&h), false).relu6();
+        h = self
+            .bn1
+            .forward_t(&self.depthwise.forward(&h), false)
+            .relu6();
         h = self.bn2.forward_t(&self.project.forward(&h), false);
         if self.residual {
             h + x
@@ -131,16 +142,24 @@ pub struct FeatureNetwork {
 }
 
 impl FeatureNetwork {
-    /// Build the network under `p` (random weights; see [`FeatureNetwork::load_pretrained`]).
-    /// CCM/CSM are drawn from torch's global RNG: seed it first for reproducible projections.
-    pub fn new(p: &nn::Path, resolution: i64) -> Self {
+    /// Build the network under `p`: trunk to be filled by [`FeatureNetwork::load_pretrained`],
+    /// CCM/CSM with PyTorch's default init drawn from `seed` (the same on every device).
+    pub fn new(p: &nn::Path, resolution: i64, seed: u64) -> Self {
+        let mut rng = SplitMix(seed);
         let t = p / "pretrained";
         let mut blocks = Vec::new();
         let mut cin = 32;
         for &(repeats, k, stride, expand, cout) in &STAGES {
             for r in 0..repeats {
                 let s = if r == 0 { stride } else { 1 };
-                blocks.push(MbBlock::new(&t / "_blocks" / blocks.len(), cin, cout, k, s, expand));
+                blocks.push(MbBlock::new(
+                    &t / "_blocks" / blocks.len(),
+                    cin,
+                    cout,
+                    k,
+                    s,
+                    expand,
+                ));
                 cin = cout;
             }
         }
@@ -148,7 +167,7 @@ impl FeatureNetwork {
         let ccm = (0..4)
             .map(|i| {
                 let spec = ConvSpec::new(TRUNK_CHANNELS[i], CCM_CHANNELS[i], 1).bias(true);
-                Conv::new(&(&sc / format!("layer{i}_ccm")), spec)
+                Conv::seeded(&(&sc / format!("layer{i}_ccm")), spec, &mut rng)
             })
             .collect();
         // csm3: 512->256, csm2: 256->128, csm1: 128->64, csm0: 64->64 (no expansion)
@@ -158,7 +177,11 @@ impl FeatureNetwork {
                 let out = if i == 0 { c } else { c / 2 };
                 let spec = ConvSpec::new(c, out, 1).bias(true);
                 FusionBlock {
-                    out_conv: Conv::new(&(&sc / format!("layer{i}_csm") / "out_conv"), spec),
+                    out_conv: Conv::seeded(
+                        &(&sc / format!("layer{i}_csm") / "out_conv"),
+                        spec,
+                        &mut rng,
+                    ),
                 }
             })
             .collect();
@@ -182,12 +205,22 @@ impl FeatureNetwork {
         let mut copied = 0;
         tch::no_grad(|| -> Result<()> {
             for (name, mut var) in vs.variables() {
-                let Some(key) = name.strip_prefix(&head) else { continue };
+                let Some(key) = name.strip_prefix(&head) else {
+                    continue;
+                };
                 let src = by_name.get(key).with_context(|| {
-                    format!("{} has no tensor {key}; re-run `make setup`", file.display())
+                    format!(
+                        "{} has no tensor {key}; re-run `make setup`",
+                        file.display()
+                    )
                 })?;
                 if src.size() != var.size() {
-                    bail!("{}: {key} has shape {:?}, expected {:?}", file.display(), src.size(), var.size());
+                    bail!(
+                        "{}: {key} has shape {:?}, expected {:?}",
+                        file.display(),
+                        src.size(),
+                        var.size()
+                    );
                 }
                 var.copy_(src);
                 copied += 1;
@@ -225,7 +258,12 @@ impl FeatureNetwork {
     /// The four projected features (64/64/128/256 channels at 1/2, 1/4, 1/8, 1/16 of the input).
     pub fn forward(&self, x: &Tensor) -> Vec<Tensor> {
         let feats = self.trunk(&self.resize_input(x));
-        let c: Vec<Tensor> = self.ccm.iter().zip(&feats).map(|(m, f)| m.forward(f)).collect();
+        let c: Vec<Tensor> = self
+            .ccm
+            .iter()
+            .zip(&feats)
+            .map(|(m, f)| m.forward(f))
+            .collect();
         let o3 = self.csm[3].forward(&c[3], None);
         let o2 = self.csm[2].forward(&o3, Some(&c[2]));
         let o1 = self.csm[1].forward(&o2, Some(&c[1]));
@@ -239,12 +277,11 @@ impl FeatureNetwork {
 pub fn frozen_feature_network(
     device: tch::Device,
     resolution: i64,
-    seed: i64,
+    seed: u64,
     weights: &Path,
 ) -> Result<(nn::VarStore, FeatureNetwork)> {
     let mut vs = nn::VarStore::new(device);
-    tch::manual_seed(seed);
-    let net = FeatureNetwork::new(&vs.root(), resolution);
+    let net = FeatureNetwork::new(&vs.root(), resolution, seed);
     FeatureNetwork::load_pretrained(&vs, "", weights)?;
     vs.freeze();
     Ok((vs, net))

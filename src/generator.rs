@@ -108,14 +108,20 @@ impl GeneratorConfig {
 #[derive(Debug)]
 enum Conv3x3 {
     Full(SnConv),
-    Separable { depthwise: SnConv, pointwise: SnConv },
+    Separable {
+        depthwise: SnConv,
+        pointwise: SnConv,
+    },
 }
 
 impl Conv3x3 {
     fn new(p: nn::Path, cin: i64, cout: i64, separable: bool) -> Self {
         if separable {
             Conv3x3::Separable {
-                depthwise: SnConv::new(&(&p / "depthwise"), ConvSpec::new(cin, cin, 3).pad(1).groups(cin)),
+                depthwise: SnConv::new(
+                    &(&p / "depthwise"),
+                    ConvSpec::new(cin, cin, 3).pad(1).groups(cin),
+                ),
                 pointwise: SnConv::new(&(&p / "pointwise"), ConvSpec::new(cin, cout, 1)),
             }
         } else {
@@ -164,7 +170,11 @@ impl UpBlock {
     fn new(p: nn::Path, cin: i64, cout: i64, cfg: GenCfg) -> Self {
         let sep = cfg.separable();
         let stages = if cfg.lite() {
-            vec![(Conv3x3::new(&p / 1, cin, 2 * cout, sep), None, batch_norm(&(&p / 2), 2 * cout, 1e-5))]
+            vec![(
+                Conv3x3::new(&p / 1, cin, 2 * cout, sep),
+                None,
+                batch_norm(&(&p / 2), 2 * cout, 1e-5),
+            )]
         } else {
             vec![
                 (
@@ -213,7 +223,9 @@ impl SeBlock {
     }
 
     fn forward_t(&self, small: &Tensor, big: &Tensor, train: bool) -> Tensor {
-        let s = self.conv4.forward_t(&small.adaptive_avg_pool2d([4, 4]), train);
+        let s = self
+            .conv4
+            .forward_t(&small.adaptive_avg_pool2d([4, 4]), train);
         let s = &s * s.sigmoid();
         big * self.conv1.forward_t(&s, train).sigmoid()
     }
@@ -237,7 +249,9 @@ impl InitLayer {
 
     fn forward_t(&self, z: &Tensor, train: bool) -> Tensor {
         let x = z.view([z.size()[0], -1, 1, 1]);
-        self.bn.forward_t(&self.conv.forward_t(&x, train), train).glu(1)
+        self.bn
+            .forward_t(&self.conv.forward_t(&x, train), train)
+            .glu(1)
     }
 }
 
@@ -284,7 +298,10 @@ impl Generator {
             se_256: se(256, 16),
             feat_512: (res >= 512).then(|| (up(512), se(512, 32))),
             feat_1024: (res >= 1024).then(|| up(1024)),
-            to_big: SnConv::new(&(&s / "to_big"), ConvSpec::new(c.nfc(res), 3, 3).pad(1).bias(true)),
+            to_big: SnConv::new(
+                &(&s / "to_big"),
+                ConvSpec::new(c.nfc(res), 3, 3).pad(1).bias(true),
+            ),
         })
     }
 
@@ -299,10 +316,16 @@ impl Generator {
         let f8 = self.feat_8.forward_t(&f4, train);
         let f16 = self.feat_16.forward_t(&f8, train);
         let f32 = self.feat_32.forward_t(&f16, train);
-        let f64 = self.se_64.forward_t(&f4, &self.feat_64.forward_t(&f32, train), train);
-        let mut f = self.se_128.forward_t(&f8, &self.feat_128.forward_t(&f64, train), train);
+        let f64 = self
+            .se_64
+            .forward_t(&f4, &self.feat_64.forward_t(&f32, train), train);
+        let mut f = self
+            .se_128
+            .forward_t(&f8, &self.feat_128.forward_t(&f64, train), train);
         if self.config.resolution >= 256 {
-            f = self.se_256.forward_t(&f16, &self.feat_256.forward_t(&f, train), train);
+            f = self
+                .se_256
+                .forward_t(&f16, &self.feat_256.forward_t(&f, train), train);
         }
         if let Some((feat_512, se_512)) = &self.feat_512 {
             f = se_512.forward_t(&f32, &feat_512.forward_t(&f, train), train);

@@ -1,6 +1,7 @@
 //! Building blocks shared by the networks: spectrally normalised convolutions with the reference's
 //! semantics (PyTorch's hook `spectral_norm`: one power iteration per train-mode forward with
 //! persistent u/v, none in eval), batch norm with PyTorch defaults, GLU, and PyTorch default init.
+use crate::rng::SplitMix;
 use crate::summary;
 use tch::nn::{self, Init};
 use tch::{Kind, Tensor};
@@ -114,6 +115,26 @@ impl Conv {
         }
     }
 
+    /// Like `new`, with the default-init values drawn from `rng` instead of torch's global RNG
+    /// (thread- and device-independent; used for the seeded random projections).
+    pub fn seeded(p: &nn::Path, spec: ConvSpec, rng: &mut SplitMix) -> Self {
+        let b = 1.0 / (spec.fan_in() as f64).sqrt();
+        let dev = p.device();
+        let weight = p.var_copy(
+            "weight",
+            &rng.uniform_tensor(&spec.weight_dims(), -b, b, dev),
+        );
+        let bias = spec
+            .bias
+            .then(|| p.var_copy("bias", &rng.uniform_tensor(&[spec.cout], -b, b, dev)));
+        Conv {
+            spec,
+            weight,
+            bias,
+            name: summary::path_name(p),
+        }
+    }
+
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let y = self.spec.apply(x, &self.weight, self.bias.as_ref());
         summary::record(&self.name, &y, self.spec.macs(x, &y));
@@ -148,8 +169,16 @@ impl SnConv {
         let rows = spec.cout;
         let cols = weight_orig.numel() as i64 / rows;
         let opts = (Kind::Float, p.device());
-        let u = p.add("weight_u", l2_normalize(&Tensor::randn([rows], opts)), false);
-        let v = p.add("weight_v", l2_normalize(&Tensor::randn([cols], opts)), false);
+        let u = p.add(
+            "weight_u",
+            l2_normalize(&Tensor::randn([rows], opts)),
+            false,
+        );
+        let v = p.add(
+            "weight_v",
+            l2_normalize(&Tensor::randn([cols], opts)),
+            false,
+        );
         SnConv {
             spec,
             weight_orig,

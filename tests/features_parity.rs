@@ -7,13 +7,19 @@ use std::collections::HashMap;
 use tch::{nn, Device, Kind, Tensor};
 
 fn fixture() -> HashMap<String, Tensor> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/features.safetensors");
-    Tensor::read_safetensors(path).unwrap().into_iter().collect()
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/features.safetensors"
+    );
+    Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .collect()
 }
 
 fn network(resolution: i64) -> (nn::VarStore, FeatureNetwork) {
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = FeatureNetwork::new(&vs.root(), resolution);
+    let net = FeatureNetwork::new(&vs.root(), resolution, 0);
     let weights = home::weight_file(home::EFFNET_FILE).unwrap();
     FeatureNetwork::load_pretrained(&vs, "", &weights).unwrap();
     (vs, net)
@@ -29,7 +35,11 @@ fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
 /// The closed-form stand-in for the random projections (same formula as the python script).
 fn formula_weight(shape: &[i64], salt: f64) -> Tensor {
     let n: i64 = shape.iter().product();
-    let fan_in: i64 = if shape.len() > 1 { shape[1..].iter().product() } else { shape[0] };
+    let fan_in: i64 = if shape.len() > 1 {
+        shape[1..].iter().product()
+    } else {
+        shape[0]
+    };
     let i = Tensor::arange(n, (Kind::Double, Device::Cpu));
     ((i * 0.37 + salt).sin() / (fan_in as f64).sqrt())
         .to_kind(Kind::Float)
@@ -73,7 +83,12 @@ fn projections_match_python() {
     let sizes: Vec<Vec<i64>> = out.iter().map(|f| f.size()).collect();
     assert_eq!(
         sizes,
-        vec![vec![1, 64, 32, 32], vec![1, 64, 16, 16], vec![1, 128, 8, 8], vec![1, 256, 4, 4]]
+        vec![
+            vec![1, 64, 32, 32],
+            vec![1, 64, 16, 16],
+            vec![1, 128, 8, 8],
+            vec![1, 256, 4, 4]
+        ]
     );
     for (i, f) in out.iter().enumerate() {
         let e = rel_err(f, &fx[&format!("b.proj{i}")]);

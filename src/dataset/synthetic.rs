@@ -1,28 +1,14 @@
 //! A small built-in image set for the demo: random coloured discs and boxes on a transparent
 //! background, RGBA PNGs of assorted sizes, deterministic per seed (no real data needed).
+use crate::rng::SplitMix;
 use anyhow::{Context, Result};
 use image::{Rgba, RgbaImage};
 use std::path::Path;
 
-/// splitmix64: tiny deterministic generator, enough for drawing shapes.
-struct Mix(u64);
-impl Mix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u32) -> u32 {
-        (self.next() % n as u64) as u32
-    }
-}
-
 /// Write `count` RGBA PNGs named `shape_NNNN.png` into `dir`.
 pub fn write_shapes(dir: &Path, count: usize, seed: u64) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut rng = Mix(seed);
+    let mut rng = SplitMix(seed);
     for i in 0..count {
         let (w, h) = (96 + rng.below(64), 96 + rng.below(64));
         let mut img = RgbaImage::from_pixel(w, h, Rgba([0, 0, 0, 0]));
