@@ -2,7 +2,8 @@
 use crate::dataset::{
     prepare, Background, DatasetWriter, ImageSet, PrepareOptions, Source, Transform,
 };
-use crate::{grid, home};
+use crate::generator::{GenCfg, GeneratorConfig};
+use crate::{grid, home, info};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -26,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Turn a folder or zip of images into a training set (reference layout, PNG in zip or dir).
     Dataset(DatasetArgs),
+    /// Summarise the networks of a configuration: modules, output shapes, parameters, GMACs.
+    Info(InfoArgs),
     /// The small default job: prepare a built-in (or given) image set and check the set-up.
     Demo(DemoArgs),
 }
@@ -56,6 +59,19 @@ pub struct DatasetArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// Generator configuration.
+    #[arg(long, value_enum, default_value_t = GenCfg::Faster)]
+    pub cfg: GenCfg,
+    /// Image resolution: 128, 256, 512 or 1024.
+    #[arg(long, default_value_t = 256)]
+    pub res: i64,
+    /// Generator width (reference 128).
+    #[arg(long, default_value_t = 128)]
+    pub ngf: i64,
+}
+
+#[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Images to use instead of the built-in generated shapes (folder or zip).
     #[arg(long)]
@@ -74,6 +90,7 @@ pub struct DemoArgs {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Dataset(a) => run_dataset(a),
+        Command::Info(a) => run_info(a),
         Command::Demo(a) => run_demo(a),
     }
 }
@@ -113,6 +130,16 @@ pub fn make_dataset(
     let summary = prepare(&src, opts, |img| writer.add(&img))?;
     writer.finish()?;
     Ok(summary)
+}
+
+fn run_info(a: InfoArgs) -> Result<()> {
+    let config = GeneratorConfig {
+        ngf: a.ngf,
+        ..GeneratorConfig::new(a.cfg, a.res)
+    };
+    let sections = info::summarize(&config)?;
+    print!("{}", info::render(&config, &sections));
+    Ok(())
 }
 
 fn run_demo(a: DemoArgs) -> Result<()> {

@@ -3,6 +3,7 @@
 //! (depthwise 3x3 + pointwise 1x1, each spectrally normalised). Reference sections 1 and 2.
 //! Variable names follow the official state dict (`synthesis.feat_8.1.weight_orig`, ...).
 use crate::layers::{batch_norm, ConvSpec, SnConv};
+use crate::summary;
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
@@ -164,6 +165,7 @@ impl NoiseInjection {
 #[derive(Debug)]
 struct UpBlock {
     stages: Vec<(Conv3x3, Option<NoiseInjection>, nn::BatchNorm)>,
+    name: String,
 }
 
 impl UpBlock {
@@ -189,7 +191,10 @@ impl UpBlock {
                 ),
             ]
         };
-        UpBlock { stages }
+        UpBlock {
+            stages,
+            name: summary::path_name(&p),
+        }
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
@@ -202,6 +207,7 @@ impl UpBlock {
             }
             x = bn.forward_t(&x, train).glu(1);
         }
+        summary::record(&self.name, &x, 0);
         x
     }
 }
@@ -211,6 +217,7 @@ impl UpBlock {
 struct SeBlock {
     conv4: SnConv,
     conv1: SnConv,
+    name: String,
 }
 
 impl SeBlock {
@@ -219,6 +226,7 @@ impl SeBlock {
         SeBlock {
             conv4: SnConv::new(&(&m / 1), ConvSpec::new(cin, cout, 4)),
             conv1: SnConv::new(&(&m / 3), ConvSpec::new(cout, cout, 1)),
+            name: summary::path_name(&p),
         }
     }
 
@@ -227,7 +235,9 @@ impl SeBlock {
             .conv4
             .forward_t(&small.adaptive_avg_pool2d([4, 4]), train);
         let s = &s * s.sigmoid();
-        big * self.conv1.forward_t(&s, train).sigmoid()
+        let out = big * self.conv1.forward_t(&s, train).sigmoid();
+        summary::record(&self.name, &out, 0);
+        out
     }
 }
 
@@ -236,6 +246,7 @@ impl SeBlock {
 struct InitLayer {
     conv: SnConv,
     bn: nn::BatchNorm,
+    name: String,
 }
 
 impl InitLayer {
@@ -244,14 +255,18 @@ impl InitLayer {
         InitLayer {
             conv: SnConv::new(&(&m / 0), ConvSpec::new(nz, 2 * channel, 4).transposed()),
             bn: batch_norm(&(&m / 1), 2 * channel, 1e-5),
+            name: summary::path_name(&p),
         }
     }
 
     fn forward_t(&self, z: &Tensor, train: bool) -> Tensor {
         let x = z.view([z.size()[0], -1, 1, 1]);
-        self.bn
+        let out = self
+            .bn
             .forward_t(&self.conv.forward_t(&x, train), train)
-            .glu(1)
+            .glu(1);
+        summary::record(&self.name, &out, 0);
+        out
     }
 }
 

@@ -10,6 +10,7 @@ pub mod features;
 pub mod generator;
 pub mod grid;
 pub mod home;
+pub mod info;
 pub mod layers;
 pub mod progress;
 pub mod rng;
