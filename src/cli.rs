@@ -2,7 +2,9 @@
 use crate::dataset::{
     prepare, Background, DatasetWriter, ImageSet, PrepareOptions, Source, Transform,
 };
-use crate::generator::{GenCfg, GeneratorConfig};
+use crate::discriminator::Discriminator;
+use crate::features::frozen_feature_network;
+use crate::generator::{GenCfg, Generator, GeneratorConfig};
 use crate::{grid, home, info};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -79,8 +81,8 @@ pub struct DemoArgs {
     /// Where the demo writes its files.
     #[arg(long, default_value = "runs/demo")]
     pub outdir: PathBuf,
-    /// Resolution of the demo dataset.
-    #[arg(long, default_value_t = 64)]
+    /// Resolution of the demo dataset and networks (128 or more).
+    #[arg(long, default_value_t = 128)]
     pub res: u32,
     /// Use at most this many images.
     #[arg(long, default_value_t = 64)]
@@ -130,6 +132,41 @@ pub fn make_dataset(
     let summary = prepare(&src, opts, |img| writer.add(&img))?;
     writer.finish()?;
     Ok(summary)
+}
+
+/// One forward of G and D (pretrained features) on a small batch; prints the hinge losses.
+fn smoke_pass(set: &ImageSet, res: i64) -> Result<()> {
+    use tch::nn::VarStore;
+    use tch::{Device, Kind, Tensor};
+    let _guard = tch::no_grad_guard();
+    tch::manual_seed(0);
+    let device = Device::cuda_if_available();
+    let gvs = VarStore::new(device);
+    let g = Generator::new(&gvs.root(), &GeneratorConfig::new(GenCfg::Faster, res))?;
+    let weights = home::weight_file(home::EFFNET_FILE)?;
+    let (_fvs, f) = frozen_feature_network(device, res, 0, &weights)?;
+    let dvs = VarStore::new(device);
+    let d = Discriminator::new(&dvs.root());
+    let n = set.num_images().min(4);
+    let real = set
+        .batch(&(0..n).collect::<Vec<_>>())
+        .to_device(device)
+        .to_kind(Kind::Float)
+        / 127.5
+        - 1.0;
+    let z = Tensor::randn([n as i64, 256], (Kind::Float, device));
+    let fake = g.forward_t(&z, true);
+    let (lr, lf) = (d.forward_t(&f, &real, true), d.forward_t(&f, &fake, true));
+    let hinge = |t: Tensor| t.relu().mean(Kind::Float).double_value(&[]);
+    println!(
+        "demo: G -> D pass on {device:?}: fake {:?}, logits {:?}; untrained losses: D real {:.3}, D fake {:.3}, G {:.3}",
+        fake.size(),
+        lr.size(),
+        hinge(-&lr + 1.0),
+        hinge(&lf + 1.0),
+        -lf.mean(Kind::Float).double_value(&[])
+    );
+    Ok(())
 }
 
 fn run_info(a: InfoArgs) -> Result<()> {
@@ -182,18 +219,24 @@ fn run_demo(a: DemoArgs) -> Result<()> {
         out.join("reals.png").display()
     );
 
-    let effnet = home::weight_file(home::EFFNET_FILE)?;
-    let tensors = tch::Tensor::read_safetensors(&effnet)
-        .with_context(|| format!("cannot read {}", effnet.display()))?;
-    let params: i64 = tensors.iter().map(|(_, t)| t.numel() as i64).sum();
-    println!(
-        "demo: EfficientNet-Lite0 weights ok: {} tensors, {params} values ({})",
-        tensors.len(),
-        effnet.display()
-    );
     let fid = home::weight_file(home::FID_FILE)?;
     tch::CModule::load(&fid).with_context(|| format!("cannot load {}", fid.display()))?;
-    println!("demo: FID Inception-v3 ok ({})", fid.display());
+    println!("demo: FID Inception-v3 loads ({})", fid.display());
+
+    // both generator variants side by side, then one G -> D pass on real and fake images
+    for cfg in [GenCfg::Fastgan, GenCfg::Faster] {
+        let config = GeneratorConfig::new(cfg, a.res as i64);
+        let s = info::summarize(&config)?;
+        println!(
+            "demo: {:<8} G {:>11} params {:>6.2} GMAC/img | D heads {} params, one D call {:.2} GMAC/img",
+            cfg.name(),
+            s[0].params,
+            s[0].macs as f64 / 1e9,
+            s[2].params,
+            (s[1].macs + s[2].macs) as f64 / 1e9
+        );
+    }
+    smoke_pass(&set, a.res as i64)?;
     println!("demo: CUDA available: {}", tch::Cuda::is_available());
     Ok(())
 }
