@@ -4,7 +4,9 @@ use crate::dataset::{
 };
 use crate::discriminator::Discriminator;
 use crate::features::frozen_feature_network;
+use crate::generate::{latent_walk, parse_seeds, seed_latent, Network, WalkFormat};
 use crate::generator::{GenCfg, Generator, GeneratorConfig};
+use crate::training::{load_training_set, parse_device, train, ResumeFrom, TrainOptions};
 use crate::{grid, home, info};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -29,6 +31,10 @@ pub struct Cli {
 pub enum Command {
     /// Turn a folder or zip of images into a training set (reference layout, PNG in zip or dir).
     Dataset(DatasetArgs),
+    /// Train a generator on a dataset (prepared, or any folder/zip of images).
+    Train(Box<TrainArgs>),
+    /// Generate images (and latent walks) from a trained network.
+    Generate(GenerateArgs),
     /// Summarise the networks of a configuration: modules, output shapes, parameters, GMACs.
     Info(InfoArgs),
     /// The small default job: prepare a built-in (or given) image set and check the set-up.
@@ -58,6 +64,113 @@ pub struct DatasetArgs {
     /// Replace an existing non-empty destination (only once the new one is complete).
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Resume: by default (--resume auto) re-running the same command with the same \
+--outdir continues the matching run directory from its newest snapshot, with the same kimg, tick, \
+EMA and Adam moments; --resume none starts a new run directory; --resume <snapshot|run dir> \
+continues that run. Ctrl-C writes a snapshot and exits; a second Ctrl-C quits at once.")]
+pub struct TrainArgs {
+    /// Training images: a prepared dataset (dir/zip) or any folder/zip of images (prepared on the fly).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Where run directories are created.
+    #[arg(long, default_value = "runs")]
+    pub outdir: PathBuf,
+    /// Generator configuration.
+    #[arg(long, value_enum, default_value_t = GenCfg::Faster)]
+    pub cfg: GenCfg,
+    /// Resolution (default: the dataset's; 256 for raw images).
+    #[arg(long)]
+    pub res: Option<i64>,
+    /// Total batch size.
+    #[arg(long, default_value_t = 64)]
+    pub batch: i64,
+    /// Images per forward pass; gradients of batch/batch-gpu chunks are summed (default: batch).
+    #[arg(long)]
+    pub batch_gpu: Option<i64>,
+    /// Training length in thousands of real images shown.
+    #[arg(long, default_value_t = 25000.0)]
+    pub kimg: f64,
+    /// Progress line (and stats.jsonl) every this many kimg.
+    #[arg(long, default_value_t = 4.0)]
+    pub tick: f64,
+    /// Snapshot and sample grid every this many ticks (and at the end).
+    #[arg(long, default_value_t = 50)]
+    pub snap: i64,
+    /// Add x-flipped copies of the images.
+    #[arg(long)]
+    pub mirror: bool,
+    /// Random seed (weights, projections, data order, latents).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// auto | none | <snapshot file or run dir> (see below).
+    #[arg(long, default_value = "auto")]
+    pub resume: ResumeFrom,
+    /// Metrics evaluated at snapshots (only `none` in this version).
+    #[arg(long, default_value = "none")]
+    pub metrics: String,
+    /// Number of recent snapshots to keep.
+    #[arg(long, default_value_t = 3)]
+    pub keep: usize,
+    /// auto | cpu | cuda | cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Suffix for the run directory name.
+    #[arg(long)]
+    pub desc: Option<String>,
+    /// Generator width (reference 128; smaller for quick experiments).
+    #[arg(long, default_value_t = 128)]
+    pub ngf: i64,
+    /// Sample grid as COLSxROWS, or auto (the reference's 30x16 at 256 on CUDA, 8x4 on CPU).
+    #[arg(long, default_value = "auto")]
+    pub grid: String,
+    /// Print the resolved options and exit.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// A snapshot file or a run directory (its newest snapshot).
+    #[arg(long)]
+    pub network: PathBuf,
+    /// Seeds: e.g. 0-63 or 1,5,9. Each seed gives the same image every time.
+    #[arg(long, default_value = "0-63")]
+    pub seeds: String,
+    /// Output directory (seedNNNN.png per seed).
+    #[arg(long, default_value = "out")]
+    pub outdir: PathBuf,
+    /// Also tile the images into grid.png, COLSxROWS (e.g. 8x8).
+    #[arg(long)]
+    pub grid: Option<String>,
+    /// Truncation: FastGAN has no mapping network, so only `none` exists (as the reference).
+    #[arg(long, default_value = "none")]
+    pub trunc: String,
+    /// Write a looping latent walk through the seeds instead of single images.
+    #[arg(long)]
+    pub interpolate: bool,
+    /// Frames between consecutive seeds of the walk.
+    #[arg(long, default_value_t = 60)]
+    pub frames: usize,
+    /// Format of the walk.
+    #[arg(long, value_enum, default_value_t = WalkFormat::Gif)]
+    pub format: WalkFormat,
+    /// auto | cpu | cuda | cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+/// Parse `COLSxROWS`.
+fn parse_grid(s: &str) -> Result<(i64, i64)> {
+    let bad = || anyhow::anyhow!("bad grid '{s}': use COLSxROWS such as 8x4");
+    let (c, r) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (c, r): (i64, i64) = (c.trim().parse().map_err(|_| bad())?, r.trim().parse().map_err(|_| bad())?);
+    if c < 1 || r < 1 || c * r > 4096 {
+        return Err(bad());
+    }
+    Ok((c, r))
 }
 
 #[derive(Args, Debug)]
@@ -92,6 +205,8 @@ pub struct DemoArgs {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Dataset(a) => run_dataset(a),
+        Command::Train(a) => run_train(*a),
+        Command::Generate(a) => run_generate(a),
         Command::Info(a) => run_info(a),
         Command::Demo(a) => run_demo(a),
     }
@@ -165,6 +280,92 @@ fn smoke_pass(set: &ImageSet, res: i64) -> Result<()> {
         hinge(-&lr + 1.0),
         hinge(&lf + 1.0),
         -lf.mean(Kind::Float).double_value(&[])
+    );
+    Ok(())
+}
+
+fn run_train(a: TrainArgs) -> Result<()> {
+    let device = parse_device(&a.device)?;
+    let set = load_training_set(&a.data, a.res, a.mirror)?;
+    let resolution = set.resolution as i64;
+    let grid = match a.grid.as_str() {
+        "auto" if device.is_cuda() => TrainOptions::reference_grid(resolution),
+        "auto" => (8, 4),
+        g => parse_grid(g)?,
+    };
+    let opts = TrainOptions {
+        data: a.data.clone(),
+        dataset_name: set.name.clone(),
+        outdir: a.outdir,
+        cfg: a.cfg,
+        resolution,
+        ngf: a.ngf,
+        batch: a.batch,
+        batch_gpu: a.batch_gpu.unwrap_or(a.batch),
+        kimg: a.kimg,
+        tick: a.tick,
+        snap: a.snap,
+        mirror: a.mirror,
+        seed: a.seed,
+        keep: a.keep,
+        metrics: a.metrics.split(',').map(|m| m.trim().to_string()).collect(),
+        device: a.device,
+        desc: a.desc,
+        grid,
+    };
+    opts.validate()?;
+    if a.dry_run {
+        println!("{}", serde_json::to_string_pretty(&opts)?);
+        println!(
+            "dataset: {} images ({} with x-flips) of {r}x{r}; device {device:?}",
+            set.num_images(),
+            set.len(),
+            r = resolution
+        );
+        return Ok(());
+    }
+    train(&opts, set, &a.resume)?;
+    Ok(())
+}
+
+fn run_generate(a: GenerateArgs) -> Result<()> {
+    if a.trunc != "none" {
+        anyhow::bail!("--trunc {}: FastGAN has no mapping network, so truncation does not exist; use --trunc none", a.trunc);
+    }
+    let seeds = parse_seeds(&a.seeds)?;
+    let device = parse_device(&a.device)?;
+    let net = Network::load(&a.network, device)?;
+    std::fs::create_dir_all(&a.outdir).with_context(|| format!("cannot create {}", a.outdir.display()))?;
+    if a.interpolate {
+        if seeds.len() < 2 || a.frames < 1 {
+            anyhow::bail!("--interpolate needs at least two seeds and --frames >= 1");
+        }
+        let out = latent_walk(&net, &seeds, a.frames, a.format, &a.outdir)?;
+        println!("generate: latent walk through {} seeds -> {}", seeds.len(), out.display());
+        return Ok(());
+    }
+    let grid_spec = a.grid.as_deref().map(parse_grid).transpose()?;
+    let pb = crate::progress::bar(seeds.len() as u64, "generating");
+    let mut all = Vec::new();
+    for &seed in &seeds {
+        let img = net.image(&seed_latent(seed, net.g.config.z_dim), seed as i64);
+        grid::save_png(&grid::to_image(&img)?, &a.outdir.join(format!("seed{seed:04}.png")))?;
+        if grid_spec.is_some() {
+            all.push(img);
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    if let Some((cols, rows)) = grid_spec {
+        let n = (cols * rows) as usize;
+        let imgs: Vec<tch::Tensor> = all.into_iter().take(n).collect();
+        grid::save_grid(&tch::Tensor::stack(&imgs, 0), cols as usize, &a.outdir.join("grid.png"))?;
+    }
+    println!(
+        "generate: {} images from {} -> {}",
+        seeds.len(),
+        net.source.display(),
+        a.outdir.display()
     );
     Ok(())
 }

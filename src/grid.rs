@@ -25,9 +25,24 @@ pub fn save_grid(images: &Tensor, cols: usize, path: &Path) -> Result<()> {
     let bytes = Vec::<u8>::try_from(grid.view([-1])).context("grid to bytes")?;
     let img = image::RgbImage::from_raw((cols * w) as u32, (rows * h) as u32, bytes)
         .context("grid buffer size")?;
-    let tmp = path.with_extension("png.tmp");
-    img.save_with_format(&tmp, image::ImageFormat::Png)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    save_png(&img, path)
+}
+
+/// One uint8 CHW image tensor as an RGB image.
+pub fn to_image(chw: &Tensor) -> Result<image::RgbImage> {
+    let (c, h, w) = chw.size3().context("image needs C x H x W")?;
+    if c != 3 || chw.kind() != Kind::Uint8 {
+        bail!("image needs 3 uint8 channels, got {:?} {:?}", chw.size(), chw.kind());
+    }
+    let hwc = chw.permute([1, 2, 0]).to_device(tch::Device::Cpu).contiguous();
+    let bytes = Vec::<u8>::try_from(hwc.view([-1])).context("image to bytes")?;
+    image::RgbImage::from_raw(w as u32, h as u32, bytes).context("image buffer size")
+}
+
+/// Save a PNG atomically (temporary file, then rename).
+pub fn save_png(img: &image::RgbImage, path: &Path) -> Result<()> {
+    crate::checkpoint::atomic_write(path, |w| {
+        img.write_with_encoder(image::codecs::png::PngEncoder::new(w))?;
+        Ok(())
+    })
 }

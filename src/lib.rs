@@ -3,15 +3,22 @@
 //! Modules follow the pipeline: `dataset` turns image folders into training sets and loads them,
 //! `home` locates the pretrained weights installed by `scripts/setup.sh`, `progress` draws bars.
 pub mod cli;
+pub mod checkpoint;
 pub mod dataset;
 pub mod diffaug;
+pub mod ema;
 pub mod discriminator;
 pub mod features;
+pub mod generate;
 pub mod generator;
 pub mod grid;
 pub mod home;
 pub mod info;
 pub mod layers;
+pub mod loss;
+pub mod optim;
 pub mod progress;
 pub mod rng;
+pub mod stats;
+pub mod training;
 pub mod summary;

@@ -2,6 +2,7 @@
 //! RNG or on the device: the demo's synthetic images and the seeded CCM/CSM projections.
 use tch::{Device, Kind, Tensor};
 
+#[derive(Clone, Debug)]
 pub struct SplitMix(pub u64);
 
 impl SplitMix {
@@ -31,5 +32,74 @@ impl SplitMix {
             .reshape(dims)
             .to_kind(Kind::Float)
             .to_device(device)
+    }
+}
+
+/// numpy's legacy `RandomState(seed)`: MT19937 with `randn` by the polar method, so that
+/// `fpgan generate --seeds` draws the same latents as the reference's gen_images.py.
+pub struct NumpyRandomState {
+    mt: [u32; 624],
+    pos: usize,
+    gauss: Option<f64>,
+}
+
+impl NumpyRandomState {
+    pub fn new(seed: u32) -> Self {
+        let mut mt = [0u32; 624];
+        mt[0] = seed;
+        for i in 1..624 {
+            mt[i] = 1_812_433_253u32
+                .wrapping_mul(mt[i - 1] ^ (mt[i - 1] >> 30))
+                .wrapping_add(i as u32);
+        }
+        NumpyRandomState {
+            mt,
+            pos: 624,
+            gauss: None,
+        }
+    }
+
+    fn next_u32(&mut self) -> u32 {
+        if self.pos >= 624 {
+            for i in 0..624 {
+                let y = (self.mt[i] & 0x8000_0000) | (self.mt[(i + 1) % 624] & 0x7fff_ffff);
+                let mut v = self.mt[(i + 397) % 624] ^ (y >> 1);
+                if y & 1 != 0 {
+                    v ^= 0x9908_b0df;
+                }
+                self.mt[i] = v;
+            }
+            self.pos = 0;
+        }
+        let mut y = self.mt[self.pos];
+        self.pos += 1;
+        y ^= y >> 11;
+        y ^= (y << 7) & 0x9d2c_5680;
+        y ^= (y << 15) & 0xefc6_0000;
+        y ^ (y >> 18)
+    }
+
+    /// Uniform double in [0, 1) with 53 random bits (numpy's `random_sample`).
+    pub fn random_sample(&mut self) -> f64 {
+        let a = (self.next_u32() >> 5) as f64;
+        let b = (self.next_u32() >> 6) as f64;
+        (a * 67_108_864.0 + b) / 9_007_199_254_740_992.0
+    }
+
+    /// One standard normal draw (numpy's legacy gauss).
+    pub fn randn(&mut self) -> f64 {
+        if let Some(g) = self.gauss.take() {
+            return g;
+        }
+        loop {
+            let x1 = 2.0 * self.random_sample() - 1.0;
+            let x2 = 2.0 * self.random_sample() - 1.0;
+            let r2 = x1 * x1 + x2 * x2;
+            if r2 < 1.0 && r2 != 0.0 {
+                let f = (-2.0 * r2.ln() / r2).sqrt();
+                self.gauss = Some(f * x1);
+                return f * x2;
+            }
+        }
     }
 }

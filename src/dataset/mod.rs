@@ -4,6 +4,7 @@ pub mod image_ops;
 pub mod loader;
 pub mod prepare;
 pub mod source;
+pub mod stream;
 pub mod synthetic;
 pub mod writer;
 

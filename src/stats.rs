@@ -1,0 +1,73 @@
+//! Training statistics per tick, as the reference's `stats.jsonl`: each name maps to
+//! `{"num", "mean", "std"}` over every scalar reported since the previous tick (tensors count
+//! element-wise; sums stay on the device until the tick). Names with nothing new keep their
+//! previous value.
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use tch::{Kind, Tensor};
+
+struct Acc {
+    num: i64,
+    sum: Tensor,
+    sumsq: Tensor,
+}
+
+#[derive(Default)]
+pub struct Stats {
+    acc: BTreeMap<String, Acc>,
+    last: BTreeMap<String, Value>,
+}
+
+impl Stats {
+    /// Add every element of `t` to `name`.
+    pub fn report(&mut self, name: &str, t: &Tensor) {
+        let t = t.detach().to_kind(Kind::Double);
+        let (s, s2) = (t.sum(Kind::Double), t.square().sum(Kind::Double));
+        match self.acc.get_mut(name) {
+            Some(a) => {
+                a.num += t.numel() as i64;
+                a.sum += s;
+                a.sumsq += s2;
+            }
+            None => {
+                self.acc.insert(
+                    name.to_string(),
+                    Acc {
+                        num: t.numel() as i64,
+                        sum: s,
+                        sumsq: s2,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Add one number to `name`.
+    pub fn report_scalar(&mut self, name: &str, v: f64) {
+        self.report(name, &Tensor::from(v));
+    }
+
+    /// Mean of `name` since the last tick, if anything was reported.
+    pub fn mean(&self, name: &str) -> Option<f64> {
+        self.acc
+            .get(name)
+            .filter(|a| a.num > 0)
+            .map(|a| a.sum.double_value(&[]) / a.num as f64)
+    }
+
+    /// Close the tick: a JSON object with every name (and `timestamp`), and reset the sums.
+    pub fn tick(&mut self, timestamp: f64) -> Value {
+        for (name, a) in std::mem::take(&mut self.acc) {
+            let n = a.num as f64;
+            let mean = a.sum.double_value(&[]) / n;
+            let var = (a.sumsq.double_value(&[]) / n - mean * mean).max(0.0);
+            self.last.insert(
+                name,
+                json!({"num": a.num, "mean": mean, "std": var.sqrt()}),
+            );
+        }
+        let mut m: Map<String, Value> = self.last.clone().into_iter().collect();
+        m.insert("timestamp".into(), json!(timestamp));
+        Value::Object(m)
+    }
+}
