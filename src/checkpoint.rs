@@ -39,8 +39,14 @@ fn kind(dtype: &str) -> Option<(Kind, usize)> {
 }
 
 /// Write `path` atomically: `fill` writes into `<path>.tmp-<pid>`, which is fsynced and renamed.
-pub fn atomic_write(path: &Path, fill: impl FnOnce(&mut BufWriter<File>) -> Result<()>) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+pub fn atomic_write(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
+) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| -> Result<()> {
         let mut w = BufWriter::new(File::create(&tmp)?);
@@ -56,7 +62,12 @@ pub fn atomic_write(path: &Path, fill: impl FnOnce(&mut BufWriter<File>) -> Resu
     if result.is_err() {
         std::fs::remove_file(&tmp).ok();
     }
-    result.with_context(|| format!("cannot write {} (disk full or not writable?)", path.display()))
+    result.with_context(|| {
+        format!(
+            "cannot write {} (disk full or not writable?)",
+            path.display()
+        )
+    })
 }
 
 /// Save `tensors` (any device) and `meta` as one safetensors file.
@@ -125,15 +136,26 @@ pub fn load(path: &Path) -> Result<(BTreeMap<String, Tensor>, Value)> {
             }
             continue;
         }
-        let (k, size) = info["dtype"].as_str().and_then(kind).ok_or_else(|| corrupt("unknown dtype"))?;
-        let shape: Vec<i64> = serde_json::from_value(info["shape"].clone()).map_err(|_| corrupt("bad shape"))?;
-        let off: Vec<usize> =
-            serde_json::from_value(info["data_offsets"].clone()).map_err(|_| corrupt("bad offsets"))?;
+        let (k, size) = info["dtype"]
+            .as_str()
+            .and_then(kind)
+            .ok_or_else(|| corrupt("unknown dtype"))?;
+        let shape: Vec<i64> =
+            serde_json::from_value(info["shape"].clone()).map_err(|_| corrupt("bad shape"))?;
+        let off: Vec<usize> = serde_json::from_value(info["data_offsets"].clone())
+            .map_err(|_| corrupt("bad offsets"))?;
         let numel: i64 = shape.iter().product();
-        if off.len() != 2 || off[1] > data.len() || off[1] < off[0] || off[1] - off[0] != numel as usize * size {
+        if off.len() != 2
+            || off[1] > data.len()
+            || off[1] < off[0]
+            || off[1] - off[0] != numel as usize * size
+        {
             return Err(corrupt(&format!("tensor {name} lies outside the file")));
         }
-        tensors.insert(name, Tensor::from_data_size(&data[off[0]..off[1]], &shape, k));
+        tensors.insert(
+            name,
+            Tensor::from_data_size(&data[off[0]..off[1]], &shape, k),
+        );
     }
     Ok((tensors, meta))
 }
@@ -165,7 +187,10 @@ pub fn import(
             }
             let key = format!("{prefix}{name}");
             let t = tensors.get(&key).with_context(|| {
-                format!("{} lacks {key}: not a snapshot of this configuration", source.display())
+                format!(
+                    "{} lacks {key}: not a snapshot of this configuration",
+                    source.display()
+                )
             })?;
             if t.size() != var.size() {
                 bail!(

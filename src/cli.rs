@@ -67,10 +67,12 @@ pub struct DatasetArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(after_help = "Resume: by default (--resume auto) re-running the same command with the same \
+#[command(
+    after_help = "Resume: by default (--resume auto) re-running the same command with the same \
 --outdir continues the matching run directory from its newest snapshot, with the same kimg, tick, \
 EMA and Adam moments; --resume none starts a new run directory; --resume <snapshot|run dir> \
-continues that run. Ctrl-C writes a snapshot and exits; a second Ctrl-C quits at once.")]
+continues that run. Ctrl-C writes a snapshot and exits; a second Ctrl-C quits at once."
+)]
 pub struct TrainArgs {
     /// Training images: a prepared dataset (dir/zip) or any folder/zip of images (prepared on the fly).
     #[arg(long)]
@@ -166,7 +168,10 @@ pub struct GenerateArgs {
 fn parse_grid(s: &str) -> Result<(i64, i64)> {
     let bad = || anyhow::anyhow!("bad grid '{s}': use COLSxROWS such as 8x4");
     let (c, r) = s.split_once(['x', 'X']).ok_or_else(bad)?;
-    let (c, r): (i64, i64) = (c.trim().parse().map_err(|_| bad())?, r.trim().parse().map_err(|_| bad())?);
+    let (c, r): (i64, i64) = (
+        c.trim().parse().map_err(|_| bad())?,
+        r.trim().parse().map_err(|_| bad())?,
+    );
     if c < 1 || r < 1 || c * r > 4096 {
         return Err(bad());
     }
@@ -335,13 +340,18 @@ fn run_generate(a: GenerateArgs) -> Result<()> {
     let seeds = parse_seeds(&a.seeds)?;
     let device = parse_device(&a.device)?;
     let net = Network::load(&a.network, device)?;
-    std::fs::create_dir_all(&a.outdir).with_context(|| format!("cannot create {}", a.outdir.display()))?;
+    std::fs::create_dir_all(&a.outdir)
+        .with_context(|| format!("cannot create {}", a.outdir.display()))?;
     if a.interpolate {
         if seeds.len() < 2 || a.frames < 1 {
             anyhow::bail!("--interpolate needs at least two seeds and --frames >= 1");
         }
         let out = latent_walk(&net, &seeds, a.frames, a.format, &a.outdir)?;
-        println!("generate: latent walk through {} seeds -> {}", seeds.len(), out.display());
+        println!(
+            "generate: latent walk through {} seeds -> {}",
+            seeds.len(),
+            out.display()
+        );
         return Ok(());
     }
     let grid_spec = a.grid.as_deref().map(parse_grid).transpose()?;
@@ -349,7 +359,10 @@ fn run_generate(a: GenerateArgs) -> Result<()> {
     let mut all = Vec::new();
     for &seed in &seeds {
         let img = net.image(&seed_latent(seed, net.g.config.z_dim), seed as i64);
-        grid::save_png(&grid::to_image(&img)?, &a.outdir.join(format!("seed{seed:04}.png")))?;
+        grid::save_png(
+            &grid::to_image(&img)?,
+            &a.outdir.join(format!("seed{seed:04}.png")),
+        )?;
         if grid_spec.is_some() {
             all.push(img);
         }
@@ -359,7 +372,11 @@ fn run_generate(a: GenerateArgs) -> Result<()> {
     if let Some((cols, rows)) = grid_spec {
         let n = (cols * rows) as usize;
         let imgs: Vec<tch::Tensor> = all.into_iter().take(n).collect();
-        grid::save_grid(&tch::Tensor::stack(&imgs, 0), cols as usize, &a.outdir.join("grid.png"))?;
+        grid::save_grid(
+            &tch::Tensor::stack(&imgs, 0),
+            cols as usize,
+            &a.outdir.join("grid.png"),
+        )?;
     }
     println!(
         "generate: {} images from {} -> {}",

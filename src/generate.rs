@@ -20,7 +20,8 @@ pub fn parse_seeds(s: &str) -> Result<Vec<u32>> {
         let bad = || anyhow::anyhow!("bad --seeds '{s}': use e.g. 0-63 or 1,5,9");
         match part.split_once('-') {
             Some((a, b)) => {
-                let (a, b): (u32, u32) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                let (a, b): (u32, u32) =
+                    (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
                 if b < a {
                     return Err(bad());
                 }
@@ -57,14 +58,16 @@ pub struct Network {
 impl Network {
     pub fn load(path: &Path, device: Device) -> Result<Self> {
         let file = if path.is_dir() {
-            snapshots_in(path)
-                .into_iter()
-                .next()
-                .with_context(|| format!("{} holds no network-snapshot-*.safetensors", path.display()))?
+            snapshots_in(path).into_iter().next().with_context(|| {
+                format!("{} holds no network-snapshot-*.safetensors", path.display())
+            })?
         } else if path.is_file() {
             path.to_path_buf()
         } else {
-            bail!("--network {}: no such snapshot file or run directory", path.display());
+            bail!(
+                "--network {}: no such snapshot file or run directory",
+                path.display()
+            );
         };
         let (t, meta) = checkpoint::load(&file)?;
         let snap = SnapshotMeta::from_json(&meta, &file)?;
@@ -95,7 +98,10 @@ impl Network {
 /// Spherical interpolation between two latents.
 pub fn slerp(a: &Tensor, b: &Tensor, t: f64) -> Tensor {
     let (na, nb) = (a / a.norm(), b / b.norm());
-    let dot = (&na * &nb).sum(Kind::Float).clamp(-1.0, 1.0).double_value(&[]);
+    let dot = (&na * &nb)
+        .sum(Kind::Float)
+        .clamp(-1.0, 1.0)
+        .double_value(&[]);
     let omega = dot.acos();
     if omega.abs() < 1e-6 {
         return a * (1.0 - t) + b * t;
@@ -135,7 +141,8 @@ pub fn latent_walk(
     match format {
         WalkFormat::PngFrames => {
             let dir = outdir.join("walk");
-            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
             for (k, img) in images.iter().enumerate() {
                 grid::save_png(img, &dir.join(format!("frame{k:05}.png")))?;
             }

@@ -32,9 +32,16 @@ pub fn save_grid(images: &Tensor, cols: usize, path: &Path) -> Result<()> {
 pub fn to_image(chw: &Tensor) -> Result<image::RgbImage> {
     let (c, h, w) = chw.size3().context("image needs C x H x W")?;
     if c != 3 || chw.kind() != Kind::Uint8 {
-        bail!("image needs 3 uint8 channels, got {:?} {:?}", chw.size(), chw.kind());
+        bail!(
+            "image needs 3 uint8 channels, got {:?} {:?}",
+            chw.size(),
+            chw.kind()
+        );
     }
-    let hwc = chw.permute([1, 2, 0]).to_device(tch::Device::Cpu).contiguous();
+    let hwc = chw
+        .permute([1, 2, 0])
+        .to_device(tch::Device::Cpu)
+        .contiguous();
     let bytes = Vec::<u8>::try_from(hwc.view([-1])).context("image to bytes")?;
     image::RgbImage::from_raw(w as u32, h as u32, bytes).context("image buffer size")
 }

@@ -2,12 +2,12 @@
 //!
 //! Modules follow the pipeline: `dataset` turns image folders into training sets and loads them,
 //! `home` locates the pretrained weights installed by `scripts/setup.sh`, `progress` draws bars.
-pub mod cli;
 pub mod checkpoint;
+pub mod cli;
 pub mod dataset;
 pub mod diffaug;
-pub mod ema;
 pub mod discriminator;
+pub mod ema;
 pub mod features;
 pub mod generate;
 pub mod generator;
@@ -20,5 +20,5 @@ pub mod optim;
 pub mod progress;
 pub mod rng;
 pub mod stats;
-pub mod training;
 pub mod summary;
+pub mod training;

@@ -104,7 +104,10 @@ impl Adam {
                     continue;
                 }
                 let g = g.nan_to_num(0.0, 1e5, -1e5);
-                let _ = s.exp_avg.g_mul_scalar_(c.beta1).g_add_(&(&g * (1.0 - c.beta1)));
+                let _ = s
+                    .exp_avg
+                    .g_mul_scalar_(c.beta1)
+                    .g_add_(&(&g * (1.0 - c.beta1)));
                 let _ = s
                     .exp_avg_sq
                     .g_mul_scalar_(c.beta2)

@@ -61,10 +61,8 @@ impl Stats {
             let n = a.num as f64;
             let mean = a.sum.double_value(&[]) / n;
             let var = (a.sumsq.double_value(&[]) / n - mean * mean).max(0.0);
-            self.last.insert(
-                name,
-                json!({"num": a.num, "mean": mean, "std": var.sqrt()}),
-            );
+            self.last
+                .insert(name, json!({"num": a.num, "mean": mean, "std": var.sqrt()}));
         }
         let mut m: Map<String, Value> = self.last.clone().into_iter().collect();
         m.insert("timestamp".into(), json!(timestamp));

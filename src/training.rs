@@ -88,7 +88,10 @@ impl TrainOptions {
 
     /// The reference grid: clip(7680 // R, 7, 32) x clip(4320 // R, 4, 32) images.
     pub fn reference_grid(resolution: i64) -> (i64, i64) {
-        ((7680 / resolution).clamp(7, 32), (4320 / resolution).clamp(4, 32))
+        (
+            (7680 / resolution).clamp(7, 32),
+            (4320 / resolution).clamp(4, 32),
+        )
     }
 }
 
@@ -202,7 +205,8 @@ impl Trainer {
 
     fn report_scores(&mut self, kind: &str, logits: &Tensor) {
         self.stats.report(&format!("Loss/scores/{kind}"), logits);
-        self.stats.report(&format!("Loss/signs/{kind}"), &logits.sign());
+        self.stats
+            .report(&format!("Loss/signs/{kind}"), &logits.sign());
     }
 
     /// One iteration on a uint8 batch of `batch` real images.
@@ -241,7 +245,9 @@ impl Trainer {
             self.report_scores("fake", &lf);
             let loss_gen = discriminator_fake_loss(&lf);
             loss_gen.backward();
-            let lr = self.d.forward_t(&self.features, &real.narrow(0, c * chunk, chunk), true);
+            let lr = self
+                .d
+                .forward_t(&self.features, &real.narrow(0, c * chunk, chunk), true);
             self.report_scores("real", &lr);
             let loss_real = discriminator_real_loss(&lr);
             loss_real.backward();
@@ -289,7 +295,10 @@ impl Trainer {
         for (p, opt) in [("opt_G.", &self.opt_g), ("opt_D.", &self.opt_d)] {
             for s in &opt.slots {
                 t.push((format!("{p}exp_avg.{}", s.name), s.exp_avg.shallow_clone()));
-                t.push((format!("{p}exp_avg_sq.{}", s.name), s.exp_avg_sq.shallow_clone()));
+                t.push((
+                    format!("{p}exp_avg_sq.{}", s.name),
+                    s.exp_avg_sq.shallow_clone(),
+                ));
             }
         }
         t.push(("grid_z".into(), self.grid_z.shallow_clone()));
@@ -331,9 +340,14 @@ impl Trainer {
         tch::no_grad(|| -> Result<()> {
             for (p, opt) in [("opt_G.", &mut self.opt_g), ("opt_D.", &mut self.opt_d)] {
                 for s in &mut opt.slots {
-                    for (what, dst) in [("exp_avg", &mut s.exp_avg), ("exp_avg_sq", &mut s.exp_avg_sq)] {
+                    for (what, dst) in [
+                        ("exp_avg", &mut s.exp_avg),
+                        ("exp_avg_sq", &mut s.exp_avg_sq),
+                    ] {
                         let key = format!("{p}{what}.{}", s.name);
-                        let src = t.get(&key).with_context(|| format!("{} lacks {key}", path.display()))?;
+                        let src = t
+                            .get(&key)
+                            .with_context(|| format!("{} lacks {key}", path.display()))?;
                         dst.copy_(src);
                     }
                 }
@@ -363,23 +377,34 @@ pub struct SnapshotMeta {
 impl SnapshotMeta {
     pub fn from_json(meta: &serde_json::Value, path: &Path) -> Result<Self> {
         if meta["format"] != "fpgan-snapshot" {
-            bail!("{} is not an fpgan snapshot (no fpgan metadata)", path.display());
+            bail!(
+                "{} is not an fpgan snapshot (no fpgan metadata)",
+                path.display()
+            );
         }
         let get = |k: &str| meta.get(k).cloned().unwrap_or_default();
         let bad = |k: &str| format!("{}: bad '{k}' in the snapshot metadata", path.display());
         Ok(SnapshotMeta {
             options: serde_json::from_value(get("options")).with_context(|| bad("options"))?,
-            generator: serde_json::from_value(get("generator")).with_context(|| bad("generator"))?,
+            generator: serde_json::from_value(get("generator"))
+                .with_context(|| bad("generator"))?,
             progress: serde_json::from_value(get("progress")).with_context(|| bad("progress"))?,
-            opt_g_step: meta["opt_G"]["step"].as_i64().with_context(|| bad("opt_G"))?,
-            opt_d_step: meta["opt_D"]["step"].as_i64().with_context(|| bad("opt_D"))?,
+            opt_g_step: meta["opt_G"]["step"]
+                .as_i64()
+                .with_context(|| bad("opt_G"))?,
+            opt_d_step: meta["opt_D"]["step"]
+                .as_i64()
+                .with_context(|| bad("opt_D"))?,
         })
     }
 }
 
 /// Generator output in [-1, 1] to uint8 for image files: rint((x + 1) * 127.5), clipped.
 pub fn to_uint8_grid(x: &Tensor) -> Tensor {
-    ((x + 1.0) * 127.5).round().clamp(0.0, 255.0).to_kind(Kind::Uint8)
+    ((x + 1.0) * 127.5)
+        .round()
+        .clamp(0.0, 255.0)
+        .to_kind(Kind::Uint8)
 }
 
 /// Wall time of the training phases (synchronising CUDA so that the times are real).
@@ -432,6 +457,15 @@ impl std::str::FromStr for ResumeFrom {
 }
 
 pub const SNAPSHOT_PREFIX: &str = "network-snapshot-";
+
+/// `network-snapshot-<kimg with 3 decimals, zero-padded>.safetensors`, e.g.
+/// `network-snapshot-000200.000.safetensors`: unique per snapshot and sorted by progress.
+pub fn snapshot_name(cur_nimg: i64) -> String {
+    format!(
+        "{SNAPSHOT_PREFIX}{:010.3}.safetensors",
+        cur_nimg as f64 / 1000.0
+    )
+}
 
 /// Snapshots in `dir`, newest first.
 pub fn snapshots_in(dir: &Path) -> Vec<PathBuf> {
@@ -506,9 +540,11 @@ fn cpu_mem_gb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
         })
         .map(|kb| kb / 1024.0 / 1024.0)
         .unwrap_or(0.0)
@@ -543,22 +579,34 @@ fn resolve_run(opts: &TrainOptions, resume: &ResumeFrom) -> Result<(PathBuf, Opt
         ResumeFrom::Never => Ok((new_dir, None)),
         ResumeFrom::Path(p) if p.is_dir() => {
             let snap = snapshots_in(p).into_iter().next().with_context(|| {
-                format!("{} holds no {SNAPSHOT_PREFIX}*.safetensors to resume from", p.display())
+                format!(
+                    "{} holds no {SNAPSHOT_PREFIX}*.safetensors to resume from",
+                    p.display()
+                )
             })?;
             Ok((p.clone(), Some(snap)))
         }
         ResumeFrom::Path(p) => {
             if !p.is_file() {
-                bail!("--resume {}: no such snapshot file or run directory", p.display());
+                bail!(
+                    "--resume {}: no such snapshot file or run directory",
+                    p.display()
+                );
             }
-            let dir = p.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+            let dir = p
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."));
             Ok((dir, Some(p.clone())))
         }
         ResumeFrom::Auto => {
             let matching: Vec<&PathBuf> = dirs
                 .iter()
                 .map(|(_, d)| d)
-                .filter(|d| d.file_name().is_some_and(|n| n.to_string_lossy().get(6..) == Some(desc.as_str())))
+                .filter(|d| {
+                    d.file_name()
+                        .is_some_and(|n| n.to_string_lossy().get(6..) == Some(desc.as_str()))
+                })
                 .collect();
             match matching.as_slice() {
                 [d] => {
@@ -579,7 +627,8 @@ pub fn train(opts: &TrainOptions, set: ImageSet, resume: &ResumeFrom) -> Result<
         tch::Cuda::cudnn_set_benchmark(true);
     }
     let (run_dir, snapshot) = resolve_run(opts, resume)?;
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
+    std::fs::create_dir_all(&run_dir)
+        .with_context(|| format!("cannot create {}", run_dir.display()))?;
     let mut trainer = Trainer::new(opts, device)?;
     let fresh = snapshot.is_none();
     let pb = progress::bar((opts.kimg * 1000.0).ceil() as u64, "training");
@@ -593,14 +642,20 @@ pub fn train(opts: &TrainOptions, set: ImageSet, resume: &ResumeFrom) -> Result<
         .append(true)
         .open(run_dir.join("log.txt"))
         .with_context(|| format!("cannot write {}", run_dir.join("log.txt").display()))?;
-    let mut log = Log { file, pb: pb.clone() };
+    let mut log = Log {
+        file,
+        pb: pb.clone(),
+    };
     if let Some(snap) = &snapshot {
         trainer.restore(snap).or_else(|e| {
             // an unreadable newest snapshot: fall back to the previous one in auto mode
             let older = snapshots_in(&run_dir).into_iter().find(|p| p != snap);
             match (resume, older) {
                 (ResumeFrom::Auto, Some(prev)) => {
-                    log.line(&format!("warning: {e:#}; resuming from {} instead", prev.display()));
+                    log.line(&format!(
+                        "warning: {e:#}; resuming from {} instead",
+                        prev.display()
+                    ));
                     trainer.restore(&prev)
                 }
                 _ => Err(e),
@@ -616,7 +671,9 @@ pub fn train(opts: &TrainOptions, set: ImageSet, resume: &ResumeFrom) -> Result<
     } else {
         log.line(&format!("Starting {} on {device:?}", run_dir.display()));
         let json = serde_json::to_string_pretty(opts)?;
-        checkpoint::atomic_write(&run_dir.join("training_options.json"), |w| Ok(w.write_all(json.as_bytes())?))?;
+        checkpoint::atomic_write(&run_dir.join("training_options.json"), |w| {
+            Ok(w.write_all(json.as_bytes())?)
+        })?;
     }
     if trainer.progress.cur_nimg as f64 >= opts.kimg * 1000.0 {
         log.line(&format!(
@@ -634,9 +691,15 @@ pub fn train(opts: &TrainOptions, set: ImageSet, resume: &ResumeFrom) -> Result<
         for i in (1..order.len()).rev() {
             order.swap(i, rng.below(i as u32 + 1) as usize);
         }
-        let idx: Vec<usize> = (0..(gw * gh) as usize).map(|k| order[k % order.len()]).collect();
+        let idx: Vec<usize> = (0..(gw * gh) as usize)
+            .map(|k| order[k % order.len()])
+            .collect();
         grid::save_grid(&set.batch(&idx), gw as usize, &run_dir.join("reals.png"))?;
-        grid::save_grid(&trainer.fakes(), gw as usize, &run_dir.join("fakes_init.png"))?;
+        grid::save_grid(
+            &trainer.fakes(),
+            gw as usize,
+            &run_dir.join("fakes_init.png"),
+        )?;
     }
     install_ctrlc();
     STOP.store(false, Ordering::SeqCst);
@@ -677,7 +740,8 @@ pub fn train(opts: &TrainOptions, set: ImageSet, resume: &ResumeFrom) -> Result<
             }
         }
         let elapsed = start.elapsed().as_secs_f64();
-        let rate = (p.cur_nimg - tick_start_nimg) as f64 / tick_start.elapsed().as_secs_f64().max(1e-9);
+        let rate =
+            (p.cur_nimg - tick_start_nimg) as f64 / tick_start.elapsed().as_secs_f64().max(1e-9);
         pb.set_position(p.cur_nimg.min(total_nimg) as u64);
         pb.set_message(format!(
             "kimg {:.2}/{} | {:.1} img/s | {:.1} s/kimg | ETA {} | G {:.3} D {:.3} | cpu {:.1} GB",
@@ -737,9 +801,10 @@ pub fn train(opts: &TrainOptions, set: ImageSet, resume: &ResumeFrom) -> Result<
         trainer.progress.cur_tick += 1;
         trainer.progress.total_sec = total_sec;
         if done || stop || tick % opts.snap == 0 {
-            let name = format!("{:06}", trainer.progress.cur_nimg / 1000);
-            grid::save_grid(&trainer.fakes(), gw as usize, &run_dir.join(format!("fakes{name}.png")))?;
-            let path = run_dir.join(format!("{SNAPSHOT_PREFIX}{name}.safetensors"));
+            let nimg = trainer.progress.cur_nimg;
+            let fakes = run_dir.join(format!("fakes{:06}.png", nimg / 1000));
+            grid::save_grid(&trainer.fakes(), gw as usize, &fakes)?;
+            let path = run_dir.join(snapshot_name(nimg));
             trainer.save(&path)?;
             last_good = Some(path.clone());
             prune_snapshots(&run_dir, opts.keep, &path);
@@ -753,7 +818,10 @@ pub fn train(opts: &TrainOptions, set: ImageSet, resume: &ResumeFrom) -> Result<
             log.line(&format!(
                 "Stopped at kimg {:.3}; snapshot {}. Run the same command again to resume.",
                 trainer.progress.cur_nimg as f64 / 1e3,
-                last_good.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+                last_good
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
             ));
             return Ok(run_dir);
         }
@@ -767,7 +835,9 @@ pub fn train(opts: &TrainOptions, set: ImageSet, resume: &ResumeFrom) -> Result<
         trainer.progress.cur_nimg as f64 / 1e3,
         format_time(start.elapsed().as_secs_f64()),
         run_dir.join("fakes*.png").display(),
-        last_good.map(|p| p.display().to_string()).unwrap_or_default()
+        last_good
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
     ));
     Ok(run_dir)
 }

@@ -63,7 +63,13 @@ pub struct BatchStream {
 
 impl BatchStream {
     /// Start after `skip` items of the sampler seeded with `seed`; keeps `prefetch` batches ready.
-    pub fn start(set: Arc<ImageSet>, batch: usize, seed: u64, skip: usize, prefetch: usize) -> Self {
+    pub fn start(
+        set: Arc<ImageSet>,
+        batch: usize,
+        seed: u64,
+        skip: usize,
+        prefetch: usize,
+    ) -> Self {
         let (tx, rx) = sync_channel(prefetch.max(1));
         std::thread::Builder::new()
             .name("fpgan-data".into())

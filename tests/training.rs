@@ -1,0 +1,573 @@
+//! Training on CPU with tiny widths: updates, EMA, frozen features, snapshots, exact resume,
+//! SIGKILL and Ctrl-C, corrupt checkpoints, generate, output files.
+use fpgan::checkpoint;
+use fpgan::ema::EmaSchedule;
+use fpgan::generate::seed_latent;
+use fpgan::generator::GenCfg;
+use fpgan::optim::{Adam, AdamConfig};
+use fpgan::training::{snapshots_in, SnapshotMeta, TrainOptions, Trainer};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+use tch::{nn, Device, Kind, Tensor};
+
+fn fpgan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fpgan"))
+        .args(args)
+        .output()
+        .expect("run fpgan")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A folder of 12 generated RGBA images (prepared on the fly by `train --res 128`).
+fn shapes(dir: &Path) -> PathBuf {
+    let d = dir.join("shapes");
+    fpgan::dataset::synthetic::write_shapes(&d, 12, 7).unwrap();
+    d
+}
+
+fn options(outdir: &Path) -> TrainOptions {
+    TrainOptions {
+        data: PathBuf::from("unused"),
+        dataset_name: "test".into(),
+        outdir: outdir.to_path_buf(),
+        cfg: GenCfg::Faster,
+        resolution: 128,
+        ngf: 8,
+        batch: 4,
+        batch_gpu: 2,
+        kimg: 1.0,
+        tick: 1.0,
+        snap: 1,
+        mirror: false,
+        seed: 0,
+        keep: 3,
+        metrics: vec!["none".into()],
+        device: "cpu".into(),
+        desc: None,
+        grid: (2, 1),
+    }
+}
+
+fn copy_vars(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut v: Vec<_> = vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (n, t.copy()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn changed(vs: &nn::VarStore, before: &[(String, Tensor)], trainable_only: bool) -> usize {
+    let now = vs.variables();
+    before
+        .iter()
+        .filter(|(n, _)| !trainable_only || now[n].requires_grad())
+        .filter(|(n, t)| !now[n].equal(t))
+        .count()
+}
+
+#[test]
+fn iterations_update_g_d_and_ema_and_never_the_feature_network() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut t = Trainer::new(&options(tmp.path()), Device::Cpu).unwrap();
+    let (g0, d0, f0) = (copy_vars(&t.gvs), copy_vars(&t.dvs), copy_vars(&t.fvs));
+    let ema0 = copy_vars(&t.ema_vs);
+    let reals = Tensor::randint(256, [4, 3, 128, 128], (Kind::Uint8, Device::Cpu));
+    let l = t.step(&reals).unwrap();
+    assert!(l.g.is_finite() && l.d.is_finite());
+    // first update: beta = 0, so G_ema equals G exactly
+    let g = t.gvs.variables();
+    for (n, e) in t.ema_vs.variables() {
+        assert!(
+            e.equal(&g[&n]),
+            "{n}: G_ema must equal G after the first update"
+        );
+    }
+    t.step(&reals).unwrap();
+    let g_trainable = t.gvs.trainable_variables().len();
+    // parameters unused at 128 (feat_256, se_256) get no gradient and do not move
+    let unused = t
+        .gvs
+        .variables()
+        .keys()
+        .filter(|n| n.contains("_256."))
+        .filter(|n| t.gvs.variables()[*n].requires_grad())
+        .count();
+    assert_eq!(
+        changed(&t.gvs, &g0, true),
+        g_trainable - unused,
+        "every used G parameter moved"
+    );
+    assert_eq!(
+        changed(&t.dvs, &d0, true),
+        t.dvs.trainable_variables().len(),
+        "every D parameter moved"
+    );
+    assert!(changed(&t.ema_vs, &ema0, false) > 0);
+    assert_eq!(
+        changed(&t.fvs, &f0, false),
+        0,
+        "the feature network never changes"
+    );
+    assert_eq!(
+        (
+            t.progress.cur_nimg,
+            t.progress.batch_idx,
+            t.opt_g.step,
+            t.opt_d.step
+        ),
+        (8, 2, 2, 2)
+    );
+}
+
+#[test]
+fn ema_schedule_follows_the_reference() {
+    let s = EmaSchedule::for_batch(64);
+    assert_eq!(s.ema_kimg, 20.0);
+    assert_eq!(s.beta(0, 64), 0.0);
+    let fin = s.beta(10_000_000, 64);
+    assert!((fin - 0.5f64.powf(1.0 / 312.5)).abs() < 1e-12 && (fin - 0.99778).abs() < 1e-5);
+    // during the rampup: ema_nimg = 0.05 * cur_nimg
+    assert!((s.beta(64_000, 64) - 0.5f64.powf(64.0 / 3200.0)).abs() < 1e-12);
+}
+
+#[test]
+fn adam_steps_like_the_reference_and_cleans_non_finite_gradients() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let p = vs.root().var("p", &[4], nn::Init::Const(1.0));
+    let mut opt = Adam::new(&vs, AdamConfig::generator());
+    let mut g = p.grad();
+    assert!(!g.defined());
+    (&p * Tensor::from_slice(&[2.0f32, -3.0, 0.0, 1.0]))
+        .sum(Kind::Float)
+        .backward();
+    g = p.grad();
+    let _ = g.narrow(0, 2, 1).fill_(f64::NAN);
+    opt.step();
+    // b1 = 0: first step moves by lr * g/|g| (bias-corrected v = g^2); NaN gradient -> 0 -> no move
+    let want = [1.0 - 2e-4, 1.0 + 2e-4, 1.0, 1.0 - 2e-4];
+    for (i, w) in want.iter().enumerate() {
+        assert!(
+            (p.double_value(&[i as i64]) - w).abs() < 1e-7,
+            "{i}: {}",
+            p.double_value(&[i as i64])
+        );
+    }
+    assert_eq!(opt.step, 1);
+    let d = AdamConfig::discriminator();
+    assert!((d.lr - 1.88235e-4).abs() < 1e-9 && (d.beta2 - 0.9905855).abs() < 1e-7);
+}
+
+fn train_args<'a>(data: &'a str, out: &'a str, kimg: &'a str) -> Vec<&'a str> {
+    vec![
+        "train", "--data", data, "--outdir", out, "--res", "128", "--cfg", "faster", "--ngf", "8",
+        "--batch", "2", "--tick", "0.004", "--snap", "1", "--grid", "2x1", "--device", "cpu",
+        "--kimg", kimg,
+    ]
+}
+
+fn run_dir(out: &Path) -> PathBuf {
+    std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap()
+}
+
+fn load(p: &Path) -> (std::collections::BTreeMap<String, Tensor>, SnapshotMeta) {
+    let (t, m) = checkpoint::load(p).unwrap();
+    (t, SnapshotMeta::from_json(&m, p).unwrap())
+}
+
+#[test]
+fn a_resumed_run_continues_exactly_where_the_uninterrupted_one_goes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    let data = data.to_str().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let o = fpgan(&train_args(data, a.to_str().unwrap(), "0.012"));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = fpgan(&train_args(data, b.to_str().unwrap(), "0.006"));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = fpgan(&train_args(data, b.to_str().unwrap(), "0.012"));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("Resuming") && out.contains("at kimg 0.006"),
+        "{out}"
+    );
+    let (ta, ma) = load(&snapshots_in(&run_dir(&a))[0]);
+    let (tb, mb) = load(&snapshots_in(&run_dir(&b))[0]);
+    assert_eq!(ma.progress.cur_nimg, 12);
+    assert_eq!(
+        (
+            ma.progress.cur_nimg,
+            ma.progress.batch_idx,
+            ma.progress.cur_tick
+        ),
+        (
+            mb.progress.cur_nimg,
+            mb.progress.batch_idx,
+            mb.progress.cur_tick
+        )
+    );
+    assert_eq!((ma.opt_g_step, ma.opt_d_step), (6, 6));
+    assert_eq!((mb.opt_g_step, mb.opt_d_step), (6, 6));
+    assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
+    for (name, t) in &ta {
+        assert!(
+            t.equal(&tb[name]),
+            "{name} differs between the uninterrupted and the resumed run"
+        );
+    }
+}
+
+#[test]
+fn sigkill_between_snapshots_resumes_from_the_last_one_and_a_corrupt_one_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    let out = tmp.path().join("runs");
+    let args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), "1");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fpgan"))
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let n = out
+            .read_dir()
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|d| snapshots_in(&d.unwrap().path()).len());
+        if n.unwrap_or(0) >= 2 {
+            std::thread::sleep(Duration::from_millis(700)); // kill between snapshots
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no snapshots appeared"
+        );
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let dir = run_dir(&out);
+    let snaps = snapshots_in(&dir);
+    assert!(snaps.len() >= 2);
+    let (t, meta) = load(&snaps[0]);
+
+    // the restored trainer holds exactly the snapshot's counters and optimizer state
+    let mut trainer = Trainer::new(&meta.options, Device::Cpu).unwrap();
+    trainer.restore(&snaps[0]).unwrap();
+    assert_eq!(trainer.progress, meta.progress);
+    assert_eq!(
+        (trainer.opt_g.step, trainer.opt_d.step),
+        (meta.opt_g_step, meta.opt_d_step)
+    );
+    for (p, opt) in [("opt_G", &trainer.opt_g), ("opt_D", &trainer.opt_d)] {
+        for s in &opt.slots {
+            assert!(
+                s.exp_avg.equal(&t[&format!("{p}.exp_avg.{}", s.name)]),
+                "{p} {}",
+                s.name
+            );
+            assert!(
+                s.exp_avg_sq
+                    .equal(&t[&format!("{p}.exp_avg_sq.{}", s.name)]),
+                "{p} {}",
+                s.name
+            );
+        }
+    }
+    assert!(
+        trainer.opt_d.step > 0
+            && trainer.opt_d.slots.iter().any(|s| s
+                .exp_avg_sq
+                .abs()
+                .sum(Kind::Float)
+                .double_value(&[])
+                > 0.0)
+    );
+
+    // a truncated newest snapshot: clear error by name, the previous one still works,
+    // and auto-resume falls back to it
+    let bytes = std::fs::read(&snaps[0]).unwrap();
+    std::fs::write(&snaps[0], &bytes[..bytes.len() / 2]).unwrap();
+    let o = fpgan(&[
+        "generate",
+        "--network",
+        snaps[0].to_str().unwrap(),
+        "--seeds",
+        "0",
+        "--outdir",
+        tmp.path().join("g").to_str().unwrap(),
+    ]);
+    let err = text(&o.stderr);
+    assert!(
+        !o.status.success()
+            && err.contains("truncated or corrupt")
+            && err.contains(snaps[0].to_str().unwrap()),
+        "{err}"
+    );
+    let o = fpgan(&[
+        "generate",
+        "--network",
+        snaps[1].to_str().unwrap(),
+        "--seeds",
+        "0",
+        "--outdir",
+        tmp.path().join("g").to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let (_, prev) = load(&snaps[1]);
+    let target = format!("{:.3}", (prev.progress.cur_nimg + 4) as f64 / 1000.0);
+    let args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), &target);
+    let o = fpgan(&args);
+    let (so, se) = (text(&o.stdout), text(&o.stderr));
+    assert!(o.status.success(), "{so}\n{se}");
+    assert!(
+        so.contains("truncated or corrupt") && so.contains("resuming from"),
+        "{so}"
+    );
+    assert!(
+        so.contains(&format!(
+            "at kimg {:.3}",
+            prev.progress.cur_nimg as f64 / 1000.0
+        )),
+        "{so}"
+    );
+    let (_, last) = load(&snapshots_in(&dir)[0]);
+    assert!(last.progress.cur_nimg >= prev.progress.cur_nimg + 4);
+}
+
+#[test]
+fn outputs_are_valid_and_generate_is_deterministic_per_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    let out = tmp.path().join("runs");
+    let o = fpgan(&train_args(
+        data.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "0.006",
+    ));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let dir = run_dir(&out);
+    assert!(dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("00000-faster-shapes-batch2"));
+    let opts: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("training_options.json")).unwrap()).unwrap();
+    assert_eq!(opts["cfg"], "faster");
+    let stats = std::fs::read_to_string(dir.join("stats.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = stats
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "ticks at nimg 2 and 6");
+    for name in [
+        "Loss/G/loss",
+        "Loss/D/loss",
+        "Loss/scores/real",
+        "Loss/signs/fake",
+        "Progress/kimg",
+        "Timing/sec_per_kimg",
+        "Resources/cpu_mem_gb",
+    ] {
+        let v = &lines[1][name];
+        assert!(
+            v["num"].as_i64().unwrap() >= 1 && v["mean"].is_f64() && v["std"].is_f64(),
+            "{name}: {v}"
+        );
+    }
+    assert!(lines[1]["timestamp"].is_f64());
+    let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
+    assert!(log.contains("tick 0") && log.contains("sec/kimg"), "{log}");
+    for f in ["reals.png", "fakes_init.png", "fakes000000.png"] {
+        let img = image::open(dir.join(f)).unwrap();
+        assert_eq!(
+            (img.width(), img.height()),
+            (256, 128),
+            "{f}: 2x1 grid of 128 images"
+        );
+    }
+
+    let g = |outdir: &str, seeds: &str| {
+        let o = fpgan(&[
+            "generate",
+            "--network",
+            dir.to_str().unwrap(),
+            "--seeds",
+            seeds,
+            "--outdir",
+            outdir,
+            "--grid",
+            "2x1",
+            "--device",
+            "cpu",
+        ]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    };
+    let (g1, g2) = (tmp.path().join("g1"), tmp.path().join("g2"));
+    g(g1.to_str().unwrap(), "3,5");
+    g(g2.to_str().unwrap(), "5");
+    let read = |p: PathBuf| image::open(p).unwrap().to_rgb8();
+    assert_eq!(
+        read(g1.join("seed0005.png")),
+        read(g2.join("seed0005.png")),
+        "same seed, same image"
+    );
+    assert_ne!(read(g1.join("seed0003.png")), read(g1.join("seed0005.png")));
+    assert_eq!(read(g1.join("seed0003.png")).dimensions(), (128, 128));
+    assert_eq!(read(g1.join("grid.png")).dimensions(), (256, 128));
+    let o = fpgan(&[
+        "generate",
+        "--network",
+        dir.to_str().unwrap(),
+        "--seeds",
+        "1-2",
+        "--outdir",
+        g1.to_str().unwrap(),
+        "--interpolate",
+        "--frames",
+        "3",
+        "--device",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    use image::AnimationDecoder;
+    let gif = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(
+        std::fs::File::open(g1.join("walk.gif")).unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(gif.into_frames().count(), 6, "2 seeds x 3 frames, looping");
+}
+
+#[test]
+fn seeds_give_numpy_randomstate_latents() {
+    let fx: std::collections::HashMap<String, Vec<f64>> =
+        serde_json::from_str(include_str!("fixtures/numpy_randn.json")).unwrap();
+    for (seed, want) in fx {
+        let z = seed_latent(seed.parse().unwrap(), 256);
+        for (i, w) in want.iter().enumerate() {
+            assert!(
+                (z.double_value(&[0, i as i64]) - w).abs() < 1e-6,
+                "seed {seed} [{i}]"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_training_options_are_refused_with_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    let d = data.to_str().unwrap();
+    let out = tmp.path().join("r");
+    let o_ = out.to_str().unwrap();
+    let err = |extra: &[&str]| {
+        let mut a = vec![
+            "train", "--data", d, "--outdir", o_, "--res", "128", "--kimg", "0.002",
+        ];
+        a.extend_from_slice(extra);
+        let o = fpgan(&a);
+        assert!(!o.status.success(), "{extra:?} should fail");
+        text(&o.stderr)
+    };
+    assert!(err(&["--batch", "6", "--batch-gpu", "4"]).contains("multiple of --batch-gpu"));
+    assert!(err(&["--device", "cuda"]).contains("--device cpu"));
+    assert!(err(&["--metrics", "fid50k_full"]).contains("--metrics none"));
+    assert!(err(&["--grid", "0x2"]).contains("COLSxROWS"));
+    assert!(err(&["--resume", "/nonexistent/snap.safetensors"]).contains("no such snapshot"));
+    let o = fpgan(&[
+        "train",
+        "--data",
+        tmp.path().join("missing").to_str().unwrap(),
+    ]);
+    assert!(text(&o.stderr).contains("does not exist"));
+    // dry run prints the resolved options without training
+    let o = fpgan(&[
+        "train",
+        "--data",
+        d,
+        "--outdir",
+        o_,
+        "--res",
+        "128",
+        "--dry-run",
+    ]);
+    assert!(o.status.success());
+    assert!(text(&o.stdout).contains("\"batch_gpu\": 64"));
+    assert!(!out.exists() || run_dirs_empty(&out));
+}
+
+fn run_dirs_empty(p: &Path) -> bool {
+    std::fs::read_dir(p)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
+}
+
+#[test]
+fn ctrl_c_writes_a_snapshot_and_exits_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    let out = tmp.path().join("runs");
+    let mut args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), "1");
+    let i = args.iter().position(|a| *a == "--snap").unwrap();
+    args[i + 1] = "1000"; // snapshots only at tick 0, the end, and the interruption
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fpgan"))
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while out
+        .read_dir()
+        .ok()
+        .and_then(|mut d| d.next())
+        .map(|d| snapshots_in(&d.unwrap().path()).len())
+        .unwrap_or(0)
+        < 1
+    {
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(t0.elapsed() < Duration::from_secs(120), "no first snapshot");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "fpgan exited before its first snapshot"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}",
+        o.status,
+        text(&o.stderr)
+    );
+    assert!(
+        text(&o.stdout).contains("Stopped at kimg"),
+        "{}",
+        text(&o.stdout)
+    );
+    let snaps = snapshots_in(&run_dir(&out));
+    assert_eq!(snaps.len(), 2, "tick 0 and the interruption");
+    let (_, m) = load(&snaps[0]);
+    assert!(m.progress.cur_nimg > 2);
+}
