@@ -1,11 +1,7 @@
 //! Command line: `fpgan dataset` prepares training sets, `fpgan demo` runs the small default job.
-use crate::dataset::{
-    prepare, Background, DatasetWriter, ImageSet, PrepareOptions, Source, Transform,
-};
-use crate::discriminator::Discriminator;
-use crate::features::frozen_feature_network;
+use crate::dataset::{prepare, Background, DatasetWriter, PrepareOptions, Source, Transform};
 use crate::generate::{latent_walk, parse_seeds, seed_latent, Network, WalkFormat};
-use crate::generator::{GenCfg, Generator, GeneratorConfig};
+use crate::generator::{GenCfg, GeneratorConfig};
 use crate::training::{load_training_set, parse_device, train, ResumeFrom, TrainOptions};
 use crate::{grid, home, info};
 use anyhow::{Context, Result};
@@ -37,7 +33,7 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Summarise the networks of a configuration: modules, output shapes, parameters, GMACs.
     Info(InfoArgs),
-    /// The small default job: prepare a built-in (or given) image set and check the set-up.
+    /// The small default job: prepare a built-in (or given) image set, train briefly, sample.
     Demo(DemoArgs),
 }
 
@@ -205,6 +201,15 @@ pub struct DemoArgs {
     /// Use at most this many images.
     #[arg(long, default_value_t = 64)]
     pub max_images: usize,
+    /// Length of the demo training run, in thousands of images.
+    #[arg(long, default_value_t = 0.4)]
+    pub kimg: f64,
+    /// Generator width of the demo run (reference 128).
+    #[arg(long, default_value_t = 32)]
+    pub ngf: i64,
+    /// auto | cpu | cuda | cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -252,41 +257,6 @@ pub fn make_dataset(
     let summary = prepare(&src, opts, |img| writer.add(&img))?;
     writer.finish()?;
     Ok(summary)
-}
-
-/// One forward of G and D (pretrained features) on a small batch; prints the hinge losses.
-fn smoke_pass(set: &ImageSet, res: i64) -> Result<()> {
-    use tch::nn::VarStore;
-    use tch::{Device, Kind, Tensor};
-    let _guard = tch::no_grad_guard();
-    tch::manual_seed(0);
-    let device = Device::cuda_if_available();
-    let gvs = VarStore::new(device);
-    let g = Generator::new(&gvs.root(), &GeneratorConfig::new(GenCfg::Faster, res))?;
-    let weights = home::weight_file(home::EFFNET_FILE)?;
-    let (_fvs, f) = frozen_feature_network(device, res, 0, &weights)?;
-    let dvs = VarStore::new(device);
-    let d = Discriminator::new(&dvs.root());
-    let n = set.num_images().min(4);
-    let real = set
-        .batch(&(0..n).collect::<Vec<_>>())
-        .to_device(device)
-        .to_kind(Kind::Float)
-        / 127.5
-        - 1.0;
-    let z = Tensor::randn([n as i64, 256], (Kind::Float, device));
-    let fake = g.forward_t(&z, true);
-    let (lr, lf) = (d.forward_t(&f, &real, true), d.forward_t(&f, &fake, true));
-    let hinge = |t: Tensor| t.relu().mean(Kind::Float).double_value(&[]);
-    println!(
-        "demo: G -> D pass on {device:?}: fake {:?}, logits {:?}; untrained losses: D real {:.3}, D fake {:.3}, G {:.3}",
-        fake.size(),
-        lr.size(),
-        hinge(-&lr + 1.0),
-        hinge(&lf + 1.0),
-        -lf.mean(Kind::Float).double_value(&[])
-    );
-    Ok(())
 }
 
 fn run_train(a: TrainArgs) -> Result<()> {
@@ -398,6 +368,7 @@ fn run_info(a: InfoArgs) -> Result<()> {
 }
 
 fn run_demo(a: DemoArgs) -> Result<()> {
+    let t0 = std::time::Instant::now();
     let out = &a.outdir;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let source = match &a.data {
@@ -425,23 +396,7 @@ fn run_demo(a: DemoArgs) -> Result<()> {
         dest.display()
     );
 
-    let set = ImageSet::open(&dest)?.with_mirror(true);
-    let reals = set.batch(&(0..set.num_images().min(32)).collect::<Vec<_>>());
-    grid::save_grid(&reals, 8, &out.join("reals.png"))?;
-    println!(
-        "demo: loaded {} images of {}x{} ({} with x-flips), grid in {}",
-        set.num_images(),
-        set.resolution,
-        set.resolution,
-        set.len(),
-        out.join("reals.png").display()
-    );
-
-    let fid = home::weight_file(home::FID_FILE)?;
-    tch::CModule::load(&fid).with_context(|| format!("cannot load {}", fid.display()))?;
-    println!("demo: FID Inception-v3 loads ({})", fid.display());
-
-    // both generator variants side by side, then one G -> D pass on real and fake images
+    // both generator variants side by side
     for cfg in [GenCfg::Fastgan, GenCfg::Faster] {
         let config = GeneratorConfig::new(cfg, a.res as i64);
         let s = info::summarize(&config)?;
@@ -454,7 +409,70 @@ fn run_demo(a: DemoArgs) -> Result<()> {
             (s[1].macs + s[2].macs) as f64 / 1e9
         );
     }
-    smoke_pass(&set, a.res as i64)?;
-    println!("demo: CUDA available: {}", tch::Cuda::is_available());
+    let fid = home::weight_file(home::FID_FILE)?;
+    tch::CModule::load(&fid).with_context(|| format!("cannot load {}", fid.display()))?;
+
+    // a short training run of the Faster generator (narrow, so that it is quick on a CPU)
+    let train_dir = out.join("train");
+    if train_dir.exists() {
+        std::fs::remove_dir_all(&train_dir)
+            .with_context(|| format!("cannot clear {}", train_dir.display()))?;
+    }
+    let device = parse_device(&a.device)?;
+    let set = load_training_set(&dest, Some(a.res as i64), true)?;
+    let opts = TrainOptions {
+        data: dest.clone(),
+        dataset_name: set.name.clone(),
+        outdir: train_dir,
+        cfg: GenCfg::Faster,
+        resolution: a.res as i64,
+        ngf: a.ngf,
+        batch: 8,
+        batch_gpu: 8,
+        kimg: a.kimg,
+        tick: a.kimg / 4.0,
+        snap: 2,
+        mirror: true,
+        seed: 0,
+        keep: 1,
+        metrics: vec!["none".into()],
+        device: a.device.clone(),
+        desc: None,
+        grid: (8, 4),
+    };
+    println!(
+        "demo: training faster (ngf {}) for {} kimg on {device:?}; progress below, full log in the run directory",
+        a.ngf, a.kimg
+    );
+    let run_dir = train(&opts, set, &ResumeFrom::Never)?;
+    let net = Network::load(&run_dir, device)?;
+    let imgs: Vec<tch::Tensor> = (0..32u32)
+        .map(|seed| net.image(&seed_latent(seed, net.g.config.z_dim), seed as i64))
+        .collect();
+    let samples = out.join("samples.png");
+    grid::save_grid(&tch::Tensor::stack(&imgs, 0), 8, &samples)?;
+    println!(
+        "\ndemo: done in {:.0} s. Where to look:",
+        t0.elapsed().as_secs_f64()
+    );
+    println!(
+        "  {}  training images (real)",
+        run_dir.join("reals.png").display()
+    );
+    println!(
+        "  {}  samples before training",
+        run_dir.join("fakes_init.png").display()
+    );
+    println!(
+        "  {}  samples of G_ema after training, seeds 0-31",
+        samples.display()
+    );
+    println!(
+        "  {}  per-tick losses and timings (stats.jsonl)",
+        run_dir.display()
+    );
+    println!(
+        "  next: ./fpgan train --data <your images> --cfg faster   (see README; a GPU makes it practical)"
+    );
     Ok(())
 }
