@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod dataset;
+pub mod detector;
 pub mod diffaug;
 pub mod discriminator;
 pub mod ema;
@@ -16,6 +17,7 @@ pub mod home;
 pub mod info;
 pub mod layers;
 pub mod loss;
+pub mod metrics;
 pub mod optim;
 pub mod progress;
 pub mod rng;
