@@ -31,6 +31,8 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Generate images (and latent walks) from a trained network.
     Generate(GenerateArgs),
+    /// FID/KID of a trained network against its dataset, or between two image folders.
+    Metrics(MetricsArgs),
     /// Summarise the networks of a configuration: modules, output shapes, parameters, GMACs.
     Info(InfoArgs),
     /// The small default job: prepare a built-in (or given) image set, train briefly, sample.
@@ -106,9 +108,13 @@ pub struct TrainArgs {
     /// auto | none | <snapshot file or run dir> (see below).
     #[arg(long, default_value = "auto")]
     pub resume: ResumeFrom,
-    /// Metrics evaluated at snapshots (only `none` in this version).
-    #[arg(long, default_value = "none")]
+    /// Metrics at snapshot ticks (not tick 0) and at the end: fid50k_full, kid50k_full,
+    /// fid10k_full (comma list) or none. fid50k_full takes about an hour on a CPU.
+    #[arg(long, default_value = "fid50k_full")]
     pub metrics: String,
+    /// Generated images per evaluation instead of 50k/10k (quick looks; not comparable).
+    #[arg(long)]
+    pub num_gen: Option<usize>,
     /// Number of recent snapshots to keep.
     #[arg(long, default_value_t = 3)]
     pub keep: usize,
@@ -175,6 +181,39 @@ fn parse_grid(s: &str) -> Result<(i64, i64)> {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  fpgan metrics --network runs/00000-faster-pokemon256-batch64 --data pokemon256.zip\n  \
+fpgan metrics --real photos/ --fake out/ --metrics fid,kid\n\nReal-image features are cached in \
+$FPGAN_HOME/metrics-cache, keyed by the image content and the detector file."
+)]
+pub struct MetricsArgs {
+    /// A snapshot or run directory to score (with --data).
+    #[arg(long, requires = "data", conflicts_with_all = ["real", "fake"])]
+    pub network: Option<PathBuf>,
+    /// The dataset the network was trained on (all images, no x-flips).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// A folder or zip of real images (any sizes and formats the dataset tool reads).
+    #[arg(long, requires = "fake")]
+    pub real: Option<PathBuf>,
+    /// A folder or zip of generated images.
+    #[arg(long, requires = "real")]
+    pub fake: Option<PathBuf>,
+    /// With --network: fid50k_full, kid50k_full, fid10k_full; with --real/--fake: fid, kid.
+    #[arg(long)]
+    pub metrics: Option<String>,
+    /// Generated images instead of the metric's 50k/10k (quick looks; not comparable).
+    #[arg(long)]
+    pub num_gen: Option<usize>,
+    /// Seed of the generated latents.
+    #[arg(long, default_value_t = 0)]
+    pub seed: i64,
+    /// auto | cpu | cuda | cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+#[derive(Args, Debug)]
 pub struct InfoArgs {
     /// Generator configuration.
     #[arg(long, value_enum, default_value_t = GenCfg::Faster)]
@@ -217,6 +256,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Dataset(a) => run_dataset(a),
         Command::Train(a) => run_train(*a),
         Command::Generate(a) => run_generate(a),
+        Command::Metrics(a) => run_metrics(a),
         Command::Info(a) => run_info(a),
         Command::Demo(a) => run_demo(a),
     }
@@ -284,6 +324,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         seed: a.seed,
         keep: a.keep,
         metrics: a.metrics.split(',').map(|m| m.trim().to_string()).collect(),
+        metrics_num_gen: a.num_gen,
         device: a.device,
         desc: a.desc,
         grid,
@@ -354,6 +395,82 @@ fn run_generate(a: GenerateArgs) -> Result<()> {
         net.source.display(),
         a.outdir.display()
     );
+    Ok(())
+}
+
+fn run_metrics(a: MetricsArgs) -> Result<()> {
+    use crate::metrics::{self, Evaluator};
+    let device = parse_device(&a.device)?;
+    if let (Some(net_path), Some(data)) = (&a.network, &a.data) {
+        let list = metrics::parse_metrics(a.metrics.as_deref().unwrap_or("fid50k_full"))?;
+        if list.is_empty() {
+            anyhow::bail!("--metrics names no metric");
+        }
+        let net = Network::load(net_path, device)?;
+        let set = load_training_set(data, Some(net.g.config.resolution), false)?;
+        let eval = Evaluator::new(list, &set, device, a.num_gen)?;
+        println!(
+            "metrics: {} real images of {} ({})",
+            set.num_images(),
+            data.display(),
+            if eval.cached {
+                "features from the cache"
+            } else {
+                "features computed and cached"
+            }
+        );
+        let snap = net
+            .source
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for s in eval.run(&net.g, device, a.seed)? {
+            println!("{}", metrics::metric_line(&s, &snap));
+            println!(
+                "metrics: {} = {:.4} ({} generated images, {:.0} s)",
+                s.metric.name(),
+                s.value,
+                s.num_gen,
+                s.seconds
+            );
+        }
+        return Ok(());
+    }
+    let (Some(real), Some(fake)) = (&a.real, &a.fake) else {
+        anyhow::bail!("give --network <snapshot|run dir> with --data <dataset>, or --real <images> with --fake <images>");
+    };
+    let wanted = a.metrics.clone().unwrap_or_else(|| "fid,kid".into());
+    let detector = crate::detector::Detector::load(device)?;
+    let name = |p: &std::path::Path| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let real_b = metrics::folder_batches(real, 64)?;
+    let (fr, cached) = metrics::real_features(&detector, &name(real), &real_b)?;
+    let ff = metrics::features_of(
+        &detector,
+        &metrics::folder_batches(fake, 64)?,
+        "fake images",
+    )?;
+    println!(
+        "metrics: {} real images ({}), {} fake images",
+        fr.size()[0],
+        if cached {
+            "features from the cache"
+        } else {
+            "features computed and cached"
+        },
+        ff.size()[0]
+    );
+    for m in wanted.split(',').map(str::trim) {
+        let v = match m {
+            "fid" => metrics::fid(&metrics::feature_stats(&ff), &metrics::feature_stats(&fr)),
+            "kid" => metrics::kid(&fr, &ff, 100, 0),
+            _ => anyhow::bail!("unknown metric '{m}' for --real/--fake: use fid, kid"),
+        };
+        println!("{m} {v:.6}");
+    }
     Ok(())
 }
 
@@ -436,6 +553,7 @@ fn run_demo(a: DemoArgs) -> Result<()> {
         seed: 0,
         keep: 1,
         metrics: vec!["none".into()],
+        metrics_num_gen: None,
         device: a.device.clone(),
         desc: None,
         grid: (8, 4),

@@ -58,8 +58,11 @@ pub struct Network {
 impl Network {
     pub fn load(path: &Path, device: Device) -> Result<Self> {
         let file = if path.is_dir() {
-            snapshots_in(path).into_iter().next().with_context(|| {
-                format!("{} holds no network-snapshot-*.safetensors", path.display())
+            newest_snapshot(path).with_context(|| {
+                format!(
+                    "{} holds no network-snapshot-*.safetensors (nor do its run directories)",
+                    path.display()
+                )
             })?
         } else if path.is_file() {
             path.to_path_buf()
@@ -93,6 +96,24 @@ impl Network {
     fn g_device(&self) -> Device {
         self._vs.device()
     }
+}
+
+/// The newest snapshot of a run directory, or of the newest run (highest `NNNNN-` prefix) with
+/// snapshots in an output directory.
+pub fn newest_snapshot(dir: &Path) -> Option<PathBuf> {
+    if let Some(s) = snapshots_in(dir).into_iter().next() {
+        return Some(s);
+    }
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    runs.sort();
+    runs.iter()
+        .rev()
+        .find_map(|r| snapshots_in(r).into_iter().next())
 }
 
 /// Spherical interpolation between two latents.

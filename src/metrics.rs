@@ -225,3 +225,129 @@ pub fn evaluate(metric: Metric, real: &Tensor, gen: &Tensor) -> f64 {
         Metric::Kid50kFull => kid(real, gen, 100, 0),
     }
 }
+
+/// Real features of a dataset and the detector, ready to score generators.
+pub struct Evaluator {
+    pub metrics: Vec<Metric>,
+    pub detector: Detector,
+    pub real: Tensor,
+    /// Whether the real features came from the cache.
+    pub cached: bool,
+    /// Generated images per evaluation instead of the metric's own count (quick looks).
+    pub num_gen: Option<usize>,
+}
+
+/// One metric value with its cost.
+#[derive(Clone, Debug)]
+pub struct Score {
+    pub metric: Metric,
+    pub value: f64,
+    pub seconds: f64,
+    pub num_gen: usize,
+}
+
+impl Evaluator {
+    pub fn new(
+        metrics: Vec<Metric>,
+        set: &ImageSet,
+        device: Device,
+        num_gen: Option<usize>,
+    ) -> Result<Self> {
+        let detector = Detector::load(device)?;
+        let (real, cached) = real_features(&detector, &set.name, &dataset_batches(set, 64))?;
+        Ok(Evaluator {
+            metrics,
+            detector,
+            real,
+            cached,
+            num_gen,
+        })
+    }
+
+    /// Score G (eval mode) on every metric; metrics sharing a sample count share the images.
+    pub fn run(&self, g: &Generator, device: Device, seed: i64) -> Result<Vec<Score>> {
+        let mut scores = Vec::new();
+        let mut gen: Option<(usize, Tensor, f64)> = None;
+        for &m in &self.metrics {
+            let n = self.num_gen.unwrap_or(m.num_gen());
+            let t0 = std::time::Instant::now();
+            if gen.as_ref().map(|(k, _, _)| *k) != Some(n) {
+                let f = generated_features(&self.detector, g, device, n, 64, seed)?;
+                gen = Some((n, f, t0.elapsed().as_secs_f64()));
+            }
+            let (_, f, gen_secs) = gen.as_ref().expect("generated above");
+            let t1 = std::time::Instant::now();
+            let value = evaluate(m, &self.real, f);
+            scores.push(Score {
+                metric: m,
+                value,
+                seconds: gen_secs + t1.elapsed().as_secs_f64(),
+                num_gen: n,
+            });
+        }
+        Ok(scores)
+    }
+}
+
+/// The reference's metric line: `{"results": {name: value}, "metric", "total_time",
+/// "total_time_str", "num_gpus", "snapshot_pkl", "timestamp"}`.
+pub fn metric_line(score: &Score, snapshot: &str) -> serde_json::Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    serde_json::json!({
+        "results": { score.metric.name(): score.value },
+        "metric": score.metric.name(),
+        "total_time": score.seconds,
+        "total_time_str": format!("{:.0}s", score.seconds),
+        "num_gpus": 1,
+        "snapshot_pkl": snapshot,
+        "timestamp": now,
+    })
+}
+
+/// uint8 batches of every readable image in a folder or zip, at their own sizes (consecutive
+/// images of one size share a batch). Unreadable files are skipped with a warning.
+pub fn folder_batches(path: &std::path::Path, batch: usize) -> Result<Vec<Tensor>> {
+    use crate::dataset::image_ops::{decode, flatten, Background};
+    use crate::dataset::Source;
+    use rayon::prelude::*;
+    let mut src = Source::open(path)?;
+    src.retain_image_extensions();
+    let images: Vec<Option<image::RgbImage>> = (0..src.len())
+        .into_par_iter()
+        .map(|i| {
+            let r = src
+                .read(i)
+                .map_err(|e| format!("{e:#}"))
+                .and_then(|b| decode(&b));
+            match r {
+                Ok(img) => Some(flatten(&img, Background([255; 3]))),
+                Err(e) => {
+                    eprintln!("warning: skipping {}: {e}", src.display_name(i));
+                    None
+                }
+            }
+        })
+        .collect();
+    let images: Vec<image::RgbImage> = images.into_iter().flatten().collect();
+    if images.is_empty() {
+        bail!("no readable image in {}", path.display());
+    }
+    let mut batches: Vec<Tensor> = Vec::new();
+    let mut group: Vec<Tensor> = Vec::new();
+    for img in &images {
+        let (w, h) = img.dimensions();
+        let t = Tensor::from_slice(img.as_raw())
+            .view([h as i64, w as i64, 3])
+            .permute([2, 0, 1]);
+        if group.len() == batch || group.first().is_some_and(|g| g.size() != t.size()) {
+            batches.push(Tensor::stack(&group, 0));
+            group.clear();
+        }
+        group.push(t);
+    }
+    batches.push(Tensor::stack(&group, 0));
+    Ok(batches)
+}

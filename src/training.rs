@@ -11,6 +11,7 @@ use crate::ema::{Ema, EmaSchedule};
 use crate::features::{frozen_feature_network, FeatureNetwork};
 use crate::generator::{GenCfg, Generator, GeneratorConfig};
 use crate::loss::{discriminator_fake_loss, discriminator_real_loss, generator_loss};
+use crate::metrics::{metric_line, parse_metrics, Evaluator, Metric};
 use crate::optim::{Adam, AdamConfig};
 use crate::rng::SplitMix;
 use crate::stats::Stats;
@@ -44,6 +45,9 @@ pub struct TrainOptions {
     pub seed: u64,
     pub keep: usize,
     pub metrics: Vec<String>,
+    /// Generated images per evaluation instead of the metric's count (quick looks).
+    #[serde(default)]
+    pub metrics_num_gen: Option<usize>,
     pub device: String,
     pub desc: Option<String>,
     /// Columns and rows of the sample grids.
@@ -80,9 +84,7 @@ impl TrainOptions {
         if !(self.kimg > 0.0 && self.tick > 0.0 && self.snap >= 1) {
             bail!("--kimg and --tick must be positive and --snap at least 1");
         }
-        if let Some(m) = self.metrics.iter().find(|m| m.as_str() != "none") {
-            bail!("metric '{m}' is not available yet in this version; use --metrics none");
-        }
+        parse_metrics(&self.metrics.join(","))?;
         Ok(())
     }
 
@@ -719,6 +721,8 @@ pub fn train(opts: &TrainOptions, set: ImageSet, resume: &ResumeFrom) -> Result<
     let mut maintenance = 0.0;
     let mut bad_iters = 0;
     let mut last_good = snapshot.clone();
+    let metrics = parse_metrics(&opts.metrics.join(","))?;
+    let mut evaluator: Option<Evaluator> = None;
     loop {
         let reals = stream.next_batch();
         let losses = trainer.step(&reals)?;
@@ -808,6 +812,20 @@ pub fn train(opts: &TrainOptions, set: ImageSet, resume: &ResumeFrom) -> Result<
             trainer.save(&path)?;
             last_good = Some(path.clone());
             prune_snapshots(&run_dir, opts.keep, &path);
+            if !metrics.is_empty() && tick != 0 {
+                if evaluator.is_none() {
+                    let e = pb.suspend(|| {
+                        Evaluator::new(metrics.clone(), &set, device, opts.metrics_num_gen)
+                    })?;
+                    if e.cached {
+                        log.line("Real-image features for the metrics: from the cache");
+                    }
+                    evaluator = Some(e);
+                }
+                let e = evaluator.as_ref().expect("set above");
+                let scores = pb.suspend(|| e.run(&trainer.g_ema, device, opts.seed as i64))?;
+                evaluate_and_keep_best(&run_dir, &path, &scores, &mut trainer, &mut log)?;
+            }
             reseed(opts.seed, trainer.progress.batch_idx);
         }
         tick_start_nimg = trainer.progress.cur_nimg;
@@ -840,6 +858,62 @@ pub fn train(opts: &TrainOptions, set: ImageSet, resume: &ResumeFrom) -> Result<
             .unwrap_or_default()
     ));
     Ok(run_dir)
+}
+
+/// Append each score to `metric-<name>.jsonl`; when the first metric (FID) improves, copy the
+/// snapshot to `best-snapshot.safetensors` and note its kimg in `best_nimg.txt`.
+fn evaluate_and_keep_best(
+    run_dir: &Path,
+    snapshot: &Path,
+    scores: &[crate::metrics::Score],
+    trainer: &mut Trainer,
+    log: &mut Log,
+) -> Result<()> {
+    let snap_name = snapshot
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for s in scores {
+        let path = run_dir.join(format!("metric-{}.jsonl", s.metric.name()));
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        writeln!(f, "{}", metric_line(s, &snap_name))
+            .with_context(|| format!("cannot append to {}", path.display()))?;
+        log.line(&format!(
+            "{} {:.4} ({} generated images, {:.0} s)",
+            s.metric.name(),
+            s.value,
+            s.num_gen,
+            s.seconds
+        ));
+    }
+    let Some(fid) = scores
+        .iter()
+        .find(|s| matches!(s.metric, Metric::Fid50kFull | Metric::Fid10kFull))
+    else {
+        return Ok(());
+    };
+    if trainer.progress.best_fid.is_none_or(|b| fid.value < b) {
+        trainer.progress.best_fid = Some(fid.value);
+        let best = run_dir.join("best-snapshot.safetensors");
+        let bytes = std::fs::read(snapshot)
+            .with_context(|| format!("cannot read {}", snapshot.display()))?;
+        checkpoint::atomic_write(&best, |w| Ok(w.write_all(&bytes)?))?;
+        let nimg = trainer.progress.cur_nimg.to_string();
+        checkpoint::atomic_write(&run_dir.join("best_nimg.txt"), |w| {
+            Ok(w.write_all(nimg.as_bytes())?)
+        })?;
+        log.line(&format!(
+            "New best {} {:.4}: {}",
+            fid.metric.name(),
+            fid.value,
+            best.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Keep the newest `keep` snapshots (and `current`); older ones are removed only after the

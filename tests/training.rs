@@ -46,6 +46,7 @@ fn options(outdir: &Path) -> TrainOptions {
         seed: 0,
         keep: 3,
         metrics: vec!["none".into()],
+        metrics_num_gen: None,
         device: "cpu".into(),
         desc: None,
         grid: (2, 1),
@@ -165,9 +166,31 @@ fn adam_steps_like_the_reference_and_cleans_non_finite_gradients() {
 
 fn train_args<'a>(data: &'a str, out: &'a str, kimg: &'a str) -> Vec<&'a str> {
     vec![
-        "train", "--data", data, "--outdir", out, "--res", "128", "--cfg", "faster", "--ngf", "8",
-        "--batch", "2", "--tick", "0.004", "--snap", "1", "--grid", "2x1", "--device", "cpu",
-        "--kimg", kimg,
+        "train",
+        "--data",
+        data,
+        "--outdir",
+        out,
+        "--res",
+        "128",
+        "--cfg",
+        "faster",
+        "--ngf",
+        "8",
+        "--batch",
+        "2",
+        "--tick",
+        "0.004",
+        "--snap",
+        "1",
+        "--grid",
+        "2x1",
+        "--device",
+        "cpu",
+        "--kimg",
+        kimg,
+        "--metrics",
+        "none",
     ]
 }
 
@@ -486,7 +509,7 @@ fn bad_training_options_are_refused_with_the_fix() {
     };
     assert!(err(&["--batch", "6", "--batch-gpu", "4"]).contains("multiple of --batch-gpu"));
     assert!(err(&["--device", "cuda"]).contains("--device cpu"));
-    assert!(err(&["--metrics", "fid50k_full"]).contains("--metrics none"));
+    assert!(err(&["--metrics", "fid1k"]).contains("unknown metric"));
     assert!(err(&["--grid", "0x2"]).contains("COLSxROWS"));
     assert!(err(&["--resume", "/nonexistent/snap.safetensors"]).contains("no such snapshot"));
     let o = fpgan(&[

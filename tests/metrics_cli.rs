@@ -1,0 +1,169 @@
+//! `fpgan metrics` and metrics during training: cache reuse and invalidation, metric lines,
+//! best snapshot. Uses a private FPGAN_HOME whose weights link to the installed ones.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn private_home(dir: &Path) -> PathBuf {
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let weights = fpgan::home::weight_file(fpgan::home::FID_FILE).unwrap();
+    std::os::unix::fs::symlink(weights.parent().unwrap(), home.join("weights")).unwrap();
+    home
+}
+
+fn fpgan(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fpgan"))
+        .env("FPGAN_HOME", home)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn real_features_are_cached_and_invalidated_when_the_images_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = private_home(tmp.path());
+    let (real, fake) = (tmp.path().join("real"), tmp.path().join("fake"));
+    fpgan::dataset::synthetic::write_shapes(&real, 6, 1).unwrap();
+    fpgan::dataset::synthetic::write_shapes(&fake, 5, 2).unwrap();
+    let args = [
+        "metrics",
+        "--real",
+        real.to_str().unwrap(),
+        "--fake",
+        fake.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ];
+    let first = fpgan(&home, &args);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let out1 = text(&first.stdout);
+    assert!(out1.contains("features computed and cached"), "{out1}");
+    let second = text(&fpgan(&home, &args).stdout);
+    assert!(second.contains("features from the cache"), "{second}");
+    let value = |s: &str, m: &str| -> f64 {
+        s.lines()
+            .find_map(|l| l.strip_prefix(&format!("{m} ")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value(&out1, "fid"), value(&second, "fid"));
+    assert!(value(&out1, "fid") > 0.0 && value(&out1, "kid").is_finite());
+    assert_eq!(
+        std::fs::read_dir(home.join("metrics-cache"))
+            .unwrap()
+            .count(),
+        1
+    );
+    // other content: computed again
+    fpgan::dataset::synthetic::write_shapes(&real, 7, 1).unwrap();
+    let third = text(&fpgan(&home, &args).stdout);
+    assert!(third.contains("features computed and cached"), "{third}");
+    // bad invocations
+    let o = fpgan(&home, &["metrics", "--real", real.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let o = fpgan(
+        &home,
+        &[
+            "metrics",
+            "--real",
+            real.to_str().unwrap(),
+            "--fake",
+            fake.to_str().unwrap(),
+            "--metrics",
+            "is50k",
+        ],
+    );
+    assert!(text(&o.stderr).contains("unknown metric"));
+}
+
+#[test]
+fn training_writes_metric_lines_and_keeps_the_best_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = private_home(tmp.path());
+    let data = tmp.path().join("shapes");
+    fpgan::dataset::synthetic::write_shapes(&data, 12, 3).unwrap();
+    let out = tmp.path().join("runs");
+    let o = fpgan(
+        &home,
+        &[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--outdir",
+            out.to_str().unwrap(),
+            "--res",
+            "128",
+            "--ngf",
+            "8",
+            "--batch",
+            "2",
+            "--kimg",
+            "0.006",
+            "--tick",
+            "0.004",
+            "--snap",
+            "1",
+            "--grid",
+            "2x1",
+            "--device",
+            "cpu",
+            "--metrics",
+            "fid50k_full,kid50k_full",
+            "--num-gen",
+            "8",
+        ],
+    );
+    let stdout = text(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
+    let dir = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // tick 0 is not evaluated; the end (tick 1) is
+    for m in ["fid50k_full", "kid50k_full"] {
+        let lines = std::fs::read_to_string(dir.join(format!("metric-{m}.jsonl"))).unwrap();
+        let v: Vec<serde_json::Value> = lines
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(v.len(), 1, "{m}: {lines}");
+        assert_eq!(v[0]["metric"], m);
+        assert!(v[0]["results"][m].as_f64().unwrap().is_finite());
+        assert!(v[0]["snapshot_pkl"]
+            .as_str()
+            .unwrap()
+            .starts_with("network-snapshot-"));
+    }
+    assert!(stdout.contains("New best fid50k_full"), "{stdout}");
+    assert!(dir.join("best-snapshot.safetensors").is_file());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("best_nimg.txt")).unwrap(),
+        "6"
+    );
+    // the best snapshot is a complete, loadable network
+    let g = tmp.path().join("g");
+    let o = fpgan(
+        &home,
+        &[
+            "generate",
+            "--network",
+            dir.join("best-snapshot.safetensors").to_str().unwrap(),
+            "--seeds",
+            "0",
+            "--outdir",
+            g.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
