@@ -446,11 +446,11 @@ fn run_metrics(a: MetricsArgs) -> Result<()> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default()
     };
-    let real_b = metrics::folder_batches(real, 64)?;
+    let real_b = metrics::folder_batches(real, metrics::detector_batch(device))?;
     let (fr, cached) = metrics::real_features(&detector, &name(real), &real_b)?;
     let ff = metrics::features_of(
         &detector,
-        &metrics::folder_batches(fake, 64)?,
+        &metrics::folder_batches(fake, metrics::detector_batch(device))?,
         "fake images",
     )?;
     println!(

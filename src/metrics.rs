@@ -128,6 +128,16 @@ pub fn kid(real: &Tensor, gen: &Tensor, subsets: usize, seed: u64) -> f64 {
     t / subsets as f64 / m as f64
 }
 
+/// Images per detector call: large on a GPU; small on a CPU, where batches of 64 at 299x299
+/// were measured 1.3x slower than batches of 8 (cache-bound).
+pub fn detector_batch(device: Device) -> usize {
+    if device.is_cuda() {
+        64
+    } else {
+        8
+    }
+}
+
 /// Features of uint8 batches (each (B, 3, H, W)), with a progress bar.
 pub fn features_of(detector: &Detector, batches: &[Tensor], what: &str) -> Result<Tensor> {
     let total: i64 = batches.iter().map(|b| b.size()[0]).sum();
@@ -141,15 +151,19 @@ pub fn features_of(detector: &Detector, batches: &[Tensor], what: &str) -> Resul
     Ok(Tensor::cat(&out, 0))
 }
 
-/// sha256 over the shapes and bytes of uint8 batches.
+/// sha256 over the size and bytes of every image of uint8 batches (independent of how the
+/// images are batched).
 pub fn content_digest(batches: &[Tensor]) -> String {
     let mut h = Sha256::new();
     for b in batches {
         let b = b.contiguous();
-        h.update(format!("{:?}", b.size()).as_bytes());
+        let size = b.size();
         let mut buf = vec![0u8; b.numel()];
         b.copy_data_u8(&mut buf, b.numel());
-        h.update(&buf);
+        for image in buf.chunks(buf.len() / size[0].max(1) as usize) {
+            h.update(format!("{:?};", &size[1..]).as_bytes());
+            h.update(image);
+        }
     }
     format!("{:x}", h.finalize())
 }
@@ -254,7 +268,8 @@ impl Evaluator {
         num_gen: Option<usize>,
     ) -> Result<Self> {
         let detector = Detector::load(device)?;
-        let (real, cached) = real_features(&detector, &set.name, &dataset_batches(set, 64))?;
+        let batch = detector_batch(device);
+        let (real, cached) = real_features(&detector, &set.name, &dataset_batches(set, batch))?;
         Ok(Evaluator {
             metrics,
             detector,
@@ -272,7 +287,8 @@ impl Evaluator {
             let n = self.num_gen.unwrap_or(m.num_gen());
             let t0 = std::time::Instant::now();
             if gen.as_ref().map(|(k, _, _)| *k) != Some(n) {
-                let f = generated_features(&self.detector, g, device, n, 64, seed)?;
+                let f =
+                    generated_features(&self.detector, g, device, n, detector_batch(device), seed)?;
                 gen = Some((n, f, t0.elapsed().as_secs_f64()));
             }
             let (_, f, gen_secs) = gen.as_ref().expect("generated above");

@@ -167,3 +167,20 @@ fn training_writes_metric_lines_and_keeps_the_best_snapshot() {
     );
     assert!(o.status.success(), "{}", text(&o.stderr));
 }
+
+#[test]
+fn the_cache_key_does_not_depend_on_batching() {
+    use tch::{Kind, Tensor};
+    let imgs = Tensor::randint(256, [6, 3, 8, 8], (Kind::Uint8, tch::Device::Cpu));
+    let whole = fpgan::metrics::content_digest(&[imgs.shallow_clone()]);
+    let split = fpgan::metrics::content_digest(&imgs.split(4, 0));
+    assert_eq!(whole, split);
+    let other = imgs.copy();
+    let _ = other
+        .get(5)
+        .get(0)
+        .get(0)
+        .get(0)
+        .fill_(imgs.int64_value(&[5, 0, 0, 0]) ^ 1);
+    assert_ne!(whole, fpgan::metrics::content_digest(&[other]));
+}
