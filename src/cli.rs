@@ -33,6 +33,11 @@ pub enum Command {
     Generate(GenerateArgs),
     /// FID/KID of a trained network against its dataset, or between two image folders.
     Metrics(MetricsArgs),
+    /// Measure training speed and memory of generator configurations side by side.
+    Bench(BenchArgs),
+    /// (internal) measure one configuration given as JSON; used by `bench`.
+    #[command(hide = true)]
+    BenchWorker { spec: String },
     /// Summarise the networks of a configuration: modules, output shapes, parameters, GMACs.
     Info(InfoArgs),
     /// The small default job: prepare a built-in (or given) image set, train briefly, sample.
@@ -214,6 +219,35 @@ pub struct MetricsArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Comma list of configurations; ratios are against the first.
+    #[arg(long, default_value = "fastgan,faster,fastgan_lite,faster_lite")]
+    pub cfgs: String,
+    #[arg(long, default_value_t = 256)]
+    pub res: i64,
+    #[arg(long, default_value_t = 64)]
+    pub batch: i64,
+    /// Images per forward pass (default: batch).
+    #[arg(long)]
+    pub batch_gpu: Option<i64>,
+    /// Generator width (reference 128).
+    #[arg(long, default_value_t = 128)]
+    pub ngf: i64,
+    /// Measured iterations.
+    #[arg(long, default_value_t = 20)]
+    pub iters: usize,
+    /// Iterations run before measuring.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// auto | cpu | cuda | cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 pub struct InfoArgs {
     /// Generator configuration.
     #[arg(long, value_enum, default_value_t = GenCfg::Faster)]
@@ -257,6 +291,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => run_train(*a),
         Command::Generate(a) => run_generate(a),
         Command::Metrics(a) => run_metrics(a),
+        Command::Bench(a) => run_bench(a),
+        Command::BenchWorker { spec } => {
+            let spec: crate::bench::BenchSpec =
+                serde_json::from_str(&spec).context("bad bench spec")?;
+            println!("{}", serde_json::to_string(&crate::bench::run_one(&spec)?)?);
+            Ok(())
+        }
         Command::Info(a) => run_info(a),
         Command::Demo(a) => run_demo(a),
     }
@@ -470,6 +511,52 @@ fn run_metrics(a: MetricsArgs) -> Result<()> {
             _ => anyhow::bail!("unknown metric '{m}' for --real/--fake: use fid, kid"),
         };
         println!("{m} {v:.6}");
+    }
+    Ok(())
+}
+
+fn run_bench(a: BenchArgs) -> Result<()> {
+    parse_device(&a.device)?;
+    if a.iters == 0 {
+        anyhow::bail!("--iters must be at least 1");
+    }
+    let batch_gpu = a.batch_gpu.unwrap_or(a.batch);
+    let mut specs = Vec::new();
+    for name in a.cfgs.split(',').map(str::trim) {
+        let cfg = <GenCfg as clap::ValueEnum>::from_str(name, true).map_err(|_| {
+            anyhow::anyhow!(
+                "unknown --cfgs entry '{name}': use fastgan, fastgan_lite, faster, faster_lite"
+            )
+        })?;
+        let spec = crate::bench::BenchSpec {
+            cfg,
+            res: a.res,
+            batch: a.batch,
+            batch_gpu,
+            ngf: a.ngf,
+            iters: a.iters,
+            warmup: a.warmup,
+            device: a.device.clone(),
+        };
+        // validate before spawning anything
+        GeneratorConfig {
+            ngf: a.ngf,
+            ..GeneratorConfig::new(cfg, a.res)
+        }
+        .validate()?;
+        if a.batch < 1 || batch_gpu < 1 || a.batch % batch_gpu != 0 {
+            anyhow::bail!(
+                "--batch {} must be a positive multiple of --batch-gpu {batch_gpu}",
+                a.batch
+            );
+        }
+        specs.push(spec);
+    }
+    let results = crate::bench::run_all(&specs)?;
+    print!("{}", crate::bench::render(&results));
+    if let Some(p) = &a.json {
+        crate::bench::write_json(&results, p)?;
+        println!("bench: results written to {}", p.display());
     }
     Ok(())
 }

@@ -137,7 +137,8 @@ pub fn summarize(config: &GeneratorConfig) -> anyhow::Result<Vec<Section>> {
     ])
 }
 
-fn thousands(n: i64) -> String {
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: i64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

@@ -2,6 +2,7 @@
 //!
 //! Modules follow the pipeline: `dataset` turns image folders into training sets and loads them,
 //! `home` locates the pretrained weights installed by `scripts/setup.sh`, `progress` draws bars.
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod dataset;

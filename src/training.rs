@@ -128,11 +128,14 @@ pub struct Progress {
     pub total_sec: f64,
 }
 
-/// Losses of one iteration (means over chunks).
+/// Losses of one iteration (means over chunks) and the wall time of its phases in seconds.
 #[derive(Clone, Copy, Debug)]
 pub struct StepLosses {
     pub g: f64,
     pub d: f64,
+    pub g_phase_sec: f64,
+    pub d_phase_sec: f64,
+    pub ema_sec: f64,
 }
 
 /// The whole training state.
@@ -264,11 +267,15 @@ impl Trainer {
 
         let beta = self.ema_schedule.beta(self.progress.cur_nimg, batch);
         self.ema.update(beta);
+        let t_ema = timer.lap();
         self.progress.cur_nimg += batch;
         self.progress.batch_idx += 1;
         Ok(StepLosses {
             g: g_sum.double_value(&[]) / chunks as f64,
             d: d_sum.double_value(&[]) / chunks as f64,
+            g_phase_sec: t_g,
+            d_phase_sec: t_d,
+            ema_sec: t_ema,
         })
     }
 

@@ -1,0 +1,283 @@
+//! `fpgan bench`: the real training iteration of `fpgan train` (both phases, Adam, EMA,
+//! DiffAugment) on synthetic images already in memory, one configuration per process so that
+//! peak memory is per configuration; a table of parameters, sec/iter, images/s, sec/kimg, peak
+//! memory and a per-phase breakdown, each figure also as a ratio to the first configuration.
+use crate::checkpoint;
+use crate::generator::GenCfg;
+use crate::info::thousands;
+use crate::layers::trainable_params;
+use crate::training::{parse_device, TrainOptions, Trainer};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Instant;
+use tch::{Kind, Tensor};
+
+/// One configuration to measure.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BenchSpec {
+    pub cfg: GenCfg,
+    pub res: i64,
+    pub batch: i64,
+    pub batch_gpu: i64,
+    pub ngf: i64,
+    pub iters: usize,
+    pub warmup: usize,
+    pub device: String,
+}
+
+/// Median of the phases of the measured iterations, in seconds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Phases {
+    pub data: f64,
+    pub g_phase: f64,
+    pub d_phase: f64,
+    pub ema: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BenchResult {
+    pub spec: BenchSpec,
+    pub params_g: i64,
+    pub params_d: i64,
+    pub sec_per_iter: Vec<f64>,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub images_per_sec: f64,
+    pub sec_per_kimg: f64,
+    /// Peak resident memory of the process (CPU), GB.
+    pub peak_rss_gb: f64,
+    pub phases: Phases,
+    pub device: String,
+    pub threads: i64,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// Peak resident set size of this process (VmHWM), GB.
+pub fn peak_rss_gb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .map(|kb| kb / 1024.0 / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Measure one configuration in this process.
+pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
+    let device = parse_device(&spec.device)?;
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
+    let opts = TrainOptions {
+        data: PathBuf::from("synthetic"),
+        dataset_name: "synthetic".into(),
+        outdir: PathBuf::from("."),
+        cfg: spec.cfg,
+        resolution: spec.res,
+        ngf: spec.ngf,
+        batch: spec.batch,
+        batch_gpu: spec.batch_gpu,
+        kimg: 1.0,
+        tick: 1.0,
+        snap: 1,
+        mirror: false,
+        seed: 0,
+        keep: 1,
+        metrics: vec!["none".into()],
+        metrics_num_gen: None,
+        device: spec.device.clone(),
+        desc: None,
+        grid: (1, 1),
+    };
+    let mut trainer = Trainer::new(&opts, device)?;
+    // an in-memory image pool, batches gathered from it as the training data thread does
+    let pool_n = spec.batch.max(16);
+    let pool = Tensor::randint(
+        256,
+        [pool_n, 3, spec.res, spec.res],
+        (Kind::Uint8, tch::Device::Cpu),
+    );
+    let (mut iters, mut phases) = (Vec::new(), Vec::new());
+    for it in 0..spec.warmup + spec.iters {
+        let t0 = Instant::now();
+        let idx = Tensor::randint(pool_n, [spec.batch], (Kind::Int64, tch::Device::Cpu));
+        let reals = pool.index_select(0, &idx);
+        let data = t0.elapsed().as_secs_f64();
+        let l = trainer.step(&reals)?;
+        if let tch::Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+        if it >= spec.warmup {
+            iters.push(t0.elapsed().as_secs_f64());
+            phases.push([data, l.g_phase_sec, l.d_phase_sec, l.ema_sec]);
+        }
+    }
+    let col = |k: usize| median(&phases.iter().map(|p| p[k]).collect::<Vec<_>>());
+    let med = median(&iters);
+    Ok(BenchResult {
+        params_g: trainable_params(&trainer.gvs),
+        params_d: trainable_params(&trainer.dvs),
+        median: med,
+        min: iters.iter().copied().fold(f64::INFINITY, f64::min),
+        max: iters.iter().copied().fold(0.0, f64::max),
+        images_per_sec: spec.batch as f64 / med,
+        sec_per_kimg: med * 1000.0 / spec.batch as f64,
+        peak_rss_gb: peak_rss_gb(),
+        phases: Phases {
+            data: col(0),
+            g_phase: col(1),
+            d_phase: col(2),
+            ema: col(3),
+        },
+        device: format!("{device:?}"),
+        threads: tch::get_num_threads() as i64,
+        sec_per_iter: iters,
+        spec: spec.clone(),
+    })
+}
+
+/// Run every spec in its own child process (`fpgan bench-worker`) and collect the results.
+pub fn run_all(specs: &[BenchSpec]) -> Result<Vec<BenchResult>> {
+    let exe = std::env::current_exe().context("cannot find the fpgan executable")?;
+    let mut out = Vec::new();
+    for spec in specs {
+        eprintln!("bench: {} ...", spec.cfg);
+        let o = std::process::Command::new(&exe)
+            .arg("bench-worker")
+            .arg(serde_json::to_string(spec)?)
+            .output()
+            .with_context(|| format!("cannot start {}", exe.display()))?;
+        if !o.status.success() {
+            bail!(
+                "bench of {} failed: {}",
+                spec.cfg,
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+        }
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let line = stdout.lines().last().unwrap_or_default();
+        out.push(serde_json::from_str(line).with_context(|| format!("bad worker output: {line}"))?);
+    }
+    Ok(out)
+}
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1).map(|m| m.trim().to_string()))
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// The table, ratios against the first result.
+pub fn render(results: &[BenchResult]) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let Some(base) = results.first() else {
+        return s;
+    };
+    let sp = &base.spec;
+    let _ = writeln!(
+        s,
+        "fpgan bench: {r}x{r}, batch {} (batch-gpu {}), ngf {}, {} iterations after {} warm-up, device {} ({}; {} threads), fp32",
+        sp.batch,
+        sp.batch_gpu,
+        sp.ngf,
+        sp.iters,
+        sp.warmup,
+        base.device,
+        if base.device == "Cpu" { cpu_name() } else { "CUDA".into() },
+        base.threads,
+        r = sp.res
+    );
+    let _ = writeln!(
+        s,
+        "{:<13} {:>12} {:>11} {:>24} {:>9} {:>9} {:>9} | {:>8} {:>8} {:>8} {:>8}",
+        "cfg",
+        "G params",
+        "D params",
+        "sec/iter med [min, max]",
+        "img/s",
+        "sec/kimg",
+        "peak GB",
+        "data",
+        "G phase",
+        "D phase",
+        "EMA"
+    );
+    for r in results {
+        let _ = writeln!(
+            s,
+            "{:<13} {:>12} {:>11} {:>24} {:>9.2} {:>9.1} {:>9.2} | {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
+            r.spec.cfg.name(),
+            thousands(r.params_g),
+            thousands(r.params_d),
+            format!("{:.3} [{:.3}, {:.3}]", r.median, r.min, r.max),
+            r.images_per_sec,
+            r.sec_per_kimg,
+            r.peak_rss_gb,
+            r.phases.data,
+            r.phases.g_phase,
+            r.phases.d_phase,
+            r.phases.ema
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nratio to {} (images/s higher is better; the others lower):",
+        base.spec.cfg
+    );
+    let _ = writeln!(
+        s,
+        "{:<13} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "cfg", "G params", "img/s", "sec/iter", "peak mem", "G phase"
+    );
+    for r in results {
+        let _ = writeln!(
+            s,
+            "{:<13} {:>8.3}x {:>8.3}x {:>8.3}x {:>8.3}x {:>8.3}x",
+            r.spec.cfg.name(),
+            r.params_g as f64 / base.params_g as f64,
+            r.images_per_sec / base.images_per_sec,
+            r.median / base.median,
+            r.peak_rss_gb / base.peak_rss_gb,
+            r.phases.g_phase / base.phases.g_phase
+        );
+    }
+    if base.device == "Cpu" {
+        let _ = writeln!(
+            s,
+            "(CPU: peak memory is the process's peak RSS, which includes libtorch itself.)"
+        );
+    }
+    s
+}
+
+/// Write the results as JSON (atomically).
+pub fn write_json(results: &[BenchResult], path: &std::path::Path) -> Result<()> {
+    let json = serde_json::to_string_pretty(results)?;
+    checkpoint::atomic_write(path, |w| {
+        use std::io::Write;
+        Ok(w.write_all(json.as_bytes())?)
+    })
+}

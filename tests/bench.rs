@@ -1,0 +1,120 @@
+//! `fpgan bench` with tiny settings: a well-formed table, ratios against the first config, JSON.
+use std::process::Command;
+
+#[test]
+fn bench_prints_a_table_with_ratios_and_writes_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("bench.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_fpgan"))
+        .args([
+            "bench",
+            "--cfgs",
+            "fastgan_lite,faster_lite",
+            "--res",
+            "128",
+            "--batch",
+            "4",
+            "--batch-gpu",
+            "2",
+            "--ngf",
+            "8",
+            "--iters",
+            "2",
+            "--warmup",
+            "1",
+            "--device",
+            "cpu",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("fpgan bench: 128x128, batch 4 (batch-gpu 2)"),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("sec/iter") && lines[1].contains("G phase"),
+        "{out}"
+    );
+    let row = |name: &str, from: usize| {
+        lines[from..]
+            .iter()
+            .find(|l| l.starts_with(name))
+            .copied()
+            .unwrap()
+    };
+    let cols: Vec<&str> = row("faster_lite", 2).split_whitespace().collect();
+    assert_eq!(
+        cols[1], "1,117,923",
+        "G params of faster_lite at ngf 8: {out}"
+    );
+    assert_eq!(cols[2], "10,331,328");
+    let ratio_at = lines
+        .iter()
+        .position(|l| l.starts_with("ratio to fastgan_lite"))
+        .unwrap();
+    assert!(
+        row("fastgan_lite", ratio_at)
+            .split_whitespace()
+            .skip(1)
+            .all(|c| c == "1.000x"),
+        "{out}"
+    );
+    assert!(
+        row("faster_lite", ratio_at).contains("0.864x"),
+        "G params ratio: {out}"
+    );
+
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let runs = v.as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for r in runs {
+        assert_eq!(r["sec_per_iter"].as_array().unwrap().len(), 2);
+        let med = r["median"].as_f64().unwrap();
+        assert!(
+            med > 0.0 && r["min"].as_f64().unwrap() <= med && med <= r["max"].as_f64().unwrap()
+        );
+        assert!((r["images_per_sec"].as_f64().unwrap() - 4.0 / med).abs() < 1e-9);
+        assert!(r["peak_rss_gb"].as_f64().unwrap() > 0.1);
+        let p = &r["phases"];
+        assert!(p["g_phase"].as_f64().unwrap() > 0.0 && p["d_phase"].as_f64().unwrap() > 0.0);
+        assert!(
+            p["g_phase"].as_f64().unwrap() + p["d_phase"].as_f64().unwrap()
+                <= r["max"].as_f64().unwrap()
+        );
+    }
+}
+
+#[test]
+fn bench_rejects_bad_options() {
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_fpgan"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    assert!(
+        run(&["bench", "--cfgs", "stylegan2", "--device", "cpu"]).contains("unknown --cfgs entry")
+    );
+    assert!(run(&["bench", "--res", "100", "--device", "cpu"]).contains("128, 256, 512 or 1024"));
+    assert!(run(&[
+        "bench",
+        "--batch",
+        "6",
+        "--batch-gpu",
+        "4",
+        "--device",
+        "cpu"
+    ])
+    .contains("multiple"));
+}
