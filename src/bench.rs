@@ -9,7 +9,7 @@ use crate::layers::trainable_params;
 use crate::training::{parse_device, TrainOptions, Trainer};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Instant;
 use tch::{Kind, Tensor};
 
@@ -64,21 +64,6 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// Peak resident set size of this process (VmHWM), GB.
-pub fn peak_rss_gb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-        })
-        .map(|kb| kb / 1024.0 / 1024.0)
-        .unwrap_or(0.0)
-}
-
 /// Measure one configuration in this process.
 pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
     let device = parse_device(&spec.device)?;
@@ -86,25 +71,13 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
         tch::Cuda::cudnn_set_benchmark(true);
     }
     let opts = TrainOptions {
-        data: PathBuf::from("synthetic"),
-        dataset_name: "synthetic".into(),
-        outdir: PathBuf::from("."),
-        cfg: spec.cfg,
-        resolution: spec.res,
         ngf: spec.ngf,
         batch: spec.batch,
         batch_gpu: spec.batch_gpu,
-        kimg: 1.0,
-        tick: 1.0,
-        snap: 1,
-        mirror: false,
-        seed: 0,
-        keep: 1,
         metrics: vec!["none".into()],
-        metrics_num_gen: None,
         device: spec.device.clone(),
-        desc: None,
         grid: (1, 1),
+        ..TrainOptions::reference(Path::new("synthetic"), "synthetic", spec.cfg, spec.res)
     };
     let mut trainer = Trainer::new(&opts, device)?;
     // an in-memory image pool, batches gathered from it as the training data thread does
@@ -139,7 +112,7 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
         max: iters.iter().copied().fold(0.0, f64::max),
         images_per_sec: spec.batch as f64 / med,
         sec_per_kimg: med * 1000.0 / spec.batch as f64,
-        peak_rss_gb: peak_rss_gb(),
+        peak_rss_gb: crate::progress::proc_memory_gb("VmHWM"),
         phases: Phases {
             data: col(0),
             g_phase: col(1),

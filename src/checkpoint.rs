@@ -180,28 +180,45 @@ pub fn import(
     filter: impl Fn(&str) -> bool,
     source: &Path,
 ) -> Result<()> {
+    let missing = "not a snapshot of this configuration";
+    import_by(
+        vs,
+        |n| filter(n).then(|| format!("{prefix}{n}")),
+        tensors,
+        source,
+        missing,
+    )
+    .map(|_| ())
+}
+
+/// Copy `tensors[key(name)]` into every variable of `vs` for which `key` gives a name; every such
+/// tensor must exist (else the error says `missing_hint`) with the variable's shape. Returns how
+/// many variables were filled.
+pub fn import_by(
+    vs: &nn::VarStore,
+    key: impl Fn(&str) -> Option<String>,
+    tensors: &BTreeMap<String, Tensor>,
+    source: &Path,
+    missing_hint: &str,
+) -> Result<usize> {
     tch::no_grad(|| {
+        let mut copied = 0;
         for (name, mut var) in vs.variables() {
-            if !filter(&name) {
-                continue;
-            }
-            let key = format!("{prefix}{name}");
-            let t = tensors.get(&key).with_context(|| {
-                format!(
-                    "{} lacks {key}: not a snapshot of this configuration",
-                    source.display()
-                )
-            })?;
+            let Some(k) = key(&name) else { continue };
+            let t = tensors
+                .get(&k)
+                .with_context(|| format!("{} lacks {k}: {missing_hint}", source.display()))?;
             if t.size() != var.size() {
                 bail!(
-                    "{}: {key} has shape {:?} but this configuration needs {:?}",
+                    "{}: {k} has shape {:?} but {name} needs {:?}",
                     source.display(),
                     t.size(),
                     var.size()
                 );
             }
             var.copy_(t);
+            copied += 1;
         }
-        Ok(())
+        Ok(copied)
     })
 }

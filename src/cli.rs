@@ -625,11 +625,7 @@ fn run_demo(a: DemoArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
     let set = load_training_set(&dest, Some(a.res as i64), true)?;
     let opts = TrainOptions {
-        data: dest.clone(),
-        dataset_name: set.name.clone(),
         outdir: train_dir,
-        cfg: GenCfg::Faster,
-        resolution: a.res as i64,
         ngf: a.ngf,
         batch: 8,
         batch_gpu: 8,
@@ -637,13 +633,11 @@ fn run_demo(a: DemoArgs) -> Result<()> {
         tick: a.kimg / 4.0,
         snap: 2,
         mirror: true,
-        seed: 0,
         keep: 1,
         metrics: vec!["none".into()],
-        metrics_num_gen: None,
         device: a.device.clone(),
-        desc: None,
         grid: (8, 4),
+        ..TrainOptions::reference(&dest, &set.name, GenCfg::Faster, a.res as i64)
     };
     println!(
         "demo: training faster (ngf {}) for {} kimg on {device:?}; progress below, full log in the run directory",

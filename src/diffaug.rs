@@ -52,13 +52,15 @@ fn grids(b: i64, h: i64, w: i64, device: Device) -> (Tensor, Tensor, Tensor) {
     (gb, gy, gx)
 }
 
+/// int(n * ratio + 0.5), the reference's rounding of shift and cutout sizes.
+fn scaled(n: i64, ratio: f64) -> i64 {
+    (n as f64 * ratio + 0.5) as i64
+}
+
 /// out[i, j] = x[i + tH, j + tW] inside the image, 0 outside; tH in [-sH, sH], sH = int(H*r + 0.5).
 pub fn translation(x: &Tensor, ratio: f64) -> Tensor {
     let (b, _, h, w) = x.size4().expect("NCHW images");
-    let (sh, sw) = (
-        (h as f64 * ratio + 0.5) as i64,
-        (w as f64 * ratio + 0.5) as i64,
-    );
+    let (sh, sw) = (scaled(h, ratio), scaled(w, ratio));
     let dev = x.device();
     let th = randint(-sh, sh + 1, b, dev);
     let tw = randint(-sw, sw + 1, b, dev);
@@ -75,10 +77,7 @@ pub fn translation(x: &Tensor, ratio: f64) -> Tensor {
 /// in [0, H - 1 + (1 - s % 2)] and clipped at the borders.
 pub fn cutout(x: &Tensor, ratio: f64) -> Tensor {
     let (b, _, h, w) = x.size4().expect("NCHW images");
-    let (sh, sw) = (
-        (h as f64 * ratio + 0.5) as i64,
-        (w as f64 * ratio + 0.5) as i64,
-    );
+    let (sh, sw) = (scaled(h, ratio), scaled(w, ratio));
     let dev = x.device();
     let oh = randint(0, h + (1 - sh % 2), b, dev);
     let ow = randint(0, w + (1 - sw % 2), b, dev);

@@ -5,6 +5,7 @@
 //!
 //! It lives in its own VarStore, frozen after loading: `pretrained.*` uses the EfficientNet-PyTorch
 //! names of the converted weights, `scratch.*` the reference's CCM/CSM names.
+use crate::checkpoint;
 use crate::layers::{Conv, ConvSpec};
 use crate::rng::SplitMix;
 use anyhow::{bail, Context, Result};
@@ -200,33 +201,10 @@ impl FeatureNetwork {
     pub fn load_pretrained(vs: &nn::VarStore, prefix: &str, file: &Path) -> Result<()> {
         let tensors = Tensor::read_safetensors(file)
             .with_context(|| format!("cannot read EfficientNet weights {}", file.display()))?;
-        let by_name: std::collections::HashMap<_, _> = tensors.into_iter().collect();
+        let by_name = tensors.into_iter().collect();
         let head = format!("{prefix}pretrained.");
-        let mut copied = 0;
-        tch::no_grad(|| -> Result<()> {
-            for (name, mut var) in vs.variables() {
-                let Some(key) = name.strip_prefix(&head) else {
-                    continue;
-                };
-                let src = by_name.get(key).with_context(|| {
-                    format!(
-                        "{} has no tensor {key}; re-run `make setup`",
-                        file.display()
-                    )
-                })?;
-                if src.size() != var.size() {
-                    bail!(
-                        "{}: {key} has shape {:?}, expected {:?}",
-                        file.display(),
-                        src.size(),
-                        var.size()
-                    );
-                }
-                var.copy_(src);
-                copied += 1;
-            }
-            Ok(())
-        })?;
+        let key = |n: &str| n.strip_prefix(&head).map(str::to_string);
+        let copied = checkpoint::import_by(vs, key, &by_name, file, "re-run `make setup`")?;
         if copied == 0 {
             bail!("no variable under {head} to load the EfficientNet weights into");
         }

@@ -1,4 +1,5 @@
-//! Progress bars with count, rate and ETA on a terminal; silent when stderr is not a terminal.
+//! Progress bars with count, rate and ETA on a terminal (silent when stderr is not a terminal),
+//! and the process memory figures shown next to them.
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 
@@ -21,4 +22,22 @@ pub fn bar(len: u64, msg: &str) -> ProgressBar {
 /// Print one warning line without tearing the bar.
 pub fn warn(pb: &ProgressBar, line: &str) {
     pb.suspend(|| eprintln!("warning: {line}"));
+}
+
+/// A memory figure of this process from /proc/self/status (`VmRSS`, `VmHWM`, ...) in GB;
+/// 0 where it cannot be read (not Linux).
+pub fn proc_memory_gb(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<f64>().ok())
+                })
+        })
+        .map(|kb| kb / 1024.0 / 1024.0)
+        .unwrap_or(0.0)
 }

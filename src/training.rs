@@ -55,6 +55,32 @@ pub struct TrainOptions {
 }
 
 impl TrainOptions {
+    /// The reference's defaults (batch 64, 25000 kimg, tick 4, snap 50, fid50k_full, seed 0) for
+    /// `cfg` at `resolution` on `data`, written under `runs`.
+    pub fn reference(data: &Path, dataset_name: &str, cfg: GenCfg, resolution: i64) -> Self {
+        TrainOptions {
+            data: data.to_path_buf(),
+            dataset_name: dataset_name.to_string(),
+            outdir: PathBuf::from("runs"),
+            cfg,
+            resolution,
+            ngf: 128,
+            batch: 64,
+            batch_gpu: 64,
+            kimg: 25000.0,
+            tick: 4.0,
+            snap: 50,
+            mirror: false,
+            seed: 0,
+            keep: 3,
+            metrics: vec!["fid50k_full".into()],
+            metrics_num_gen: None,
+            device: "auto".into(),
+            desc: None,
+            grid: Self::reference_grid(resolution),
+        }
+    }
+
     pub fn generator_config(&self) -> GeneratorConfig {
         GeneratorConfig {
             ngf: self.ngf,
@@ -546,17 +572,7 @@ fn format_time(s: f64) -> String {
 }
 
 fn cpu_mem_gb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-        })
-        .map(|kb| kb / 1024.0 / 1024.0)
-        .unwrap_or(0.0)
+    progress::proc_memory_gb("VmRSS")
 }
 
 /// Load the training images: a prepared dataset as it is, anything else prepared at `res`.
