@@ -10,6 +10,6 @@ pub mod writer;
 
 pub use image_ops::{Background, Transform};
 pub use loader::ImageSet;
-pub use prepare::{prepare, PrepareOptions, Summary};
+pub use prepare::{prepare, prepare_into, PrepareOptions, Summary};
 pub use source::Source;
 pub use writer::DatasetWriter;

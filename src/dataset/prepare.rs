@@ -148,3 +148,18 @@ pub fn prepare(
     }
     Ok(summary)
 }
+
+/// Prepare the images of `source` (folder or zip) into the dataset `dest`, atomically
+/// (see [`super::DatasetWriter`]).
+pub fn prepare_into(
+    source: &std::path::Path,
+    dest: &std::path::Path,
+    opts: &PrepareOptions,
+    force: bool,
+) -> Result<Summary> {
+    let src = Source::open(source)?;
+    let mut writer = super::DatasetWriter::create(dest, force)?;
+    let summary = prepare(&src, opts, |img| writer.add(&img))?;
+    writer.finish()?;
+    Ok(summary)
+}
