@@ -1,13 +1,17 @@
 // Link libtorch so that the binary and the tests find it and keep its CUDA backend:
 // an rpath to libtorch's lib directory and `--no-as-needed -ltorch` (reference section 15).
 // Without the latter the linker drops libtorch_cuda.so and CUDA is unavailable on a GPU machine.
+// It also compiles csrc/cuda_memory.cpp against libtorch's headers: the CUDA caching allocator's
+// peak memory statistics, which tch does not expose.
 use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-changed=build.rs");
-    let libtorch = std::env::var("LIBTORCH").unwrap_or_else(|_| ".venv/libtorch".into());
-    let lib = PathBuf::from(libtorch).join("lib");
+    println!("cargo:rerun-if-changed=csrc/cuda_memory.cpp");
+    let libtorch =
+        PathBuf::from(std::env::var("LIBTORCH").unwrap_or_else(|_| ".venv/libtorch".into()));
+    let lib = libtorch.join("lib");
     if !lib.join("libtorch.so").exists() {
         println!(
             "cargo:warning=libtorch not found at {}; run `make setup` first",
@@ -17,4 +21,12 @@ fn main() {
     println!("cargo:rustc-link-search=native={}", lib.display());
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch");
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/cuda_memory.cpp")
+        .include(libtorch.join("include"))
+        .flag("-std=c++17")
+        .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
+        .warnings(false)
+        .compile("fpgan_cuda_memory");
 }

@@ -3,6 +3,7 @@
 //! peak memory is per configuration; a table of parameters, sec/iter, images/s, sec/kimg, peak
 //! memory and a per-phase breakdown, each figure also as a ratio to the first configuration.
 use crate::checkpoint;
+use crate::cuda_memory;
 use crate::generator::GenCfg;
 use crate::info::thousands;
 use crate::layers::trainable_params;
@@ -48,9 +49,19 @@ pub struct BenchResult {
     pub sec_per_kimg: f64,
     /// Peak resident memory of the process (CPU), GB.
     pub peak_rss_gb: f64,
+    /// CUDA: peak allocated and peak reserved memory of the measured iterations, GB (2^30).
+    pub peak_gpu_allocated_gb: Option<f64>,
+    pub peak_gpu_reserved_gb: Option<f64>,
     pub phases: Phases,
     pub device: String,
     pub threads: i64,
+}
+
+impl BenchResult {
+    /// The peak memory compared across configurations: CUDA peak allocated, else peak RSS.
+    pub fn peak_memory_gb(&self) -> f64 {
+        self.peak_gpu_allocated_gb.unwrap_or(self.peak_rss_gb)
+    }
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -97,11 +108,15 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
         if let tch::Device::Cuda(i) = device {
             tch::Cuda::synchronize(i as i64);
         }
+        if it + 1 == spec.warmup {
+            cuda_memory::stats(device, true); // peaks of the measured iterations only
+        }
         if it >= spec.warmup {
             iters.push(t0.elapsed().as_secs_f64());
             phases.push([data, l.g_phase_sec, l.d_phase_sec, l.ema_sec]);
         }
     }
+    let gpu = cuda_memory::stats(device, false);
     let col = |k: usize| median(&phases.iter().map(|p| p[k]).collect::<Vec<_>>());
     let med = median(&iters);
     Ok(BenchResult {
@@ -113,6 +128,8 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
         images_per_sec: spec.batch as f64 / med,
         sec_per_kimg: med * 1000.0 / spec.batch as f64,
         peak_rss_gb: crate::progress::proc_memory_gb("VmHWM"),
+        peak_gpu_allocated_gb: gpu.map(|m| cuda_memory::gb(m.peak_allocated)),
+        peak_gpu_reserved_gb: gpu.map(|m| cuda_memory::gb(m.peak_reserved)),
         phases: Phases {
             data: col(0),
             g_phase: col(1),
@@ -208,7 +225,7 @@ pub fn render(results: &[BenchResult]) -> String {
             format!("{:.3} [{:.3}, {:.3}]", r.median, r.min, r.max),
             r.images_per_sec,
             r.sec_per_kimg,
-            r.peak_rss_gb,
+            r.peak_memory_gb(),
             r.phases.data,
             r.phases.g_phase,
             r.phases.d_phase,
@@ -233,7 +250,7 @@ pub fn render(results: &[BenchResult]) -> String {
             r.params_g as f64 / base.params_g as f64,
             r.images_per_sec / base.images_per_sec,
             r.median / base.median,
-            r.peak_rss_gb / base.peak_rss_gb,
+            r.peak_memory_gb() / base.peak_memory_gb(),
             r.phases.g_phase / base.phases.g_phase
         );
     }

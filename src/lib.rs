@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod cli;
+pub mod cuda_memory;
 pub mod dataset;
 pub mod demo;
 pub mod detector;

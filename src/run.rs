@@ -341,8 +341,16 @@ pub fn train(opts: &TrainOptions, set: ImageSet, resume: &ResumeFrom) -> Result<
         let sec_per_kimg = tick_time / ((p.cur_nimg - tick_start_nimg).max(1) as f64 / 1e3);
         let cpu = cpu_mem_gb();
         let tick = p.cur_tick;
+        let gpu = crate::cuda_memory::stats(device, true);
+        let (gpu_alloc, gpu_reserved) = match gpu {
+            Some(m) => (
+                crate::cuda_memory::gb(m.peak_allocated),
+                crate::cuda_memory::gb(m.peak_reserved),
+            ),
+            None => (0.0, 0.0),
+        };
         log.line(&format!(
-            "tick {tick:<5} kimg {kimg:<8.1} time {:<12} sec/tick {tick_time:<7.1} sec/kimg {sec_per_kimg:<7.2} maintenance {maintenance:<6.1} cpumem {cpu:<6.2} gpumem n/a    reserved n/a",
+            "tick {tick:<5} kimg {kimg:<8.1} time {:<12} sec/tick {tick_time:<7.1} sec/kimg {sec_per_kimg:<7.2} maintenance {maintenance:<6.1} cpumem {cpu:<6.2} gpumem {gpu_alloc:<6.2} reserved {gpu_reserved:<6.2}",
             format_time(total_sec)
         ));
         let m0 = Instant::now();
@@ -356,6 +364,8 @@ pub fn train(opts: &TrainOptions, set: ImageSet, resume: &ResumeFrom) -> Result<
             ("Timing/total_hours", total_sec / 3600.0),
             ("Timing/total_days", total_sec / 86400.0),
             ("Resources/cpu_mem_gb", cpu),
+            ("Resources/peak_gpu_mem_gb", gpu_alloc),
+            ("Resources/peak_gpu_mem_reserved_gb", gpu_reserved),
         ] {
             trainer.stats.report_scalar(name, v);
         }

@@ -118,3 +118,20 @@ fn bench_rejects_bad_options() {
     ])
     .contains("multiple"));
 }
+
+#[test]
+fn cuda_memory_statistics_are_absent_without_a_gpu_and_the_shim_does_not_crash() {
+    use fpgan::cuda_memory::stats;
+    use tch::Device;
+    assert_eq!(stats(Device::Cpu, false), None);
+    if !tch::Cuda::is_available() {
+        // the C++ shim runs, finds no initialised CUDA allocator, and says so
+        assert_eq!(stats(Device::Cuda(0), true), None);
+    } else {
+        let _keep = tch::Tensor::zeros([1 << 20], (tch::Kind::Float, Device::Cuda(0)));
+        let m = stats(Device::Cuda(0), false).expect("CUDA statistics");
+        assert!(
+            m.allocated >= 4 << 20 && m.peak_allocated >= m.allocated && m.reserved >= m.allocated
+        );
+    }
+}
