@@ -1,14 +1,15 @@
 // Link libtorch so that the binary and the tests find it and keep its CUDA backend:
 // an rpath to libtorch's lib directory and `--no-as-needed -ltorch` (reference section 15).
 // Without the latter the linker drops libtorch_cuda.so and CUDA is unavailable on a GPU machine.
-// It also compiles csrc/cuda_memory.cpp against libtorch's headers: the CUDA caching allocator's
-// peak memory statistics, which tch does not expose.
+// It also compiles csrc/*.cpp against libtorch's headers, for what tch does not expose: the CUDA
+// caching allocator's peak memory statistics and bf16 autocast on CPU or CUDA.
 use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=csrc/cuda_memory.cpp");
+    println!("cargo:rerun-if-changed=csrc/autocast.cpp");
     let libtorch =
         PathBuf::from(std::env::var("LIBTORCH").unwrap_or_else(|_| ".venv/libtorch".into()));
     let lib = libtorch.join("lib");
@@ -24,9 +25,10 @@ fn main() {
     cc::Build::new()
         .cpp(true)
         .file("csrc/cuda_memory.cpp")
+        .file("csrc/autocast.cpp")
         .include(libtorch.join("include"))
         .flag("-std=c++17")
         .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
         .warnings(false)
-        .compile("fpgan_cuda_memory");
+        .compile("fpgan_csrc");
 }

@@ -2,6 +2,7 @@
 //! DiffAugment) on synthetic images already in memory, one configuration per process so that
 //! peak memory is per configuration; a table of parameters, sec/iter, images/s, sec/kimg, peak
 //! memory and a per-phase breakdown, each figure also as a ratio to the first configuration.
+use crate::amp::Amp;
 use crate::checkpoint;
 use crate::cuda_memory;
 use crate::generator::GenCfg;
@@ -25,6 +26,8 @@ pub struct BenchSpec {
     pub iters: usize,
     pub warmup: usize,
     pub device: String,
+    #[serde(default)]
+    pub amp: Amp,
 }
 
 /// Median of the phases of the measured iterations, in seconds.
@@ -88,6 +91,7 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
         metrics: vec!["none".into()],
         device: spec.device.clone(),
         grid: (1, 1),
+        amp: spec.amp,
         ..TrainOptions::reference(Path::new("synthetic"), "synthetic", spec.cfg, spec.res)
     };
     let mut trainer = Trainer::new(&opts, device)?;
@@ -189,7 +193,7 @@ pub fn render(results: &[BenchResult]) -> String {
     let sp = &base.spec;
     let _ = writeln!(
         s,
-        "fpgan bench: {r}x{r}, batch {} (batch-gpu {}), ngf {}, {} iterations after {} warm-up, device {} ({}; {} threads), fp32",
+        "fpgan bench: {r}x{r}, batch {} (batch-gpu {}), ngf {}, {} iterations after {} warm-up, device {} ({}; {} threads), {}",
         sp.batch,
         sp.batch_gpu,
         sp.ngf,
@@ -198,6 +202,10 @@ pub fn render(results: &[BenchResult]) -> String {
         base.device,
         if base.device == "Cpu" { cpu_name() } else { "CUDA".into() },
         base.threads,
+        match sp.amp {
+            Amp::None => "fp32",
+            Amp::Bf16 => "bf16 autocast",
+        },
         r = sp.res
     );
     let _ = writeln!(

@@ -1,4 +1,5 @@
 //! Command line: `fpgan dataset` prepares training sets, `fpgan demo` runs the small default job.
+use crate::amp::Amp;
 use crate::dataset::{prepare_into, Background, PrepareOptions, Transform};
 use crate::generate::{latent_walk, parse_seeds, seed_latent, Network, WalkFormat};
 use crate::generator::{GenCfg, GeneratorConfig};
@@ -136,6 +137,10 @@ pub struct TrainArgs {
     /// Sample grid as COLSxROWS, or auto (the reference's 30x16 at 256 on CUDA, 8x4 on CPU).
     #[arg(long, default_value = "auto")]
     pub grid: String,
+    /// Forward-pass precision: none (fp32, the reference) or bf16 autocast (faster on recent
+    /// GPUs, changes the numbers; see docs/benchmarks.md).
+    #[arg(long, value_enum, default_value_t = Amp::None)]
+    pub amp: Amp,
     /// Print the resolved options and exit.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
@@ -243,6 +248,9 @@ pub struct BenchArgs {
     /// auto | cpu | cuda | cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Forward-pass precision: none (fp32) or bf16 autocast.
+    #[arg(long, value_enum, default_value_t = Amp::None)]
+    pub amp: Amp,
     /// Also write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -353,6 +361,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         keep: a.keep,
         metrics: a.metrics.split(',').map(|m| m.trim().to_string()).collect(),
         metrics_num_gen: a.num_gen,
+        amp: a.amp,
         device: a.device,
         desc: a.desc,
         grid,
@@ -524,6 +533,7 @@ fn run_bench(a: BenchArgs) -> Result<()> {
             iters: a.iters,
             warmup: a.warmup,
             device: a.device.clone(),
+            amp: a.amp,
         };
         // validate before spawning anything
         GeneratorConfig {

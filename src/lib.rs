@@ -6,6 +6,7 @@
 //! (`loss`, `optim`, `ema`, `stats`), `run` the run around it (`checkpoint` files); `generate`,
 //! `detector`/`metrics`, `bench`, `info` and `demo` are the other commands, `cli` parses them.
 //! `home` locates the pretrained weights installed by `scripts/setup.sh`.
+pub mod amp;
 pub mod bench;
 pub mod checkpoint;
 pub mod cli;

@@ -2,6 +2,7 @@
 //! -mean D(G(z))) then a D phase (fake, then real, in separate D calls), each summing the
 //! gradients of `batch/batch_gpu` chunks, Adam steps on non-finite-cleaned gradients, then the
 //! G EMA; snapshots of the whole state and their exact restore. The run around it is `run.rs`.
+use crate::amp::{self, Amp};
 use crate::checkpoint;
 use crate::discriminator::Discriminator;
 use crate::ema::{Ema, EmaSchedule};
@@ -46,6 +47,9 @@ pub struct TrainOptions {
     pub desc: Option<String>,
     /// Columns and rows of the sample grids.
     pub grid: (i64, i64),
+    /// Precision of the G and D forward passes (`none` = fp32, the reference).
+    #[serde(default)]
+    pub amp: Amp,
 }
 
 impl TrainOptions {
@@ -72,6 +76,7 @@ impl TrainOptions {
             device: "auto".into(),
             desc: None,
             grid: Self::reference_grid(resolution),
+            amp: Amp::None,
         }
     }
 
@@ -247,9 +252,14 @@ impl Trainer {
         self.opt_d.set_requires_grad(false);
         self.opt_g.zero_grad();
         let mut g_sum = Tensor::zeros([], (Kind::Float, dev));
+        let amp = self.opts.amp;
         for c in 0..chunks {
-            let img = self.g.forward_t(&z_all.narrow(0, c * chunk, chunk), true);
-            let logits = self.d.forward_t(&self.features, &img, true);
+            let z = z_all.narrow(0, c * chunk, chunk);
+            let logits = amp::forward(amp, dev, || {
+                self.d
+                    .forward_t(&self.features, &self.g.forward_t(&z, true), true)
+            })
+            .to_kind(Kind::Float);
             self.report_scores("fake", &logits);
             let loss = generator_loss(&logits);
             self.stats.report("Loss/G/loss", &loss);
@@ -265,14 +275,15 @@ impl Trainer {
         let mut d_sum = Tensor::zeros([], (Kind::Float, dev));
         for c in 0..chunks {
             let z = z_all.narrow(0, batch + c * chunk, chunk);
-            let fake = tch::no_grad(|| self.g.forward_t(&z, true));
-            let lf = self.d.forward_t(&self.features, &fake, true);
+            let fake = tch::no_grad(|| amp::forward(amp, dev, || self.g.forward_t(&z, true)));
+            let lf = amp::forward(amp, dev, || self.d.forward_t(&self.features, &fake, true))
+                .to_kind(Kind::Float);
             self.report_scores("fake", &lf);
             let loss_gen = discriminator_fake_loss(&lf);
             loss_gen.backward();
-            let lr = self
-                .d
-                .forward_t(&self.features, &real.narrow(0, c * chunk, chunk), true);
+            let real_c = real.narrow(0, c * chunk, chunk);
+            let lr = amp::forward(amp, dev, || self.d.forward_t(&self.features, &real_c, true))
+                .to_kind(Kind::Float);
             self.report_scores("real", &lr);
             let loss_real = discriminator_real_loss(&lr);
             loss_real.backward();

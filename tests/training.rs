@@ -51,6 +51,7 @@ fn options(outdir: &Path) -> TrainOptions {
         device: "cpu".into(),
         desc: None,
         grid: (2, 1),
+        amp: fpgan::amp::Amp::None,
     }
 }
 
@@ -594,4 +595,35 @@ fn ctrl_c_writes_a_snapshot_and_exits_cleanly() {
     assert_eq!(snaps.len(), 2, "tick 0 and the interruption");
     let (_, m) = load(&snaps[0]);
     assert!(m.progress.cur_nimg > 2);
+}
+
+#[test]
+fn bf16_autocast_runs_the_forward_passes_in_bf16_and_keeps_fp32_state() {
+    use fpgan::amp::{forward, Amp};
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = TrainOptions {
+        amp: Amp::Bf16,
+        ..options(tmp.path())
+    };
+    let mut t = Trainer::new(&opts, Device::Cpu).unwrap();
+    let z = Tensor::randn([2, 256], (Kind::Float, Device::Cpu));
+    let img = tch::no_grad(|| forward(Amp::Bf16, Device::Cpu, || t.g.forward_t(&z, true)));
+    assert_eq!(
+        img.kind(),
+        Kind::BFloat16,
+        "convolutions run in bf16 inside the region"
+    );
+    let after = tch::no_grad(|| t.g.forward_t(&z, true));
+    assert_eq!(after.kind(), Kind::Float, "and in fp32 after it");
+    let reals = Tensor::randint(256, [4, 3, 128, 128], (Kind::Uint8, Device::Cpu));
+    let l = t.step(&reals).unwrap();
+    assert!(l.g.is_finite() && l.d.is_finite());
+    for (n, v) in t.gvs.variables().into_iter().chain(t.dvs.variables()) {
+        assert_eq!(v.kind(), Kind::Float, "{n} stays fp32");
+    }
+    assert!(t
+        .opt_g
+        .slots
+        .iter()
+        .all(|s| s.exp_avg_sq.kind() == Kind::Float));
 }
