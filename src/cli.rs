@@ -69,6 +69,9 @@ pub struct DatasetArgs {
     /// Replace an existing non-empty destination (only once the new one is complete).
     #[arg(long)]
     pub force: bool,
+    /// Compress the PNGs (lossless, about 4x smaller; the reference writes them uncompressed).
+    #[arg(long)]
+    pub compress: bool,
 }
 
 #[derive(Args, Debug)]
@@ -320,6 +323,7 @@ fn run_dataset(a: DatasetArgs) -> Result<()> {
         transform: a.transform,
         background: a.background,
         max_images: a.max_images,
+        compress: a.compress,
     };
     let summary = prepare_into(&a.source, &a.dest, &opts, a.force)?;
     println!(

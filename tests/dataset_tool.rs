@@ -568,3 +568,43 @@ fn max_images_and_zip_sources() {
     let set = ImageSet::open(&second).unwrap();
     assert_eq!((set.num_images(), set.resolution), (5, 8));
 }
+
+#[test]
+fn compressed_output_holds_the_same_pixels_in_less_space() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..3u8 {
+        RgbImage::from_fn(40, 40, |x, y| Rgb([x as u8 * 6, y as u8 * 6, i * 80]))
+            .save(src.join(format!("{i}.png")))
+            .unwrap();
+    }
+    let (plain, small) = (tmp.path().join("plain.zip"), tmp.path().join("small.zip"));
+    for (d, extra) in [(&plain, None), (&small, Some("--compress"))] {
+        let mut args = vec![
+            "dataset",
+            "--source",
+            src.to_str().unwrap(),
+            "--dest",
+            d.to_str().unwrap(),
+            "--resolution",
+            "32",
+        ];
+        args.extend(extra);
+        assert!(fpgan(&args).status.success());
+    }
+    let (a, b) = (
+        ImageSet::open(&plain).unwrap(),
+        ImageSet::open(&small).unwrap(),
+    );
+    for i in 0..3 {
+        assert_eq!(a.item(i), b.item(i));
+    }
+    let size = |p: &PathBuf| std::fs::metadata(p).unwrap().len();
+    assert!(
+        size(&small) * 2 < size(&plain),
+        "{} vs {}",
+        size(&small),
+        size(&plain)
+    );
+}

@@ -19,6 +19,8 @@ pub struct PrepareOptions {
     #[serde(skip)]
     pub background: Background,
     pub max_images: Option<usize>,
+    /// Deflate-compress the output PNGs (the reference writes them uncompressed).
+    pub compress: bool,
 }
 
 impl PrepareOptions {
@@ -30,6 +32,7 @@ impl PrepareOptions {
             transform: Transform::CenterCrop,
             background: Background([255; 3]),
             max_images: None,
+            compress: false,
         }
     }
 
@@ -158,7 +161,7 @@ pub fn prepare_into(
     force: bool,
 ) -> Result<Summary> {
     let src = Source::open(source)?;
-    let mut writer = super::DatasetWriter::create(dest, force)?;
+    let mut writer = super::DatasetWriter::create(dest, force)?.compressed(opts.compress);
     let summary = prepare(&src, opts, |img| writer.add(&img))?;
     writer.finish()?;
     Ok(summary)

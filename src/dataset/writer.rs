@@ -25,6 +25,7 @@ pub struct DatasetWriter {
     tmp: PathBuf,
     out: Option<Out>,
     count: usize,
+    compress: bool,
 }
 
 /// Whether `path` exists and holds something (a file, or a non-empty directory).
@@ -78,7 +79,14 @@ impl DatasetWriter {
             tmp,
             out: Some(out),
             count: 0,
+            compress: false,
         })
+    }
+
+    /// Write deflate-compressed PNGs instead of the reference's uncompressed ones.
+    pub fn compressed(mut self, compress: bool) -> Self {
+        self.compress = compress;
+        self
     }
 
     /// Number of images added so far.
@@ -88,7 +96,8 @@ impl DatasetWriter {
 
     /// Append the next image (as an uncompressed PNG, numbered consecutively).
     pub fn add(&mut self, img: &RgbImage) -> Result<()> {
-        let png = super::image_ops::encode_png(img).context("PNG encoding failed")?;
+        let png =
+            super::image_ops::encode_png(img, self.compress).context("PNG encoding failed")?;
         let name = image_name(self.count);
         self.put(&name, &png)?;
         self.count += 1;
