@@ -28,6 +28,8 @@ pub struct BenchSpec {
     pub device: String,
     #[serde(default)]
     pub amp: Amp,
+    #[serde(default)]
+    pub channels_last: bool,
 }
 
 /// Median of the phases of the measured iterations, in seconds.
@@ -92,6 +94,7 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
         device: spec.device.clone(),
         grid: (1, 1),
         amp: spec.amp,
+        channels_last: spec.channels_last,
         ..TrainOptions::reference(Path::new("synthetic"), "synthetic", spec.cfg, spec.res)
     };
     let mut trainer = Trainer::new(&opts, device)?;
@@ -191,6 +194,12 @@ pub fn render(results: &[BenchResult]) -> String {
         return s;
     };
     let sp = &base.spec;
+    let precision = match (sp.amp, sp.channels_last) {
+        (Amp::None, false) => "fp32",
+        (Amp::None, true) => "fp32, channels_last",
+        (Amp::Bf16, false) => "bf16 autocast",
+        (Amp::Bf16, true) => "bf16 autocast, channels_last",
+    };
     let _ = writeln!(
         s,
         "fpgan bench: {r}x{r}, batch {} (batch-gpu {}), ngf {}, {} iterations after {} warm-up, device {} ({}; {} threads), {}",
@@ -202,10 +211,7 @@ pub fn render(results: &[BenchResult]) -> String {
         base.device,
         if base.device == "Cpu" { cpu_name() } else { "CUDA".into() },
         base.threads,
-        match sp.amp {
-            Amp::None => "fp32",
-            Amp::Bf16 => "bf16 autocast",
-        },
+        precision,
         r = sp.res
     );
     let _ = writeln!(

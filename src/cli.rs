@@ -144,6 +144,9 @@ pub struct TrainArgs {
     /// GPUs, changes the numbers; see docs/benchmarks.md).
     #[arg(long, value_enum, default_value_t = Amp::None)]
     pub amp: Amp,
+    /// Lay weights and images out channels_last (NHWC); same numbers up to rounding order.
+    #[arg(long)]
+    pub channels_last: bool,
     /// Print the resolved options and exit.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
@@ -254,6 +257,9 @@ pub struct BenchArgs {
     /// Forward-pass precision: none (fp32) or bf16 autocast.
     #[arg(long, value_enum, default_value_t = Amp::None)]
     pub amp: Amp,
+    /// Lay weights and images out channels_last (NHWC).
+    #[arg(long)]
+    pub channels_last: bool,
     /// Also write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -366,6 +372,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         metrics: a.metrics.split(',').map(|m| m.trim().to_string()).collect(),
         metrics_num_gen: a.num_gen,
         amp: a.amp,
+        channels_last: a.channels_last,
         device: a.device,
         desc: a.desc,
         grid,
@@ -538,6 +545,7 @@ fn run_bench(a: BenchArgs) -> Result<()> {
             warmup: a.warmup,
             device: a.device.clone(),
             amp: a.amp,
+            channels_last: a.channels_last,
         };
         // validate before spawning anything
         GeneratorConfig {

@@ -50,6 +50,9 @@ pub struct TrainOptions {
     /// Precision of the G and D forward passes (`none` = fp32, the reference).
     #[serde(default)]
     pub amp: Amp,
+    /// Lay weights and image batches out channels_last (NHWC).
+    #[serde(default)]
+    pub channels_last: bool,
 }
 
 impl TrainOptions {
@@ -77,6 +80,7 @@ impl TrainOptions {
             desc: None,
             grid: Self::reference_grid(resolution),
             amp: Amp::None,
+            channels_last: false,
         }
     }
 
@@ -207,6 +211,11 @@ impl Trainer {
         let (fvs, features) = frozen_feature_network(device, opts.resolution, opts.seed, &weights)?;
         let dvs = VarStore::new(device);
         let d = Discriminator::new(&dvs.root());
+        if opts.channels_last {
+            for vs in [&gvs, &ema_vs, &fvs, &dvs] {
+                amp::vars_to_channels_last(vs);
+            }
+        }
         let opt_g = Adam::new(&gvs, AdamConfig::generator());
         let opt_d = Adam::new(&dvs, AdamConfig::discriminator());
         let ema = Ema::new(&gvs, &ema_vs)?;
@@ -244,7 +253,10 @@ impl Trainer {
         let (batch, chunk) = (self.opts.batch, self.opts.batch_gpu);
         let chunks = batch / chunk;
         let dev = self.device;
-        let real = reals.to_device(dev).to_kind(Kind::Float) / 127.5 - 1.0;
+        let mut real = reals.to_device(dev).to_kind(Kind::Float) / 127.5 - 1.0;
+        if self.opts.channels_last {
+            real = amp::channels_last(&real);
+        }
         let z_all = Tensor::randn([2 * batch, self.g.config.z_dim], (Kind::Float, dev));
         let timer = PhaseTimer::new(dev);
 

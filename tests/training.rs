@@ -52,6 +52,7 @@ fn options(outdir: &Path) -> TrainOptions {
         desc: None,
         grid: (2, 1),
         amp: fpgan::amp::Amp::None,
+        channels_last: false,
     }
 }
 
@@ -626,4 +627,42 @@ fn bf16_autocast_runs_the_forward_passes_in_bf16_and_keeps_fp32_state() {
         .slots
         .iter()
         .all(|s| s.exp_avg_sq.kind() == Kind::Float));
+}
+
+#[test]
+fn channels_last_relays_weights_and_gives_the_same_first_step() {
+    use fpgan::amp::is_channels_last;
+    let tmp = tempfile::tempdir().unwrap();
+    let reals = Tensor::randint(256, [4, 3, 128, 128], (Kind::Uint8, Device::Cpu));
+    let mut losses = Vec::new();
+    for cl in [false, true] {
+        let opts = TrainOptions {
+            channels_last: cl,
+            ..options(tmp.path())
+        };
+        let mut t = Trainer::new(&opts, Device::Cpu).unwrap();
+        let pw = t.dvs.variables()["discriminator.mini_discs.0.main.0.main.0.weight_orig"]
+            .shallow_clone();
+        assert_eq!(
+            is_channels_last(&pw),
+            cl,
+            "D weights follow --channels-last"
+        );
+        tch::manual_seed(5);
+        let l = t.step(&reals).unwrap();
+        losses.push((l.g, l.d));
+        // (1x1 kernels and depthwise weights have the same strides in both layouts)
+        for (n, v) in t.gvs.variables() {
+            let s = v.size();
+            if v.dim() == 4 && s[1] > 1 && s[2] * s[3] > 1 {
+                assert_eq!(is_channels_last(&v), cl, "{n} after a step");
+            }
+        }
+    }
+    // same initial weights and randomness: the losses agree up to summation order
+    let ((g0, d0), (g1, d1)) = (losses[0], losses[1]);
+    assert!(
+        (g0 - g1).abs() < 1e-3 * g0.abs().max(1.0) && (d0 - d1).abs() < 1e-3 * d0.abs().max(1.0),
+        "{losses:?}"
+    );
 }
