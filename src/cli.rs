@@ -3,7 +3,7 @@ use crate::amp::Amp;
 use crate::dataset::{prepare_into, Background, PrepareOptions, Transform};
 use crate::generate::{latent_walk, parse_seeds, seed_latent, Network, WalkFormat};
 use crate::generator::{GenCfg, GeneratorConfig};
-use crate::run::{load_training_set, train, ResumeFrom};
+use crate::run::{load_training_set, train_with, ResumeFrom, ResumeMode};
 use crate::training::{parse_device, TrainOptions};
 use crate::{grid, info};
 use anyhow::{Context, Result};
@@ -118,6 +118,10 @@ pub struct TrainArgs {
     /// auto | none | <snapshot file or run dir> (see below).
     #[arg(long, default_value = "auto")]
     pub resume: ResumeFrom,
+    /// exact (continue everything) or reference (weights only into a new run: kimg 0, fresh
+    /// Adam, no EMA rampup, as the official train.py --resume).
+    #[arg(long, value_enum, default_value_t = ResumeMode::Exact)]
+    pub resume_mode: ResumeMode,
     /// Metrics at snapshot ticks (not tick 0) and at the end: fid50k_full, kid50k_full,
     /// fid10k_full (comma list) or none. fid50k_full takes about an hour on a CPU.
     #[arg(long, default_value = "fid50k_full")]
@@ -388,7 +392,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         );
         return Ok(());
     }
-    train(&opts, set, &a.resume)?;
+    train_with(&opts, set, &a.resume, a.resume_mode)?;
     Ok(())
 }
 

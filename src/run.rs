@@ -190,17 +190,62 @@ fn resolve_run(opts: &TrainOptions, resume: &ResumeFrom) -> Result<(PathBuf, Opt
     }
 }
 
+/// How `--resume` continues a snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ResumeMode {
+    /// Everything as it was: kimg, tick, EMA, Adam moments, data order (fpgan's default).
+    #[default]
+    Exact,
+    /// The reference's: weights only, into a new run directory; kimg 0, fresh Adam, no EMA rampup.
+    Reference,
+}
+
 /// Train with `opts`; returns the run directory.
 pub fn train(opts: &TrainOptions, set: ImageSet, resume: &ResumeFrom) -> Result<PathBuf> {
+    train_with(opts, set, resume, ResumeMode::Exact)
+}
+
+/// Train with `opts`, continuing a snapshot as `mode` says; returns the run directory.
+pub fn train_with(
+    opts: &TrainOptions,
+    set: ImageSet,
+    resume: &ResumeFrom,
+    mode: ResumeMode,
+) -> Result<PathBuf> {
     opts.validate()?;
     let device = parse_device(&opts.device)?;
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(true);
     }
-    let (run_dir, snapshot) = resolve_run(opts, resume)?;
+    let mut trainer = Trainer::new(opts, device)?;
+    let (run_dir, mut snapshot) = resolve_run(opts, resume)?;
+    if mode == ResumeMode::Reference {
+        let ResumeFrom::Path(_) = resume else {
+            bail!("--resume-mode reference needs --resume <snapshot file or run dir>");
+        };
+        let snap = snapshot.take().context("no snapshot to resume from")?;
+        trainer.restore_weights_only(&snap)?;
+        eprintln!(
+            "Copied the weights of {} (reference resume: kimg 0, fresh Adam, no EMA rampup)",
+            snap.display()
+        );
+        let (new_dir, _) = resolve_run(opts, &ResumeFrom::Never)?;
+        return run_loop(opts, set, trainer, new_dir, None, resume, device);
+    }
+    run_loop(opts, set, trainer, run_dir, snapshot, resume, device)
+}
+
+fn run_loop(
+    opts: &TrainOptions,
+    set: ImageSet,
+    mut trainer: Trainer,
+    run_dir: PathBuf,
+    snapshot: Option<PathBuf>,
+    resume: &ResumeFrom,
+    device: tch::Device,
+) -> Result<PathBuf> {
     std::fs::create_dir_all(&run_dir)
         .with_context(|| format!("cannot create {}", run_dir.display()))?;
-    let mut trainer = Trainer::new(opts, device)?;
     let fresh = snapshot.is_none();
     let pb = progress::bar((opts.kimg * 1000.0).ceil() as u64, "training");
     pb.set_style(

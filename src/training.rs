@@ -17,6 +17,7 @@ use crate::stats::Stats;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::nn::VarStore;
@@ -367,8 +368,15 @@ impl Trainer {
         checkpoint::save(path, &t, &meta)
     }
 
-    /// Restore everything from a snapshot made with the same configuration.
-    pub fn restore(&mut self, path: &Path) -> Result<()> {
+    /// The reference's `--resume`: copy G, G_ema, the D heads and the projections by name and
+    /// keep everything else fresh (Adam restarts, kimg 0), with the EMA rampup disabled.
+    pub fn restore_weights_only(&mut self, path: &Path) -> Result<()> {
+        self.restore_weights(path)?;
+        self.ema_schedule.rampup = None;
+        Ok(())
+    }
+
+    fn restore_weights(&mut self, path: &Path) -> Result<(BTreeMap<String, Tensor>, SnapshotMeta)> {
         let (t, meta) = checkpoint::load(path)?;
         let snap = SnapshotMeta::from_json(&meta, path)?;
         let g_now = self.g.config.clone();
@@ -389,6 +397,13 @@ impl Trainer {
         checkpoint::import(&self.ema_vs, "G_ema.", &t, all, path)?;
         checkpoint::import(&self.dvs, "D.", &t, all, path)?;
         checkpoint::import(&self.fvs, "F.", &t, |n| n.starts_with("scratch."), path)?;
+        Ok((t, snap))
+    }
+
+    /// Restore everything from a snapshot made with the same configuration: weights, buffers,
+    /// projections, Adam moments, counters and grid latents (exact continuation).
+    pub fn restore(&mut self, path: &Path) -> Result<()> {
+        let (t, snap) = self.restore_weights(path)?;
         tch::no_grad(|| -> Result<()> {
             for (p, opt) in [("opt_G.", &mut self.opt_g), ("opt_D.", &mut self.opt_d)] {
                 for s in &mut opt.slots {

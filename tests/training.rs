@@ -666,3 +666,57 @@ fn channels_last_relays_weights_and_gives_the_same_first_step() {
         "{losses:?}"
     );
 }
+
+#[test]
+fn reference_resume_copies_weights_into_a_new_run_with_fresh_adam_and_kimg_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    let out = tmp.path().join("runs");
+    let (d, o_) = (data.to_str().unwrap(), out.to_str().unwrap());
+    assert!(fpgan(&train_args(d, o_, "0.002")).status.success());
+    let first = run_dir(&out);
+    let snap = snapshots_in(&first)[0].clone();
+    // library level: weights copied, nothing else
+    let (t, meta) = load(&snap);
+    let mut trainer = Trainer::new(&meta.options, Device::Cpu).unwrap();
+    trainer.restore_weights_only(&snap).unwrap();
+    for (n, v) in trainer.gvs.variables() {
+        assert!(v.equal(&t[&format!("G.{n}")]), "{n}");
+    }
+    assert_eq!(
+        (
+            trainer.progress.cur_nimg,
+            trainer.opt_g.step,
+            trainer.opt_d.step
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(trainer.ema_schedule.rampup, None);
+    // command level: a new run directory that starts at kimg 0
+    let mut args = train_args(d, o_, "0.002");
+    args.extend([
+        "--resume",
+        first.to_str().unwrap(),
+        "--resume-mode",
+        "reference",
+    ]);
+    let o = fpgan(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("reference resume"));
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs.len(), 2);
+    let (_, m2) = load(&snapshots_in(&dirs[1])[0]);
+    assert_eq!(
+        (m2.progress.cur_nimg, m2.opt_g_step),
+        (2, 1),
+        "kimg and Adam restarted"
+    );
+    // reference mode needs an explicit snapshot
+    let mut args = train_args(d, o_, "0.002");
+    args.extend(["--resume-mode", "reference"]);
+    assert!(text(&fpgan(&args).stderr).contains("--resume-mode reference needs --resume"));
+}
