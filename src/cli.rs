@@ -79,7 +79,9 @@ pub struct DatasetArgs {
     after_help = "Resume: by default (--resume auto) re-running the same command with the same \
 --outdir continues the matching run directory from its newest snapshot, with the same kimg, tick, \
 EMA and Adam moments; --resume none starts a new run directory; --resume <snapshot|run dir> \
-continues that run. Ctrl-C writes a snapshot and exits; a second Ctrl-C quits at once."
+continues that run; add --resume-mode reference for the official train.py semantics (weights only, \
+new run directory, kimg 0, fresh Adam). Ctrl-C writes a snapshot and exits; a second Ctrl-C quits \
+at once."
 )]
 pub struct TrainArgs {
     /// Training images: a prepared dataset (dir/zip) or any folder/zip of images (prepared on the fly).
