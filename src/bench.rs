@@ -2,9 +2,9 @@
 //! DiffAugment) on synthetic images already in memory, one configuration per process so that
 //! peak memory is per configuration; a table of parameters, sec/iter, images/s, sec/kimg, peak
 //! memory and a per-phase breakdown, each figure also as a ratio to the first configuration.
-use crate::amp::Amp;
 use crate::checkpoint;
 use crate::cuda_memory;
+use crate::fastpath::Amp;
 use crate::generator::GenCfg;
 use crate::info::thousands;
 use crate::layers::trainable_params;

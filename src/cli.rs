@@ -1,6 +1,6 @@
 //! Command line: `fpgan dataset` prepares training sets, `fpgan demo` runs the small default job.
-use crate::amp::Amp;
 use crate::dataset::{prepare_into, Background, PrepareOptions, Transform};
+use crate::fastpath::Amp;
 use crate::generate::{latent_walk, parse_seeds, seed_latent, Network, WalkFormat};
 use crate::generator::{GenCfg, GeneratorConfig};
 use crate::run::{load_training_set, train_with, ResumeFrom, ResumeMode};

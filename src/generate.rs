@@ -53,7 +53,7 @@ pub fn to_uint8(x: &Tensor) -> Tensor {
 pub struct Network {
     pub g: Generator,
     pub source: PathBuf,
-    _vs: VarStore,
+    vs: VarStore,
 }
 
 impl Network {
@@ -82,7 +82,7 @@ impl Network {
         Ok(Network {
             g,
             source: file,
-            _vs: vs,
+            vs,
         })
     }
 
@@ -90,12 +90,8 @@ impl Network {
     pub fn image(&self, z: &Tensor, noise_seed: i64) -> Tensor {
         let _guard = tch::no_grad_guard();
         tch::manual_seed(noise_seed);
-        let dev = self.g_device();
+        let dev = self.vs.device();
         to_uint8(&self.g.forward_t(&z.to_device(dev), false)).get(0)
-    }
-
-    fn g_device(&self) -> Device {
-        self._vs.device()
     }
 }
 

@@ -5,8 +5,8 @@
 //! `diffaug` are the networks, built from `layers`; `training` holds the state and one iteration
 //! (`loss`, `optim`, `ema`, `stats`), `run` the run around it (`checkpoint` files); `generate`,
 //! `detector`/`metrics`, `bench`, `info` and `demo` are the other commands, `cli` parses them.
+//! `fastpath` (bf16 autocast, channels_last) and `cuda_memory` wrap the C++ shims in csrc/;
 //! `home` locates the pretrained weights installed by `scripts/setup.sh`.
-pub mod amp;
 pub mod bench;
 pub mod checkpoint;
 pub mod cli;
@@ -17,6 +17,7 @@ pub mod detector;
 pub mod diffaug;
 pub mod discriminator;
 pub mod ema;
+pub mod fastpath;
 pub mod features;
 pub mod generate;
 pub mod generator;

@@ -358,20 +358,23 @@ fn run_loop(
             }
         }
         let elapsed = start.elapsed().as_secs_f64();
-        let rate =
-            (p.cur_nimg - tick_start_nimg) as f64 / tick_start.elapsed().as_secs_f64().max(1e-9);
         pb.set_position(p.cur_nimg.min(total_nimg) as u64);
-        pb.set_message(format!(
-            "kimg {:.2}/{} | {:.1} img/s | {:.1} s/kimg | ETA {} | G {:.3} D {:.3} | cpu {:.1} GB",
-            p.cur_nimg as f64 / 1e3,
-            opts.kimg,
-            rate,
-            1000.0 / rate.max(1e-9),
-            format_time((total_nimg - p.cur_nimg) as f64 / rate.max(1e-9)),
-            losses.g,
-            losses.d,
-            cpu_mem_gb()
-        ));
+        if !pb.is_hidden() {
+            // the live line (terminals only: no formatting or /proc read otherwise)
+            let rate = (p.cur_nimg - tick_start_nimg) as f64
+                / tick_start.elapsed().as_secs_f64().max(1e-9);
+            pb.set_message(format!(
+                "kimg {:.2}/{} | {:.1} img/s | {:.1} s/kimg | ETA {} | G {:.3} D {:.3} | cpu {:.1} GB",
+                p.cur_nimg as f64 / 1e3,
+                opts.kimg,
+                rate,
+                1000.0 / rate.max(1e-9),
+                format_time((total_nimg - p.cur_nimg) as f64 / rate.max(1e-9)),
+                losses.g,
+                losses.d,
+                cpu_mem_gb()
+            ));
+        }
         let done = p.cur_nimg >= total_nimg;
         let stop = STOP.load(Ordering::SeqCst);
         let tick_nimg = (opts.tick * 1000.0).ceil() as i64;

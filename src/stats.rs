@@ -47,14 +47,6 @@ impl Stats {
         self.report(name, &Tensor::from(v));
     }
 
-    /// Mean of `name` since the last tick, if anything was reported.
-    pub fn mean(&self, name: &str) -> Option<f64> {
-        self.acc
-            .get(name)
-            .filter(|a| a.num > 0)
-            .map(|a| a.sum.double_value(&[]) / a.num as f64)
-    }
-
     /// Close the tick: a JSON object with every name (and `timestamp`), and reset the sums.
     pub fn tick(&mut self, timestamp: f64) -> Value {
         for (name, a) in std::mem::take(&mut self.acc) {

@@ -2,10 +2,10 @@
 //! -mean D(G(z))) then a D phase (fake, then real, in separate D calls), each summing the
 //! gradients of `batch/batch_gpu` chunks, Adam steps on non-finite-cleaned gradients, then the
 //! G EMA; snapshots of the whole state and their exact restore. The run around it is `run.rs`.
-use crate::amp::{self, Amp};
 use crate::checkpoint;
 use crate::discriminator::Discriminator;
 use crate::ema::{Ema, EmaSchedule};
+use crate::fastpath::{self, Amp};
 use crate::features::{frozen_feature_network, FeatureNetwork};
 use crate::generator::{GenCfg, Generator, GeneratorConfig};
 use crate::home;
@@ -214,7 +214,7 @@ impl Trainer {
         let d = Discriminator::new(&dvs.root());
         if opts.channels_last {
             for vs in [&gvs, &ema_vs, &fvs, &dvs] {
-                amp::vars_to_channels_last(vs);
+                fastpath::vars_to_channels_last(vs);
             }
         }
         let opt_g = Adam::new(&gvs, AdamConfig::generator());
@@ -256,7 +256,7 @@ impl Trainer {
         let dev = self.device;
         let mut real = reals.to_device(dev).to_kind(Kind::Float) / 127.5 - 1.0;
         if self.opts.channels_last {
-            real = amp::channels_last(&real);
+            real = fastpath::channels_last(&real);
         }
         let z_all = Tensor::randn([2 * batch, self.g.config.z_dim], (Kind::Float, dev));
         let timer = PhaseTimer::new(dev);
@@ -268,7 +268,7 @@ impl Trainer {
         let amp = self.opts.amp;
         for c in 0..chunks {
             let z = z_all.narrow(0, c * chunk, chunk);
-            let logits = amp::forward(amp, dev, || {
+            let logits = fastpath::autocast(amp, dev, || {
                 self.d
                     .forward_t(&self.features, &self.g.forward_t(&z, true), true)
             })
@@ -288,15 +288,16 @@ impl Trainer {
         let mut d_sum = Tensor::zeros([], (Kind::Float, dev));
         for c in 0..chunks {
             let z = z_all.narrow(0, batch + c * chunk, chunk);
-            let fake = tch::no_grad(|| amp::forward(amp, dev, || self.g.forward_t(&z, true)));
-            let lf = amp::forward(amp, dev, || self.d.forward_t(&self.features, &fake, true))
+            let fake = tch::no_grad(|| fastpath::autocast(amp, dev, || self.g.forward_t(&z, true)));
+            let lf = fastpath::autocast(amp, dev, || self.d.forward_t(&self.features, &fake, true))
                 .to_kind(Kind::Float);
             self.report_scores("fake", &lf);
             let loss_gen = discriminator_fake_loss(&lf);
             loss_gen.backward();
             let real_c = real.narrow(0, c * chunk, chunk);
-            let lr = amp::forward(amp, dev, || self.d.forward_t(&self.features, &real_c, true))
-                .to_kind(Kind::Float);
+            let lr =
+                fastpath::autocast(amp, dev, || self.d.forward_t(&self.features, &real_c, true))
+                    .to_kind(Kind::Float);
             self.report_scores("real", &lr);
             let loss_real = discriminator_real_loss(&lr);
             loss_real.backward();

@@ -3,18 +3,9 @@ use fpgan::dataset::{prepare, ImageSet, PrepareOptions, Source};
 use image::{DynamicImage, ImageEncoder, Luma, LumaA, Rgb, RgbImage, Rgba, RgbaImage};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn fpgan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fpgan"))
-        .args(args)
-        .output()
-        .expect("run fpgan")
-}
-
-fn text(o: &[u8]) -> String {
-    String::from_utf8_lossy(o).into_owned()
-}
+mod common;
+use common::{fpgan, text, write_leftovers};
 
 /// Left half `a`, right half `b`.
 fn halves(w: u32, h: u32, a: [u8; 3], b: [u8; 3]) -> RgbImage {
@@ -299,11 +290,7 @@ fn output_follows_the_reference_layout_and_round_trips() {
         }
     }
     // no temporary leftovers
-    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".partial-") || n.contains(".old-"))
-        .collect();
+    let leftovers = write_leftovers(tmp.path());
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
@@ -524,11 +511,7 @@ fn bad_invocations_fail_with_one_clear_line_and_leave_nothing_behind() {
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
 
-    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".partial-") || n.contains(".old-"))
-        .collect();
+    let leftovers = write_leftovers(tmp.path());
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 

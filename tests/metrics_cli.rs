@@ -1,7 +1,9 @@
 //! `fpgan metrics` and metrics during training: cache reuse and invalidation, metric lines,
 //! best snapshot. Uses a private FPGAN_HOME whose weights link to the installed ones.
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+mod common;
+use common::{fpgan_with_home as fpgan, text};
 
 fn private_home(dir: &Path) -> PathBuf {
     let home = dir.join("home");
@@ -9,18 +11,6 @@ fn private_home(dir: &Path) -> PathBuf {
     let weights = fpgan::home::weight_file(fpgan::home::FID_FILE).unwrap();
     std::os::unix::fs::symlink(weights.parent().unwrap(), home.join("weights")).unwrap();
     home
-}
-
-fn fpgan(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fpgan"))
-        .env("FPGAN_HOME", home)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 #[test]

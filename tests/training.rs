@@ -8,20 +8,12 @@ use fpgan::optim::{Adam, AdamConfig};
 use fpgan::run::snapshots_in;
 use fpgan::training::{SnapshotMeta, TrainOptions, Trainer};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+mod common;
+use common::{fpgan, text, wait_for_snapshots};
 use tch::{nn, Device, Kind, Tensor};
-
-fn fpgan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fpgan"))
-        .args(args)
-        .output()
-        .expect("run fpgan")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// A folder of 12 generated RGBA images (prepared on the fly by `train --res 128`).
 fn shapes(dir: &Path) -> PathBuf {
@@ -51,7 +43,7 @@ fn options(outdir: &Path) -> TrainOptions {
         device: "cpu".into(),
         desc: None,
         grid: (2, 1),
-        amp: fpgan::amp::Amp::None,
+        amp: fpgan::fastpath::Amp::None,
         channels_last: false,
     }
 }
@@ -265,23 +257,8 @@ fn sigkill_between_snapshots_resumes_from_the_last_one_and_a_corrupt_one_is_repo
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    loop {
-        std::thread::sleep(Duration::from_millis(200));
-        let n = out
-            .read_dir()
-            .ok()
-            .and_then(|mut d| d.next())
-            .map(|d| snapshots_in(&d.unwrap().path()).len());
-        if n.unwrap_or(0) >= 2 {
-            std::thread::sleep(Duration::from_millis(700)); // kill between snapshots
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(120),
-            "no snapshots appeared"
-        );
-    }
+    wait_for_snapshots(&mut child, &out, 2);
+    std::thread::sleep(Duration::from_millis(700)); // kill between snapshots
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let dir = run_dir(&out);
@@ -557,22 +534,7 @@ fn ctrl_c_writes_a_snapshot_and_exits_cleanly() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    while out
-        .read_dir()
-        .ok()
-        .and_then(|mut d| d.next())
-        .map(|d| snapshots_in(&d.unwrap().path()).len())
-        .unwrap_or(0)
-        < 1
-    {
-        std::thread::sleep(Duration::from_millis(200));
-        assert!(t0.elapsed() < Duration::from_secs(120), "no first snapshot");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "fpgan exited before its first snapshot"
-        );
-    }
+    wait_for_snapshots(&mut child, &out, 1);
     std::thread::sleep(Duration::from_millis(1500));
     let pid = child.id().to_string();
     assert!(Command::new("kill")
@@ -600,7 +562,7 @@ fn ctrl_c_writes_a_snapshot_and_exits_cleanly() {
 
 #[test]
 fn bf16_autocast_runs_the_forward_passes_in_bf16_and_keeps_fp32_state() {
-    use fpgan::amp::{forward, Amp};
+    use fpgan::fastpath::{autocast, Amp};
     let tmp = tempfile::tempdir().unwrap();
     let opts = TrainOptions {
         amp: Amp::Bf16,
@@ -608,7 +570,7 @@ fn bf16_autocast_runs_the_forward_passes_in_bf16_and_keeps_fp32_state() {
     };
     let mut t = Trainer::new(&opts, Device::Cpu).unwrap();
     let z = Tensor::randn([2, 256], (Kind::Float, Device::Cpu));
-    let img = tch::no_grad(|| forward(Amp::Bf16, Device::Cpu, || t.g.forward_t(&z, true)));
+    let img = tch::no_grad(|| autocast(Amp::Bf16, Device::Cpu, || t.g.forward_t(&z, true)));
     assert_eq!(
         img.kind(),
         Kind::BFloat16,
@@ -631,7 +593,7 @@ fn bf16_autocast_runs_the_forward_passes_in_bf16_and_keeps_fp32_state() {
 
 #[test]
 fn channels_last_relays_weights_and_gives_the_same_first_step() {
-    use fpgan::amp::is_channels_last;
+    use fpgan::fastpath::is_channels_last;
     let tmp = tempfile::tempdir().unwrap();
     let reals = Tensor::randint(256, [4, 3, 128, 128], (Kind::Uint8, Device::Cpu));
     let mut losses = Vec::new();

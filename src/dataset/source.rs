@@ -82,11 +82,6 @@ impl Source {
         self.names.retain(|n| has_image_extension(n));
     }
 
-    /// Paths of the files, relative to the source root, '/'-separated.
-    pub fn names(&self) -> &[String] {
-        &self.names
-    }
-
     pub fn len(&self) -> usize {
         self.names.len()
     }

@@ -89,11 +89,6 @@ impl DatasetWriter {
         self
     }
 
-    /// Number of images added so far.
-    pub fn count(&self) -> usize {
-        self.count
-    }
-
     /// Append the next image (as an uncompressed PNG, numbered consecutively).
     pub fn add(&mut self, img: &RgbImage) -> Result<()> {
         let png =

@@ -72,7 +72,7 @@ pub fn vars_to_channels_last(vs: &VarStore) {
 }
 
 /// Run `f` under bf16 autocast for `device` when `amp` is `Bf16`, else as it is.
-pub fn forward<T>(amp: Amp, device: Device, f: impl FnOnce() -> T) -> T {
+pub fn autocast<T>(amp: Amp, device: Device, f: impl FnOnce() -> T) -> T {
     if amp == Amp::None {
         return f();
     }

@@ -1,0 +1,62 @@
+//! Helpers shared by the integration tests: run the `fpgan` binary, read its output, find
+//! leftovers of interrupted writes, wait for a training run's snapshots.
+#![allow(dead_code)] // each test binary uses a subset
+use std::path::Path;
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+/// Run `fpgan args...` to completion.
+pub fn fpgan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fpgan"))
+        .args(args)
+        .output()
+        .expect("run fpgan")
+}
+
+/// Run `fpgan args...` with `FPGAN_HOME=home`.
+pub fn fpgan_with_home(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fpgan"))
+        .env("FPGAN_HOME", home)
+        .args(args)
+        .output()
+        .expect("run fpgan")
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Names in `dir` left by unfinished dataset writes (`*.partial-*`, `*.old-*`).
+pub fn write_leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".partial-") || n.contains(".old-"))
+        .collect()
+}
+
+/// Wait (up to 2 minutes) until the first run directory under `outdir` holds `n` snapshots,
+/// failing if `child` exits first.
+pub fn wait_for_snapshots(child: &mut Child, outdir: &Path, n: usize) {
+    let t0 = Instant::now();
+    loop {
+        let have = outdir
+            .read_dir()
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|d| fpgan::run::snapshots_in(&d.unwrap().path()).len())
+            .unwrap_or(0);
+        if have >= n {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "fewer than {n} snapshots after 2 minutes"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "fpgan exited before writing {n} snapshots"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
