@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{fpgan_with_home as fpgan, text};
+use common::{fpgan_with_home as fpgan, shapes, text, train_args};
 
 fn private_home(dir: &Path) -> PathBuf {
     let home = dir.join("home");
@@ -77,39 +77,13 @@ fn real_features_are_cached_and_invalidated_when_the_images_change() {
 fn training_writes_metric_lines_and_keeps_the_best_snapshot() {
     let tmp = tempfile::tempdir().unwrap();
     let home = private_home(tmp.path());
-    let data = tmp.path().join("shapes");
-    fpgan::dataset::synthetic::write_shapes(&data, 12, 3).unwrap();
+    let data = shapes(tmp.path());
     let out = tmp.path().join("runs");
-    let o = fpgan(
-        &home,
-        &[
-            "train",
-            "--data",
-            data.to_str().unwrap(),
-            "--outdir",
-            out.to_str().unwrap(),
-            "--res",
-            "128",
-            "--ngf",
-            "8",
-            "--batch",
-            "2",
-            "--kimg",
-            "0.006",
-            "--tick",
-            "0.004",
-            "--snap",
-            "1",
-            "--grid",
-            "2x1",
-            "--device",
-            "cpu",
-            "--metrics",
-            "fid50k_full,kid50k_full",
-            "--num-gen",
-            "8",
-        ],
-    );
+    let mut args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), "0.006");
+    let m = args.iter().position(|a| *a == "--metrics").unwrap();
+    args[m + 1] = "fid50k_full,kid50k_full";
+    args.extend(["--num-gen", "8"]);
+    let o = fpgan(&home, &args);
     let stdout = text(&o.stdout);
     assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
     let dir = std::fs::read_dir(&out)

@@ -12,15 +12,8 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::{fpgan, text, wait_for_snapshots};
+use common::{fpgan, shapes, text, train_args, wait_for_snapshots};
 use tch::{nn, Device, Kind, Tensor};
-
-/// A folder of 12 generated RGBA images (prepared on the fly by `train --res 128`).
-fn shapes(dir: &Path) -> PathBuf {
-    let d = dir.join("shapes");
-    fpgan::dataset::synthetic::write_shapes(&d, 12, 7).unwrap();
-    d
-}
 
 fn options(outdir: &Path) -> TrainOptions {
     TrainOptions {
@@ -157,36 +150,6 @@ fn adam_steps_like_the_reference_and_cleans_non_finite_gradients() {
     assert_eq!(opt.step, 1);
     let d = AdamConfig::discriminator();
     assert!((d.lr - 1.88235e-4).abs() < 1e-9 && (d.beta2 - 0.9905855).abs() < 1e-7);
-}
-
-fn train_args<'a>(data: &'a str, out: &'a str, kimg: &'a str) -> Vec<&'a str> {
-    vec![
-        "train",
-        "--data",
-        data,
-        "--outdir",
-        out,
-        "--res",
-        "128",
-        "--cfg",
-        "faster",
-        "--ngf",
-        "8",
-        "--batch",
-        "2",
-        "--tick",
-        "0.004",
-        "--snap",
-        "1",
-        "--grid",
-        "2x1",
-        "--device",
-        "cpu",
-        "--kimg",
-        kimg,
-        "--metrics",
-        "none",
-    ]
 }
 
 fn run_dir(out: &Path) -> PathBuf {

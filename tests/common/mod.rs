@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests: run the `fpgan` binary, read its output, find
 //! leftovers of interrupted writes, wait for a training run's snapshots.
 #![allow(dead_code)] // each test binary uses a subset
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
@@ -59,4 +59,43 @@ pub fn wait_for_snapshots(child: &mut Child, outdir: &Path, n: usize) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// A folder of 12 generated RGBA images (prepared on the fly by `train --res 128`).
+pub fn shapes(dir: &Path) -> PathBuf {
+    let d = dir.join("shapes");
+    fpgan::dataset::synthetic::write_shapes(&d, 12, 7).unwrap();
+    d
+}
+
+/// `fpgan train` on `data` with a tiny CPU configuration (faster, 128 px, ngf 8, batch 2,
+/// tick 0.004 kimg, a snapshot every tick, metrics off) for `kimg`.
+pub fn train_args<'a>(data: &'a str, out: &'a str, kimg: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--data",
+        data,
+        "--outdir",
+        out,
+        "--res",
+        "128",
+        "--cfg",
+        "faster",
+        "--ngf",
+        "8",
+        "--batch",
+        "2",
+        "--tick",
+        "0.004",
+        "--snap",
+        "1",
+        "--grid",
+        "2x1",
+        "--device",
+        "cpu",
+        "--kimg",
+        kimg,
+        "--metrics",
+        "none",
+    ]
 }
