@@ -1,36 +1,15 @@
 //! fpgan: Faster Projected GAN (arXiv 2403.08778) in Rust on libtorch.
 //!
-//! Modules follow the pipeline: `dataset` turns image folders into training sets and loads them;
-//! `generator`, `features` (frozen EfficientNet-Lite0 + random projections), `discriminator` and
-//! `diffaug` are the networks, built from `layers`; `training` holds the state and one iteration
-//! (`loss`, `optim`, `ema`, `stats`), `run` the run around it (`checkpoint` files); `generate`,
-//! `detector`/`metrics`, `bench`, `info` and `demo` are the other commands, `cli` parses them.
-//! `fastpath` (bf16 autocast, channels_last) and `cuda_memory` wrap the C++ shims in csrc/;
-//! `home` locates the pretrained weights installed by `scripts/setup.sh`.
-pub mod bench;
-pub mod checkpoint;
+//! The folders follow a batch through the pipeline, and imports only point down the list:
+//! `cli` (one file per command) -> `train` (options, the step, the run loop, bench) -> `eval`
+//! (detector, FID/KID, sampling) -> `snapshot` (one home for snapshot files) -> `nets` (generator,
+//! feature network, discriminator, DiffAugment) and `data` (images in, datasets out, loading) ->
+//! `fastpath` (bf16 autocast, channels_last, CUDA memory: the C++ shims in csrc/) and `util`.
 pub mod cli;
-pub mod cuda_memory;
-pub mod dataset;
-pub mod demo;
-pub mod detector;
-pub mod diffaug;
-pub mod discriminator;
-pub mod ema;
+pub mod data;
+pub mod eval;
 pub mod fastpath;
-pub mod features;
-pub mod generate;
-pub mod generator;
-pub mod grid;
-pub mod home;
-pub mod info;
-pub mod layers;
-pub mod loss;
-pub mod metrics;
-pub mod optim;
-pub mod progress;
-pub mod rng;
-pub mod run;
-pub mod stats;
-pub mod summary;
-pub mod training;
+pub mod nets;
+pub mod snapshot;
+pub mod train;
+pub mod util;

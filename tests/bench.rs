@@ -121,7 +121,7 @@ fn bench_rejects_bad_options() {
 
 #[test]
 fn cuda_memory_statistics_are_absent_without_a_gpu_and_the_shim_does_not_crash() {
-    use fpgan::cuda_memory::stats;
+    use fpgan::fastpath::cuda_memory::stats;
     use tch::Device;
     assert_eq!(stats(Device::Cpu, false), None);
     if !tch::Cuda::is_available() {

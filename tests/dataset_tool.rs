@@ -1,5 +1,5 @@
 //! `fpgan dataset` and the loader on synthetic inputs of every kind a user may bring.
-use fpgan::dataset::{prepare, ImageSet, PrepareOptions, Source};
+use fpgan::data::{prepare, ImageSet, PrepareOptions, Source};
 use image::{DynamicImage, ImageEncoder, Luma, LumaA, Rgb, RgbImage, Rgba, RgbaImage};
 use std::io::Read;
 use std::path::{Path, PathBuf};

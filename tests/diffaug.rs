@@ -1,5 +1,5 @@
 //! DiffAugment: each operation's defining property, fresh randomness, differentiability.
-use fpgan::diffaug::{brightness, contrast, cutout, diff_augment, saturation, translation};
+use fpgan::nets::diffaug::{brightness, contrast, cutout, diff_augment, saturation, translation};
 use tch::{Device, Kind, Tensor};
 
 fn images(b: i64, h: i64, w: i64) -> Tensor {

@@ -1,8 +1,8 @@
 //! The feature network against tests/fixtures/features.safetensors, made by
 //! scripts/fixtures/make_feature_fixture.py (an independent torch.nn.functional implementation
 //! run with the virtualenv's torch on the same EfficientNet-Lite0 weights).
-use fpgan::features::FeatureNetwork;
-use fpgan::home;
+use fpgan::nets::features::FeatureNetwork;
+use fpgan::util::home;
 use std::collections::HashMap;
 use tch::{nn, Device, Kind, Tensor};
 

@@ -1,6 +1,6 @@
 //! `fpgan info`: totals agree with the reference's counts and MAC estimates.
-use fpgan::generator::{GenCfg, GeneratorConfig};
-use fpgan::info::summarize;
+use fpgan::nets::generator::{GenCfg, GeneratorConfig};
+use fpgan::nets::info::summarize;
 use std::process::Command;
 
 #[test]

@@ -8,7 +8,7 @@ use common::{fpgan_with_home as fpgan, shapes, text, train_args};
 fn private_home(dir: &Path) -> PathBuf {
     let home = dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let weights = fpgan::home::weight_file(fpgan::home::FID_FILE).unwrap();
+    let weights = fpgan::util::home::weight_file(fpgan::util::home::FID_FILE).unwrap();
     std::os::unix::fs::symlink(weights.parent().unwrap(), home.join("weights")).unwrap();
     home
 }
@@ -18,8 +18,8 @@ fn real_features_are_cached_and_invalidated_when_the_images_change() {
     let tmp = tempfile::tempdir().unwrap();
     let home = private_home(tmp.path());
     let (real, fake) = (tmp.path().join("real"), tmp.path().join("fake"));
-    fpgan::dataset::synthetic::write_shapes(&real, 6, 1).unwrap();
-    fpgan::dataset::synthetic::write_shapes(&fake, 5, 2).unwrap();
+    fpgan::data::synthetic::write_shapes(&real, 6, 1).unwrap();
+    fpgan::data::synthetic::write_shapes(&fake, 5, 2).unwrap();
     let args = [
         "metrics",
         "--real",
@@ -52,7 +52,7 @@ fn real_features_are_cached_and_invalidated_when_the_images_change() {
         1
     );
     // other content: computed again
-    fpgan::dataset::synthetic::write_shapes(&real, 7, 1).unwrap();
+    fpgan::data::synthetic::write_shapes(&real, 7, 1).unwrap();
     let third = text(&fpgan(&home, &args).stdout);
     assert!(third.contains("features computed and cached"), "{third}");
     // bad invocations
@@ -136,8 +136,8 @@ fn training_writes_metric_lines_and_keeps_the_best_snapshot() {
 fn the_cache_key_does_not_depend_on_batching() {
     use tch::{Kind, Tensor};
     let imgs = Tensor::randint(256, [6, 3, 8, 8], (Kind::Uint8, tch::Device::Cpu));
-    let whole = fpgan::metrics::content_digest(&[imgs.shallow_clone()]);
-    let split = fpgan::metrics::content_digest(&imgs.split(4, 0));
+    let whole = fpgan::eval::evaluator::content_digest(&[imgs.shallow_clone()]);
+    let split = fpgan::eval::evaluator::content_digest(&imgs.split(4, 0));
     assert_eq!(whole, split);
     let other = imgs.copy();
     let _ = other
@@ -146,5 +146,5 @@ fn the_cache_key_does_not_depend_on_batching() {
         .get(0)
         .get(0)
         .fill_(imgs.int64_value(&[5, 0, 0, 0]) ^ 1);
-    assert_ne!(whole, fpgan::metrics::content_digest(&[other]));
+    assert_ne!(whole, fpgan::eval::evaluator::content_digest(&[other]));
 }

@@ -1,7 +1,7 @@
 //! FID/KID against tests/fixtures/fid.safetensors (scripts/fixtures/make_fid_fixture.py: the same
 //! detector file with NVIDIA's preprocessing in python, scipy's sqrtm), plus invariants.
-use fpgan::detector::Detector;
-use fpgan::metrics::{feature_stats, fid, kid};
+use fpgan::eval::detector::Detector;
+use fpgan::eval::metrics::{feature_stats, fid, kid};
 use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};
 

@@ -1,10 +1,12 @@
 //! Shapes and parameter counts of the networks, spectral norm against an SVD, gradient flow,
 //! frozen feature network.
-use fpgan::discriminator::Discriminator;
-use fpgan::features::{frozen_feature_network, projection_params, trunk_params, FeatureNetwork};
-use fpgan::generator::{GenCfg, Generator, GeneratorConfig};
-use fpgan::home;
-use fpgan::layers::{trainable_params, ConvSpec, SnConv};
+use fpgan::nets::discriminator::Discriminator;
+use fpgan::nets::features::{
+    frozen_feature_network, projection_params, trunk_params, FeatureNetwork,
+};
+use fpgan::nets::generator::{GenCfg, Generator, GeneratorConfig};
+use fpgan::nets::layers::{trainable_params, ConvSpec, SnConv};
+use fpgan::util::home;
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 

@@ -1,12 +1,12 @@
 //! Training on CPU with tiny widths: updates, EMA, frozen features, snapshots, exact resume,
 //! SIGKILL and Ctrl-C, corrupt checkpoints, generate, output files.
-use fpgan::checkpoint;
-use fpgan::ema::EmaSchedule;
-use fpgan::generate::seed_latent;
-use fpgan::generator::GenCfg;
-use fpgan::optim::{Adam, AdamConfig};
-use fpgan::run::snapshots_in;
-use fpgan::training::{SnapshotMeta, TrainOptions, Trainer};
+use fpgan::eval::generate::seed_latent;
+use fpgan::nets::generator::GenCfg;
+use fpgan::snapshot::snapshots_in;
+use fpgan::train::ema::EmaSchedule;
+use fpgan::train::optim::{Adam, AdamConfig};
+use fpgan::train::{options::TrainOptions, state::SnapshotMeta, trainer::Trainer};
+use fpgan::util::safetensors;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -161,7 +161,7 @@ fn run_dir(out: &Path) -> PathBuf {
 }
 
 fn load(p: &Path) -> (std::collections::BTreeMap<String, Tensor>, SnapshotMeta) {
-    let (t, m) = checkpoint::load(p).unwrap();
+    let (t, m) = safetensors::load(p).unwrap();
     (t, SnapshotMeta::from_json(&m, p).unwrap())
 }
 

@@ -44,7 +44,7 @@ pub fn wait_for_snapshots(child: &mut Child, outdir: &Path, n: usize) {
             .read_dir()
             .ok()
             .and_then(|mut d| d.next())
-            .map(|d| fpgan::run::snapshots_in(&d.unwrap().path()).len())
+            .map(|d| fpgan::snapshot::snapshots_in(&d.unwrap().path()).len())
             .unwrap_or(0);
         if have >= n {
             return;
@@ -64,7 +64,7 @@ pub fn wait_for_snapshots(child: &mut Child, outdir: &Path, n: usize) {
 /// A folder of 12 generated RGBA images (prepared on the fly by `train --res 128`).
 pub fn shapes(dir: &Path) -> PathBuf {
     let d = dir.join("shapes");
-    fpgan::dataset::synthetic::write_shapes(&d, 12, 7).unwrap();
+    fpgan::data::synthetic::write_shapes(&d, 12, 7).unwrap();
     d
 }
 

@@ -1,0 +1,95 @@
+//! `fpgan bench`: training speed and memory of generator configurations side by side.
+use crate::fastpath::Amp;
+use crate::nets::generator::{GenCfg, GeneratorConfig};
+use crate::train::bench;
+use crate::util::device::parse_device;
+use crate::util::files::check_writable_file;
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Comma list of configurations; ratios are against the first.
+    #[arg(long, default_value = "fastgan,faster,fastgan_lite,faster_lite")]
+    pub cfgs: String,
+    #[arg(long, default_value_t = 256)]
+    pub res: i64,
+    #[arg(long, default_value_t = 64)]
+    pub batch: i64,
+    /// Images per forward pass (default: batch).
+    #[arg(long)]
+    pub batch_gpu: Option<i64>,
+    /// Generator width (reference 128).
+    #[arg(long, default_value_t = 128)]
+    pub ngf: i64,
+    /// Measured iterations.
+    #[arg(long, default_value_t = 20)]
+    pub iters: usize,
+    /// Iterations run before measuring.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// auto | cpu | cuda | cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Forward-pass precision: none (fp32) or bf16 autocast.
+    #[arg(long, value_enum, default_value_t = Amp::None)]
+    pub amp: Amp,
+    /// Lay weights and images out channels_last (NHWC).
+    #[arg(long)]
+    pub channels_last: bool,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    parse_device(&a.device)?;
+    if a.iters == 0 {
+        anyhow::bail!("--iters must be at least 1");
+    }
+    if let Some(p) = &a.json {
+        check_writable_file(p, "--json")?;
+    }
+    let batch_gpu = a.batch_gpu.unwrap_or(a.batch);
+    let mut specs = Vec::new();
+    for name in a.cfgs.split(',').map(str::trim) {
+        let cfg = <GenCfg as clap::ValueEnum>::from_str(name, true).map_err(|_| {
+            anyhow::anyhow!(
+                "unknown --cfgs entry '{name}': use fastgan, fastgan_lite, faster, faster_lite"
+            )
+        })?;
+        let spec = bench::BenchSpec {
+            cfg,
+            res: a.res,
+            batch: a.batch,
+            batch_gpu,
+            ngf: a.ngf,
+            iters: a.iters,
+            warmup: a.warmup,
+            device: a.device.clone(),
+            amp: a.amp,
+            channels_last: a.channels_last,
+        };
+        // validate before spawning anything
+        GeneratorConfig {
+            ngf: a.ngf,
+            ..GeneratorConfig::new(cfg, a.res)
+        }
+        .validate()?;
+        if a.batch < 1 || batch_gpu < 1 || a.batch % batch_gpu != 0 {
+            anyhow::bail!(
+                "--batch {} must be a positive multiple of --batch-gpu {batch_gpu}",
+                a.batch
+            );
+        }
+        specs.push(spec);
+    }
+    let results = bench::run_all(&specs)?;
+    print!("{}", bench::render(&results));
+    if let Some(p) = &a.json {
+        bench::write_json(&results, p)?;
+        println!("bench: results written to {}", p.display());
+    }
+    Ok(())
+}

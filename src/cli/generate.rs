@@ -1,0 +1,108 @@
+//! `fpgan generate`: one PNG per seed (and a grid), or a looping latent walk, from a trained network.
+use super::parse::{parse_grid, parse_seeds};
+use crate::eval::generate::{latent_walk, seed_latent, WalkFormat};
+use crate::snapshot::Network;
+use crate::util::device::parse_device;
+use crate::util::files::create_output_dir;
+use crate::util::{images, progress};
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// A snapshot file or a run directory (its newest snapshot).
+    #[arg(long)]
+    pub network: PathBuf,
+    /// Seeds: e.g. 0-63 or 1,5,9. Each seed gives the same image every time.
+    #[arg(long, default_value = "0-63")]
+    pub seeds: String,
+    /// Output directory (seedNNNN.png per seed).
+    #[arg(long, default_value = "out")]
+    pub outdir: PathBuf,
+    /// Also tile the images into grid.png, COLSxROWS (e.g. 8x8).
+    #[arg(long)]
+    pub grid: Option<String>,
+    /// Truncation: FastGAN has no mapping network, so only `none` exists (as the reference).
+    #[arg(long, default_value = "none")]
+    pub trunc: String,
+    /// Write a looping latent walk through the seeds instead of single images.
+    #[arg(long)]
+    pub interpolate: bool,
+    /// Frames between consecutive seeds of the walk.
+    #[arg(long, default_value_t = 60)]
+    pub frames: usize,
+    /// Format of the walk.
+    #[arg(long, value_enum, default_value_t = WalkFormat::Gif)]
+    pub format: WalkFormat,
+    /// auto | cpu | cuda | cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+pub fn run(a: GenerateArgs) -> Result<()> {
+    if a.trunc != "none" {
+        bail!("--trunc {}: FastGAN has no mapping network, so truncation does not exist; use --trunc none", a.trunc);
+    }
+    let seeds = parse_seeds(&a.seeds)?;
+    let grid = a.grid.as_deref().map(parse_grid).transpose()?;
+    if a.interpolate {
+        if seeds.len() < 2 || a.frames < 1 {
+            bail!("--interpolate needs at least two seeds and --frames >= 1");
+        }
+        if seeds.len().saturating_mul(a.frames) > MAX_FRAMES {
+            bail!("--interpolate: {} seeds x --frames {} is over {MAX_FRAMES} frames; use fewer seeds or frames", seeds.len(), a.frames);
+        }
+    }
+    let device = parse_device(&a.device)?;
+    let net = Network::load(&a.network, device)?;
+    create_output_dir(&a.outdir, "--outdir")?;
+    if a.interpolate {
+        let out = latent_walk(&net, &seeds, a.frames, a.format, &a.outdir)?;
+        println!(
+            "generate: latent walk through {} seeds -> {}",
+            seeds.len(),
+            out.display()
+        );
+        return Ok(());
+    }
+    write_images(&net, &seeds, grid, &a.outdir)?;
+    println!(
+        "generate: {} image{} from {} -> {}",
+        seeds.len(),
+        if seeds.len() == 1 { "" } else { "s" },
+        net.source.display(),
+        a.outdir.display()
+    );
+    Ok(())
+}
+
+/// Frames of a latent walk held in memory at most.
+const MAX_FRAMES: usize = 20_000;
+
+/// `seedNNNN.png` per seed and, with `grid`, the first COLSxROWS of them tiled into grid.png.
+fn write_images(
+    net: &Network,
+    seeds: &[u32],
+    grid: Option<(i64, i64)>,
+    outdir: &Path,
+) -> Result<()> {
+    let in_grid = grid.map_or(0, |(c, r)| (c * r) as usize);
+    let pb = progress::bar(seeds.len() as u64, "generating");
+    let mut tiles = Vec::new();
+    for &seed in seeds {
+        let img = net.image(&seed_latent(seed, net.g.config.z_dim), seed as i64);
+        let path = outdir.join(format!("seed{seed:04}.png"));
+        images::save_png(&images::to_image(&img)?, &path)?;
+        if tiles.len() < in_grid {
+            tiles.push(img);
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    if let Some((cols, _)) = grid {
+        let batch = tch::Tensor::stack(&tiles, 0);
+        images::save_grid(&batch, cols as usize, &outdir.join("grid.png"))?;
+    }
+    Ok(())
+}

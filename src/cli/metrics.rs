@@ -1,0 +1,151 @@
+//! `fpgan metrics`: FID/KID of a trained network against its dataset, or between two image folders.
+use crate::data::{ImageSet, PrepareOptions};
+use crate::eval::detector::Detector;
+use crate::eval::evaluator::{
+    detector_batch, features_of, folder_batches, real_features, Evaluator,
+};
+use crate::eval::metrics::{
+    check_image_count, check_num_gen, feature_stats, fid, kid, parse_metrics,
+};
+use crate::eval::report::metric_line;
+use crate::snapshot::Network;
+use crate::util::device::parse_device;
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use tch::Device;
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  fpgan metrics --network runs/00000-faster-pokemon256-batch64 --data pokemon256.zip\n  \
+fpgan metrics --real photos/ --fake out/ --metrics fid,kid\n\nReal-image features are cached in \
+$FPGAN_HOME/metrics-cache, keyed by the image content and the detector file."
+)]
+pub struct MetricsArgs {
+    /// A snapshot or run directory to score (with --data).
+    #[arg(long, requires = "data", conflicts_with_all = ["real", "fake"])]
+    pub network: Option<PathBuf>,
+    /// The dataset the network was trained on (all images, no x-flips).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// A folder or zip of real images (any sizes and formats the dataset tool reads).
+    #[arg(long, requires = "fake")]
+    pub real: Option<PathBuf>,
+    /// A folder or zip of generated images.
+    #[arg(long, requires = "real")]
+    pub fake: Option<PathBuf>,
+    /// With --network: fid50k_full, kid50k_full, fid10k_full; with --real/--fake: fid, kid.
+    #[arg(long)]
+    pub metrics: Option<String>,
+    /// Generated images instead of the metric's 50k/10k (quick looks; not comparable).
+    #[arg(long)]
+    pub num_gen: Option<usize>,
+    /// Seed of the generated latents.
+    #[arg(long, default_value_t = 0)]
+    pub seed: i64,
+    /// auto | cpu | cuda | cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+pub fn run(a: MetricsArgs) -> Result<()> {
+    let device = parse_device(&a.device)?;
+    check_num_gen(a.num_gen)?;
+    match (&a.network, &a.data, &a.real, &a.fake) {
+        (Some(net), Some(data), _, _) => network_metrics(&a, net, data, device),
+        (_, _, Some(real), Some(fake)) => folder_metrics(&a, real, fake, device),
+        _ => bail!("give --network <snapshot|run dir> with --data <dataset>, or --real <images> with --fake <images>"),
+    }
+}
+
+fn cache_note(cached: bool) -> &'static str {
+    if cached {
+        "features from the cache"
+    } else {
+        "features computed and cached"
+    }
+}
+
+/// A trained network against its dataset, with the reference's metrics.
+fn network_metrics(a: &MetricsArgs, net: &Path, data: &Path, device: Device) -> Result<()> {
+    let list = parse_metrics(a.metrics.as_deref().unwrap_or("fid50k_full"))?;
+    if list.is_empty() {
+        bail!("--metrics names no metric");
+    }
+    let net = Network::load(net, device)?;
+    let res = net.g.config.resolution;
+    let set = ImageSet::open_or_prepare(data, &PrepareOptions::square(res as u32))?;
+    if set.resolution as i64 != res {
+        bail!(
+            "{} holds {r}x{r} images but the network makes {res}x{res}; give the dataset it was trained on",
+            data.display(),
+            r = set.resolution
+        );
+    }
+    let eval = Evaluator::new(list, &set, device, a.num_gen)?;
+    println!(
+        "metrics: {} real images of {} ({})",
+        set.num_images(),
+        data.display(),
+        cache_note(eval.cached)
+    );
+    let snap = net
+        .source
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for s in eval.run(&net.g, device, a.seed)? {
+        println!("{}", metric_line(&s, &snap));
+        println!(
+            "metrics: {} = {:.4} ({} generated images, {:.0} s)",
+            s.metric.name(),
+            s.value,
+            s.num_gen,
+            s.seconds
+        );
+    }
+    Ok(())
+}
+
+/// Two folders (or zips) of images: `fid`, `kid`.
+fn folder_metrics(a: &MetricsArgs, real: &Path, fake: &Path, device: Device) -> Result<()> {
+    let wanted: Vec<String> = a
+        .metrics
+        .as_deref()
+        .unwrap_or("fid,kid")
+        .split(',')
+        .map(|m| m.trim().to_string())
+        .collect();
+    if let Some(m) = wanted
+        .iter()
+        .find(|m| !["fid", "kid"].contains(&m.as_str()))
+    {
+        bail!("unknown metric '{m}' for --real/--fake: use fid, kid");
+    }
+    let name = real
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let batch = detector_batch(device);
+    let (real_b, fake_b) = (folder_batches(real, batch)?, folder_batches(fake, batch)?);
+    let count = |b: &[tch::Tensor]| b.iter().map(|t| t.size()[0]).sum::<i64>();
+    check_image_count(count(&real_b), &format!("--real {}", real.display()))?;
+    check_image_count(count(&fake_b), &format!("--fake {}", fake.display()))?;
+    let detector = Detector::load(device)?;
+    let (fr, cached) = real_features(&detector, &name, &real_b)?;
+    let ff = features_of(&detector, &fake_b, "fake images")?;
+    println!(
+        "metrics: {} real images ({}), {} fake images",
+        fr.size()[0],
+        cache_note(cached),
+        ff.size()[0]
+    );
+    for m in &wanted {
+        let v = match m.as_str() {
+            "fid" => fid(&feature_stats(&ff), &feature_stats(&fr)),
+            _ => kid(&fr, &ff, 100, 0),
+        };
+        println!("{m} {v:.6}");
+    }
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! The command line: the top-level parser and one module per command, each holding its
+//! arguments beside the code that runs them.
+mod bench;
+mod dataset;
+pub mod demo;
+mod generate;
+mod info;
+mod metrics;
+mod parse;
+mod train;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fpgan",
+    version,
+    about = "Faster Projected GAN: few-shot image generation on libtorch",
+    long_about = "Faster Projected GAN (arXiv 2403.08778) in Rust: a FastGAN generator with \
+depthwise-separable up-sampling convolutions, judged by four discriminators on frozen \
+EfficientNet-Lite0 features.\n\nPretrained weights live in $FPGAN_HOME/weights \
+(default ~/.cache/fpgan/weights); `make setup` installs them."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Turn a folder or zip of images into a training set (reference layout, PNG in zip or dir).
+    Dataset(dataset::DatasetArgs),
+    /// Train a generator on a dataset (prepared, or any folder/zip of images).
+    Train(Box<train::TrainArgs>),
+    /// Generate images (and latent walks) from a trained network.
+    Generate(generate::GenerateArgs),
+    /// FID/KID of a trained network against its dataset, or between two image folders.
+    Metrics(metrics::MetricsArgs),
+    /// Measure training speed and memory of generator configurations side by side.
+    Bench(bench::BenchArgs),
+    /// (internal) measure one configuration given as JSON; used by `bench`.
+    #[command(hide = true)]
+    BenchWorker { spec: String },
+    /// Summarise the networks of a configuration: modules, output shapes, parameters, GMACs.
+    Info(info::InfoArgs),
+    /// The small default job: prepare a built-in (or given) image set, train briefly, sample.
+    Demo(demo::DemoArgs),
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Dataset(a) => dataset::run(a),
+        Command::Train(a) => train::run(*a),
+        Command::Generate(a) => generate::run(a),
+        Command::Metrics(a) => metrics::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::BenchWorker { spec } => {
+            let spec: crate::train::bench::BenchSpec =
+                serde_json::from_str(&spec).context("bad bench spec")?;
+            let result = crate::train::bench::run_one(&spec)?;
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(())
+        }
+        Command::Info(a) => info::run(a),
+        Command::Demo(a) => demo::run(&a),
+    }
+}

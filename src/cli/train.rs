@@ -1,0 +1,161 @@
+//! `fpgan train`: the options of a run from the command line, then the run itself.
+use super::parse::parse_grid;
+use crate::fastpath::Amp;
+use crate::nets::generator::GenCfg;
+use crate::train::options::TrainOptions;
+use crate::train::resume::{load_training_set, ResumeFrom, ResumeMode};
+use crate::train::run::train_with;
+use crate::util::device::parse_device;
+use crate::util::progress::count;
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Resume: by default (--resume auto) re-running the same command with the same \
+--outdir continues the matching run directory from its newest snapshot, with the same kimg, tick, \
+EMA and Adam moments; --resume none starts a new run directory; --resume <snapshot|run dir> \
+continues that run; add --resume-mode reference for the official train.py semantics (weights only, \
+new run directory, kimg 0, fresh Adam). Ctrl-C writes a snapshot and exits; a second Ctrl-C quits \
+at once."
+)]
+pub struct TrainArgs {
+    /// Training images: a prepared dataset (dir/zip) or any folder/zip of images (prepared on the fly).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Where run directories are created.
+    #[arg(long, default_value = "runs")]
+    pub outdir: PathBuf,
+    /// Generator configuration.
+    #[arg(long, value_enum, default_value_t = GenCfg::Faster)]
+    pub cfg: GenCfg,
+    /// Resolution (default: the dataset's; 256 for raw images).
+    #[arg(long)]
+    pub res: Option<i64>,
+    /// Total batch size.
+    #[arg(long, default_value_t = 64)]
+    pub batch: i64,
+    /// Images per forward pass; gradients of batch/batch-gpu chunks are summed (default: batch).
+    #[arg(long)]
+    pub batch_gpu: Option<i64>,
+    /// Training length in thousands of real images shown.
+    #[arg(long, default_value_t = 25000.0)]
+    pub kimg: f64,
+    /// Progress line (and stats.jsonl) every this many kimg.
+    #[arg(long, default_value_t = 4.0)]
+    pub tick: f64,
+    /// Snapshot and sample grid every this many ticks (and at the end).
+    #[arg(long, default_value_t = 50)]
+    pub snap: i64,
+    /// Add x-flipped copies of the images.
+    #[arg(long)]
+    pub mirror: bool,
+    /// Random seed (weights, projections, data order, latents).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// auto | none | <snapshot file or run dir> (see below).
+    #[arg(long, default_value = "auto")]
+    pub resume: ResumeFrom,
+    /// exact (continue everything) or reference (weights only into a new run: kimg 0, fresh
+    /// Adam, no EMA rampup, as the official train.py --resume).
+    #[arg(long, value_enum, default_value_t = ResumeMode::Exact)]
+    pub resume_mode: ResumeMode,
+    /// Metrics at snapshot ticks (not tick 0) and at the end: fid50k_full, kid50k_full,
+    /// fid10k_full (comma list) or none. fid50k_full takes about an hour on a CPU.
+    #[arg(long, default_value = "fid50k_full")]
+    pub metrics: String,
+    /// Generated images per evaluation instead of 50k/10k (quick looks; not comparable).
+    #[arg(long)]
+    pub num_gen: Option<usize>,
+    /// Number of recent snapshots to keep.
+    #[arg(long, default_value_t = 3)]
+    pub keep: usize,
+    /// auto | cpu | cuda | cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Suffix for the run directory name.
+    #[arg(long)]
+    pub desc: Option<String>,
+    /// Generator width (reference 128; smaller for quick experiments).
+    #[arg(long, default_value_t = 128)]
+    pub ngf: i64,
+    /// Sample grid as COLSxROWS, or auto (the reference's 30x16 at 256 on CUDA, 8x4 on CPU).
+    #[arg(long, default_value = "auto")]
+    pub grid: String,
+    /// Forward-pass precision: none (fp32, the reference) or bf16 autocast (faster on recent
+    /// GPUs, changes the numbers; see docs/benchmarks.md).
+    #[arg(long, value_enum, default_value_t = Amp::None)]
+    pub amp: Amp,
+    /// Lay weights and images out channels_last (NHWC); same numbers up to rounding order.
+    #[arg(long)]
+    pub channels_last: bool,
+    /// Print the resolved options and exit.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+}
+
+pub fn run(a: TrainArgs) -> Result<()> {
+    let device = parse_device(&a.device)?;
+    let grid = match a.grid.as_str() {
+        "auto" => None,
+        g => Some(parse_grid(g)?),
+    };
+    // every option is checked before the (possibly long) preparation of the data
+    let resolution = a.res.unwrap_or(256);
+    a.options(String::new(), resolution, (1, 1)).validate()?;
+    let set = load_training_set(&a.data, a.res, a.mirror)?;
+    let resolution = set.resolution as i64;
+    let grid = grid.unwrap_or(if device.is_cuda() {
+        TrainOptions::reference_grid(resolution)
+    } else {
+        (8, 4)
+    });
+    let opts = a.options(set.name.clone(), resolution, grid);
+    opts.validate()?;
+    if a.dry_run {
+        println!("{}", serde_json::to_string_pretty(&opts)?);
+        println!(
+            "dataset: {} ({} with x-flips) of {r}x{r}; device {device:?}",
+            count(set.num_images() as u64, "image"),
+            set.len(),
+            r = resolution
+        );
+        return Ok(());
+    }
+    train_with(&opts, set, &a.resume, a.resume_mode)?;
+    Ok(())
+}
+
+impl TrainArgs {
+    /// The run's options for a dataset named `dataset_name` at `resolution`.
+    fn options(&self, dataset_name: String, resolution: i64, grid: (i64, i64)) -> TrainOptions {
+        TrainOptions {
+            data: self.data.clone(),
+            dataset_name,
+            outdir: self.outdir.clone(),
+            cfg: self.cfg,
+            resolution,
+            ngf: self.ngf,
+            batch: self.batch,
+            batch_gpu: self.batch_gpu.unwrap_or(self.batch),
+            kimg: self.kimg,
+            tick: self.tick,
+            snap: self.snap,
+            mirror: self.mirror,
+            seed: self.seed,
+            keep: self.keep,
+            metrics: self
+                .metrics
+                .split(',')
+                .map(|m| m.trim().to_string())
+                .collect(),
+            metrics_num_gen: self.num_gen,
+            amp: self.amp,
+            channels_last: self.channels_last,
+            device: self.device.clone(),
+            desc: self.desc.clone(),
+            grid,
+        }
+    }
+}

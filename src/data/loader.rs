@@ -1,0 +1,173 @@
+//! Reads a prepared dataset (a directory or zip in the reference layout, made by fpgan or by the
+//! official dataset_tool.py) into memory as uint8 NCHW RGB, with the reference's optional x-flip
+//! mirroring: indices [0, N) are the images, [N, 2N) the same images flipped horizontally.
+//! A raw folder or zip without `dataset.json` is prepared on the fly instead.
+use super::image_ops::{decode, flatten, Background};
+use super::prepare::{prepare, PrepareOptions};
+use super::source::Source;
+use crate::util::progress;
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+use std::path::Path;
+use tch::Tensor;
+
+pub struct ImageSet {
+    /// Dataset name: the file or folder name without extension (used in run directory names).
+    pub name: String,
+    /// Side of the square images.
+    pub resolution: usize,
+    /// Whether x-flipped copies follow the originals.
+    pub mirror: bool,
+    count: usize,
+    /// CHW uint8 pixels of every original image, back to back.
+    pixels: Vec<u8>,
+}
+
+fn dataset_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dataset".into())
+}
+
+fn push_chw(pixels: &mut Vec<u8>, img: &image::RgbImage) {
+    let hw = (img.width() * img.height()) as usize;
+    let start = pixels.len();
+    pixels.resize(start + 3 * hw, 0);
+    let raw = img.as_raw();
+    for p in 0..hw {
+        for c in 0..3 {
+            pixels[start + c * hw + p] = raw[3 * p + c];
+        }
+    }
+}
+
+impl ImageSet {
+    /// Read a prepared dataset: every file with an image extension, sorted by path. All images
+    /// must be square and of one size; gray images become RGB, transparency goes onto white.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut source = Source::open(path)?;
+        source.retain_image_extensions();
+        if source.is_empty() {
+            bail!("{} holds no images", path.display());
+        }
+        let pb = progress::bar(source.len() as u64, "loading");
+        let images: Vec<image::RgbImage> = (0..source.len())
+            .into_par_iter()
+            .map(|i| {
+                let bytes = source.read(i)?;
+                let img = decode(&bytes).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: {e}; re-create the dataset with `fpgan dataset`",
+                        source.display_name(i)
+                    )
+                })?;
+                pb.inc(1);
+                Ok(flatten(&img, Background([255; 3])))
+            })
+            .collect::<Result<_>>()?;
+        pb.finish_and_clear();
+        let (w, h) = images[0].dimensions();
+        let mut pixels = Vec::with_capacity(images.len() * 3 * (w * h) as usize);
+        for (i, img) in images.iter().enumerate() {
+            if img.dimensions() != (w, h) || w != h {
+                bail!(
+                    "{} is {}x{} but a dataset needs square images of one size ({}x{} first); \
+                     prepare it with `fpgan dataset --resolution N`",
+                    source.display_name(i),
+                    img.width(),
+                    img.height(),
+                    w,
+                    h
+                );
+            }
+            push_chw(&mut pixels, img);
+        }
+        Ok(ImageSet {
+            name: dataset_name(path),
+            resolution: w as usize,
+            mirror: false,
+            count: images.len(),
+            pixels,
+        })
+    }
+
+    /// A prepared dataset (it has `dataset.json`) is read as is; any other folder or zip of
+    /// images is prepared in memory with `opts` first.
+    pub fn open_or_prepare(path: &Path, opts: &PrepareOptions) -> Result<Self> {
+        let source = Source::open(path)?;
+        if source.has_dataset_json() {
+            drop(source);
+            return Self::open(path);
+        }
+        let mut pixels = Vec::new();
+        let mut count = 0;
+        let summary = prepare(&source, opts, |img| {
+            push_chw(&mut pixels, &img);
+            count += 1;
+            Ok(())
+        })
+        .with_context(|| format!("preparing {} on the fly", path.display()))?;
+        eprintln!("prepared {} in memory: {summary}", path.display());
+        Ok(ImageSet {
+            name: dataset_name(path),
+            resolution: opts.width as usize,
+            mirror: false,
+            count,
+            pixels,
+        })
+    }
+
+    /// Add (or remove) the x-flipped copies.
+    pub fn with_mirror(mut self, mirror: bool) -> Self {
+        self.mirror = mirror;
+        self
+    }
+
+    /// Number of distinct images on disk.
+    pub fn num_images(&self) -> usize {
+        self.count
+    }
+
+    /// Number of training items: twice the images with mirroring.
+    pub fn len(&self) -> usize {
+        self.count * if self.mirror { 2 } else { 1 }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn image_size(&self) -> usize {
+        3 * self.resolution * self.resolution
+    }
+
+    /// Item `idx` as CHW uint8 (flipped along W for idx >= num_images()).
+    pub fn item(&self, idx: usize) -> Vec<u8> {
+        assert!(idx < self.len(), "item {idx} out of range {}", self.len());
+        let n = self.image_size();
+        let src = &self.pixels[(idx % self.count) * n..][..n];
+        if idx < self.count {
+            return src.to_vec();
+        }
+        let r = self.resolution;
+        src.chunks_exact(r)
+            .flat_map(|row| row.iter().rev().copied())
+            .collect()
+    }
+
+    /// Items `indices` as a uint8 tensor of shape (B, 3, R, R).
+    pub fn batch(&self, indices: &[usize]) -> Tensor {
+        let mut buf = Vec::with_capacity(indices.len() * self.image_size());
+        for &i in indices {
+            buf.extend_from_slice(&self.item(i));
+        }
+        let r = self.resolution as i64;
+        Tensor::from_slice(&buf).view([indices.len() as i64, 3, r, r])
+    }
+
+    /// Every item as one uint8 tensor (len(), 3, R, R).
+    pub fn to_tensor(&self) -> Tensor {
+        let all: Vec<usize> = (0..self.len()).collect();
+        self.batch(&all)
+    }
+}

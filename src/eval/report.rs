@@ -1,0 +1,51 @@
+//! Reporting a metric as the reference's `metric_main.report_metric`: the JSON line appended to
+//! `metric-<name>.jsonl` in the run directory (training and `fpgan metrics` alike).
+use super::evaluator::Score;
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::Path;
+
+/// The reference's metric line: `{"results": {name: value}, "metric", "total_time",
+/// "total_time_str", "num_gpus", "snapshot_pkl", "timestamp"}`.
+pub fn metric_line(score: &Score, snapshot: &str) -> serde_json::Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    serde_json::json!({
+        "results": { score.metric.name(): score.value },
+        "metric": score.metric.name(),
+        "total_time": score.seconds,
+        "total_time_str": format!("{:.0}s", score.seconds),
+        "num_gpus": 1,
+        "snapshot_pkl": snapshot,
+        "timestamp": now,
+    })
+}
+
+/// Append `score` as a [`metric_line`] to `<dir>/metric-<name>.jsonl`.
+pub fn append_metric(dir: &Path, score: &Score, snapshot: &str) -> Result<()> {
+    let path = dir.join(format!("metric-{}.jsonl", score.metric.name()));
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    writeln!(f, "{}", metric_line(score, snapshot))
+        .with_context(|| format!("cannot append to {}", path.display()))
+}
+
+/// Names of the `metric-*.jsonl` files in `dir`.
+pub fn metric_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("metric-") && n.ends_with(".jsonl"))
+        })
+        .collect()
+}

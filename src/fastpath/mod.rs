@@ -1,0 +1,89 @@
+//! The opt-in fast path. Mixed precision (`--amp bf16`): forward passes of G and D run under
+//! bfloat16 autocast on the training device; parameters, gradients, optimizer state, losses and
+//! EMA stay float32. Channels-last (`--channels-last`): 4-D weights and image batches in NHWC
+//! layout, which cuDNN and oneDNN may run faster; same numbers up to summation order.
+//! Defaults keep the reference's fp32 NCHW. Implemented by csrc/autocast.cpp and
+//! csrc/memory_format.cpp.
+pub mod cuda_memory;
+
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
+
+/// Precision of the forward passes.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Amp {
+    /// float32 everywhere (the reference).
+    #[default]
+    None,
+    /// bfloat16 autocast for the G and D forward passes.
+    Bf16,
+}
+
+extern "C" {
+    fn fpgan_autocast_enter(cuda: i32) -> i32;
+    fn fpgan_autocast_exit(cuda: i32, was_enabled: i32) -> i32;
+    fn fpgan_channels_last(t: *mut torch_sys::C_tensor) -> *mut torch_sys::C_tensor;
+}
+
+/// A channels_last (NHWC) copy of a 4-D tensor.
+pub fn channels_last(t: &Tensor) -> Tensor {
+    let mut t = t.shallow_clone();
+    // SAFETY: the shim returns a new heap tensor handle (or null on error), owned by the result.
+    let p = unsafe { fpgan_channels_last(t.as_mut_ptr()) };
+    assert!(
+        !p.is_null(),
+        "channels_last conversion failed for {:?}",
+        t.size()
+    );
+    unsafe { Tensor::from_ptr(p) }
+}
+
+/// Whether a 4-D tensor is laid out channels_last (NHWC strides; dimensions of size 1 may have
+/// any stride, as PyTorch's own check).
+pub fn is_channels_last(t: &Tensor) -> bool {
+    let (size, stride) = (t.size(), t.stride());
+    if size.len() != 4 {
+        return false;
+    }
+    let (c, h, w) = (size[1], size[2], size[3]);
+    let want = [h * w * c, 1, w * c, c];
+    (0..4).all(|i| size[i] == 1 || stride[i] == want[i])
+}
+
+/// Re-lay every 4-D variable of `vs` (weights; not the 1-D BN and SN buffers) as channels_last.
+pub fn vars_to_channels_last(vs: &VarStore) {
+    tch::no_grad(|| {
+        for (_, mut v) in vs.variables() {
+            if v.dim() == 4 {
+                let nhwc = channels_last(&v);
+                v.set_data(&nhwc);
+            }
+        }
+    });
+}
+
+/// Run `f` under bf16 autocast for `device` when `amp` is `Bf16`, else as it is.
+pub fn autocast<T>(amp: Amp, device: Device, f: impl FnOnce() -> T) -> T {
+    if amp == Amp::None {
+        return f();
+    }
+    let cuda = device.is_cuda() as i32;
+    // SAFETY: plain C calls into libtorch's autocast state; exceptions are caught there.
+    let was = unsafe { fpgan_autocast_enter(cuda) };
+    assert!(was >= 0, "cannot enable bf16 autocast on {device:?}");
+    let out = f();
+    // SAFETY: as above; restores the state saved by the matching enter.
+    unsafe { fpgan_autocast_exit(cuda, was) };
+    out
+}

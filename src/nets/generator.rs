@@ -1,0 +1,353 @@
+//! The FastGAN generator of Projected GAN (`fastgan`, `fastgan_lite`) and of Faster Projected GAN
+//! (`faster`, `faster_lite`), whose up-sampling blocks use depthwise-separable 3x3 convolutions
+//! (depthwise 3x3 + pointwise 1x1, each spectrally normalised). Reference sections 1 and 2.
+//! Variable names follow the official state dict (`synthesis.feat_8.1.weight_orig`, ...).
+use super::layers::{batch_norm, ConvSpec, SnConv};
+use super::summary;
+use tch::nn::{self, ModuleT};
+use tch::{Kind, Tensor};
+
+/// The four generator configurations, selected by name everywhere (CLI, files, checkpoints).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum GenCfg {
+    /// Projected GAN: UpBlockBig (two 3x3 convs with noise) everywhere.
+    Fastgan,
+    /// Projected GAN lite: UpBlockSmall (one 3x3 conv, no noise).
+    FastganLite,
+    /// Faster Projected GAN: `fastgan` with depthwise-separable up-sampling convolutions.
+    Faster,
+    /// Faster Projected GAN on `fastgan_lite`.
+    FasterLite,
+}
+
+impl GenCfg {
+    pub const ALL: [GenCfg; 4] = [
+        GenCfg::Fastgan,
+        GenCfg::FastganLite,
+        GenCfg::Faster,
+        GenCfg::FasterLite,
+    ];
+    pub fn lite(self) -> bool {
+        matches!(self, GenCfg::FastganLite | GenCfg::FasterLite)
+    }
+    pub fn separable(self) -> bool {
+        matches!(self, GenCfg::Faster | GenCfg::FasterLite)
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            GenCfg::Fastgan => "fastgan",
+            GenCfg::FastganLite => "fastgan_lite",
+            GenCfg::Faster => "faster",
+            GenCfg::FasterLite => "faster_lite",
+        }
+    }
+}
+
+impl std::fmt::Display for GenCfg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GeneratorConfig {
+    pub cfg: GenCfg,
+    /// Output side: 128, 256, 512 or 1024.
+    pub resolution: i64,
+    /// Width multiplier (reference 128).
+    pub ngf: i64,
+    /// Latent size (reference 256).
+    pub z_dim: i64,
+}
+
+impl GeneratorConfig {
+    /// The reference configuration (ngf 128, z 256) at `resolution`.
+    pub fn new(cfg: GenCfg, resolution: i64) -> Self {
+        GeneratorConfig {
+            cfg,
+            resolution,
+            ngf: 128,
+            z_dim: 256,
+        }
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if ![128, 256, 512, 1024].contains(&self.resolution) {
+            anyhow::bail!(
+                "generator resolution {} is not supported: use 128, 256, 512 or 1024",
+                self.resolution
+            );
+        }
+        if self.ngf < 8 || self.ngf % 8 != 0 || self.z_dim < 1 {
+            anyhow::bail!("ngf must be a multiple of 8 (reference 128) and z_dim positive");
+        }
+        Ok(())
+    }
+
+    /// Channels at spatial size `r`: nfc[r] = mult[r] * ngf.
+    pub fn nfc(&self, r: i64) -> i64 {
+        let mult = match r {
+            2 | 4 => 16.0,
+            8 => 8.0,
+            16 => 4.0,
+            32 | 64 => 2.0,
+            128 => 1.0,
+            256 => 0.5,
+            512 => 0.25,
+            1024 => 0.125,
+            _ => panic!("no channel count for size {r}"),
+        };
+        (mult * self.ngf as f64) as i64
+    }
+}
+
+/// A 3x3 convolution of an up-sampling block: plain, or depthwise-separable (Faster).
+#[derive(Debug)]
+enum Conv3x3 {
+    Full(SnConv),
+    Separable {
+        depthwise: SnConv,
+        pointwise: SnConv,
+    },
+}
+
+impl Conv3x3 {
+    fn new(p: nn::Path, cin: i64, cout: i64, separable: bool) -> Self {
+        if separable {
+            Conv3x3::Separable {
+                depthwise: SnConv::new(
+                    &(&p / "depthwise"),
+                    ConvSpec::new(cin, cin, 3).pad(1).groups(cin),
+                ),
+                pointwise: SnConv::new(&(&p / "pointwise"), ConvSpec::new(cin, cout, 1)),
+            }
+        } else {
+            Conv3x3::Full(SnConv::new(&p, ConvSpec::new(cin, cout, 3).pad(1)))
+        }
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        match self {
+            Conv3x3::Full(c) => c.forward_t(x, train),
+            Conv3x3::Separable {
+                depthwise,
+                pointwise,
+            } => pointwise.forward_t(&depthwise.forward_t(x, train), train),
+        }
+    }
+}
+
+/// feat + w * n, with one learnable scalar w (init 0) and fresh N(0,1) noise of shape (B,1,H,W)
+/// on every forward (also in eval mode, as the reference).
+#[derive(Debug)]
+struct NoiseInjection {
+    weight: Tensor,
+}
+
+impl NoiseInjection {
+    fn new(p: nn::Path) -> Self {
+        NoiseInjection {
+            weight: p.zeros("weight", &[1]),
+        }
+    }
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let (b, _, h, w) = x.size4().expect("NCHW feature map");
+        x + &self.weight * Tensor::randn([b, 1, h, w], (x.kind(), x.device()))
+    }
+}
+
+/// Up-sampling block. Big: up x2, conv, noise, BN, GLU, conv, noise, BN, GLU (state-dict
+/// indices 1,2,3 and 5,6,7). Small (lite): up x2, conv, BN, GLU (indices 1 and 2).
+#[derive(Debug)]
+struct UpBlock {
+    stages: Vec<(Conv3x3, Option<NoiseInjection>, nn::BatchNorm)>,
+    name: String,
+}
+
+impl UpBlock {
+    fn new(p: nn::Path, cin: i64, cout: i64, cfg: GenCfg) -> Self {
+        let sep = cfg.separable();
+        let stages = if cfg.lite() {
+            vec![(
+                Conv3x3::new(&p / 1, cin, 2 * cout, sep),
+                None,
+                batch_norm(&(&p / 2), 2 * cout, 1e-5),
+            )]
+        } else {
+            vec![
+                (
+                    Conv3x3::new(&p / 1, cin, 2 * cout, sep),
+                    Some(NoiseInjection::new(&p / 2)),
+                    batch_norm(&(&p / 3), 2 * cout, 1e-5),
+                ),
+                (
+                    Conv3x3::new(&p / 5, cout, 2 * cout, sep),
+                    Some(NoiseInjection::new(&p / 6)),
+                    batch_norm(&(&p / 7), 2 * cout, 1e-5),
+                ),
+            ]
+        };
+        UpBlock {
+            stages,
+            name: summary::path_name(&p),
+        }
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let (_, _, h, w) = x.size4().expect("NCHW feature map");
+        let mut x = x.upsample_nearest2d([2 * h, 2 * w], Some(2.0), Some(2.0));
+        for (conv, noise, bn) in &self.stages {
+            x = conv.forward_t(&x, train);
+            if let Some(n) = noise {
+                x = n.forward(&x);
+            }
+            x = bn.forward_t(&x, train).glu(1);
+        }
+        summary::record(&self.name, &x, 0);
+        x
+    }
+}
+
+/// Skip-layer excitation: big * sigmoid(conv1x1(swish(conv4x4(avgpool4(small))))).
+#[derive(Debug)]
+struct SeBlock {
+    conv4: SnConv,
+    conv1: SnConv,
+    name: String,
+}
+
+impl SeBlock {
+    fn new(p: nn::Path, cin: i64, cout: i64) -> Self {
+        let m = &p / "main";
+        SeBlock {
+            conv4: SnConv::new(&(&m / 1), ConvSpec::new(cin, cout, 4)),
+            conv1: SnConv::new(&(&m / 3), ConvSpec::new(cout, cout, 1)),
+            name: summary::path_name(&p),
+        }
+    }
+
+    fn forward_t(&self, small: &Tensor, big: &Tensor, train: bool) -> Tensor {
+        let s = self
+            .conv4
+            .forward_t(&small.adaptive_avg_pool2d([4, 4]), train);
+        let s = &s * s.sigmoid();
+        let out = big * self.conv1.forward_t(&s, train).sigmoid();
+        summary::record(&self.name, &out, 0);
+        out
+    }
+}
+
+/// z (B, z_dim) -> ConvTranspose 4x4 (SN, dim=1) -> BN -> GLU -> (B, nfc[4], 4, 4).
+#[derive(Debug)]
+struct InitLayer {
+    conv: SnConv,
+    bn: nn::BatchNorm,
+    name: String,
+}
+
+impl InitLayer {
+    fn new(p: nn::Path, nz: i64, channel: i64) -> Self {
+        let m = &p / "init";
+        InitLayer {
+            conv: SnConv::new(&(&m / 0), ConvSpec::new(nz, 2 * channel, 4).transposed()),
+            bn: batch_norm(&(&m / 1), 2 * channel, 1e-5),
+            name: summary::path_name(&p),
+        }
+    }
+
+    fn forward_t(&self, z: &Tensor, train: bool) -> Tensor {
+        let x = z.view([z.size()[0], -1, 1, 1]);
+        let out = self
+            .bn
+            .forward_t(&self.conv.forward_t(&x, train), train)
+            .glu(1);
+        summary::record(&self.name, &out, 0);
+        out
+    }
+}
+
+/// The generator: z -> image (B, 3, R, R), unbounded (no tanh).
+#[derive(Debug)]
+pub struct Generator {
+    pub config: GeneratorConfig,
+    init: InitLayer,
+    feat_8: UpBlock,
+    feat_16: UpBlock,
+    feat_32: UpBlock,
+    feat_64: UpBlock,
+    feat_128: UpBlock,
+    feat_256: UpBlock,
+    se_64: SeBlock,
+    se_128: SeBlock,
+    se_256: SeBlock,
+    feat_512: Option<(UpBlock, SeBlock)>,
+    feat_1024: Option<UpBlock>,
+    to_big: SnConv,
+}
+
+impl Generator {
+    /// Build under `p` (the reference names live under `p/synthesis`). Modules up to 256 are
+    /// always built (as the reference: at 128, feat_256 and se_256 exist but are unused).
+    pub fn new(p: &nn::Path, config: &GeneratorConfig) -> anyhow::Result<Self> {
+        config.validate()?;
+        let c = config;
+        let s = p / "synthesis";
+        let up = |r: i64| UpBlock::new(&s / format!("feat_{r}"), c.nfc(r / 2), c.nfc(r), c.cfg);
+        let se = |r: i64, small: i64| SeBlock::new(&s / format!("se_{r}"), c.nfc(small), c.nfc(r));
+        let res = c.resolution;
+        Ok(Generator {
+            config: c.clone(),
+            init: InitLayer::new(&s / "init", c.z_dim, c.nfc(4)),
+            feat_8: up(8),
+            feat_16: up(16),
+            feat_32: up(32),
+            feat_64: up(64),
+            feat_128: up(128),
+            feat_256: up(256),
+            se_64: se(64, 4),
+            se_128: se(128, 8),
+            se_256: se(256, 16),
+            feat_512: (res >= 512).then(|| (up(512), se(512, 32))),
+            feat_1024: (res >= 1024).then(|| up(1024)),
+            to_big: SnConv::new(
+                &(&s / "to_big"),
+                ConvSpec::new(c.nfc(res), 3, 3).pad(1).bias(true),
+            ),
+        })
+    }
+
+    /// Latents with the 2nd moment normalised per sample (ProGAN's trick, reference 1.1).
+    pub fn normalize_z(z: &Tensor) -> Tensor {
+        z * (z.square().mean_dim(1, true, Kind::Float) + 1e-8).rsqrt()
+    }
+
+    pub fn forward_t(&self, z: &Tensor, train: bool) -> Tensor {
+        let z = Self::normalize_z(z);
+        let f4 = self.init.forward_t(&z, train);
+        let f8 = self.feat_8.forward_t(&f4, train);
+        let f16 = self.feat_16.forward_t(&f8, train);
+        let f32 = self.feat_32.forward_t(&f16, train);
+        let f64 = self
+            .se_64
+            .forward_t(&f4, &self.feat_64.forward_t(&f32, train), train);
+        let mut f = self
+            .se_128
+            .forward_t(&f8, &self.feat_128.forward_t(&f64, train), train);
+        if self.config.resolution >= 256 {
+            f = self
+                .se_256
+                .forward_t(&f16, &self.feat_256.forward_t(&f, train), train);
+        }
+        if let Some((feat_512, se_512)) = &self.feat_512 {
+            f = se_512.forward_t(&f32, &feat_512.forward_t(&f, train), train);
+        }
+        if let Some(feat_1024) = &self.feat_1024 {
+            f = feat_1024.forward_t(&f, train);
+        }
+        self.to_big.forward_t(&f, train)
+    }
+}

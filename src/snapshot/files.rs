@@ -1,0 +1,88 @@
+//! Snapshot names (`network-snapshot-<kimg>.safetensors`), finding them newest first, keeping the
+//! newest N, and the header (format, version, generator configuration) every snapshot carries.
+use crate::nets::generator::GeneratorConfig;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+pub const SNAPSHOT_PREFIX: &str = "network-snapshot-";
+/// `format` and `version` in the metadata of every snapshot.
+pub const FORMAT: &str = "fpgan-snapshot";
+pub const VERSION: i64 = 1;
+
+/// `network-snapshot-<kimg with 3 decimals, zero-padded>.safetensors`, e.g.
+/// `network-snapshot-000200.000.safetensors`: unique per snapshot and sorted by progress.
+pub fn snapshot_name(cur_nimg: i64) -> String {
+    format!(
+        "{SNAPSHOT_PREFIX}{:010.3}.safetensors",
+        cur_nimg as f64 / 1000.0
+    )
+}
+
+/// Snapshots in `dir`, newest first.
+pub fn snapshots_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(SNAPSHOT_PREFIX) && n.ends_with(".safetensors"))
+        })
+        .collect();
+    v.sort();
+    v.reverse();
+    v
+}
+
+/// The newest snapshot of a run directory, or of the newest run (highest `NNNNN-` prefix) with
+/// snapshots in an output directory.
+pub fn newest_snapshot(dir: &Path) -> Option<PathBuf> {
+    if let Some(s) = snapshots_in(dir).into_iter().next() {
+        return Some(s);
+    }
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    runs.sort();
+    runs.iter()
+        .rev()
+        .find_map(|r| snapshots_in(r).into_iter().next())
+}
+
+/// Keep the newest `keep` snapshots (and `current`); older ones are removed only after the
+/// new one is complete.
+pub fn prune(dir: &Path, keep: usize, current: &Path) {
+    for old in snapshots_in(dir).into_iter().skip(keep.max(1)) {
+        if old != current {
+            std::fs::remove_file(old).ok();
+        }
+    }
+}
+
+/// What every snapshot's metadata says about the network it holds.
+pub struct SnapshotHeader {
+    pub generator: GeneratorConfig,
+}
+
+/// Check that `meta` (read from `path`) is an fpgan snapshot's and read its header.
+pub fn read_header(meta: &serde_json::Value, path: &Path) -> Result<SnapshotHeader> {
+    if meta["format"] != FORMAT {
+        bail!(
+            "{} is not an fpgan snapshot (no fpgan metadata)",
+            path.display()
+        );
+    }
+    let generator = serde_json::from_value(meta.get("generator").cloned().unwrap_or_default())
+        .with_context(|| {
+            format!(
+                "{}: bad 'generator' in the snapshot metadata",
+                path.display()
+            )
+        })?;
+    Ok(SnapshotHeader { generator })
+}

@@ -1,0 +1,58 @@
+//! A trained generator (G_ema, frozen, eval mode) loaded from a snapshot file or from the newest
+//! snapshot of a run directory: what `generate`, `metrics` and the demo use.
+use super::files::{newest_snapshot, read_header};
+use crate::nets::generator::Generator;
+use crate::util::images::to_uint8;
+use crate::util::safetensors;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
+
+/// A trained generator (G_ema) loaded from a snapshot or the newest snapshot of a run directory.
+pub struct Network {
+    pub g: Generator,
+    pub source: PathBuf,
+    vs: VarStore,
+}
+
+impl Network {
+    pub fn load(path: &Path, device: Device) -> Result<Self> {
+        let file = if path.is_dir() {
+            newest_snapshot(path).with_context(|| {
+                format!(
+                    "{} holds no network-snapshot-*.safetensors (nor do its run directories)",
+                    path.display()
+                )
+            })?
+        } else if path.is_file() {
+            path.to_path_buf()
+        } else {
+            bail!(
+                "--network {}: no such snapshot file or run directory",
+                path.display()
+            );
+        };
+        let (t, meta) = safetensors::load(&file).map_err(|e| {
+            anyhow::anyhow!("{e:#}; give an earlier snapshot of the run (--network <file>)")
+        })?;
+        let header = read_header(&meta, &file)?;
+        let mut vs = VarStore::new(device);
+        let g = Generator::new(&vs.root(), &header.generator)?;
+        safetensors::import(&vs, "G_ema.", &t, |_| true, &file)?;
+        vs.freeze();
+        Ok(Network {
+            g,
+            source: file,
+            vs,
+        })
+    }
+
+    /// One image (uint8 3xRxR) for latent `z`, with the noise seeded by `noise_seed`.
+    pub fn image(&self, z: &Tensor, noise_seed: i64) -> Tensor {
+        let _guard = tch::no_grad_guard();
+        tch::manual_seed(noise_seed);
+        let dev = self.vs.device();
+        to_uint8(&self.g.forward_t(&z.to_device(dev), false)).get(0)
+    }
+}

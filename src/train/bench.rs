@@ -1,0 +1,295 @@
+//! `fpgan bench`: the real training iteration of `fpgan train` (both phases, Adam, EMA,
+//! DiffAugment) on synthetic images already in memory, one configuration per process so that
+//! peak memory is per configuration; a table of parameters, sec/iter, images/s, sec/kimg, peak
+//! memory and a per-phase breakdown, each figure also as a ratio to the first configuration.
+use super::options::TrainOptions;
+use super::trainer::Trainer;
+use crate::fastpath::cuda_memory;
+use crate::fastpath::Amp;
+use crate::nets::generator::GenCfg;
+use crate::nets::info::thousands;
+use crate::nets::layers::trainable_params;
+use crate::util::atomic::atomic_write;
+use crate::util::device::parse_device;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+use tch::{Kind, Tensor};
+
+/// One configuration to measure.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BenchSpec {
+    pub cfg: GenCfg,
+    pub res: i64,
+    pub batch: i64,
+    pub batch_gpu: i64,
+    pub ngf: i64,
+    pub iters: usize,
+    pub warmup: usize,
+    pub device: String,
+    #[serde(default)]
+    pub amp: Amp,
+    #[serde(default)]
+    pub channels_last: bool,
+}
+
+/// Median of the phases of the measured iterations, in seconds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Phases {
+    pub data: f64,
+    pub g_phase: f64,
+    pub d_phase: f64,
+    pub ema: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BenchResult {
+    pub spec: BenchSpec,
+    pub params_g: i64,
+    pub params_d: i64,
+    pub sec_per_iter: Vec<f64>,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub images_per_sec: f64,
+    pub sec_per_kimg: f64,
+    /// Peak resident memory of the process (CPU), GB.
+    pub peak_rss_gb: f64,
+    /// CUDA: peak allocated and peak reserved memory of the measured iterations, GB (2^30).
+    pub peak_gpu_allocated_gb: Option<f64>,
+    pub peak_gpu_reserved_gb: Option<f64>,
+    pub phases: Phases,
+    pub device: String,
+    pub threads: i64,
+}
+
+impl BenchResult {
+    /// The peak memory compared across configurations: CUDA peak allocated, else peak RSS.
+    pub fn peak_memory_gb(&self) -> f64 {
+        self.peak_gpu_allocated_gb.unwrap_or(self.peak_rss_gb)
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// Measure one configuration in this process.
+pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
+    let device = parse_device(&spec.device)?;
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
+    let opts = TrainOptions {
+        ngf: spec.ngf,
+        batch: spec.batch,
+        batch_gpu: spec.batch_gpu,
+        metrics: vec!["none".into()],
+        device: spec.device.clone(),
+        grid: (1, 1),
+        amp: spec.amp,
+        channels_last: spec.channels_last,
+        ..TrainOptions::reference(Path::new("synthetic"), "synthetic", spec.cfg, spec.res)
+    };
+    let mut trainer = Trainer::new(&opts, device)?;
+    // an in-memory image pool, batches gathered from it as the training data thread does
+    let pool_n = spec.batch.max(16);
+    let pool = Tensor::randint(
+        256,
+        [pool_n, 3, spec.res, spec.res],
+        (Kind::Uint8, tch::Device::Cpu),
+    );
+    let (mut iters, mut phases) = (Vec::new(), Vec::new());
+    for it in 0..spec.warmup + spec.iters {
+        let t0 = Instant::now();
+        let idx = Tensor::randint(pool_n, [spec.batch], (Kind::Int64, tch::Device::Cpu));
+        let reals = pool.index_select(0, &idx);
+        let data = t0.elapsed().as_secs_f64();
+        let l = trainer.step(&reals)?;
+        if let tch::Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+        if it + 1 == spec.warmup {
+            cuda_memory::stats(device, true); // peaks of the measured iterations only
+        }
+        if it >= spec.warmup {
+            iters.push(t0.elapsed().as_secs_f64());
+            phases.push([data, l.g_phase_sec, l.d_phase_sec, l.ema_sec]);
+        }
+    }
+    let gpu = cuda_memory::stats(device, false);
+    let col = |k: usize| median(&phases.iter().map(|p| p[k]).collect::<Vec<_>>());
+    let med = median(&iters);
+    Ok(BenchResult {
+        params_g: trainable_params(&trainer.gvs),
+        params_d: trainable_params(&trainer.dvs),
+        median: med,
+        min: iters.iter().copied().fold(f64::INFINITY, f64::min),
+        max: iters.iter().copied().fold(0.0, f64::max),
+        images_per_sec: spec.batch as f64 / med,
+        sec_per_kimg: med * 1000.0 / spec.batch as f64,
+        peak_rss_gb: crate::util::progress::proc_memory_gb("VmHWM"),
+        peak_gpu_allocated_gb: gpu.map(|m| cuda_memory::gb(m.peak_allocated)),
+        peak_gpu_reserved_gb: gpu.map(|m| cuda_memory::gb(m.peak_reserved)),
+        phases: Phases {
+            data: col(0),
+            g_phase: col(1),
+            d_phase: col(2),
+            ema: col(3),
+        },
+        device: format!("{device:?}"),
+        threads: tch::get_num_threads() as i64,
+        sec_per_iter: iters,
+        spec: spec.clone(),
+    })
+}
+
+/// Run every spec in its own child process (`fpgan bench-worker`) and collect the results.
+pub fn run_all(specs: &[BenchSpec]) -> Result<Vec<BenchResult>> {
+    let exe = std::env::current_exe().context("cannot find the fpgan executable")?;
+    let mut out = Vec::new();
+    for spec in specs {
+        eprintln!("bench: {} ...", spec.cfg);
+        let o = std::process::Command::new(&exe)
+            .arg("bench-worker")
+            .arg(serde_json::to_string(spec)?)
+            .output()
+            .with_context(|| format!("cannot start {}", exe.display()))?;
+        if !o.status.success() {
+            bail!(
+                "bench of {} failed: {}",
+                spec.cfg,
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+        }
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let line = stdout.lines().last().unwrap_or_default();
+        out.push(serde_json::from_str(line).with_context(|| format!("bad worker output: {line}"))?);
+    }
+    Ok(out)
+}
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1).map(|m| m.trim().to_string()))
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// The table, ratios against the first result.
+pub fn render(results: &[BenchResult]) -> String {
+    let Some(base) = results.first() else {
+        return String::new();
+    };
+    let mut s = header_line(base);
+    s += &absolute_table(results);
+    s += &ratio_table(results, base);
+    if base.device == "Cpu" {
+        s += "(CPU: peak memory is the process's peak RSS, which includes libtorch itself.)\n";
+    }
+    s
+}
+
+/// The settings shared by every row.
+fn header_line(base: &BenchResult) -> String {
+    let sp = &base.spec;
+    let precision = match (sp.amp, sp.channels_last) {
+        (Amp::None, false) => "fp32",
+        (Amp::None, true) => "fp32, channels_last",
+        (Amp::Bf16, false) => "bf16 autocast",
+        (Amp::Bf16, true) => "bf16 autocast, channels_last",
+    };
+    format!(
+        "fpgan bench: {r}x{r}, batch {} (batch-gpu {}), ngf {}, {} iterations after {} warm-up, device {} ({}; {} threads), {}\n",
+        sp.batch,
+        sp.batch_gpu,
+        sp.ngf,
+        sp.iters,
+        sp.warmup,
+        base.device,
+        if base.device == "Cpu" { cpu_name() } else { "CUDA".into() },
+        base.threads,
+        precision,
+        r = sp.res
+    )
+}
+
+/// One row of measured figures per configuration.
+fn absolute_table(results: &[BenchResult]) -> String {
+    use std::fmt::Write;
+    let mut s = format!(
+        "{:<13} {:>12} {:>11} {:>24} {:>9} {:>9} {:>9} | {:>8} {:>8} {:>8} {:>8}\n",
+        "cfg",
+        "G params",
+        "D params",
+        "sec/iter med [min, max]",
+        "img/s",
+        "sec/kimg",
+        "peak GB",
+        "data",
+        "G phase",
+        "D phase",
+        "EMA"
+    );
+    for r in results {
+        let _ = writeln!(
+            s,
+            "{:<13} {:>12} {:>11} {:>24} {:>9.2} {:>9.1} {:>9.2} | {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
+            r.spec.cfg.name(),
+            thousands(r.params_g),
+            thousands(r.params_d),
+            format!("{:.3} [{:.3}, {:.3}]", r.median, r.min, r.max),
+            r.images_per_sec,
+            r.sec_per_kimg,
+            r.peak_memory_gb(),
+            r.phases.data,
+            r.phases.g_phase,
+            r.phases.d_phase,
+            r.phases.ema
+        );
+    }
+    s
+}
+
+/// Every configuration as a ratio to the first.
+fn ratio_table(results: &[BenchResult], base: &BenchResult) -> String {
+    use std::fmt::Write;
+    let mut s = format!(
+        "\nratio to {} (images/s higher is better; the others lower):\n{:<13} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+        base.spec.cfg, "cfg", "G params", "img/s", "sec/iter", "peak mem", "G phase"
+    );
+    for r in results {
+        let _ = writeln!(
+            s,
+            "{:<13} {:>8.3}x {:>8.3}x {:>8.3}x {:>8.3}x {:>8.3}x",
+            r.spec.cfg.name(),
+            r.params_g as f64 / base.params_g as f64,
+            r.images_per_sec / base.images_per_sec,
+            r.median / base.median,
+            r.peak_memory_gb() / base.peak_memory_gb(),
+            r.phases.g_phase / base.phases.g_phase
+        );
+    }
+    s
+}
+
+/// Write the results as JSON (atomically).
+pub fn write_json(results: &[BenchResult], path: &std::path::Path) -> Result<()> {
+    let json = serde_json::to_string_pretty(results)?;
+    atomic_write(path, |w| {
+        use std::io::Write;
+        Ok(w.write_all(json.as_bytes())?)
+    })
+}

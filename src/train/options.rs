@@ -1,0 +1,129 @@
+//! The options of a training run, with the reference's defaults and their validation: one
+//! `TrainOptions`, saved as `training_options.json` and in every snapshot.
+use crate::eval::metrics::{check_num_gen, parse_metrics};
+use crate::fastpath::Amp;
+use crate::nets::generator::{GenCfg, GeneratorConfig};
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Everything that defines a run (saved as training_options.json and in every snapshot).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainOptions {
+    pub data: PathBuf,
+    pub dataset_name: String,
+    pub outdir: PathBuf,
+    pub cfg: GenCfg,
+    pub resolution: i64,
+    pub ngf: i64,
+    pub batch: i64,
+    pub batch_gpu: i64,
+    pub kimg: f64,
+    pub tick: f64,
+    pub snap: i64,
+    pub mirror: bool,
+    pub seed: u64,
+    pub keep: usize,
+    pub metrics: Vec<String>,
+    /// Generated images per evaluation instead of the metric's count (quick looks).
+    #[serde(default)]
+    pub metrics_num_gen: Option<usize>,
+    pub device: String,
+    pub desc: Option<String>,
+    /// Columns and rows of the sample grids.
+    pub grid: (i64, i64),
+    /// Precision of the G and D forward passes (`none` = fp32, the reference).
+    #[serde(default)]
+    pub amp: Amp,
+    /// Lay weights and image batches out channels_last (NHWC).
+    #[serde(default)]
+    pub channels_last: bool,
+}
+
+impl TrainOptions {
+    /// The reference's defaults (batch 64, 25000 kimg, tick 4, snap 50, fid50k_full, seed 0) for
+    /// `cfg` at `resolution` on `data`, written under `runs`.
+    pub fn reference(data: &Path, dataset_name: &str, cfg: GenCfg, resolution: i64) -> Self {
+        TrainOptions {
+            data: data.to_path_buf(),
+            dataset_name: dataset_name.to_string(),
+            outdir: PathBuf::from("runs"),
+            cfg,
+            resolution,
+            ngf: 128,
+            batch: 64,
+            batch_gpu: 64,
+            kimg: 25000.0,
+            tick: 4.0,
+            snap: 50,
+            mirror: false,
+            seed: 0,
+            keep: 3,
+            metrics: vec!["fid50k_full".into()],
+            metrics_num_gen: None,
+            device: "auto".into(),
+            desc: None,
+            grid: Self::reference_grid(resolution),
+            amp: Amp::None,
+            channels_last: false,
+        }
+    }
+
+    pub fn generator_config(&self) -> GeneratorConfig {
+        GeneratorConfig {
+            ngf: self.ngf,
+            ..GeneratorConfig::new(self.cfg, self.resolution)
+        }
+    }
+
+    /// The run directory name without its numeric prefix.
+    pub fn run_desc(&self) -> String {
+        let mut d = format!("{}-{}-batch{}", self.cfg, self.dataset_name, self.batch);
+        if let Some(x) = &self.desc {
+            d.push('-');
+            d.push_str(x);
+        }
+        d
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.generator_config().validate()?;
+        if self.batch < 1 || self.batch_gpu < 1 || self.batch % self.batch_gpu != 0 {
+            bail!(
+                "--batch {} must be a positive multiple of --batch-gpu {}",
+                self.batch,
+                self.batch_gpu
+            );
+        }
+        check_kimg("--kimg", self.kimg)?;
+        check_kimg("--tick", self.tick)?;
+        if self.snap < 1 {
+            bail!(
+                "--snap {} must be at least 1 (ticks between snapshots)",
+                self.snap
+            );
+        }
+        parse_metrics(&self.metrics.join(","))?;
+        check_num_gen(self.metrics_num_gen)?;
+        Ok(())
+    }
+
+    /// The reference grid: clip(7680 // R, 7, 32) x clip(4320 // R, 4, 32) images.
+    pub fn reference_grid(resolution: i64) -> (i64, i64) {
+        (
+            (7680 / resolution).clamp(7, 32),
+            (4320 / resolution).clamp(4, 32),
+        )
+    }
+}
+
+/// Longest run accepted: 10 billion images (the reference trains 25000 kimg).
+pub const MAX_KIMG: f64 = 1e7;
+
+/// A length in kimg: finite, positive and at most [`MAX_KIMG`].
+pub fn check_kimg(flag: &str, v: f64) -> Result<()> {
+    if !(v.is_finite() && v > 0.0 && v <= MAX_KIMG) {
+        bail!("{flag} {v} must be a positive number of thousands of images, at most {MAX_KIMG}");
+    }
+    Ok(())
+}

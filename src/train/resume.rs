@@ -1,0 +1,125 @@
+//! Where a run goes and what it continues: `--resume` (auto, none, a snapshot or run directory),
+//! `--resume-mode` (exact or the reference's weights-only), the run directories
+//! `NNNNN-<cfg>-<dataset>-batch<B>` in `--outdir`, and the training images.
+use super::options::TrainOptions;
+use crate::data::{ImageSet, PrepareOptions};
+use crate::snapshot::{snapshots_in, SNAPSHOT_PREFIX};
+use crate::util::files::create_output_dir;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// What `--resume` asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResumeFrom {
+    /// Continue the matching run in --outdir if it has a snapshot, else start a new one.
+    Auto,
+    /// Always start a new run directory.
+    Never,
+    /// A snapshot file, or a run directory (its newest snapshot).
+    Path(PathBuf),
+}
+
+impl std::str::FromStr for ResumeFrom {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "auto" => ResumeFrom::Auto,
+            "none" | "never" => ResumeFrom::Never,
+            p => ResumeFrom::Path(PathBuf::from(p)),
+        })
+    }
+}
+
+/// How `--resume` continues a snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ResumeMode {
+    /// Everything as it was: kimg, tick, EMA, Adam moments, data order (fpgan's default).
+    #[default]
+    Exact,
+    /// The reference's: weights only, into a new run directory; kimg 0, fresh Adam, no EMA rampup.
+    Reference,
+}
+
+/// Existing run directories `NNNNN-<desc>` in `outdir`.
+fn run_dirs(outdir: &Path) -> Vec<(u32, PathBuf)> {
+    std::fs::read_dir(outdir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let id: u32 = name.get(..5)?.parse().ok()?;
+            Some((id, e.path()))
+        })
+        .collect()
+}
+
+/// Load the training images: a prepared dataset as it is, anything else prepared at `res`
+/// (`--res`, checked before).
+pub fn load_training_set(data: &Path, res: Option<i64>, mirror: bool) -> Result<ImageSet> {
+    let opts = PrepareOptions::square(res.unwrap_or(256) as u32);
+    let set = ImageSet::open_or_prepare(data, &opts)?;
+    if let Some(r) = res {
+        if set.resolution as i64 != r {
+            bail!(
+                "{} holds {}x{} images, not {r}x{r}; prepare it again with `fpgan dataset --resolution {r}`, or train at its size by dropping --res",
+                data.display(),
+                set.resolution,
+                set.resolution
+            );
+        }
+    }
+    Ok(set.with_mirror(mirror))
+}
+
+/// Pick the run directory and the snapshot to resume from (if any).
+pub fn resolve_run(opts: &TrainOptions, resume: &ResumeFrom) -> Result<(PathBuf, Option<PathBuf>)> {
+    create_output_dir(&opts.outdir, "--outdir")?;
+    let desc = opts.run_desc();
+    let dirs = run_dirs(&opts.outdir);
+    let next_id = dirs.iter().map(|(i, _)| i + 1).max().unwrap_or(0);
+    let new_dir = opts.outdir.join(format!("{next_id:05}-{desc}"));
+    match resume {
+        ResumeFrom::Never => Ok((new_dir, None)),
+        ResumeFrom::Path(p) if p.is_dir() => {
+            let snap = snapshots_in(p).into_iter().next().with_context(|| {
+                format!(
+                    "{} holds no {SNAPSHOT_PREFIX}*.safetensors to resume from",
+                    p.display()
+                )
+            })?;
+            Ok((p.clone(), Some(snap)))
+        }
+        ResumeFrom::Path(p) => {
+            if !p.is_file() {
+                bail!(
+                    "--resume {}: no such snapshot file or run directory",
+                    p.display()
+                );
+            }
+            let dir = p
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."));
+            Ok((dir, Some(p.clone())))
+        }
+        ResumeFrom::Auto => {
+            let matching: Vec<&PathBuf> = dirs
+                .iter()
+                .map(|(_, d)| d)
+                .filter(|d| {
+                    d.file_name()
+                        .is_some_and(|n| n.to_string_lossy().get(6..) == Some(desc.as_str()))
+                })
+                .collect();
+            match matching.as_slice() {
+                [d] => {
+                    let snap = snapshots_in(d).into_iter().next();
+                    Ok(((*d).clone(), snap))
+                }
+                _ => Ok((new_dir, None)),
+            }
+        }
+    }
+}

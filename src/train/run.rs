@@ -1,0 +1,442 @@
+//! A training run around the [`Trainer`], as named steps: start or resume, iterate to the end of
+//! a tick (with the live line and the divergence guard), report the tick, snapshot with pruning,
+//! evaluate the metrics (keeping the best snapshot), and stop on request or at `--kimg`
+//! (reference sections 7.5-7.7 and 11).
+use super::options::TrainOptions;
+use super::resume::{resolve_run, ResumeFrom, ResumeMode};
+use super::signals;
+use super::tick::{self, format_time, Log, TickTiming};
+use super::trainer::{reseed, Trainer};
+use crate::data::stream::BatchStream;
+use crate::data::ImageSet;
+use crate::eval::evaluator::{Evaluator, Score};
+use crate::eval::metrics::{parse_metrics, Metric};
+use crate::eval::report::{append_metric, metric_files};
+use crate::snapshot::{self, snapshot_name, snapshots_in};
+use crate::util::atomic::{atomic_write, TMP_MARKER};
+use crate::util::device::parse_device;
+use crate::util::files::{keep_lines, lock_dir, remove_dead_leftovers};
+use crate::util::images;
+use crate::util::progress;
+use crate::util::rng::SplitMix;
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use tch::Device;
+
+/// Train with `opts`; returns the run directory.
+pub fn train(opts: &TrainOptions, set: ImageSet, resume: &ResumeFrom) -> Result<PathBuf> {
+    train_with(opts, set, resume, ResumeMode::Exact)
+}
+
+/// Train with `opts`, continuing a snapshot as `mode` says; returns the run directory.
+pub fn train_with(
+    opts: &TrainOptions,
+    set: ImageSet,
+    resume: &ResumeFrom,
+    mode: ResumeMode,
+) -> Result<PathBuf> {
+    opts.validate()?;
+    let device = parse_device(&opts.device)?;
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
+    let mut trainer = Trainer::new(opts, device)?;
+    let (mut run_dir, mut snapshot) = resolve_run(opts, resume)?;
+    if mode == ResumeMode::Reference {
+        let ResumeFrom::Path(_) = resume else {
+            bail!("--resume-mode reference needs --resume <snapshot file or run dir>");
+        };
+        let snap = snapshot.take().context("no snapshot to resume from")?;
+        trainer.restore_weights_only(&snap)?;
+        eprintln!(
+            "Copied the weights of {} (reference resume: kimg 0, fresh Adam, no EMA rampup)",
+            snap.display()
+        );
+        run_dir = resolve_run(opts, &ResumeFrom::Never)?.0;
+    }
+    let mut run = Run::open(opts, set, trainer, run_dir, device)?;
+    match &snapshot {
+        Some(snap) => run.resume(snap, resume)?,
+        None => run.start()?,
+    }
+    if run.reached_end() {
+        return Ok(run.dir);
+    }
+    signals::install();
+    run.start_stream();
+    loop {
+        let (done, stop) = run.iterate_tick()?;
+        let tick = run.trainer.progress.cur_tick;
+        let m0 = Instant::now();
+        run.end_tick()?;
+        if done || stop || tick % opts.snap == 0 {
+            let snap = run.snapshot()?;
+            if tick != 0 {
+                run.evaluate(&snap)?;
+            }
+            reseed(opts.seed, run.trainer.progress.batch_idx);
+        }
+        run.next_tick(m0.elapsed().as_secs_f64());
+        if stop {
+            return run.stopped();
+        }
+        if done {
+            return run.finished();
+        }
+    }
+}
+
+/// The state of a run between its steps.
+struct Run<'a> {
+    opts: &'a TrainOptions,
+    set: Arc<ImageSet>,
+    trainer: Trainer,
+    dir: PathBuf,
+    device: Device,
+    log: Log,
+    stream: Option<BatchStream>,
+    total_nimg: i64,
+    /// When this process started training, and the run's training seconds before it.
+    start: Instant,
+    sec0: f64,
+    tick_start: Instant,
+    tick_start_nimg: i64,
+    maintenance_sec: f64,
+    /// Iterations in a row with non-finite losses.
+    bad_iters: u32,
+    last_good: Option<PathBuf>,
+    metrics: Vec<Metric>,
+    evaluator: Option<Evaluator>,
+    /// The lock on the run directory, held while the run lives.
+    _lock: std::fs::File,
+}
+
+impl<'a> Run<'a> {
+    /// Create the run directory, its log and the progress bar.
+    fn open(
+        opts: &'a TrainOptions,
+        set: ImageSet,
+        trainer: Trainer,
+        dir: PathBuf,
+        device: Device,
+    ) -> Result<Self> {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let lock = lock_dir(&dir, "training")?;
+        for name in remove_dead_leftovers(&dir, TMP_MARKER) {
+            eprintln!("Removed {name}, left by an interrupted earlier run");
+        }
+        let total_nimg = (opts.kimg * 1000.0).ceil() as i64;
+        let pb = progress::bar(total_nimg as u64, "training");
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("[{bar:30}] {msg}")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        Ok(Run {
+            opts,
+            set: Arc::new(set),
+            trainer,
+            log: Log::open(&dir, pb)?,
+            dir,
+            device,
+            stream: None,
+            total_nimg,
+            start: Instant::now(),
+            sec0: 0.0,
+            tick_start: Instant::now(),
+            tick_start_nimg: 0,
+            maintenance_sec: 0.0,
+            bad_iters: 0,
+            last_good: None,
+            metrics: parse_metrics(&opts.metrics.join(","))?,
+            evaluator: None,
+            _lock: lock,
+        })
+    }
+
+    /// A new run: training_options.json, then reals.png and fakes_init.png.
+    fn start(&mut self) -> Result<()> {
+        self.log.line(&format!(
+            "Starting {} on {:?}",
+            self.dir.display(),
+            self.device
+        ));
+        let json = serde_json::to_string_pretty(self.opts)?;
+        atomic_write(&self.dir.join("training_options.json"), |w| {
+            Ok(w.write_all(json.as_bytes())?)
+        })?;
+        let (gw, gh) = self.opts.grid;
+        let mut order: Vec<usize> = (0..self.set.len()).collect();
+        let mut rng = SplitMix(0);
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i as u32 + 1) as usize);
+        }
+        let idx: Vec<usize> = (0..(gw * gh) as usize)
+            .map(|k| order[k % order.len()])
+            .collect();
+        let cols = gw as usize;
+        images::save_grid(&self.set.batch(&idx), cols, &self.dir.join("reals.png"))?;
+        images::save_grid(
+            &self.trainer.fakes(),
+            cols,
+            &self.dir.join("fakes_init.png"),
+        )
+    }
+
+    /// Continue from `snap`; in auto mode an unreadable newest snapshot falls back to the
+    /// previous one. stats.jsonl and metric-*.jsonl lose what was written after the snapshot.
+    fn resume(&mut self, snap: &Path, resume: &ResumeFrom) -> Result<()> {
+        let used = match self.trainer.restore(snap) {
+            Ok(()) => snap.to_path_buf(),
+            Err(e) => {
+                let older = snapshots_in(&self.dir).into_iter().find(|p| p != snap);
+                let (ResumeFrom::Auto, Some(prev)) = (resume, older) else {
+                    return Err(e);
+                };
+                self.log.line(&format!(
+                    "warning: {e:#}; resuming from {} instead",
+                    prev.display()
+                ));
+                self.trainer.restore(&prev)?;
+                prev
+            }
+        };
+        let p = &self.trainer.progress;
+        self.log.line(&format!(
+            "Resuming {} at kimg {:.3} (tick {}) from {}",
+            self.dir.display(),
+            p.cur_nimg as f64 / 1e3,
+            p.cur_tick,
+            used.display()
+        ));
+        tick::truncate_stats(&self.dir, p.cur_tick)?;
+        let name = used.file_name().map(|n| n.to_string_lossy().into_owned());
+        for f in metric_files(&self.dir) {
+            keep_lines(&f, |v| v["snapshot_pkl"].as_str() <= name.as_deref())?;
+        }
+        self.sec0 = p.total_sec;
+        self.tick_start_nimg = p.cur_nimg;
+        self.last_good = Some(used);
+        Ok(())
+    }
+
+    /// Whether the run already reached `--kimg` (then says so).
+    fn reached_end(&mut self) -> bool {
+        let nimg = self.trainer.progress.cur_nimg;
+        if (nimg as f64) < self.opts.kimg * 1000.0 {
+            return false;
+        }
+        self.log.line(&format!(
+            "Nothing to do: this run already reached kimg {:.3} (--kimg {}). Raise --kimg to continue.",
+            nimg as f64 / 1e3,
+            self.opts.kimg
+        ));
+        true
+    }
+
+    /// Start the background loader at the run's position in the data order, and the clocks.
+    fn start_stream(&mut self) {
+        let batch = self.opts.batch;
+        self.stream = Some(BatchStream::start(
+            self.set.clone(),
+            batch as usize,
+            self.opts.seed,
+            (self.trainer.progress.batch_idx * batch) as usize,
+            2,
+        ));
+        self.start = Instant::now();
+        self.tick_start = Instant::now();
+    }
+
+    /// Train until the end of the tick (tick 0 is one iteration), `--kimg`, or a stop request;
+    /// returns (done, stop). Ten non-finite iterations in a row end the run with an error.
+    fn iterate_tick(&mut self) -> Result<(bool, bool)> {
+        let tick_nimg = (self.opts.tick * 1000.0).ceil() as i64;
+        loop {
+            let reals = self.stream.as_ref().expect("stream started").next_batch();
+            let losses = self.trainer.step(&reals)?;
+            if losses.g.is_finite() && losses.d.is_finite() {
+                self.bad_iters = 0;
+            } else {
+                self.bad_iters += 1;
+                if self.bad_iters >= 10 {
+                    self.log.pb.finish_and_clear();
+                    bail!(
+                        "training diverged at kimg {:.3}: losses were not finite for 10 iterations (G {}, D {}); \
+                         the last good snapshot is {}; try another --seed or a smaller --batch-gpu",
+                        self.trainer.progress.cur_nimg as f64 / 1e3,
+                        losses.g,
+                        losses.d,
+                        self.last_good_name()
+                    );
+                }
+            }
+            let p = &self.trainer.progress;
+            let pb = &self.log.pb;
+            pb.set_position(p.cur_nimg.min(self.total_nimg) as u64);
+            if !pb.is_hidden() {
+                // the live line (terminals only: no formatting or /proc read otherwise)
+                let secs = self.tick_start.elapsed().as_secs_f64().max(1e-9);
+                let rate = (p.cur_nimg - self.tick_start_nimg) as f64 / secs;
+                let kimg = self.opts.kimg;
+                pb.set_message(tick::live_line(
+                    p.cur_nimg,
+                    kimg,
+                    self.total_nimg,
+                    rate,
+                    &losses,
+                ));
+            }
+            let done = p.cur_nimg >= self.total_nimg;
+            let stop = signals::stop_requested();
+            if done || stop || p.cur_tick == 0 || p.cur_nimg >= self.tick_start_nimg + tick_nimg {
+                return Ok((done, stop));
+            }
+        }
+    }
+
+    /// The tick line and stats.jsonl; counts the tick.
+    fn end_tick(&mut self) -> Result<()> {
+        let total_sec = self.sec0 + self.start.elapsed().as_secs_f64();
+        let timing = TickTiming {
+            total_sec,
+            tick_sec: self.tick_start.elapsed().as_secs_f64(),
+            tick_nimg: self.trainer.progress.cur_nimg - self.tick_start_nimg,
+            maintenance_sec: self.maintenance_sec,
+        };
+        tick::report(
+            &mut self.trainer,
+            &timing,
+            self.device,
+            &self.dir,
+            &mut self.log,
+        )?;
+        self.trainer.progress.cur_tick += 1;
+        self.trainer.progress.total_sec = total_sec;
+        Ok(())
+    }
+
+    /// The sample grid `fakesNNNNNN.png` and a snapshot; older snapshots beyond `--keep` go.
+    fn snapshot(&mut self) -> Result<PathBuf> {
+        let nimg = self.trainer.progress.cur_nimg;
+        let fakes = self.dir.join(format!("fakes{:06}.png", nimg / 1000));
+        images::save_grid(&self.trainer.fakes(), self.opts.grid.0 as usize, &fakes)?;
+        let path = self.dir.join(snapshot_name(nimg));
+        self.trainer.save(&path)?;
+        self.last_good = Some(path.clone());
+        snapshot::prune(&self.dir, self.opts.keep, &path);
+        Ok(path)
+    }
+
+    /// The metrics of G_ema (the real features are computed once per process) and the best
+    /// snapshot.
+    fn evaluate(&mut self, snap: &Path) -> Result<()> {
+        if self.metrics.is_empty() {
+            return Ok(());
+        }
+        if self.evaluator.is_none() {
+            let (metrics, num_gen) = (self.metrics.clone(), self.opts.metrics_num_gen);
+            let (set, device) = (&self.set, self.device);
+            let e = self
+                .log
+                .pb
+                .suspend(|| Evaluator::new(metrics, set, device, num_gen))?;
+            if e.cached {
+                self.log
+                    .line("Real-image features for the metrics: from the cache");
+            }
+            self.evaluator = Some(e);
+        }
+        let e = self.evaluator.as_ref().expect("set above");
+        let (g, device, seed) = (&self.trainer.g_ema, self.device, self.opts.seed as i64);
+        let scores = self.log.pb.suspend(|| e.run(g, device, seed))?;
+        self.record_scores(snap, &scores)
+    }
+
+    /// Append each score to `metric-<name>.jsonl`; when the first FID improves, copy the snapshot
+    /// to `best-snapshot.safetensors` and note its kimg in `best_nimg.txt`.
+    fn record_scores(&mut self, snap: &Path, scores: &[Score]) -> Result<()> {
+        let snap_name = snap
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for s in scores {
+            append_metric(&self.dir, s, &snap_name)?;
+            self.log.line(&format!(
+                "{} {:.4} ({} generated images, {:.0} s)",
+                s.metric.name(),
+                s.value,
+                s.num_gen,
+                s.seconds
+            ));
+        }
+        let Some(fid) = scores
+            .iter()
+            .find(|s| matches!(s.metric, Metric::Fid50kFull | Metric::Fid10kFull))
+        else {
+            return Ok(());
+        };
+        let progress = &mut self.trainer.progress;
+        if progress.best_fid.is_some_and(|b| fid.value >= b) {
+            return Ok(());
+        }
+        progress.best_fid = Some(fid.value);
+        let best = self.dir.join("best-snapshot.safetensors");
+        let bytes =
+            std::fs::read(snap).with_context(|| format!("cannot read {}", snap.display()))?;
+        atomic_write(&best, |w| Ok(w.write_all(&bytes)?))?;
+        let nimg = progress.cur_nimg.to_string();
+        atomic_write(&self.dir.join("best_nimg.txt"), |w| {
+            Ok(w.write_all(nimg.as_bytes())?)
+        })?;
+        self.log.line(&format!(
+            "New best {} {:.4}: {}",
+            fid.metric.name(),
+            fid.value,
+            best.display()
+        ));
+        Ok(())
+    }
+
+    /// Start the clocks of the next tick; `maintenance_sec` is what this one's upkeep took.
+    fn next_tick(&mut self, maintenance_sec: f64) {
+        self.tick_start_nimg = self.trainer.progress.cur_nimg;
+        self.tick_start = Instant::now();
+        self.maintenance_sec = maintenance_sec;
+    }
+
+    fn last_good_name(&self) -> String {
+        self.last_good
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "none".into())
+    }
+
+    /// Stopped on request (the snapshot is written).
+    fn stopped(mut self) -> Result<PathBuf> {
+        self.log.pb.finish_and_clear();
+        self.log.line(&format!(
+            "Stopped at kimg {:.3}; snapshot {}. Run the same command again to resume.",
+            self.trainer.progress.cur_nimg as f64 / 1e3,
+            self.last_good_name()
+        ));
+        Ok(self.dir)
+    }
+
+    /// Reached `--kimg`.
+    fn finished(mut self) -> Result<PathBuf> {
+        self.log.pb.finish_and_clear();
+        self.log.line(&format!(
+            "Done: kimg {:.3} in {}. Samples: {}, snapshot: {}",
+            self.trainer.progress.cur_nimg as f64 / 1e3,
+            format_time(self.start.elapsed().as_secs_f64()),
+            self.dir.join("fakes*.png").display(),
+            self.last_good_name()
+        ));
+        Ok(self.dir)
+    }
+}

@@ -1,0 +1,141 @@
+//! Snapshots of the whole training state: G, G_ema, D heads, the random projections, Adam moments,
+//! counters and grid latents in one safetensors file, restored exactly (`--resume-mode exact`) or
+//! weights only as the reference's `--resume` (`--resume-mode reference`).
+use super::options::TrainOptions;
+use super::trainer::{reseed, Progress, Trainer};
+use crate::nets::generator::GeneratorConfig;
+use crate::snapshot::{self, read_header};
+use crate::util::safetensors;
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use tch::Tensor;
+
+impl Trainer {
+    /// Write a snapshot of the whole state.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut t = safetensors::export(&self.gvs, "G.");
+        t.extend(safetensors::export(&self.ema_vs, "G_ema."));
+        t.extend(safetensors::export(&self.dvs, "D."));
+        t.extend(
+            safetensors::export(&self.fvs, "F.")
+                .into_iter()
+                .filter(|(n, _)| n.starts_with("F.scratch.")),
+        );
+        for (p, opt) in [("opt_G.", &self.opt_g), ("opt_D.", &self.opt_d)] {
+            for s in &opt.slots {
+                t.push((format!("{p}exp_avg.{}", s.name), s.exp_avg.shallow_clone()));
+                t.push((
+                    format!("{p}exp_avg_sq.{}", s.name),
+                    s.exp_avg_sq.shallow_clone(),
+                ));
+            }
+        }
+        t.push(("grid_z".into(), self.grid_z.shallow_clone()));
+        let meta = json!({
+            "format": snapshot::FORMAT,
+            "version": snapshot::VERSION,
+            "options": self.opts,
+            "generator": self.g.config,
+            "progress": self.progress,
+            "opt_G": {"step": self.opt_g.step, "config": self.opt_g.config},
+            "opt_D": {"step": self.opt_d.step, "config": self.opt_d.config},
+            "ema": self.ema_schedule,
+        });
+        safetensors::save(path, &t, &meta)
+    }
+
+    /// The reference's `--resume`: copy G, G_ema, the D heads and the projections by name and
+    /// keep everything else fresh (Adam restarts, kimg 0), with the EMA rampup disabled.
+    pub fn restore_weights_only(&mut self, path: &Path) -> Result<()> {
+        self.restore_weights(path)?;
+        self.ema_schedule.rampup = None;
+        Ok(())
+    }
+
+    fn restore_weights(&mut self, path: &Path) -> Result<(BTreeMap<String, Tensor>, SnapshotMeta)> {
+        let (t, meta) = safetensors::load(path).map_err(|e| {
+            anyhow::anyhow!("{e:#}; resume from an earlier snapshot (--resume <file>) or start a new run (--resume none)")
+        })?;
+        let snap = SnapshotMeta::from_json(&meta, path)?;
+        let g_now = self.g.config.clone();
+        if snap.generator != g_now {
+            bail!(
+                "{} was trained with --cfg {} --res {} --ngf {}, not --cfg {} --res {} --ngf {}; pass the same --cfg, --res and --ngf, or start a new run (--resume none)",
+                path.display(),
+                snap.generator.cfg,
+                snap.generator.resolution,
+                snap.generator.ngf,
+                g_now.cfg,
+                g_now.resolution,
+                g_now.ngf
+            );
+        }
+        let all = |_: &str| true;
+        safetensors::import(&self.gvs, "G.", &t, all, path)?;
+        safetensors::import(&self.ema_vs, "G_ema.", &t, all, path)?;
+        safetensors::import(&self.dvs, "D.", &t, all, path)?;
+        safetensors::import(&self.fvs, "F.", &t, |n| n.starts_with("scratch."), path)?;
+        Ok((t, snap))
+    }
+
+    /// Restore everything from a snapshot made with the same configuration: weights, buffers,
+    /// projections, Adam moments, counters and grid latents (exact continuation).
+    pub fn restore(&mut self, path: &Path) -> Result<()> {
+        let (t, snap) = self.restore_weights(path)?;
+        tch::no_grad(|| -> Result<()> {
+            for (p, opt) in [("opt_G.", &mut self.opt_g), ("opt_D.", &mut self.opt_d)] {
+                for s in &mut opt.slots {
+                    for (what, dst) in [
+                        ("exp_avg", &mut s.exp_avg),
+                        ("exp_avg_sq", &mut s.exp_avg_sq),
+                    ] {
+                        let key = format!("{p}{what}.{}", s.name);
+                        let src = t
+                            .get(&key)
+                            .with_context(|| format!("{} lacks {key}", path.display()))?;
+                        dst.copy_(src);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        self.opt_g.step = snap.opt_g_step;
+        self.opt_d.step = snap.opt_d_step;
+        if let Some(z) = t.get("grid_z") {
+            self.grid_z = z.to_device(self.device);
+        }
+        self.progress = snap.progress;
+        reseed(self.opts.seed, self.progress.batch_idx);
+        Ok(())
+    }
+}
+
+/// The parts of a snapshot's metadata that resume and generate need.
+pub struct SnapshotMeta {
+    pub options: TrainOptions,
+    pub generator: GeneratorConfig,
+    pub progress: Progress,
+    pub opt_g_step: i64,
+    pub opt_d_step: i64,
+}
+
+impl SnapshotMeta {
+    pub fn from_json(meta: &serde_json::Value, path: &Path) -> Result<Self> {
+        let header = read_header(meta, path)?;
+        let get = |k: &str| meta.get(k).cloned().unwrap_or_default();
+        let bad = |k: &str| format!("{}: bad '{k}' in the snapshot metadata", path.display());
+        Ok(SnapshotMeta {
+            options: serde_json::from_value(get("options")).with_context(|| bad("options"))?,
+            generator: header.generator,
+            progress: serde_json::from_value(get("progress")).with_context(|| bad("progress"))?,
+            opt_g_step: meta["opt_G"]["step"]
+                .as_i64()
+                .with_context(|| bad("opt_G"))?,
+            opt_d_step: meta["opt_D"]["step"]
+                .as_i64()
+                .with_context(|| bad("opt_D"))?,
+        })
+    }
+}

@@ -1,0 +1,236 @@
+//! The training state and one Projected GAN iteration (reference section 7): a G phase (hinge
+//! -mean D(G(z))) then a D phase (fake, then real, in separate D calls), each summing the
+//! gradients of `batch/batch_gpu` chunks, Adam steps on non-finite-cleaned gradients, then the
+//! G EMA; snapshots are `state.rs`, the run around it `run.rs`.
+use super::ema::{Ema, EmaSchedule};
+use super::loss::{discriminator_fake_loss, discriminator_real_loss, generator_loss};
+use super::optim::{Adam, AdamConfig};
+use super::options::TrainOptions;
+use super::stats::Stats;
+use crate::fastpath;
+use crate::nets::discriminator::Discriminator;
+use crate::nets::features::{frozen_feature_network, FeatureNetwork};
+use crate::nets::generator::Generator;
+use crate::util::home;
+use crate::util::images::to_uint8_grid;
+use crate::util::rng::SplitMix;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+/// Counters saved in snapshots.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub cur_nimg: i64,
+    /// Number of the next tick.
+    pub cur_tick: i64,
+    pub batch_idx: i64,
+    pub best_fid: Option<f64>,
+    /// Training seconds before this process (for Timing/total_sec across resumes).
+    pub total_sec: f64,
+}
+
+/// Losses of one iteration (means over chunks) and the wall time of its phases in seconds.
+#[derive(Clone, Copy, Debug)]
+pub struct StepLosses {
+    pub g: f64,
+    pub d: f64,
+    pub g_phase_sec: f64,
+    pub d_phase_sec: f64,
+    pub ema_sec: f64,
+}
+
+/// The whole training state.
+pub struct Trainer {
+    pub opts: TrainOptions,
+    pub device: Device,
+    pub gvs: VarStore,
+    pub g: Generator,
+    pub ema_vs: VarStore,
+    pub g_ema: Generator,
+    pub fvs: VarStore,
+    pub features: FeatureNetwork,
+    pub dvs: VarStore,
+    pub d: Discriminator,
+    pub opt_g: Adam,
+    pub opt_d: Adam,
+    ema: Ema,
+    pub ema_schedule: EmaSchedule,
+    pub grid_z: Tensor,
+    pub progress: Progress,
+    pub stats: Stats,
+}
+
+/// Torch's RNG is reseeded from (seed, batch_idx) after every snapshot, so a run resumed from a
+/// snapshot draws exactly what the uninterrupted run drew.
+pub(crate) fn reseed(seed: u64, batch_idx: i64) {
+    let mut m = SplitMix(seed ^ (batch_idx as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    tch::manual_seed((m.next_u64() >> 1) as i64);
+}
+
+impl Trainer {
+    /// Fresh networks, optimizers and EMA for `opts` on `device`.
+    pub fn new(opts: &TrainOptions, device: Device) -> Result<Self> {
+        opts.validate()?;
+        tch::manual_seed(opts.seed as i64);
+        let gcfg = opts.generator_config();
+        let gvs = VarStore::new(device);
+        let g = Generator::new(&gvs.root(), &gcfg)?;
+        let mut ema_vs = VarStore::new(device);
+        let g_ema = Generator::new(&ema_vs.root(), &gcfg)?;
+        ema_vs.copy(&gvs).context("G_ema copy")?;
+        ema_vs.freeze();
+        let weights = home::weight_file(home::EFFNET_FILE)?;
+        let (fvs, features) = frozen_feature_network(device, opts.resolution, opts.seed, &weights)?;
+        let dvs = VarStore::new(device);
+        let d = Discriminator::new(&dvs.root());
+        if opts.channels_last {
+            for vs in [&gvs, &ema_vs, &fvs, &dvs] {
+                fastpath::vars_to_channels_last(vs);
+            }
+        }
+        let opt_g = Adam::new(&gvs, AdamConfig::generator());
+        let opt_d = Adam::new(&dvs, AdamConfig::discriminator());
+        let ema = Ema::new(&gvs, &ema_vs)?;
+        let (gw, gh) = opts.grid;
+        let grid_z = Tensor::randn([gw * gh, gcfg.z_dim], (Kind::Float, device));
+        Ok(Trainer {
+            opts: opts.clone(),
+            device,
+            gvs,
+            g,
+            ema_vs,
+            g_ema,
+            fvs,
+            features,
+            dvs,
+            d,
+            opt_g,
+            opt_d,
+            ema,
+            ema_schedule: EmaSchedule::for_batch(opts.batch),
+            grid_z,
+            progress: Progress::default(),
+            stats: Stats::default(),
+        })
+    }
+
+    fn report_scores(&mut self, kind: &str, logits: &Tensor) {
+        self.stats.report(&format!("Loss/scores/{kind}"), logits);
+        self.stats
+            .report(&format!("Loss/signs/{kind}"), &logits.sign());
+    }
+
+    /// One iteration on a uint8 batch of `batch` real images.
+    pub fn step(&mut self, reals: &Tensor) -> Result<StepLosses> {
+        let (batch, chunk) = (self.opts.batch, self.opts.batch_gpu);
+        let chunks = batch / chunk;
+        let dev = self.device;
+        let mut real = reals.to_device(dev).to_kind(Kind::Float) / 127.5 - 1.0;
+        if self.opts.channels_last {
+            real = fastpath::channels_last(&real);
+        }
+        let z_all = Tensor::randn([2 * batch, self.g.config.z_dim], (Kind::Float, dev));
+        let timer = PhaseTimer::new(dev);
+
+        // G phase: D frozen, gradients flow through it into G.
+        self.opt_d.set_requires_grad(false);
+        self.opt_g.zero_grad();
+        let mut g_sum = Tensor::zeros([], (Kind::Float, dev));
+        let amp = self.opts.amp;
+        for c in 0..chunks {
+            let z = z_all.narrow(0, c * chunk, chunk);
+            let logits = fastpath::autocast(amp, dev, || {
+                self.d
+                    .forward_t(&self.features, &self.g.forward_t(&z, true), true)
+            })
+            .to_kind(Kind::Float);
+            self.report_scores("fake", &logits);
+            let loss = generator_loss(&logits);
+            self.stats.report("Loss/G/loss", &loss);
+            loss.backward();
+            g_sum += loss.detach();
+        }
+        self.opt_g.step();
+        self.opt_d.set_requires_grad(true);
+        let t_g = timer.lap();
+
+        // D phase: fakes from G in train mode without a graph; fake then real.
+        self.opt_d.zero_grad();
+        let mut d_sum = Tensor::zeros([], (Kind::Float, dev));
+        for c in 0..chunks {
+            let z = z_all.narrow(0, batch + c * chunk, chunk);
+            let fake = tch::no_grad(|| fastpath::autocast(amp, dev, || self.g.forward_t(&z, true)));
+            let lf = fastpath::autocast(amp, dev, || self.d.forward_t(&self.features, &fake, true))
+                .to_kind(Kind::Float);
+            self.report_scores("fake", &lf);
+            let loss_gen = discriminator_fake_loss(&lf);
+            loss_gen.backward();
+            let real_c = real.narrow(0, c * chunk, chunk);
+            let lr =
+                fastpath::autocast(amp, dev, || self.d.forward_t(&self.features, &real_c, true))
+                    .to_kind(Kind::Float);
+            self.report_scores("real", &lr);
+            let loss_real = discriminator_real_loss(&lr);
+            loss_real.backward();
+            let total = loss_gen.detach() + loss_real.detach();
+            self.stats.report("Loss/D/loss", &total);
+            d_sum += total;
+        }
+        self.opt_d.step();
+        let t_d = timer.lap();
+        self.stats.report_scalar("Timing/Gboth", t_g * 1e3);
+        self.stats.report_scalar("Timing/Dmain", t_d * 1e3);
+
+        let beta = self.ema_schedule.beta(self.progress.cur_nimg, batch);
+        self.ema.update(beta);
+        let t_ema = timer.lap();
+        self.progress.cur_nimg += batch;
+        self.progress.batch_idx += 1;
+        Ok(StepLosses {
+            g: g_sum.double_value(&[]) / chunks as f64,
+            d: d_sum.double_value(&[]) / chunks as f64,
+            g_phase_sec: t_g,
+            d_phase_sec: t_d,
+            ema_sec: t_ema,
+        })
+    }
+
+    /// G_ema (eval mode) on the fixed grid latents, as uint8 images: rint((x+1)*127.5).
+    pub fn fakes(&self) -> Tensor {
+        let _guard = tch::no_grad_guard();
+        let parts: Vec<Tensor> = self
+            .grid_z
+            .split(self.opts.batch_gpu, 0)
+            .iter()
+            .map(|z| to_uint8_grid(&self.g_ema.forward_t(z, false)))
+            .collect();
+        Tensor::cat(&parts, 0)
+    }
+}
+
+/// Wall time of the training phases (synchronising CUDA so that the times are real).
+struct PhaseTimer {
+    device: Device,
+    last: std::cell::Cell<Instant>,
+}
+
+impl PhaseTimer {
+    fn new(device: Device) -> Self {
+        PhaseTimer {
+            device,
+            last: std::cell::Cell::new(Instant::now()),
+        }
+    }
+    fn lap(&self) -> f64 {
+        if let Device::Cuda(i) = self.device {
+            tch::Cuda::synchronize(i as i64);
+        }
+        let now = Instant::now();
+        let dt = now.duration_since(self.last.get()).as_secs_f64();
+        self.last.set(now);
+        dt
+    }
+}

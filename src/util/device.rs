@@ -1,0 +1,22 @@
+//! Devices from the command line: `auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`.
+use anyhow::{bail, Result};
+use tch::Device;
+
+/// `auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`.
+pub fn parse_device(s: &str) -> Result<Device> {
+    let cuda_ok = |i: usize| -> Result<Device> {
+        if !tch::Cuda::is_available() || i >= tch::Cuda::device_count() as usize {
+            bail!("--device {s}: CUDA device {i} is not available (no GPU, or libtorch without CUDA); use --device cpu");
+        }
+        Ok(Device::Cuda(i))
+    };
+    match s {
+        "auto" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => cuda_ok(0),
+        _ => match s.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
+            Some(i) => cuda_ok(i),
+            None => bail!("--device '{s}': use auto, cpu, cuda or cuda:N"),
+        },
+    }
+}

@@ -1,0 +1,10 @@
+//! Helpers under everything else: files (atomic writes, safetensors), images, devices, seeded
+//! generators, progress bars and where the pretrained weights live.
+pub mod atomic;
+pub mod device;
+pub mod files;
+pub mod home;
+pub mod images;
+pub mod progress;
+pub mod rng;
+pub mod safetensors;

@@ -1,0 +1,49 @@
+//! Progress bars with count, rate and ETA on a terminal (silent when stderr is not a terminal),
+//! and the process memory figures shown next to them.
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+
+/// A bar of `len` steps labelled `msg`, hidden when stderr is not a terminal (logs, CI).
+pub fn bar(len: u64, msg: &str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
+    if std::io::stderr().is_terminal() {
+        pb.set_draw_target(ProgressDrawTarget::stderr());
+    }
+    let style = ProgressStyle::with_template(
+        "{msg} [{bar:32}] {pos}/{len} {per_sec} elapsed {elapsed} ETA {eta}",
+    )
+    .expect("static progress template is valid")
+    .progress_chars("=> ");
+    pb.set_style(style);
+    pb.set_message(msg.to_string());
+    pb
+}
+
+/// Print one warning line without tearing the bar.
+pub fn warn(pb: &ProgressBar, line: &str) {
+    pb.suspend(|| eprintln!("warning: {line}"));
+}
+
+/// A memory figure of this process from /proc/self/status (`VmRSS`, `VmHWM`, ...) in GB;
+/// 0 where it cannot be read (not Linux).
+pub fn proc_memory_gb(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<f64>().ok())
+                })
+        })
+        .map(|kb| kb / 1024.0 / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// `1 image`, `3 images`: a count with its noun (regular plurals).
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}

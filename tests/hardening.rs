@@ -1,0 +1,414 @@
+//! Faults and bad input a demanding user tried on `train`, `generate`, `metrics`, `bench` and
+//! `demo` (the training-side items of the hardening issue): each is refused up front with the fix,
+//! or survived without losing data; the binary never panics, segfaults or aborts.
+mod common;
+
+use common::{fpgan, fpgan_with_home, shapes, text, train_args, wait_for_snapshots};
+use fpgan::snapshot::snapshots_in;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// No panic, abort or crash: the process exited by itself with a code, and said nothing of Rust
+/// internals.
+fn assert_clean_exit(o: &Output) {
+    let err = text(&o.stderr);
+    assert!(
+        o.status.code().is_some(),
+        "killed by a signal: {:?}\n{err}",
+        o.status
+    );
+    for bad in [
+        "panicked",
+        "RUST_BACKTRACE",
+        "memory allocation",
+        "Os {",
+        "Error {",
+    ] {
+        assert!(!err.contains(bad), "{bad} in stderr:\n{err}");
+    }
+}
+
+/// `fpgan args...` is refused with a message containing every one of `needles`.
+fn refused(o: Output, needles: &[&str]) -> String {
+    assert_clean_exit(&o);
+    assert!(!o.status.success(), "should fail: {}", text(&o.stdout));
+    let err = text(&o.stderr);
+    for n in needles {
+        assert!(err.contains(n), "'{n}' not in: {err}");
+    }
+    err
+}
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_fpgan"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, sig: &str) {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// The only run directory under `out`.
+fn run_dir(out: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
+/// The tiny training command with `--snap 1000` (snapshots at tick 0, the end and a stop).
+fn long_run<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
+    let mut args = train_args(data, out, "1");
+    let i = args.iter().position(|a| *a == "--snap").unwrap();
+    args[i + 1] = "1000";
+    args
+}
+
+/// A finished tiny run of `kimg` in `<tmp>/runs`; returns (data dir, outdir).
+fn trained(tmp: &Path, kimg: &str) -> (PathBuf, PathBuf) {
+    let data = shapes(tmp);
+    let out = tmp.join("runs");
+    let o = fpgan(&train_args(
+        data.to_str().unwrap(),
+        out.to_str().unwrap(),
+        kimg,
+    ));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    (data, out)
+}
+
+/// Ticks of stats.jsonl in order.
+fn stats_ticks(run: &Path) -> Vec<i64> {
+    std::fs::read_to_string(run.join("stats.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["Progress/tick"]["mean"].as_f64().unwrap() as i64
+        })
+        .collect()
+}
+
+// 1. A second Ctrl-C quits at once with exit code 130: no segfault, no libtorch panic.
+#[test]
+fn a_second_interrupt_quits_at_once_without_crashing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    for (k, gap_ms) in [20u64, 80, 150].into_iter().enumerate() {
+        let out = tmp.path().join(format!("runs{k}"));
+        let mut child = spawn(&long_run(data.to_str().unwrap(), out.to_str().unwrap()));
+        wait_for_snapshots(&mut child, &out, 1);
+        std::thread::sleep(Duration::from_millis(300));
+        signal(&child, "-INT");
+        std::thread::sleep(Duration::from_millis(gap_ms));
+        signal(&child, "-INT");
+        let o = child.wait_with_output().unwrap();
+        assert_clean_exit(&o);
+        let code = o.status.code();
+        // 130 when the second signal came in time, 0 when the snapshot was already written
+        assert!(matches!(code, Some(130) | Some(0)), "{code:?}");
+        // whatever it left, a rerun resumes
+        let mut args = long_run(data.to_str().unwrap(), out.to_str().unwrap());
+        let i = args.iter().position(|a| *a == "--kimg").unwrap();
+        args[i + 1] = "0.002";
+        let o = fpgan(&args);
+        assert_clean_exit(&o);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+}
+
+// 18. SIGTERM (Slurm, Docker, timeout) is a request to snapshot and exit, like Ctrl-C.
+#[test]
+fn sigterm_writes_a_snapshot_and_exits_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    let out = tmp.path().join("runs");
+    let mut child = spawn(&long_run(data.to_str().unwrap(), out.to_str().unwrap()));
+    wait_for_snapshots(&mut child, &out, 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, "-TERM");
+    let o = child.wait_with_output().unwrap();
+    assert_clean_exit(&o);
+    assert!(o.status.success(), "{:?}: {}", o.status, text(&o.stderr));
+    assert!(text(&o.stdout).contains("Stopped at kimg"));
+    let snaps = snapshots_in(&run_dir(&out));
+    assert_eq!(snaps.len(), 2, "tick 0 and the stop: {snaps:?}");
+}
+
+// 2. Non-finite or absurd lengths are refused up front, each with its own message.
+#[test]
+fn non_finite_and_absurd_numbers_are_refused_up_front() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    let out = tmp.path().join("runs");
+    let (d, o_) = (data.to_str().unwrap(), out.to_str().unwrap());
+    for (flag, value) in [
+        ("--kimg", "inf"),
+        ("--kimg", "NaN"),
+        ("--kimg", "1e30"),
+        ("--kimg", "-1"),
+        ("--tick", "inf"),
+        ("--tick", "0"),
+    ] {
+        let mut args = train_args(d, o_, "0.002");
+        if let Some(i) = args.iter().position(|a| *a == flag) {
+            args[i + 1] = value;
+        }
+        let err = refused(fpgan(&args), &[flag]);
+        assert!(!err.contains("--snap"), "{err}");
+    }
+    let mut args = train_args(d, o_, "0.002");
+    let i = args.iter().position(|a| *a == "--snap").unwrap();
+    args[i + 1] = "0";
+    let err = refused(fpgan(&args), &["--snap 0"]);
+    assert!(!err.contains("--kimg"), "{err}");
+    assert!(!out.exists(), "nothing may be written for refused options");
+    refused(fpgan(&["demo", "--kimg", "inf"]), &["--kimg"]);
+}
+
+// 5. A huge seed range is refused before anything is allocated or loaded.
+#[test]
+fn a_huge_seed_range_is_refused_without_allocating() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let o = fpgan(&[
+        "generate",
+        "--network",
+        tmp.path().join("none.safetensors").to_str().unwrap(),
+        "--seeds",
+        "0-4294967295",
+        "--grid",
+        "2x2",
+    ]);
+    refused(o, &["--seeds", "more than"]);
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    let o = fpgan(&[
+        "generate",
+        "--network",
+        "x",
+        "--seeds",
+        "0-4294967295,5",
+        "--interpolate",
+    ]);
+    refused(o, &["--seeds"]);
+}
+
+// 6. and 12. --num-gen 0 (or 1) and image sets of one image are refused, not NaN or a panic.
+#[test]
+fn metrics_need_two_images_on_each_side() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    let d = data.to_str().unwrap();
+    let home = tmp.path().join("home"); // no weights: any work beyond validation would fail on them
+    for n in ["0", "1"] {
+        let o = fpgan_with_home(
+            &home,
+            &["metrics", "--network", d, "--data", d, "--num-gen", n],
+        );
+        refused(o, &["--num-gen", "at least 2"]);
+        let unused = tmp.path().join("unused");
+        let mut args = train_args(d, unused.to_str().unwrap(), "0.002");
+        let i = args.iter().position(|a| *a == "--metrics").unwrap();
+        args[i + 1] = "fid50k_full";
+        args.extend(["--num-gen", n]);
+        refused(fpgan_with_home(&home, &args), &["--num-gen"]);
+    }
+    // one real image: a clear error, not "kid NaN"
+    let one = tmp.path().join("one");
+    std::fs::create_dir_all(&one).unwrap();
+    std::fs::copy(
+        std::fs::read_dir(&data)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+        one.join("a.png"),
+    )
+    .unwrap();
+    let o = fpgan(&["metrics", "--real", one.to_str().unwrap(), "--fake", d]);
+    refused(o, &["--real", "1 readable image", "at least 2"]);
+}
+
+// 13. Options are validated before the expensive work.
+#[test]
+fn options_are_validated_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    let d = data.to_str().unwrap();
+    let home = tmp.path().join("home"); // no weights: work before validation would fail on them
+    let o = fpgan_with_home(
+        &home,
+        &[
+            "metrics",
+            "--real",
+            d,
+            "--fake",
+            d,
+            "--metrics",
+            "fid,fid1k",
+        ],
+    );
+    refused(o, &["unknown metric 'fid1k'"]);
+    let o = fpgan_with_home(
+        &home,
+        &[
+            "bench",
+            "--json",
+            tmp.path().join("no/such/dir/b.json").to_str().unwrap(),
+            "--device",
+            "cpu",
+        ],
+    );
+    refused(o, &["--json", "does not exist"]);
+    let demo = tmp.path().join("demo");
+    for bad in [["--kimg", "0"], ["--res", "100"]] {
+        let o = fpgan_with_home(
+            &home,
+            &["demo", "--outdir", demo.to_str().unwrap(), bad[0], bad[1]],
+        );
+        refused(o, &[]);
+        assert!(
+            !demo.join("dataset.zip").exists(),
+            "{bad:?} wrote a dataset"
+        );
+    }
+}
+
+// 14. Advice that works: no `fpgan dataset --resolution 100`, which the dataset tool rejects.
+#[test]
+fn advice_names_values_that_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    let unused = tmp.path().join("unused");
+    let mut args = train_args(data.to_str().unwrap(), unused.to_str().unwrap(), "0.002");
+    let i = args.iter().position(|a| *a == "--res").unwrap();
+    args[i + 1] = "100";
+    let err = refused(fpgan(&args), &["128, 256, 512 or 1024"]);
+    assert!(!err.contains("--resolution 100"), "{err}");
+}
+
+// 7. Temporary files of dead writers are removed by the next run; a live writer's stay.
+#[test]
+fn a_rerun_removes_the_leftovers_of_dead_runs_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, out) = trained(tmp.path(), "0.002");
+    let run = run_dir(&out);
+    let mut dead = Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    let live_pid = std::process::id();
+    let dead_tmp = format!(".network-snapshot-000000.004.safetensors.tmp-{dead_pid}");
+    let dead_png = format!(".fakes_init.png.tmp-{dead_pid}");
+    let live_tmp = format!(".network-snapshot-000000.006.safetensors.tmp-{live_pid}");
+    for n in [&dead_tmp, &dead_png, &live_tmp] {
+        std::fs::write(run.join(n), b"partial").unwrap();
+    }
+    let o = fpgan(&train_args(
+        data.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "0.004",
+    ));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(!run.join(&dead_tmp).exists() && !run.join(&dead_png).exists());
+    assert!(
+        run.join(&live_tmp).exists(),
+        "a live process's file was removed"
+    );
+}
+
+// 9. Two runs on one run directory: the second is refused while the first lives.
+#[test]
+fn a_second_run_on_the_same_directory_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    let out = tmp.path().join("runs");
+    let args = long_run(data.to_str().unwrap(), out.to_str().unwrap());
+    let mut first = spawn(&args);
+    wait_for_snapshots(&mut first, &out, 1);
+    let o = fpgan(&args);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    refused(o, &["another fpgan process is training", "00000-"]);
+    // the lock dies with its process: now the same command resumes
+    let mut args = args.clone();
+    let i = args.iter().position(|a| *a == "--kimg").unwrap();
+    args[i + 1] = "0.002";
+    let o = fpgan(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
+
+// 10. and 11. A resumed run continues stats.jsonl exactly, and names the snapshot it used.
+#[test]
+fn a_resume_continues_the_stats_exactly_and_names_the_snapshot_it_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, out) = trained(tmp.path(), "0.010");
+    let run = run_dir(&out);
+    let before = stats_ticks(&run);
+    let snaps = snapshots_in(&run);
+    assert!(snaps.len() >= 3, "{snaps:?}");
+    // the newest snapshot is damaged: the run falls back to the one before it
+    std::fs::write(&snaps[0], b"truncated").unwrap();
+    let o = fpgan(&train_args(
+        data.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "0.010",
+    ));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let so = text(&o.stdout);
+    let resumed = so.lines().find(|l| l.starts_with("Resuming")).unwrap();
+    assert!(
+        resumed.ends_with(snaps[1].file_name().unwrap().to_str().unwrap()),
+        "{resumed}"
+    );
+    let after = stats_ticks(&run);
+    let expected: Vec<i64> = (0..after.len() as i64).collect();
+    assert_eq!(after, expected, "ticks must run 0, 1, 2, ... once each");
+    assert_eq!(after.len(), before.len(), "the same ticks as the first run");
+}
+
+// Wording: --outdir naming a file, an --ngf mismatch, a corrupt --network.
+#[test]
+fn messages_say_what_to_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, out) = trained(tmp.path(), "0.002");
+    let run = run_dir(&out);
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let o = fpgan(&[
+        "generate",
+        "--network",
+        run.to_str().unwrap(),
+        "--seeds",
+        "0",
+        "--outdir",
+        file.to_str().unwrap(),
+    ]);
+    refused(o, &["--outdir", "is a file"]);
+    let mut args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), "0.004");
+    args.extend(["--resume", run.to_str().unwrap()]);
+    let i = args.iter().position(|a| *a == "--ngf").unwrap();
+    args[i + 1] = "16";
+    refused(fpgan(&args), &["--ngf 8", "--ngf 16"]);
+    let snap = snapshots_in(&run)[0].clone();
+    std::fs::write(&snap, b"broken").unwrap();
+    let o = fpgan(&["generate", "--network", snap.to_str().unwrap()]);
+    let err = refused(o, &["truncated or corrupt", "--network"]);
+    assert!(
+        !err.contains("--resume"),
+        "training advice for generate: {err}"
+    );
+}
