@@ -159,7 +159,7 @@ fn non_finite_and_absurd_numbers_are_refused_up_front() {
         ("--kimg", "inf"),
         ("--kimg", "NaN"),
         ("--kimg", "1e30"),
-        ("--kimg", "-1"),
+        ("--kimg", "0"),
         ("--tick", "inf"),
         ("--tick", "0"),
     ] {
@@ -293,8 +293,12 @@ fn options_are_validated_before_any_work() {
 fn advice_names_values_that_work() {
     let tmp = tempfile::tempdir().unwrap();
     let data = shapes(tmp.path());
+    let ds = tmp.path().join("ds.zip");
+    let (d, z) = (data.to_str().unwrap(), ds.to_str().unwrap());
+    let o = fpgan(&["dataset", "--source", d, "--dest", z, "--resolution", "128"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
     let unused = tmp.path().join("unused");
-    let mut args = train_args(data.to_str().unwrap(), unused.to_str().unwrap(), "0.002");
+    let mut args = train_args(z, unused.to_str().unwrap(), "0.002");
     let i = args.iter().position(|a| *a == "--res").unwrap();
     args[i + 1] = "100";
     let err = refused(fpgan(&args), &["128, 256, 512 or 1024"]);

@@ -1,6 +1,4 @@
-//! `fpgan demo`, the README's main job on a small default: generated RGBA shapes (or `--data`)
-//! prepared into a dataset, both generator variants side by side, a short CPU-sized training run
-//! of the Faster generator, a grid of samples, and a summary of where to look.
+//! `fpgan demo`: the README's main job on a small default, from a dataset to a grid of samples.
 use crate::data::{prepare_into, synthetic, PrepareOptions};
 use crate::eval::generate::seed_latent;
 use crate::nets::generator::{GenCfg, GeneratorConfig};
@@ -44,7 +42,9 @@ pub struct DemoArgs {
     pub device: String,
 }
 
-/// Run the demo described by `a`.
+/// Run the demo described by `a`: generated RGBA shapes (or `--data`) prepared into a dataset,
+/// both generator variants side by side, a short CPU-sized training run of the Faster generator,
+/// a grid of samples, and a summary of where to look.
 pub fn run(a: &DemoArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
     // every option is checked before anything is written

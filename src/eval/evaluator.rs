@@ -1,6 +1,5 @@
-//! Features for the metrics: the [`Detector`] over real images (cached on disk, keyed by the image
-//! content and the detector's hash), over generated images, and the [`Evaluator`] that scores a
-//! generator on a list of metrics.
+//! Features for the metrics: the [`Detector`] over real images (cached on disk) and over generated
+//! images, and the [`Evaluator`] that scores a generator on a list of metrics.
 use super::detector::Detector;
 use super::metrics::{check_image_count, check_num_gen, evaluate, Metric};
 use crate::data::ImageSet;
@@ -53,7 +52,8 @@ pub fn content_digest(batches: &[Tensor]) -> String {
 }
 
 /// Real features, from `$FPGAN_HOME/metrics-cache` when this content was seen with this
-/// detector before. Returns the features and whether they came from the cache.
+/// detector before (the cache is keyed by the image content and the detector's hash). Returns
+/// the features and whether they came from the cache.
 pub fn real_features(
     detector: &Detector,
     name: &str,

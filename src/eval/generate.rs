@@ -1,8 +1,5 @@
-//! `fpgan generate`: images from a trained generator (G_ema in eval mode). Latents come from
-//! numpy's `RandomState(seed).randn(1, z_dim)` as in the reference's gen_images.py, and torch's RNG
-//! (NoiseInjection) is seeded per image, so one seed always gives the same image. Images are
-//! `clamp(x*127.5 + 128, 0, 255)` truncated to uint8 (reference section 11). A latent walk
-//! (spherical interpolation through the seeds, looping) is written as GIF or PNG frames.
+//! `fpgan generate`: images from a trained generator (G_ema in eval mode), one per seed, and a
+//! looping latent walk through the seeds (reference section 11).
 use crate::snapshot::Network;
 use crate::util::atomic::atomic_write;
 use crate::util::rng::NumpyRandomState;
@@ -11,7 +8,9 @@ use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
-/// The latent of `seed`: numpy RandomState(seed).randn(1, z_dim), as float32.
+/// The latent of `seed`: numpy's `RandomState(seed).randn(1, z_dim)` as float32, as in the
+/// reference's gen_images.py. Torch's RNG (NoiseInjection) is also seeded per image, so one seed
+/// always gives the same image; images are `clamp(x*127.5 + 128, 0, 255)` truncated to uint8.
 pub fn seed_latent(seed: u32, z_dim: i64) -> Tensor {
     let mut rs = NumpyRandomState::new(seed);
     let v: Vec<f32> = (0..z_dim).map(|_| rs.randn() as f32).collect();
@@ -40,7 +39,8 @@ pub enum WalkFormat {
     PngFrames,
 }
 
-/// Write the frames of a looping walk through `seeds`, `frames` per transition.
+/// Write the frames of a looping walk through `seeds` (spherical interpolation), `frames` per
+/// transition, as GIF or PNG frames.
 pub fn latent_walk(
     net: &Network,
     seeds: &[u32],

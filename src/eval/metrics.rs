@@ -1,7 +1,4 @@
-//! FID and KID exactly as the reference computes them (reference section 10): float64 statistics
-//! with the biased (1/n) covariance, FID with a matrix square root that stays exact when the
-//! covariance is rank-deficient (few-shot sets have far fewer images than 2048 dimensions), KID
-//! with the cubic polynomial kernel over 100 subsets.
+//! FID and KID exactly as the reference computes them (reference section 10).
 use crate::util::rng::SplitMix;
 use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
@@ -138,7 +135,10 @@ pub fn kid(real: &Tensor, gen: &Tensor, subsets: usize, seed: u64) -> f64 {
     t / subsets as f64 / m as f64
 }
 
-/// Value of `metric` between real and generated features.
+/// Value of `metric` between real and generated features: FID from float64 statistics with the
+/// biased (1/n) covariance and a matrix square root that stays exact when the covariance is
+/// rank-deficient (few-shot sets have far fewer images than 2048 dimensions); KID with the cubic
+/// polynomial kernel over 100 subsets.
 pub fn evaluate(metric: Metric, real: &Tensor, gen: &Tensor) -> f64 {
     match metric {
         Metric::Fid50kFull | Metric::Fid10kFull => fid(&feature_stats(gen), &feature_stats(real)),

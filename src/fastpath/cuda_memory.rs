@@ -1,6 +1,5 @@
 //! CUDA memory as PyTorch reports it (`max_memory_allocated`, `max_memory_reserved`), read from
-//! libtorch's caching allocator by csrc/cuda_memory.cpp. `None` on the CPU or when libtorch has no
-//! CUDA allocator.
+//! libtorch's caching allocator by csrc/cuda_memory.cpp.
 use tch::Device;
 
 /// Bytes: current and peak allocated, current and peak reserved.
@@ -17,6 +16,7 @@ extern "C" {
 }
 
 /// Statistics of `device` since the last reset; with `reset_peaks` the peaks restart afterwards.
+/// `None` on the CPU or when libtorch has no CUDA allocator.
 pub fn stats(device: Device, reset_peaks: bool) -> Option<CudaMemory> {
     let Device::Cuda(i) = device else {
         return None;

@@ -1,15 +1,13 @@
-//! The opt-in fast path. Mixed precision (`--amp bf16`): forward passes of G and D run under
-//! bfloat16 autocast on the training device; parameters, gradients, optimizer state, losses and
-//! EMA stay float32. Channels-last (`--channels-last`): 4-D weights and image batches in NHWC
-//! layout, which cuDNN and oneDNN may run faster; same numbers up to summation order.
-//! Defaults keep the reference's fp32 NCHW. Implemented by csrc/autocast.cpp and
-//! csrc/memory_format.cpp.
+//! The opt-in fast path: bf16 autocast (`--amp bf16`) and channels-last layout
+//! (`--channels-last`); the defaults keep the reference's fp32 NCHW.
 pub mod cuda_memory;
 
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
-/// Precision of the forward passes.
+/// Precision of the forward passes (`--amp`). With `bf16`, forward passes of G and D run under
+/// bfloat16 autocast on the training device (csrc/autocast.cpp); parameters, gradients, optimizer
+/// state, losses and EMA stay float32.
 #[derive(
     Clone,
     Copy,
@@ -36,7 +34,9 @@ extern "C" {
     fn fpgan_channels_last(t: *mut torch_sys::C_tensor) -> *mut torch_sys::C_tensor;
 }
 
-/// A channels_last (NHWC) copy of a 4-D tensor.
+/// A channels_last (NHWC) copy of a 4-D tensor (csrc/memory_format.cpp). With
+/// `--channels-last`, 4-D weights and image batches use this layout, which cuDNN and oneDNN may
+/// run faster; same numbers up to summation order.
 pub fn channels_last(t: &Tensor) -> Tensor {
     let mut t = t.shallow_clone();
     // SAFETY: the shim returns a new heap tensor handle (or null on error), owned by the result.

@@ -1,7 +1,5 @@
 //! The Projected GAN discriminator (reference section 4): DiffAugment, the frozen feature network,
-//! then four independent patch discriminators, one per projected feature, whose logits are
-//! flattened and concatenated: (B, 100) at 256, (B, 676) at 512, (B, 64) for data under 224.
-//! Names follow the official state dict (`discriminator.mini_discs.{i}.main.{k}.main.{0,1}`).
+//! then four independent patch discriminators, one per projected feature.
 use super::diffaug::diff_augment;
 use super::features::{FeatureNetwork, PROJ_CHANNELS};
 use super::layers::{batch_norm, leaky_relu_02, ConvSpec, SnConv};
@@ -81,6 +79,9 @@ impl SingleDisc {
 }
 
 /// The four heads; the feature network is passed in (it lives, frozen, in its own VarStore).
+/// Their logits are flattened and concatenated: (B, 100) at 256, (B, 676) at 512, (B, 64) for
+/// data under 224. Names follow the official state dict
+/// (`discriminator.mini_discs.{i}.main.{k}.main.{0,1}`).
 #[derive(Debug)]
 pub struct Discriminator {
     heads: Vec<SingleDisc>,

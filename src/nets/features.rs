@@ -1,10 +1,5 @@
-//! The frozen feature network of Projected GAN (reference section 3): the ImageNet-pretrained
-//! EfficientNet-Lite0 trunk (TF 'same' padding, ReLU6, BN eps 1e-3, always in eval mode) cut into
-//! four stages (24/40/112/320 channels), then the random, frozen cross-channel (CCM) and
-//! cross-scale (CSM) mixing projections. Input in [-1, 1]; data under 224 is resized to 224 first.
-//!
-//! It lives in its own VarStore, frozen after loading: `pretrained.*` uses the EfficientNet-PyTorch
-//! names of the converted weights, `scratch.*` the reference's CCM/CSM names.
+//! The frozen feature network of Projected GAN (reference section 3): an ImageNet-pretrained
+//! EfficientNet-Lite0 trunk, then random, frozen cross-channel and cross-scale projections.
 use super::layers::{Conv, ConvSpec};
 use crate::util::rng::SplitMix;
 use crate::util::safetensors;
@@ -130,7 +125,13 @@ impl FusionBlock {
     }
 }
 
-/// EfficientNet-Lite0 trunk + CCM + CSM. Frozen; BN always in eval mode.
+/// The ImageNet-pretrained EfficientNet-Lite0 trunk (TF 'same' padding, ReLU6, BN eps 1e-3, BN
+/// always in eval mode) cut into four stages (24/40/112/320 channels), then the random, frozen
+/// cross-channel (CCM) and cross-scale (CSM) mixing projections. Input in [-1, 1]; data under 224
+/// is resized to 224 first.
+///
+/// It lives in its own VarStore, frozen after loading: `pretrained.*` uses the EfficientNet-PyTorch
+/// names of the converted weights, `scratch.*` the reference's CCM/CSM names.
 #[derive(Debug)]
 pub struct FeatureNetwork {
     stem: SameConv,

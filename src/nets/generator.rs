@@ -1,7 +1,5 @@
 //! The FastGAN generator of Projected GAN (`fastgan`, `fastgan_lite`) and of Faster Projected GAN
-//! (`faster`, `faster_lite`), whose up-sampling blocks use depthwise-separable 3x3 convolutions
-//! (depthwise 3x3 + pointwise 1x1, each spectrally normalised). Reference sections 1 and 2.
-//! Variable names follow the official state dict (`synthesis.feat_8.1.weight_orig`, ...).
+//! (`faster`, `faster_lite`). Reference sections 1 and 2.
 use super::layers::{batch_norm, ConvSpec, SnConv};
 use super::summary;
 use tch::nn::{self, ModuleT};
@@ -270,7 +268,10 @@ impl InitLayer {
     }
 }
 
-/// The generator: z -> image (B, 3, R, R), unbounded (no tanh).
+/// The generator: z -> image (B, 3, R, R), unbounded (no tanh). In the Faster variants the
+/// up-sampling blocks use depthwise-separable 3x3 convolutions (depthwise 3x3 + pointwise 1x1,
+/// each spectrally normalised). Variable names follow the official state dict
+/// (`synthesis.feat_8.1.weight_orig`, ...).
 #[derive(Debug)]
 pub struct Generator {
     pub config: GeneratorConfig,

@@ -1,6 +1,5 @@
-//! `fpgan info`: a readable summary of the networks of one configuration: every module with its
-//! output shape, parameter count and multiply-accumulates per image, and totals for G, the
-//! frozen feature network and the (trainable) discriminator heads.
+//! `fpgan info`: a readable summary of the networks of one configuration, module by module, with
+//! totals for G, the frozen feature network and the (trainable) discriminator heads.
 use super::discriminator::Discriminator;
 use super::features::FeatureNetwork;
 use super::generator::{Generator, GeneratorConfig};
@@ -99,7 +98,8 @@ fn feature_group(name: &str) -> String {
     prefix(name, 2)
 }
 
-/// Build the three networks of `config` on CPU with random weights and trace one image.
+/// Build the three networks of `config` on CPU with random weights and trace one image: a row per
+/// module with its output shape, parameter count and multiply-accumulates per image.
 pub fn summarize(config: &GeneratorConfig) -> anyhow::Result<Vec<Section>> {
     let _guard = tch::no_grad_guard();
     let gvs = nn::VarStore::new(Device::Cpu);

@@ -1,6 +1,5 @@
 //! Building blocks shared by the networks: spectrally normalised convolutions with the reference's
-//! semantics (PyTorch's hook `spectral_norm`: one power iteration per train-mode forward with
-//! persistent u/v, none in eval), batch norm with PyTorch defaults, GLU, and PyTorch default init.
+//! semantics, batch norm with PyTorch defaults, GLU, and PyTorch default init.
 use super::summary;
 use crate::util::rng::SplitMix;
 use tch::nn::{self, Init};
@@ -144,7 +143,8 @@ impl Conv {
 
 /// A spectrally normalised convolution: parameter `weight_orig`, buffers `weight_u`/`weight_v`.
 /// The matrix is the weight reshaped to (rows, -1) with rows = C_out (dim 0, or dim 1 for
-/// transposed convolutions).
+/// transposed convolutions). Semantics of PyTorch's hook `spectral_norm`: one power iteration
+/// per train-mode forward with persistent u/v, none in eval.
 #[derive(Debug)]
 pub struct SnConv {
     pub spec: ConvSpec,

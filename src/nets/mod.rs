@@ -1,6 +1,5 @@
-//! The networks, in the order of the paper's figure: the generator, then the discriminator side
-//! (frozen feature network with its random projections, DiffAugment, the four heads), built from
-//! `layers`; `summary` and `info` count their parameters and multiply-accumulates.
+//! The networks in the order of the paper's figure: the generator, then the discriminator side
+//! (feature network, DiffAugment, heads), from `layers`; `summary` and `info` measure them.
 pub mod layers;
 pub mod summary;
 

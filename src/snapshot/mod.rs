@@ -1,7 +1,5 @@
-//! Snapshot files, one home: their names and how to find them (`network-snapshot-<kimg>.safetensors`,
-//! newest first), which to keep, the header every snapshot carries, and loading the trained
-//! generator (G_ema) for generation and metrics. The full training state in a snapshot is written
-//! and restored by `train::state`.
+//! Snapshot files, one home: names (`network-snapshot-<kimg>.safetensors`, newest first), pruning,
+//! headers and loading G_ema; the full training state is written and restored by `train::state`.
 mod files;
 mod network;
 

@@ -1,7 +1,5 @@
-//! `fpgan bench`: the real training iteration of `fpgan train` (both phases, Adam, EMA,
-//! DiffAugment) on synthetic images already in memory, one configuration per process so that
-//! peak memory is per configuration; a table of parameters, sec/iter, images/s, sec/kimg, peak
-//! memory and a per-phase breakdown, each figure also as a ratio to the first configuration.
+//! `fpgan bench`: the real training iteration of `fpgan train` on synthetic images, timed for
+//! each configuration, as a table with ratios to the first configuration.
 use super::options::TrainOptions;
 use super::trainer::Trainer;
 use crate::fastpath::cuda_memory;
@@ -82,7 +80,8 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// Measure one configuration in this process.
+/// Measure one configuration in this process: the real iteration (both phases, Adam, EMA,
+/// DiffAugment) on synthetic images already in memory.
 pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
     let device = parse_device(&spec.device)?;
     if device.is_cuda() {
@@ -152,7 +151,8 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
     })
 }
 
-/// Run every spec in its own child process (`fpgan bench-worker`) and collect the results.
+/// Run every spec in its own child process (`fpgan bench-worker`) and collect the results (one
+/// configuration per process so that peak memory is per configuration).
 pub fn run_all(specs: &[BenchSpec]) -> Result<Vec<BenchResult>> {
     let exe = std::env::current_exe().context("cannot find the fpgan executable")?;
     let mut out = Vec::new();
@@ -188,7 +188,8 @@ fn cpu_name() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
-/// The table, ratios against the first result.
+/// The table: parameters, sec/iter, images/s, sec/kimg, peak memory and a per-phase breakdown,
+/// each figure also as a ratio to the first result.
 pub fn render(results: &[BenchResult]) -> String {
     let Some(base) = results.first() else {
         return String::new();

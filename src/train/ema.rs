@@ -1,8 +1,9 @@
-//! Exponential moving average of the generator (reference 7.4): parameters are averaged with
-//! beta = 0.5^(batch / max(ema_nimg, 1e-8)), ema_nimg = min(ema_kimg*1000, cur_nimg*rampup),
-//! ema_kimg = batch*10/32; buffers (BN running stats, SN u/v) are copied.
+//! Exponential moving average of the generator (reference 7.4): parameters averaged with the
+//! reference's ramped-up decay, buffers (BN running stats, SN u/v) copied.
 use tch::{nn, Tensor};
 
+/// The reference's decay: beta = 0.5^(batch / max(ema_nimg, 1e-8)),
+/// ema_nimg = min(ema_kimg*1000, cur_nimg*rampup), ema_kimg = batch*10/32.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EmaSchedule {
     pub ema_kimg: f64,

@@ -1,7 +1,5 @@
-//! Training: the options of a run, the training state and one iteration (`trainer`: G phase, D
-//! phase, EMA, with `loss`, `optim`, `ema`, `stats`), its snapshots (`state`), the run around it
-//! (`resume` picks the directory and snapshot, `run` the loop, `tick` its reports, `signals` the
-//! stop requests) and `bench`, which times the same iteration.
+//! Training: options, state and one iteration (`trainer`, with `loss`, `optim`, `ema`, `stats`),
+//! snapshots (`state`), the run (`resume`, `run`, `tick`, `signals`) and `bench`, which times it.
 pub mod bench;
 pub mod ema;
 pub mod loss;

@@ -1,6 +1,5 @@
 //! Adam as the reference runs it (PyTorch 1.9 Adam, no weight decay, no amsgrad), with its state
-//! (moments and step) visible so that a checkpoint can save it and a resume continue exactly.
-//! Non-finite gradients are replaced first, as the reference does (NaN -> 0, ±inf -> ±1e5).
+//! visible so that a checkpoint can save it and a resume continue exactly.
 use tch::{nn, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -42,6 +41,8 @@ pub struct Slot {
     pub exp_avg_sq: Tensor,
 }
 
+/// Adam with its state visible (moments per slot, and the step). Non-finite gradients are
+/// replaced first, as the reference does (NaN -> 0, ±inf -> ±1e5).
 pub struct Adam {
     pub config: AdamConfig,
     pub slots: Vec<Slot>,

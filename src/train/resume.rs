@@ -1,6 +1,5 @@
-//! Where a run goes and what it continues: `--resume` (auto, none, a snapshot or run directory),
-//! `--resume-mode` (exact or the reference's weights-only), the run directories
-//! `NNNNN-<cfg>-<dataset>-batch<B>` in `--outdir`, and the training images.
+//! Where a run goes and what it continues: `--resume`, `--resume-mode`, the run directory in
+//! `--outdir`, and the training images.
 use super::options::TrainOptions;
 use crate::data::{ImageSet, PrepareOptions};
 use crate::snapshot::{snapshots_in, SNAPSHOT_PREFIX};
@@ -73,7 +72,8 @@ pub fn load_training_set(data: &Path, res: Option<i64>, mirror: bool) -> Result<
     Ok(set.with_mirror(mirror))
 }
 
-/// Pick the run directory and the snapshot to resume from (if any).
+/// Pick the run directory (`NNNNN-<cfg>-<dataset>-batch<B>` in `--outdir`) and the snapshot to
+/// resume from (if any).
 pub fn resolve_run(opts: &TrainOptions, resume: &ResumeFrom) -> Result<(PathBuf, Option<PathBuf>)> {
     create_output_dir(&opts.outdir, "--outdir")?;
     let desc = opts.run_desc();

@@ -1,6 +1,4 @@
-//! A training run around the [`Trainer`], as named steps: start or resume, iterate to the end of
-//! a tick (with the live line and the divergence guard), report the tick, snapshot with pruning,
-//! evaluate the metrics (keeping the best snapshot), and stop on request or at `--kimg`
+//! A training run around the [`Trainer`], as named steps from start or resume to the stop
 //! (reference sections 7.5-7.7 and 11).
 use super::options::TrainOptions;
 use super::resume::{resolve_run, ResumeFrom, ResumeMode};
@@ -31,7 +29,10 @@ pub fn train(opts: &TrainOptions, set: ImageSet, resume: &ResumeFrom) -> Result<
     train_with(opts, set, resume, ResumeMode::Exact)
 }
 
-/// Train with `opts`, continuing a snapshot as `mode` says; returns the run directory.
+/// Train with `opts`, continuing a snapshot as `mode` says; returns the run directory. The steps:
+/// start or resume, iterate to the end of a tick (with the live line and the divergence guard),
+/// report the tick, snapshot with pruning, evaluate the metrics (keeping the best snapshot), and
+/// stop on request or at `--kimg`.
 pub fn train_with(
     opts: &TrainOptions,
     set: ImageSet,

@@ -1,11 +1,11 @@
-//! Stop requests during training: the first Ctrl-C (SIGINT) or SIGTERM (what Slurm, Docker and
-//! `timeout` send) asks the run to stop after the current iteration with a snapshot; a second
-//! one quits at once, without a snapshot (the previous snapshot stays intact).
+//! Stop requests during training: Ctrl-C (SIGINT) or SIGTERM (what Slurm, Docker and `timeout`
+//! send) stops the run after the current iteration with a snapshot.
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
 /// Install the handler (once per process; later calls keep it) and clear any earlier request.
+/// A second request quits at once, without a snapshot (the previous snapshot stays intact).
 pub fn install() {
     let _ = ctrlc::set_handler(|| {
         if STOP.swap(true, Ordering::SeqCst) {

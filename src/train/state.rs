@@ -1,6 +1,5 @@
-//! Snapshots of the whole training state: G, G_ema, D heads, the random projections, Adam moments,
-//! counters and grid latents in one safetensors file, restored exactly (`--resume-mode exact`) or
-//! weights only as the reference's `--resume` (`--resume-mode reference`).
+//! Snapshots of the whole training state in one safetensors file, restored exactly
+//! (`--resume-mode exact`) or weights only as the reference's `--resume` (`reference`).
 use super::options::TrainOptions;
 use super::trainer::{reseed, Progress, Trainer};
 use crate::nets::generator::GeneratorConfig;
@@ -13,7 +12,8 @@ use std::path::Path;
 use tch::Tensor;
 
 impl Trainer {
-    /// Write a snapshot of the whole state.
+    /// Write a snapshot of the whole state: G, G_ema, D heads, the random projections, Adam
+    /// moments, counters and grid latents in one safetensors file.
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut t = safetensors::export(&self.gvs, "G.");
         t.extend(safetensors::export(&self.ema_vs, "G_ema."));

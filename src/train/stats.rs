@@ -1,7 +1,5 @@
 //! Training statistics per tick, as the reference's `stats.jsonl`: each name maps to
-//! `{"num", "mean", "std"}` over every scalar reported since the previous tick (tensors count
-//! element-wise; sums stay on the device until the tick). Names with nothing new keep their
-//! previous value.
+//! `{"num", "mean", "std"}` over every scalar reported since the previous tick.
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use tch::{Kind, Tensor};
@@ -12,6 +10,8 @@ struct Acc {
     sumsq: Tensor,
 }
 
+/// Per-name sums of the scalars reported since the previous tick (tensors count element-wise;
+/// sums stay on the device until the tick). Names with nothing new keep their previous value.
 #[derive(Default)]
 pub struct Stats {
     acc: BTreeMap<String, Acc>,

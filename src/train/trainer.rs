@@ -1,7 +1,5 @@
-//! The training state and one Projected GAN iteration (reference section 7): a G phase (hinge
-//! -mean D(G(z))) then a D phase (fake, then real, in separate D calls), each summing the
-//! gradients of `batch/batch_gpu` chunks, Adam steps on non-finite-cleaned gradients, then the
-//! G EMA; snapshots are `state.rs`, the run around it `run.rs`.
+//! The training state and one Projected GAN iteration (reference section 7); snapshots are
+//! `state.rs`, the run around it `run.rs`.
 use super::ema::{Ema, EmaSchedule};
 use super::loss::{discriminator_fake_loss, discriminator_real_loss, generator_loss};
 use super::optim::{Adam, AdamConfig};
@@ -123,7 +121,9 @@ impl Trainer {
             .report(&format!("Loss/signs/{kind}"), &logits.sign());
     }
 
-    /// One iteration on a uint8 batch of `batch` real images.
+    /// One iteration on a uint8 batch of `batch` real images: a G phase (hinge -mean D(G(z)))
+    /// then a D phase (fake, then real, in separate D calls), each summing the gradients of
+    /// `batch/batch_gpu` chunks, Adam steps on non-finite-cleaned gradients, then the G EMA.
     pub fn step(&mut self, reals: &Tensor) -> Result<StepLosses> {
         let (batch, chunk) = (self.opts.batch, self.opts.batch_gpu);
         let chunks = batch / chunk;

@@ -1,6 +1,5 @@
-//! Output directories with clear errors, and the leftovers of interrupted writes: temporary
-//! files named after a process id (`.<name>.tmp-<pid>`, `<dest>.partial-<pid>`) that a later run
-//! removes once that process is gone.
+//! Output directories with clear errors, and the leftovers of interrupted writes, removed once
+//! the process that left them is gone.
 use super::atomic::atomic_write;
 use anyhow::{bail, Context, Result};
 use std::io::Write;
@@ -71,7 +70,8 @@ fn owner_pid(name: &str, marker: &str) -> Option<u32> {
 }
 
 /// Remove the entries of `dir` whose names contain `marker` followed by the id of a process that
-/// is gone (left by a killed writer); returns the names removed. Entries of live processes stay.
+/// is gone (left by a killed writer: `.<name>.tmp-<pid>`, `<dest>.partial-<pid>`); returns the
+/// names removed. Entries of live processes stay.
 pub fn remove_dead_leftovers(dir: &Path, marker: &str) -> Vec<String> {
     let mut removed = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {

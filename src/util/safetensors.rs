@@ -1,7 +1,5 @@
 //! Checkpoint files: safetensors (readable by any safetensors reader) whose header also carries
-//! the training metadata as JSON under `__metadata__.fpgan`. Written to a temporary file, fsynced
-//! and renamed, so a crash or a full disk never leaves a half-written checkpoint under the final
-//! name; reading checks every offset, so a truncated or corrupt file gives a clear error.
+//! the training metadata as JSON under `__metadata__.fpgan`.
 use super::atomic::atomic_write;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -39,7 +37,9 @@ fn kind(dtype: &str) -> Option<(Kind, usize)> {
     })
 }
 
-/// Save `tensors` (any device) and `meta` as one safetensors file.
+/// Save `tensors` (any device) and `meta` as one safetensors file, written to a temporary file,
+/// fsynced and renamed, so a crash or a full disk never leaves a half-written checkpoint under
+/// the final name.
 pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Value) -> Result<()> {
     let mut header = serde_json::Map::new();
     header.insert(
@@ -74,7 +74,8 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Value) -> Result<(
     })
 }
 
-/// Read a file written by [`save`]: its tensors (on the CPU) and metadata.
+/// Read a file written by [`save`]: its tensors (on the CPU) and metadata. Every offset is
+/// checked, so a truncated or corrupt file gives a clear error.
 pub fn load(path: &Path) -> Result<(BTreeMap<String, Tensor>, Value)> {
     let corrupt = |why: &str| anyhow::anyhow!("{} is truncated or corrupt ({why})", path.display());
     let mut bytes = Vec::new();
