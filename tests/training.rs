@@ -1,7 +1,6 @@
 //! Training on CPU with tiny widths: updates, EMA, frozen features, snapshots, exact resume,
 //! SIGKILL and Ctrl-C, corrupt checkpoints, generate, output files.
 use fpgan::eval::generate::seed_latent;
-use fpgan::nets::generator::GenCfg;
 use fpgan::snapshot::snapshots_in;
 use fpgan::train::ema::EmaSchedule;
 use fpgan::train::optim::{Adam, AdamConfig};
@@ -12,34 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::{fpgan, shapes, text, train_args, wait_for_snapshots};
+use common::{fpgan, shapes, text, tiny_options, train_args, wait_for_snapshots};
 use tch::{nn, Device, Kind, Tensor};
-
-fn options(outdir: &Path) -> TrainOptions {
-    TrainOptions {
-        data: PathBuf::from("unused"),
-        dataset_name: "test".into(),
-        outdir: outdir.to_path_buf(),
-        cfg: GenCfg::Faster,
-        resolution: 128,
-        ngf: 8,
-        batch: 4,
-        batch_gpu: 2,
-        kimg: 1.0,
-        tick: 1.0,
-        snap: 1,
-        mirror: false,
-        seed: 0,
-        keep: 3,
-        metrics: vec!["none".into()],
-        metrics_num_gen: None,
-        device: "cpu".into(),
-        desc: None,
-        grid: (2, 1),
-        amp: fpgan::fastpath::Amp::None,
-        channels_last: false,
-    }
-}
 
 fn copy_vars(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     let mut v: Vec<_> = vs
@@ -63,12 +36,12 @@ fn changed(vs: &nn::VarStore, before: &[(String, Tensor)], trainable_only: bool)
 #[test]
 fn iterations_update_g_d_and_ema_and_never_the_feature_network() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut t = Trainer::new(&options(tmp.path()), Device::Cpu).unwrap();
+    let mut t = Trainer::new(&tiny_options(tmp.path()), Device::Cpu).unwrap();
     let (g0, d0, f0) = (copy_vars(&t.gvs), copy_vars(&t.dvs), copy_vars(&t.fvs));
     let ema0 = copy_vars(&t.ema_vs);
     let reals = Tensor::randint(256, [4, 3, 128, 128], (Kind::Uint8, Device::Cpu));
-    let l = t.step(&reals).unwrap();
-    assert!(l.g.is_finite() && l.d.is_finite());
+    let (g, d) = t.step(&reals).unwrap().values();
+    assert!(g.is_finite() && d.is_finite());
     // first update: beta = 0, so G_ema equals G exactly
     let g = t.gvs.variables();
     for (n, e) in t.ema_vs.variables() {
@@ -529,7 +502,7 @@ fn bf16_autocast_runs_the_forward_passes_in_bf16_and_keeps_fp32_state() {
     let tmp = tempfile::tempdir().unwrap();
     let opts = TrainOptions {
         amp: Amp::Bf16,
-        ..options(tmp.path())
+        ..tiny_options(tmp.path())
     };
     let mut t = Trainer::new(&opts, Device::Cpu).unwrap();
     let z = Tensor::randn([2, 256], (Kind::Float, Device::Cpu));
@@ -542,8 +515,8 @@ fn bf16_autocast_runs_the_forward_passes_in_bf16_and_keeps_fp32_state() {
     let after = tch::no_grad(|| t.g.forward_t(&z, true));
     assert_eq!(after.kind(), Kind::Float, "and in fp32 after it");
     let reals = Tensor::randint(256, [4, 3, 128, 128], (Kind::Uint8, Device::Cpu));
-    let l = t.step(&reals).unwrap();
-    assert!(l.g.is_finite() && l.d.is_finite());
+    let (g, d) = t.step(&reals).unwrap().values();
+    assert!(g.is_finite() && d.is_finite());
     for (n, v) in t.gvs.variables().into_iter().chain(t.dvs.variables()) {
         assert_eq!(v.kind(), Kind::Float, "{n} stays fp32");
     }
@@ -563,7 +536,7 @@ fn channels_last_relays_weights_and_gives_the_same_first_step() {
     for cl in [false, true] {
         let opts = TrainOptions {
             channels_last: cl,
-            ..options(tmp.path())
+            ..tiny_options(tmp.path())
         };
         let mut t = Trainer::new(&opts, Device::Cpu).unwrap();
         let pw = t.dvs.variables()["discriminator.mini_discs.0.main.0.main.0.weight_orig"]
@@ -574,8 +547,7 @@ fn channels_last_relays_weights_and_gives_the_same_first_step() {
             "D weights follow --channels-last"
         );
         tch::manual_seed(5);
-        let l = t.step(&reals).unwrap();
-        losses.push((l.g, l.d));
+        losses.push(t.step(&reals).unwrap().values());
         // (1x1 kernels and depthwise weights have the same strides in both layouts)
         for (n, v) in t.gvs.variables() {
             let s = v.size();

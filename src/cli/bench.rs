@@ -38,6 +38,9 @@ pub struct BenchArgs {
     /// Lay weights and images out channels_last (NHWC).
     #[arg(long)]
     pub channels_last: bool,
+    /// Allow TF32 for float32 convolutions and matrix products on CUDA (the reference: off).
+    #[arg(long)]
+    pub tf32: bool,
     /// Also write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -70,6 +73,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             device: a.device.clone(),
             amp: a.amp,
             channels_last: a.channels_last,
+            tf32: a.tf32,
         };
         // validate before spawning anything
         GeneratorConfig {

@@ -90,6 +90,10 @@ pub struct TrainArgs {
     /// Lay weights and images out channels_last (NHWC); same numbers up to rounding order.
     #[arg(long)]
     pub channels_last: bool,
+    /// Allow TF32 for float32 convolutions and matrix products on CUDA (faster on Ampere and
+    /// later, changes the numbers); off by default, as the reference's training loop.
+    #[arg(long)]
+    pub tf32: bool,
     /// Print the resolved options and exit.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
@@ -153,6 +157,7 @@ impl TrainArgs {
             metrics_num_gen: self.num_gen,
             amp: self.amp,
             channels_last: self.channels_last,
+            tf32: self.tf32,
             device: self.device.clone(),
             desc: self.desc.clone(),
             grid,

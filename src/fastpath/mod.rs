@@ -32,6 +32,24 @@ extern "C" {
     fn fpgan_autocast_enter(cuda: i32) -> i32;
     fn fpgan_autocast_exit(cuda: i32, was_enabled: i32) -> i32;
     fn fpgan_channels_last(t: *mut torch_sys::C_tensor) -> *mut torch_sys::C_tensor;
+    fn fpgan_set_tf32(allow: i32) -> i32;
+    fn fpgan_tf32_state() -> i32;
+}
+
+/// Allow (`--tf32`) or forbid (the default, as the reference's training loop) TF32 for float32
+/// convolutions (cuDNN) and matrix products (cuBLAS); csrc/tf32.cpp. No effect on a CPU.
+pub fn set_tf32(allow: bool) {
+    // SAFETY: sets two flags of libtorch's global context.
+    let r = unsafe { fpgan_set_tf32(i32::from(allow)) };
+    assert!(r == 0, "libtorch refused to set TF32");
+}
+
+/// Whether TF32 is allowed for (cuDNN convolutions, cuBLAS matrix products).
+pub fn tf32_state() -> (bool, bool) {
+    // SAFETY: reads two flags of libtorch's global context.
+    let s = unsafe { fpgan_tf32_state() };
+    assert!(s >= 0, "libtorch refused to report TF32");
+    (s & 1 != 0, s & 2 != 0)
 }
 
 /// A channels_last (NHWC) copy of a 4-D tensor (csrc/memory_format.cpp). With

@@ -30,6 +30,8 @@ pub struct BenchSpec {
     pub amp: Amp,
     #[serde(default)]
     pub channels_last: bool,
+    #[serde(default)]
+    pub tf32: bool,
 }
 
 /// Median of the phases of the measured iterations, in seconds.
@@ -96,9 +98,11 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
         grid: (1, 1),
         amp: spec.amp,
         channels_last: spec.channels_last,
+        tf32: spec.tf32,
         ..TrainOptions::reference(Path::new("synthetic"), "synthetic", spec.cfg, spec.res)
     };
     let mut trainer = Trainer::new(&opts, device)?;
+    trainer.time_phases = true;
     // an in-memory image pool, batches gathered from it as the training data thread does
     let pool_n = spec.batch.max(16);
     let pool = Tensor::randint(
@@ -121,7 +125,8 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
         }
         if it >= spec.warmup {
             iters.push(t0.elapsed().as_secs_f64());
-            phases.push([data, l.g_phase_sec, l.d_phase_sec, l.ema_sec]);
+            let [g, d, ema] = l.phase_sec.expect("bench times the phases");
+            phases.push([data, g, d, ema]);
         }
     }
     let gpu = cuda_memory::stats(device, false);
@@ -206,12 +211,19 @@ pub fn render(results: &[BenchResult]) -> String {
 /// The settings shared by every row.
 fn header_line(base: &BenchResult) -> String {
     let sp = &base.spec;
-    let precision = match (sp.amp, sp.channels_last) {
-        (Amp::None, false) => "fp32",
-        (Amp::None, true) => "fp32, channels_last",
-        (Amp::Bf16, false) => "bf16 autocast",
-        (Amp::Bf16, true) => "bf16 autocast, channels_last",
-    };
+    let precision = format!(
+        "{}{}{}",
+        match sp.amp {
+            Amp::None => "fp32",
+            Amp::Bf16 => "bf16 autocast",
+        },
+        if sp.tf32 { ", TF32" } else { " (TF32 off)" },
+        if sp.channels_last {
+            ", channels_last"
+        } else {
+            ""
+        }
+    );
     format!(
         "fpgan bench: {r}x{r}, batch {} (batch-gpu {}), ngf {}, {} iterations after {} warm-up, device {} ({}; {} threads), {}\n",
         sp.batch,

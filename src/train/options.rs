@@ -38,6 +38,9 @@ pub struct TrainOptions {
     /// Lay weights and image batches out channels_last (NHWC).
     #[serde(default)]
     pub channels_last: bool,
+    /// Allow TF32 for float32 convolutions and matrix products on CUDA (the reference: off).
+    #[serde(default)]
+    pub tf32: bool,
 }
 
 impl TrainOptions {
@@ -66,6 +69,7 @@ impl TrainOptions {
             grid: Self::reference_grid(resolution),
             amp: Amp::None,
             channels_last: false,
+            tf32: false,
         }
     }
 

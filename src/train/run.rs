@@ -90,6 +90,9 @@ pub fn train_with(
     }
 }
 
+/// On CUDA, iterations between two read-backs of the losses (each one waits for the GPU).
+const READBACK_EVERY: i64 = 16;
+
 /// The state of a run between its steps.
 struct Run<'a> {
     opts: &'a TrainOptions,
@@ -254,50 +257,61 @@ impl<'a> Run<'a> {
     }
 
     /// Train until the end of the tick (tick 0 is one iteration), `--kimg`, or a stop request;
-    /// returns (done, stop). Ten non-finite iterations in a row end the run with an error.
+    /// returns (done, stop). The losses are read back (a GPU synchronisation) every
+    /// [`READBACK_EVERY`] iterations on CUDA, every iteration on a CPU, and at the tick's end.
     fn iterate_tick(&mut self) -> Result<(bool, bool)> {
         let tick_nimg = (self.opts.tick * 1000.0).ceil() as i64;
         loop {
             let reals = self.stream.as_ref().expect("stream started").next_batch();
             let losses = self.trainer.step(&reals)?;
-            if losses.g.is_finite() && losses.d.is_finite() {
-                self.bad_iters = 0;
-            } else {
-                self.bad_iters += 1;
-                if self.bad_iters >= 10 {
-                    self.log.pb.finish_and_clear();
-                    bail!(
-                        "training diverged at kimg {:.3}: losses were not finite for 10 iterations (G {}, D {}); \
-                         the last good snapshot is {}; try another --seed or a smaller --batch-gpu",
-                        self.trainer.progress.cur_nimg as f64 / 1e3,
-                        losses.g,
-                        losses.d,
-                        self.last_good_name()
-                    );
-                }
-            }
             let p = &self.trainer.progress;
-            let pb = &self.log.pb;
-            pb.set_position(p.cur_nimg.min(self.total_nimg) as u64);
-            if !pb.is_hidden() {
-                // the live line (terminals only: no formatting or /proc read otherwise)
-                let secs = self.tick_start.elapsed().as_secs_f64().max(1e-9);
-                let rate = (p.cur_nimg - self.tick_start_nimg) as f64 / secs;
-                let kimg = self.opts.kimg;
-                pb.set_message(tick::live_line(
-                    p.cur_nimg,
-                    kimg,
-                    self.total_nimg,
-                    rate,
-                    &losses,
-                ));
-            }
+            self.log
+                .pb
+                .set_position(p.cur_nimg.min(self.total_nimg) as u64);
             let done = p.cur_nimg >= self.total_nimg;
             let stop = signals::stop_requested();
-            if done || stop || p.cur_tick == 0 || p.cur_nimg >= self.tick_start_nimg + tick_nimg {
+            let end =
+                done || stop || p.cur_tick == 0 || p.cur_nimg >= self.tick_start_nimg + tick_nimg;
+            if end || !self.device.is_cuda() || p.batch_idx % READBACK_EVERY == 0 {
+                let (g, d) = losses.values();
+                self.check_finite(g, d)?;
+                self.show_live_line(g, d);
+            }
+            if end {
                 return Ok((done, stop));
             }
         }
+    }
+
+    /// The divergence guard: ten non-finite readings of the losses in a row end the run.
+    fn check_finite(&mut self, g: f64, d: f64) -> Result<()> {
+        if g.is_finite() && d.is_finite() {
+            self.bad_iters = 0;
+            return Ok(());
+        }
+        self.bad_iters += 1;
+        if self.bad_iters < 10 {
+            return Ok(());
+        }
+        self.log.pb.finish_and_clear();
+        bail!(
+            "training diverged at kimg {:.3}: losses were not finite 10 times in a row (G {g}, D {d}); \
+             the last good snapshot is {}; try another --seed or a smaller --batch-gpu",
+            self.trainer.progress.cur_nimg as f64 / 1e3,
+            self.last_good_name()
+        )
+    }
+
+    /// The live line under the bar (terminals only: no formatting or /proc read otherwise).
+    fn show_live_line(&self, g: f64, d: f64) {
+        if self.log.pb.is_hidden() {
+            return;
+        }
+        let p = &self.trainer.progress;
+        let secs = self.tick_start.elapsed().as_secs_f64().max(1e-9);
+        let rate = (p.cur_nimg - self.tick_start_nimg) as f64 / secs;
+        let line = tick::live_line(p.cur_nimg, self.opts.kimg, self.total_nimg, rate, g, d);
+        self.log.pb.set_message(line);
     }
 
     /// The tick line and stats.jsonl; counts the tick.

@@ -1,6 +1,6 @@
 //! What a run reports: the live progress line, and at every tick the reference's tick line in
 //! log.txt and the tick's statistics (losses, timing, memory) as one line of stats.jsonl.
-use super::trainer::{StepLosses, Trainer};
+use super::trainer::Trainer;
 use crate::fastpath::cuda_memory;
 use crate::util::files::keep_lines;
 use crate::util::progress;
@@ -49,7 +49,7 @@ fn cpu_mem_gb() -> f64 {
 }
 
 /// The live line under the bar: kimg, rate, ETA, losses, memory (`rate` in images/s).
-pub fn live_line(cur_nimg: i64, kimg: f64, total_nimg: i64, rate: f64, l: &StepLosses) -> String {
+pub fn live_line(cur_nimg: i64, kimg: f64, total_nimg: i64, rate: f64, g: f64, d: f64) -> String {
     format!(
         "kimg {:.2}/{} | {:.1} img/s | {:.1} s/kimg | ETA {} | G {:.3} D {:.3} | cpu {:.1} GB",
         cur_nimg as f64 / 1e3,
@@ -57,8 +57,8 @@ pub fn live_line(cur_nimg: i64, kimg: f64, total_nimg: i64, rate: f64, l: &StepL
         rate,
         1000.0 / rate.max(1e-9),
         format_time((total_nimg - cur_nimg) as f64 / rate.max(1e-9)),
-        l.g,
-        l.d,
+        g,
+        d,
         cpu_mem_gb()
     )
 }

@@ -30,14 +30,20 @@ pub struct Progress {
     pub total_sec: f64,
 }
 
-/// Losses of one iteration (means over chunks) and the wall time of its phases in seconds.
-#[derive(Clone, Copy, Debug)]
+/// Losses of one iteration (means over chunks, 0-d tensors on the training device: reading them
+/// waits for the GPU, so the run loop reads them only where it shows or checks them) and, when
+/// phases are timed, the wall time of the G phase, the D phase and the EMA update in seconds.
 pub struct StepLosses {
-    pub g: f64,
-    pub d: f64,
-    pub g_phase_sec: f64,
-    pub d_phase_sec: f64,
-    pub ema_sec: f64,
+    pub g: Tensor,
+    pub d: Tensor,
+    pub phase_sec: Option<[f64; 3]>,
+}
+
+impl StepLosses {
+    /// The G and D losses as numbers (a host-device synchronisation on CUDA).
+    pub fn values(&self) -> (f64, f64) {
+        (self.g.double_value(&[]), self.d.double_value(&[]))
+    }
 }
 
 /// The whole training state.
@@ -59,6 +65,9 @@ pub struct Trainer {
     pub grid_z: Tensor,
     pub progress: Progress,
     pub stats: Stats,
+    /// Time the phases (Timing/Gboth, Timing/Dmain): free on a CPU; on CUDA each phase then
+    /// waits for the GPU, so training leaves it off there and `bench` turns it on.
+    pub time_phases: bool,
 }
 
 /// Torch's RNG is reseeded from (seed, batch_idx) after every snapshot, so a run resumed from a
@@ -72,6 +81,7 @@ impl Trainer {
     /// Fresh networks, optimizers and EMA for `opts` on `device`.
     pub fn new(opts: &TrainOptions, device: Device) -> Result<Self> {
         opts.validate()?;
+        fastpath::set_tf32(opts.tf32);
         tch::manual_seed(opts.seed as i64);
         let gcfg = opts.generator_config();
         let gvs = VarStore::new(device);
@@ -112,6 +122,7 @@ impl Trainer {
             grid_z,
             progress: Progress::default(),
             stats: Stats::default(),
+            time_phases: !device.is_cuda(),
         })
     }
 
@@ -133,7 +144,8 @@ impl Trainer {
             real = fastpath::channels_last(&real);
         }
         let z_all = Tensor::randn([2 * batch, self.g.config.z_dim], (Kind::Float, dev));
-        let timer = PhaseTimer::new(dev);
+        let timer = self.time_phases.then(|| PhaseTimer::new(dev));
+        let lap = || timer.as_ref().map_or(0.0, PhaseTimer::lap);
 
         // G phase: D frozen, gradients flow through it into G.
         self.opt_d.set_requires_grad(false);
@@ -155,7 +167,7 @@ impl Trainer {
         }
         self.opt_g.step();
         self.opt_d.set_requires_grad(true);
-        let t_g = timer.lap();
+        let t_g = lap();
 
         // D phase: fakes from G in train mode without a graph; fake then real.
         self.opt_d.zero_grad();
@@ -180,21 +192,21 @@ impl Trainer {
             d_sum += total;
         }
         self.opt_d.step();
-        let t_d = timer.lap();
-        self.stats.report_scalar("Timing/Gboth", t_g * 1e3);
-        self.stats.report_scalar("Timing/Dmain", t_d * 1e3);
+        let t_d = lap();
+        if timer.is_some() {
+            self.stats.report_scalar("Timing/Gboth", t_g * 1e3);
+            self.stats.report_scalar("Timing/Dmain", t_d * 1e3);
+        }
 
         let beta = self.ema_schedule.beta(self.progress.cur_nimg, batch);
         self.ema.update(beta);
-        let t_ema = timer.lap();
+        let t_ema = lap();
         self.progress.cur_nimg += batch;
         self.progress.batch_idx += 1;
         Ok(StepLosses {
-            g: g_sum.double_value(&[]) / chunks as f64,
-            d: d_sum.double_value(&[]) / chunks as f64,
-            g_phase_sec: t_g,
-            d_phase_sec: t_d,
-            ema_sec: t_ema,
+            g: g_sum / chunks as f64,
+            d: d_sum / chunks as f64,
+            phase_sec: timer.map(|_| [t_g, t_d, t_ema]),
         })
     }
 

@@ -99,3 +99,23 @@ pub fn train_args<'a>(data: &'a str, out: &'a str, kimg: &'a str) -> Vec<&'a str
         "none",
     ]
 }
+
+/// Training options of a tiny CPU run (faster, 128 px, ngf 8, batch 4 in chunks of 2, metrics
+/// off) writing under `outdir`.
+pub fn tiny_options(outdir: &Path) -> fpgan::train::options::TrainOptions {
+    use fpgan::nets::generator::GenCfg;
+    use fpgan::train::options::TrainOptions;
+    TrainOptions {
+        outdir: outdir.to_path_buf(),
+        ngf: 8,
+        batch: 4,
+        batch_gpu: 2,
+        kimg: 1.0,
+        tick: 1.0,
+        snap: 1,
+        metrics: vec!["none".into()],
+        device: "cpu".into(),
+        grid: (2, 1),
+        ..TrainOptions::reference(&PathBuf::from("unused"), "test", GenCfg::Faster, 128)
+    }
+}

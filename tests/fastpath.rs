@@ -1,0 +1,32 @@
+//! TF32 (process-wide libtorch switches, so in a test binary of its own): off by default as the
+//! reference's training loop, on with `--tf32`; phase timing and lazy loss read-back of the step.
+mod common;
+
+use fpgan::train::options::TrainOptions;
+use fpgan::train::trainer::Trainer;
+use tch::{Device, Kind, Tensor};
+
+#[test]
+fn tf32_is_off_unless_asked_for_and_phases_are_timed_on_a_cpu() {
+    use fpgan::fastpath::{set_tf32, tf32_state};
+    let tmp = tempfile::tempdir().unwrap();
+    set_tf32(true); // libtorch's own default allows TF32 in cuDNN
+    let mut t = Trainer::new(&common::tiny_options(tmp.path()), Device::Cpu).unwrap();
+    assert_eq!(
+        tf32_state(),
+        (false, false),
+        "fp32 means true fp32 by default"
+    );
+    assert!(t.time_phases, "timing is free on a CPU");
+    let reals = Tensor::randint(256, [4, 3, 128, 128], (Kind::Uint8, Device::Cpu));
+    let l = t.step(&reals).unwrap();
+    assert!(l.phase_sec.is_some_and(|p| p.iter().all(|s| *s > 0.0)));
+    assert_eq!(l.g.size(), Vec::<i64>::new(), "losses stay 0-d tensors");
+    let opts = TrainOptions {
+        tf32: true,
+        ..common::tiny_options(tmp.path())
+    };
+    Trainer::new(&opts, Device::Cpu).unwrap();
+    assert_eq!(tf32_state(), (true, true), "--tf32 allows both");
+    set_tf32(false);
+}
