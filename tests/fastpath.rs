@@ -30,3 +30,31 @@ fn tf32_is_off_unless_asked_for_and_phases_are_timed_on_a_cpu() {
     assert_eq!(tf32_state(), (true, true), "--tf32 allows both");
     set_tf32(false);
 }
+
+#[test]
+fn check_compares_a_device_with_the_cpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("check.json");
+    let o = common::fpgan(&[
+        "check",
+        "--device",
+        "cpu",
+        "--res",
+        "128",
+        "--ngf",
+        "8",
+        "--batch",
+        "2",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o.stderr));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["loss_g"], 0.0, "the CPU agrees with itself: {r}");
+    assert_eq!(r["grad"], 0.0, "{r}");
+    // every gradient of G and D except the noise weights and G's unused 256-px blocks
+    assert!(r["parameters"].as_u64().unwrap() > 80, "{r}");
+    let o = common::fpgan(&["check", "--device", "cpu", "--res", "100"]);
+    assert!(!o.status.success());
+}

@@ -1,6 +1,7 @@
 //! The command line: the top-level parser and one module per command, each holding its
 //! arguments beside the code that runs them.
 mod bench;
+mod check;
 mod dataset;
 pub mod demo;
 mod generate;
@@ -42,6 +43,8 @@ pub enum Command {
     /// (internal) measure one configuration given as JSON; used by `bench`.
     #[command(hide = true)]
     BenchWorker { spec: String },
+    /// Compare one G/D forward-backward on a device (CUDA) with the CPU: losses and gradients.
+    Check(check::CheckArgs),
     /// Summarise the networks of a configuration: modules, output shapes, parameters, GMACs.
     Info(info::InfoArgs),
     /// The small default job: prepare a built-in (or given) image set, train briefly, sample.
@@ -63,6 +66,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Info(a) => info::run(a),
+        Command::Check(a) => check::run(a),
         Command::Demo(a) => demo::run(&a),
     }
 }

@@ -1,6 +1,7 @@
 //! Training: options, state and one iteration (`trainer`, with `loss`, `optim`, `ema`, `stats`),
 //! snapshots (`state`), the run (`resume`, `run`, `tick`, `signals`) and `bench`, which times it.
 pub mod bench;
+pub mod devcheck;
 pub mod ema;
 pub mod loss;
 pub mod optim;

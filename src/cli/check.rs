@@ -1,0 +1,60 @@
+//! `fpgan check`: does a device (CUDA) compute the CPU's losses and gradients for one iteration?
+use crate::nets::generator::GenCfg;
+use crate::train::devcheck::check;
+use crate::train::options::TrainOptions;
+use crate::util::device::parse_device;
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The device to compare with the CPU: cuda, cuda:N (or cpu, which compares it with itself).
+    #[arg(long, default_value = "cuda")]
+    pub device: String,
+    #[arg(long, value_enum, default_value_t = GenCfg::Faster)]
+    pub cfg: GenCfg,
+    #[arg(long, default_value_t = 256)]
+    pub res: i64,
+    #[arg(long, default_value_t = 4)]
+    pub batch: i64,
+    /// Generator width (reference 128).
+    #[arg(long, default_value_t = 128)]
+    pub ngf: i64,
+    /// Largest relative difference accepted (losses, and gradient norms per parameter).
+    #[arg(long, default_value_t = 1e-4)]
+    pub tol: f64,
+    /// Also write the result as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+pub fn run(a: CheckArgs) -> Result<()> {
+    let device = parse_device(&a.device)?;
+    let opts = TrainOptions {
+        ngf: a.ngf,
+        batch: a.batch,
+        batch_gpu: a.batch,
+        metrics: vec!["none".into()],
+        device: a.device.clone(),
+        ..TrainOptions::reference(Path::new("none"), "check", a.cfg, a.res)
+    };
+    opts.validate()?;
+    let r = check(&opts, device)?;
+    println!(
+        "check {} vs CPU ({} at {}, ngf {}, batch {}, TF32 off): G loss {:.2e}, D loss {:.2e}, gradients {:.2e} (worst {}; {} parameters) relative",
+        r.device, a.cfg, a.res, a.ngf, a.batch, r.loss_g, r.loss_d, r.grad, r.worst, r.parameters
+    );
+    if let Some(p) = &a.json {
+        crate::util::atomic::atomic_write(p, |w| Ok(serde_json::to_writer_pretty(w, &r)?))?;
+    }
+    if !(r.loss_g <= a.tol && r.loss_d <= a.tol && r.grad <= a.tol) {
+        bail!(
+            "{} differs from the CPU by more than --tol {}",
+            r.device,
+            a.tol
+        );
+    }
+    println!("check: within {}", a.tol);
+    Ok(())
+}
