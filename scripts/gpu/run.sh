@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Run fpgan's GPU measurements on a machine without network, step by step, writing results under
+# $OUT (default ./gpu-out). Everything lives in $FPGAN_GPU (default /tmp/fpgan-gpu), which
+# survives between calls while the machine stays up. Bundles come from scripts/gpu/pack.sh.
+#
+#   stage              copy the carried bundles (gpu/a, gpu/b, gpu/c) in; assemble and check
+#   check              CUDA vs CPU: losses and gradients of one G and D phase (TF32 off)
+#   bench              fpgan bench, 4 configurations x {fp32, --tf32, bf16, bf16+channels_last}
+#   official           the official code (pg_bench.py) for fastgan and fastgan+DSC, fp32
+#   train MINUTES      background: faster, then fastgan, each MINUTES of wall clock (SIGTERM)
+#   wait SECONDS       wait for the background training (at most SECONDS), show its progress
+#   fid [METRIC]       FID (default fid10k_full) and an 8x4 sample grid of each trained run
+#   fid50k             the time of one fid50k_full evaluation of the faster run
+#   all MINUTES        stage, check, bench, official, train, wait, fid (one long sitting)
+set -euo pipefail
+STEP=${1:?usage: scripts/gpu/run.sh stage|check|bench|official|train|wait|fid|fid50k|all}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+G=${FPGAN_GPU:-/tmp/fpgan-gpu}
+OUT=${OUT:-$ROOT/gpu-out}
+mkdir -p "$G/home/weights" "$G/stage" "$OUT"
+export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-/opt/torch/.venv/lib/python3.12/site-packages/torch/lib}
+export FPGAN_HOME=$G/home
+BIN=$G/fpgan
+DATA=$G/pokemon256.zip
+PY=${PYTHON:-python3}
+log() { printf 'gpu: %s\n' "$*" >&2; }
+need() { [ -e "$1" ] || { log "missing $1: carry the bundles and run 'stage' first"; exit 1; }; }
+
+stage() {
+  for b in a b c; do
+    [ -d "$ROOT/gpu/$b" ] && cp -f "$ROOT/gpu/$b"/* "$G/stage/"
+  done
+  local s=$G/stage
+  [ -f "$s/fpgan" ] && install -m 755 "$s/fpgan" "$BIN"
+  [ -f "$s/efficientnet_lite0.safetensors" ] && cp -f "$s/efficientnet_lite0.safetensors" "$G/home/weights/"
+  [ -f "$s/pg_bench.py" ] && cp -f "$s/pg_bench.py" "$G/"
+  if [ -f "$s/pg.tar.gz" ] && [ ! -d "$G/pg" ]; then mkdir -p "$G/pg" && tar -xzf "$s/pg.tar.gz" -C "$G/pg"; fi
+  if ls "$s"/timm-0.4.12-*.whl >/dev/null 2>&1 && [ ! -d "$G/site/timm" ]; then
+    $PY -m pip install -q --no-index --no-deps --target "$G/site" "$s"/timm-0.4.12-*.whl
+  fi
+  if [ -f "$s/fid.part-00" ] && [ -f "$s/fid.part-01" ] && [ -f "$s/fid.part-02" ]; then
+    cat "$s"/fid.part-0? >"$G/home/weights/fid_inception_v3.pt"
+  fi
+  if [ -f "$s/pokemon.part-00" ] && [ -f "$s/pokemon.part-01" ]; then
+    cat "$s"/pokemon.part-0? >"$DATA"
+  fi
+  if [ -f "$s/SHA256SUMS" ]; then
+    (cd "$G/home/weights" && grep fid_inception "$s/SHA256SUMS" | sha256sum -c --quiet - 2>/dev/null) \
+      && log "FID detector complete" || log "FID detector not complete yet"
+    (cd "$G" && grep pokemon256 "$s/SHA256SUMS" | sha256sum -c --quiet - 2>/dev/null) \
+      && log "pokemon256.zip complete" || log "pokemon256.zip not complete yet"
+  fi
+  if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
+  fi
+  ls -la "$G" "$G/home/weights" >&2
+}
+
+check() {
+  need "$BIN"
+  "$BIN" check --device cuda --res 256 --batch 4 --json "$OUT/check.json" | tee "$OUT/check.txt"
+}
+
+bench() {
+  need "$BIN"
+  local common=(--device cuda --res 256 --batch 64 --iters 20 --warmup 5)
+  "$BIN" bench "${common[@]}" --json "$OUT/bench-gpu-fp32.json" | tee "$OUT/bench.txt"
+  "$BIN" bench "${common[@]}" --tf32 --json "$OUT/bench-gpu-tf32.json" | tee -a "$OUT/bench.txt"
+  "$BIN" bench "${common[@]}" --amp bf16 --json "$OUT/bench-gpu-bf16.json" | tee -a "$OUT/bench.txt"
+  "$BIN" bench "${common[@]}" --amp bf16 --channels-last --json "$OUT/bench-gpu-bf16-cl.json" \
+    | tee -a "$OUT/bench.txt"
+}
+
+official() {
+  need "$G/pg"; need "$G/pg_bench.py"; need "$G/site/timm"
+  local args=(--repo "$G/pg" --res 256 --batch 64 --iters 20 --warmup 5 --device cuda --json)
+  PYTHONPATH=$G/site $PY "$G/pg_bench.py" "${args[@]}" --cfg fastgan | tee "$OUT/official.jsonl"
+  PYTHONPATH=$G/site $PY "$G/pg_bench.py" "${args[@]}" --cfg fastgan --dsc | tee -a "$OUT/official.jsonl"
+}
+
+train() {
+  local minutes=${1:?train MINUTES}
+  need "$BIN"; need "$DATA"
+  local cmd=""
+  for cfg in faster fastgan; do
+    cmd+="timeout -s TERM ${minutes}m '$BIN' train --data '$DATA' --cfg $cfg --batch 64 --seed 0 \
+--kimg 100000 --snap 10 --metrics none --outdir '$G/runs' --desc budget${minutes}m \
+>'$G/train-$cfg.log' 2>&1; "
+  done
+  setsid nohup bash -c "$cmd echo done >'$G/train.done'" >/dev/null 2>&1 &
+  log "training in the background: faster, then fastgan, ${minutes} min each (logs in $G)"
+}
+
+wait_training() {
+  local secs=${1:-540} t=0
+  while [ ! -f "$G/train.done" ] && [ "$t" -lt "$secs" ]; do sleep 10; t=$((t + 10)); done
+  for cfg in faster fastgan; do
+    [ -f "$G/train-$cfg.log" ] && { echo "== $cfg"; grep -E '^(tick|Stopped|Done|Starting)' "$G/train-$cfg.log" | tail -n 4; }
+  done
+  [ -f "$G/train.done" ] && log "training finished" || log "training not finished (or not started)"
+}
+
+run_dir() { ls -d "$G/runs/"*-"$1"-*budget* 2>/dev/null | tail -n 1; }
+
+fid() {
+  local metric=${1:-fid10k_full}
+  need "$G/home/weights/fid_inception_v3.pt"
+  for cfg in faster fastgan; do
+    local dir; dir=$(run_dir "$cfg")
+    [ -n "$dir" ] || { log "no run of $cfg"; continue; }
+    "$BIN" metrics --network "$dir" --data "$DATA" --metrics "$metric" --device cuda | tee "$OUT/fid-$cfg.txt"
+    "$BIN" generate --network "$dir" --seeds 0-31 --grid 8x4 --outdir "$G/samples-$cfg" --device cuda
+    cp "$G/samples-$cfg/grid.png" "$OUT/samples-$cfg.png"
+    tail -n 3 "$dir/log.txt" >>"$OUT/fid-$cfg.txt"
+  done
+}
+
+fid50k() {
+  local dir; dir=$(run_dir faster)
+  need "$dir"
+  local t0=$SECONDS
+  "$BIN" metrics --network "$dir" --data "$DATA" --metrics fid50k_full --device cuda >"$OUT/fid50k.txt" 2>&1
+  echo "fid50k_full wall seconds (features of 50k generated images; real features cached): $((SECONDS - t0))" \
+    | tee -a "$OUT/fid50k.txt"
+}
+
+case $STEP in
+  stage) stage ;;
+  check) check ;;
+  bench) bench ;;
+  official) official ;;
+  train) train "${2:-}" ;;
+  wait) wait_training "${2:-540}" ;;
+  fid) fid "${2:-}" ;;
+  fid50k) fid50k ;;
+  all) stage; check; bench; official; train "${2:?all MINUTES}"; wait_training $((2 * ${2} * 60 + 120)); fid ;;
+  *) log "unknown step $STEP"; exit 2 ;;
+esac
