@@ -80,8 +80,13 @@ impl GeneratorConfig {
                 self.resolution
             );
         }
-        if self.ngf < 8 || self.ngf % 8 != 0 || self.z_dim < 1 {
-            anyhow::bail!("ngf must be a multiple of 8 (reference 128) and z_dim positive");
+        if !(8..=1024).contains(&self.ngf) || self.ngf % 8 != 0 || !(1..=4096).contains(&self.z_dim)
+        {
+            anyhow::bail!(
+                "ngf {} must be a multiple of 8 from 8 to 1024 (reference 128), z_dim {} from 1 to 4096",
+                self.ngf,
+                self.z_dim
+            );
         }
         Ok(())
     }

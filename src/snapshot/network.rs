@@ -38,7 +38,8 @@ impl Network {
         })?;
         let header = read_header(&meta, &file)?;
         let mut vs = VarStore::new(device);
-        let g = Generator::new(&vs.root(), &header.generator)?;
+        let g = Generator::new(&vs.root(), &header.generator)
+            .with_context(|| format!("{}: unusable generator configuration", file.display()))?;
         safetensors::import(&vs, "G_ema.", &t, |_| true, &file)?;
         vs.freeze();
         Ok(Network {

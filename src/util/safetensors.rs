@@ -109,12 +109,11 @@ pub fn load(path: &Path) -> Result<(BTreeMap<String, Tensor>, Value)> {
             serde_json::from_value(info["shape"].clone()).map_err(|_| corrupt("bad shape"))?;
         let off: Vec<usize> = serde_json::from_value(info["data_offsets"].clone())
             .map_err(|_| corrupt("bad offsets"))?;
-        let numel: i64 = shape.iter().product();
-        if off.len() != 2
-            || off[1] > data.len()
-            || off[1] < off[0]
-            || off[1] - off[0] != numel as usize * size
-        {
+        let bytes = shape
+            .iter()
+            .try_fold(size, |acc, &d| usize::try_from(d).ok()?.checked_mul(acc))
+            .ok_or_else(|| corrupt(&format!("tensor {name} has a bad shape")))?;
+        if off.len() != 2 || off[1] > data.len() || off[1] < off[0] || off[1] - off[0] != bytes {
             return Err(corrupt(&format!("tensor {name} lies outside the file")));
         }
         tensors.insert(
