@@ -117,7 +117,12 @@ fn hostile_headers_are_refused() {
     for (from, to) in cases {
         assert!(text.contains(from), "{from} not in the header");
         let t = text.replacen(from, to, 1);
-        let b = [&(t.len() as u64).to_le_bytes()[..], t.as_bytes(), &good[head..]].concat();
+        let b = [
+            &(t.len() as u64).to_le_bytes()[..],
+            t.as_bytes(),
+            &good[head..],
+        ]
+        .concat();
         std::fs::write(&path, b).unwrap();
         let e = Network::load(&path, Device::Cpu).err().expect("refused");
         assert!(format!("{e:#}").contains("s.safetensors"), "{e:#}");

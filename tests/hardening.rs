@@ -175,6 +175,12 @@ fn non_finite_and_absurd_numbers_are_refused_up_front() {
     args[i + 1] = "0";
     let err = refused(fpgan(&args), &["--snap 0"]);
     assert!(!err.contains("--kimg"), "{err}");
+    // a batch whose images alone would not fit in memory: refused, not an allocation abort
+    let mut args = train_args(d, o_, "0.002");
+    let i = args.iter().position(|a| *a == "--batch").unwrap();
+    args[i + 1] = "1000000";
+    let err = refused(fpgan(&args), &["--batch 1000000 is too large"]);
+    assert!(!err.contains("--kimg"), "{err}");
     assert!(!out.exists(), "nothing may be written for refused options");
     refused(fpgan(&["demo", "--kimg", "inf"]), &["--kimg"]);
 }

@@ -99,6 +99,15 @@ impl TrainOptions {
                 self.batch_gpu
             );
         }
+        let batch_bytes = self.batch as f64 * 3.0 * (self.resolution * self.resolution) as f64;
+        if self.batch > MAX_BATCH || batch_bytes > MAX_BATCH_BYTES {
+            bail!(
+                "--batch {} is too large at {r}x{r} (at most {MAX_BATCH} and {} GB of images per batch; the reference uses 64)",
+                self.batch,
+                MAX_BATCH_BYTES / 1e9,
+                r = self.resolution
+            );
+        }
         check_kimg("--kimg", self.kimg)?;
         check_kimg("--tick", self.tick)?;
         if self.snap < 1 {
@@ -120,6 +129,11 @@ impl TrainOptions {
         )
     }
 }
+
+/// Largest `--batch` accepted, and most bytes of uint8 images in one batch (the loader holds a
+/// few such batches in memory).
+pub const MAX_BATCH: i64 = 4096;
+pub const MAX_BATCH_BYTES: f64 = 8e9;
 
 /// Longest run accepted: 10 billion images (the reference trains 25000 kimg).
 pub const MAX_KIMG: f64 = 1e7;
