@@ -33,4 +33,5 @@ pub mod rng;
 pub mod run;
 pub mod stats;
 pub mod summary;
+pub mod tempfiles;
 pub mod training;
