@@ -456,6 +456,26 @@ fn force_refuses_to_replace_anything_but_a_dataset() {
     assert!(write_leftovers(tmp.path()).is_empty());
 }
 
+#[test]
+fn a_destination_inside_the_source_is_not_read_back_as_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    for dest in ["set", "set.zip"] {
+        let src = tmp.path().join(format!("photos_for_{dest}"));
+        three_pngs(&src);
+        let d = src.join(dest);
+        std::fs::write(src.join(format!("{dest}.partial-{}", dead_pid())), b"").unwrap();
+        for extra in [&[][..], &["--force"][..]] {
+            let mut args = vec!["--resolution", "128"];
+            args.extend(extra);
+            let o = dataset(&src, &d, &args);
+            assert!(o.status.success(), "{}", text(&o.stderr));
+            let out = text(&o.stdout);
+            assert!(out.contains("3 images written, 0 skipped"), "{dest}: {out}");
+        }
+        assert!(write_leftovers(&src).is_empty());
+    }
+}
+
 // ---- 14, 15 and wording -----------------------------------------------------------------------
 
 #[test]

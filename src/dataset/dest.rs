@@ -100,6 +100,29 @@ pub fn check_not_source(dest: &Path, source: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `dest` relative to the folder `source` ('/'-separated) when it lies inside it, e.g. `set` for
+/// `--source photos --dest photos/set`; `None` otherwise.
+pub fn inside_source(dest: &Path, source: &Path) -> Option<String> {
+    let s = std::fs::canonicalize(source).ok()?;
+    let d = std::fs::canonicalize(parent_dir(dest))
+        .ok()?
+        .join(dest.file_name()?);
+    let rel = d.strip_prefix(&s).ok()?;
+    let parts: Vec<_> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// Whether the source file `name` belongs to the output at `rel` (see [`inside_source`]): the
+/// dataset of an earlier run, or a temporary of one. It must not be read as an input.
+pub fn is_output(name: &str, rel: &str) -> bool {
+    name.strip_prefix(rel).is_some_and(|r| {
+        r.is_empty() || r.starts_with('/') || r.starts_with(".partial-") || r.starts_with(".old-")
+    })
+}
+
 /// Why the existing `dest` is not a dataset that `--force` may replace, `None` if it is one:
 /// a directory or zip holding only `dataset.json` and image files (with `dataset.json`), or only
 /// images in the reference layout `00000/img00000000.png` (without it).

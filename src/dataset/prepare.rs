@@ -223,7 +223,8 @@ pub fn prepare(
 
 /// Prepare the images of `source` (folder or zip) into the dataset `dest`, atomically
 /// (see [`super::DatasetWriter`]). With `force` an existing dataset at `dest` is replaced;
-/// anything else there, and the source itself, never is.
+/// anything else there, and the source itself, never is. A destination inside the source is
+/// not read as input.
 pub fn prepare_into(
     source: &std::path::Path,
     dest: &std::path::Path,
@@ -231,8 +232,18 @@ pub fn prepare_into(
     force: bool,
 ) -> Result<Summary> {
     opts.validate()?;
-    let src = Source::open(source)?;
+    let mut src = Source::open(source)?;
     super::dest::check_not_source(dest, source)?;
+    if let Some(rel) = super::dest::inside_source(dest, source) {
+        let before = src.len();
+        src.retain_names(|n| !super::dest::is_output(n, &rel));
+        if src.len() < before {
+            eprintln!(
+                "note: leaving out {} and its temporaries: the destination is inside the source",
+                dest.display()
+            );
+        }
+    }
     if let Some(w) = opts.untrainable_warning() {
         eprintln!("warning: {w}");
     }

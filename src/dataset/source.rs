@@ -83,7 +83,12 @@ impl Source {
 
     /// Keep only files whose extension is an image extension (the reference reader's rule).
     pub fn retain_image_extensions(&mut self) {
-        let keep: Vec<bool> = self.names.iter().map(|n| has_image_extension(n)).collect();
+        self.retain_names(has_image_extension);
+    }
+
+    /// Keep only the files whose relative name passes `keep`.
+    pub fn retain_names(&mut self, keep: impl Fn(&str) -> bool) {
+        let keep: Vec<bool> = self.names.iter().map(|n| keep(n)).collect();
         let mut k = keep.iter();
         self.places.retain(|_| *k.next().unwrap_or(&false));
         let mut k = keep.iter();
