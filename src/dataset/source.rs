@@ -244,7 +244,7 @@ fn walk(root: &Path) -> Result<Vec<(String, Place)>> {
             }
         } else if entry.file_type().is_file() {
             out.push((relative(root, path), Place::Path(path.to_path_buf())));
-        } else {
+        } else if !is_hidden(&entry.file_name().to_string_lossy()) {
             eprintln!(
                 "warning: skipping {}: not a regular file (a pipe, socket or device)",
                 path.display()
@@ -261,12 +261,11 @@ fn walk(root: &Path) -> Result<Vec<(String, Place)>> {
 /// A walk error: the root itself is fatal; a symlink loop or an unreadable folder is skipped
 /// with a warning; a broken symlink is listed (to be skipped as unreadable later).
 fn skip_walk_error(root: &Path, e: walkdir::Error, out: &mut Vec<(String, Place)>) -> Result<()> {
-    let Some(path) = e.path().map(Path::to_path_buf) else {
-        bail!("cannot list {}: {e}", root.display());
+    let reason = e.io_error().map_or(e.to_string(), |io| io.to_string());
+    let path = match e.path() {
+        Some(p) if e.depth() > 0 => p.to_path_buf(),
+        _ => bail!("cannot list {}: {reason}", root.display()),
     };
-    if e.depth() == 0 {
-        bail!("cannot list {}: {e}", root.display());
-    }
     if let Some(ancestor) = e.loop_ancestor() {
         eprintln!(
             "warning: skipping {}: a symlink loop back to {}",
@@ -278,7 +277,6 @@ fn skip_walk_error(root: &Path, e: walkdir::Error, out: &mut Vec<(String, Place)
     {
         out.push((relative(root, &path), Place::Path(path)));
     } else {
-        let reason = e.io_error().map_or(e.to_string(), |io| io.to_string());
         eprintln!("warning: skipping {}: {reason}", path.display());
     }
     Ok(())
