@@ -1,5 +1,5 @@
 //! fpgan: Faster Projected GAN (arXiv 2403.08778) in Rust on libtorch. Imports point only down:
-//! cli -> train -> eval -> snapshot -> nets, data -> fastpath (C++ shims in csrc/), util.
+//! cli -> train -> eval -> snapshot, data -> nets -> fastpath (C++ shims in csrc/), util.
 pub mod cli;
 pub mod data;
 pub mod eval;

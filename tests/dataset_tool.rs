@@ -485,18 +485,28 @@ fn bad_invocations_fail_with_one_clear_line_and_leave_nothing_behind() {
         "--force",
     ]);
     assert!(dest.join("keep.txt").exists());
-    let o = fpgan(&[
-        "dataset",
-        "--source",
-        &s(&src),
-        "--dest",
-        &s(&dest),
-        "--resolution",
-        "8",
-        "--force",
-    ]);
+    // --force replaces only a dataset: a folder holding keep.txt is refused, and kept
+    let force = |res: &str| {
+        fpgan(&[
+            "dataset",
+            "--source",
+            &s(&src),
+            "--dest",
+            &s(&dest),
+            "--resolution",
+            res,
+            "--force",
+        ])
+    };
+    let o = force("8");
+    assert!(!o.status.success() && text(&o.stderr).contains("keep.txt"));
+    assert!(dest.join("keep.txt").exists());
+    // a dataset there is replaced
+    std::fs::remove_file(dest.join("keep.txt")).unwrap();
+    assert!(force("8").status.success());
+    let o = force("16");
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(!dest.join("keep.txt").exists() && dest.join("00000/img00000000.png").is_file());
+    assert_eq!(ImageSet::open(&dest).unwrap().resolution, 16);
     // an existing empty directory is fine without --force (as the reference)
     let empty_dest = tmp.path().join("empty_dest");
     std::fs::create_dir_all(&empty_dest).unwrap();

@@ -30,6 +30,9 @@ pub struct DatasetArgs {
     /// Compress the PNGs (lossless, about 4x smaller; the reference writes them uncompressed).
     #[arg(long)]
     pub compress: bool,
+    /// Skip images with more pixels than this (decompression bombs); default 512 MiB of RGB.
+    #[arg(long, default_value_t = crate::data::image_ops::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
 }
 
 pub fn run(a: DatasetArgs) -> Result<()> {
@@ -41,17 +44,15 @@ pub fn run(a: DatasetArgs) -> Result<()> {
         background: a.background,
         max_images: a.max_images,
         compress: a.compress,
+        max_pixels: a.max_pixels,
     };
     let summary = prepare_into(&a.source, &a.dest, &opts, a.force)?;
     println!(
         "dataset: {summary} -> {} ({width}x{width} RGB)",
         a.dest.display()
     );
-    if summary.skipped > 0 {
-        println!(
-            "dataset: the {} skipped files are named in the warnings above",
-            summary.skipped
-        );
+    if let Some(note) = summary.skipped_note() {
+        println!("dataset: {note}");
     }
     Ok(())
 }

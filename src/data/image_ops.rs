@@ -1,7 +1,7 @@
 //! Per-image work of the dataset tool: decode (EXIF orientation applied, first GIF frame),
 //! composite transparency onto a background colour, and fit to the target square.
 use image::imageops::{self, FilterType};
-use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
 use std::io::Cursor;
 use std::str::FromStr;
 
@@ -34,7 +34,7 @@ impl FromStr for Background {
             _ => {}
         }
         if let Some(hex) = s.trim().strip_prefix('#') {
-            if hex.len() != 6 {
+            if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(bad());
             }
             let v = u32::from_str_radix(hex, 16).map_err(|_| bad())?;
@@ -52,19 +52,46 @@ impl FromStr for Background {
     }
 }
 
-/// Decode any supported image from memory, applying its EXIF orientation.
-/// The error is a short reason for a warning line.
+/// Default of `fpgan dataset --max-pixels`: 178,956,970 pixels (512 MiB of 8-bit RGB, the
+/// image crate's default allocation limit; also where the reference's PIL refuses a file as a
+/// decompression bomb).
+pub const DEFAULT_MAX_PIXELS: u64 = 178_956_970;
+
+/// Decode any supported image from memory, applying its EXIF orientation, if it has at most
+/// [`DEFAULT_MAX_PIXELS`] pixels. The error is a short reason for a warning line.
 pub fn decode(bytes: &[u8]) -> Result<DynamicImage, String> {
+    decode_limited(bytes, DEFAULT_MAX_PIXELS)
+}
+
+/// [`decode`] with a limit on the pixels of the image, checked on the header before anything
+/// is allocated (a small file may claim 100000 x 100000 pixels); decoders also get the matching
+/// allocation limit for their own buffers.
+pub fn decode_limited(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, String> {
     if bytes.is_empty() {
         return Err("empty file (0 bytes)".into());
     }
-    let reader = ImageReader::new(Cursor::new(bytes))
+    let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
     if reader.format().is_none() {
         return Err("not an image (unrecognised content)".into());
     }
+    let mut limits = Limits::default();
+    // 16 bytes a pixel: the widest decoded layout (RGBA, 32-bit float).
+    limits.max_alloc = Some(max_pixels.saturating_mul(16));
+    reader.limits(limits.clone());
     let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
+    let (w, h) = decoder.dimensions();
+    let pixels = w as u64 * h as u64;
+    if pixels > max_pixels {
+        return Err(format!(
+            "{w}x{h} is {pixels} pixels, more than the limit of {max_pixels} \
+             (a decompression bomb?); raise it with `fpgan dataset --max-pixels` to use it"
+        ));
+    }
+    limits
+        .reserve(decoder.total_bytes())
+        .map_err(|e| e.to_string())?;
     let orientation = decoder.orientation().map_err(|e| e.to_string())?;
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
     img.apply_orientation(orientation);

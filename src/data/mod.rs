@@ -1,5 +1,6 @@
 //! Datasets: `prepare` turns any folder or zip of images into the reference layout
 //! (`00000/img00000000.png` + `dataset.json`), `loader` reads such a set into memory for training.
+pub mod dest;
 pub mod image_ops;
 pub mod loader;
 pub mod prepare;

@@ -1,8 +1,9 @@
 //! The dataset tool's pipeline: every file of a [`Source`] is decoded, flattened onto the
 //! background and fitted to the target size on all cores, then handed on in source order.
 //! Unusable files are skipped with one warning line each and counted.
-use super::image_ops::{decode, fit, flatten, Background, Transform};
-use super::source::Source;
+use super::image_ops::{decode_limited, fit, flatten, Background, Transform, DEFAULT_MAX_PIXELS};
+use super::source::{max_file_bytes, Source};
+use crate::nets::generator::RESOLUTIONS;
 use crate::util::progress;
 use anyhow::{bail, Result};
 use image::RgbImage;
@@ -21,6 +22,17 @@ pub struct PrepareOptions {
     pub max_images: Option<usize>,
     /// Deflate-compress the output PNGs (the reference writes them uncompressed).
     pub compress: bool,
+    /// Larger images are skipped with a warning (decompression bombs).
+    pub max_pixels: u64,
+}
+
+/// "1 image", "2 images": `n` and `noun`, plural unless `n` is 1.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 impl PrepareOptions {
@@ -33,7 +45,30 @@ impl PrepareOptions {
             background: Background([255; 3]),
             max_images: None,
             compress: false,
+            max_pixels: DEFAULT_MAX_PIXELS,
         }
+    }
+
+    /// Refuse options that cannot give a dataset.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_images == Some(0) {
+            bail!("--max-images 0 would write no image: give 1 or more, or leave it out to use every image");
+        }
+        if self.max_pixels == 0 {
+            bail!("--max-pixels 0 would skip every image: give a positive limit (default {DEFAULT_MAX_PIXELS})");
+        }
+        Ok(())
+    }
+
+    /// A warning when `fpgan train` cannot use images of this size, `None` when it can.
+    pub fn untrainable_warning(&self) -> Option<String> {
+        let w = self.width;
+        (!RESOLUTIONS.contains(&w)).then(|| {
+            format!(
+                "{w}x{w} images cannot be trained: `fpgan train` accepts 128, 256, 512 or 1024 \
+                 (the dataset is still written, e.g. for metrics)"
+            )
+        })
     }
 
     /// Parse `--resolution` as `N` or `WxH` (H < W only with center-crop-wide).
@@ -76,9 +111,25 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} images written, {} skipped, {} upscaled, in {:.1} s",
-            self.written, self.skipped, self.upscaled, self.seconds
+            "{} written, {} skipped, {} upscaled, in {:.1} s",
+            count(self.written, "image"),
+            self.skipped,
+            self.upscaled,
+            self.seconds
         )
+    }
+}
+
+impl Summary {
+    /// Where the skipped files are named, `None` when there are none.
+    pub fn skipped_note(&self) -> Option<String> {
+        match self.skipped {
+            0 => None,
+            1 => Some("the skipped file is named in the warning above".into()),
+            n => Some(format!(
+                "the {n} skipped files are named in the warnings above"
+            )),
+        }
     }
 }
 
@@ -89,8 +140,16 @@ pub fn prepare(
     opts: &PrepareOptions,
     mut sink: impl FnMut(RgbImage) -> Result<()>,
 ) -> Result<Summary> {
+    opts.validate()?;
     let start = Instant::now();
     let total = source.len();
+    if total == 0 {
+        bail!(
+            "{} holds no files to prepare (hidden files and dataset.json are not images)",
+            source.root().display()
+        );
+    }
+    let max_bytes = max_file_bytes(opts.max_pixels);
     let limit = opts.max_images.unwrap_or(usize::MAX);
     let pb = progress::bar(total.min(limit) as u64, "preparing");
     let chunk = (rayon::current_num_threads() * 8).max(32);
@@ -101,8 +160,10 @@ pub fn prepare(
         let results: Vec<Result<(RgbImage, bool), String>> = (next..end)
             .into_par_iter()
             .map(|i| {
-                let bytes = source.read(i).map_err(|e| format!("{e:#}"))?;
-                let img = decode(&bytes)?;
+                let bytes = source
+                    .read_at_most(i, max_bytes)
+                    .map_err(|e| format!("{e:#}"))?;
+                let img = decode_limited(&bytes, opts.max_pixels)?;
                 let upscaled = img.width().min(img.height()) < opts.width;
                 let rgb = flatten(&img, opts.background);
                 drop(img);
@@ -144,23 +205,46 @@ pub fn prepare(
     summary.seconds = start.elapsed().as_secs_f64();
     if summary.written == 0 {
         bail!(
-            "no usable image in {}: {} of {total} files skipped (see warnings above)",
+            "no usable image in {}: {} of {} skipped (see the {} above)",
             source.root().display(),
-            summary.skipped
+            summary.skipped,
+            count(total, "file"),
+            if summary.skipped == 1 {
+                "warning"
+            } else {
+                "warnings"
+            }
         );
     }
     Ok(summary)
 }
 
 /// Prepare the images of `source` (folder or zip) into the dataset `dest`, atomically
-/// (see [`super::DatasetWriter`]).
+/// (see [`super::DatasetWriter`]). With `force` an existing dataset at `dest` is replaced;
+/// anything else there, and the source itself, never is. A destination inside the source is
+/// not read as input.
 pub fn prepare_into(
     source: &std::path::Path,
     dest: &std::path::Path,
     opts: &PrepareOptions,
     force: bool,
 ) -> Result<Summary> {
-    let src = Source::open(source)?;
+    opts.validate()?;
+    let mut src = Source::open(source)?;
+    super::dest::check_not_source(dest, source)?;
+    if let Some(rel) = super::dest::inside_source(dest, source) {
+        let before = src.len();
+        src.retain_names(|n| !super::dest::is_output(n, &rel));
+        if src.len() < before {
+            eprintln!(
+                "note: leaving out {} and its temporaries: the destination is inside the source",
+                dest.display()
+            );
+        }
+    }
+    if let Some(w) = opts.untrainable_warning() {
+        eprintln!("warning: {w}");
+    }
     let mut writer = super::DatasetWriter::create(dest, force)?.compressed(opts.compress);
     let summary = prepare(&src, opts, |img| writer.add(&img))?;
     writer.finish()?;

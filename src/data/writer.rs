@@ -1,11 +1,14 @@
 //! Atomic output of a prepared dataset in the reference layout: `{idx/1000:05}/img{idx:08}.png`
 //! plus `dataset.json` (`{"labels": null}`), in a STORED zip or a directory. Everything is written
 //! under a temporary name beside the destination and renamed into place only by `finish`, so an
-//! interrupted run never leaves a half-written dataset at the destination.
+//! interrupted run never leaves a half-written dataset at the destination (the next run removes
+//! such leftovers, see [`super::dest`]).
+use super::dest::{clean_leftovers, not_a_dataset};
+use crate::util::tempfiles;
 use anyhow::{bail, Context, Result};
 use image::RgbImage;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
@@ -15,8 +18,86 @@ pub fn image_name(idx: usize) -> String {
     format!("{:05}/img{:08}.png", idx / 1000, idx)
 }
 
+/// The zip's file. After its first failed operation (a full disk) writes are dropped and only
+/// the position moves on: the zip crate finishes an unfinished archive when it is dropped and
+/// prints a Debug error if that fails too, while the error that matters has been returned
+/// already. The positions stay those of the real file, which the zip's bookkeeping relies on.
+struct Sink {
+    file: Option<BufWriter<File>>,
+    /// The file without its buffer, once writing failed.
+    failed: Option<File>,
+}
+
+impl Sink {
+    fn new(file: File) -> Self {
+        Sink {
+            file: Some(BufWriter::new(file)),
+            failed: None,
+        }
+    }
+
+    fn checked<T>(&mut self, r: io::Result<T>) -> io::Result<T> {
+        if r.is_err() {
+            if let Some(buffered) = self.file.take() {
+                let (mut file, unwritten) = buffered.into_parts();
+                let pending = unwritten.map_or(0, |b| b.len()) as i64;
+                let _ = file.seek(SeekFrom::Current(pending)); // where the zip believes it is
+                self.failed = Some(file);
+            }
+        }
+        r
+    }
+
+    /// The file with everything written to it, or the reason it is not.
+    fn into_file(mut self) -> io::Result<File> {
+        let buffered = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("an earlier write failed"))?;
+        buffered.into_inner().map_err(|e| e.into_error())
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(f) = self.file.as_mut() {
+            let r = f.write(buf);
+            return self.checked(r);
+        }
+        match self.failed.as_mut() {
+            Some(f) => f
+                .seek(SeekFrom::Current(buf.len() as i64))
+                .map(|_| buf.len()),
+            None => Err(io::Error::other("zip file closed")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => {
+                let r = f.flush();
+                self.checked(r)
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Seek for Sink {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        if let Some(f) = self.file.as_mut() {
+            let r = f.seek(to);
+            return self.checked(r);
+        }
+        match self.failed.as_mut() {
+            Some(f) => f.seek(to),
+            None => Err(io::Error::other("zip file closed")),
+        }
+    }
+}
+
 enum Out {
-    Zip(Box<ZipWriter<BufWriter<File>>>),
+    Zip(Box<ZipWriter<Sink>>),
     Dir,
 }
 
@@ -49,13 +130,23 @@ fn sibling(dest: &Path, tag: &str) -> PathBuf {
 
 impl DatasetWriter {
     /// Start writing to `dest` (a `.zip` file, otherwise a directory). An existing non-empty
-    /// destination is an error unless `force`; it is replaced only when `finish` succeeds.
+    /// destination is an error unless `force`, and even then unless it is a dataset; it is
+    /// replaced only when `finish` succeeds. Leftovers of dead earlier runs are cleaned up first.
     pub fn create(dest: &Path, force: bool) -> Result<Self> {
-        if occupied(dest) && !force {
-            bail!(
-                "destination {} already exists and is not empty; choose another --dest or pass --force to replace it",
-                dest.display()
-            );
+        clean_leftovers(dest)?;
+        if occupied(dest) {
+            if !force {
+                bail!(
+                    "destination {} already exists and is not empty; choose another --dest or pass --force to replace it",
+                    dest.display()
+                );
+            }
+            if let Some(reason) = not_a_dataset(dest) {
+                bail!(
+                    "refusing to replace {}: {reason} (--force replaces only datasets); choose another --dest or move it away first",
+                    dest.display()
+                );
+            }
         }
         if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
@@ -68,7 +159,7 @@ impl DatasetWriter {
         let out = if is_zip {
             let f =
                 File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-            Out::Zip(Box::new(ZipWriter::new(BufWriter::new(f))))
+            Out::Zip(Box::new(ZipWriter::new(Sink::new(f))))
         } else {
             std::fs::create_dir_all(&tmp)
                 .with_context(|| format!("cannot create directory {}", tmp.display()))?;
@@ -103,7 +194,7 @@ impl DatasetWriter {
         let ctx = || {
             format!(
                 "cannot write {name} into {} (disk full?)",
-                self.tmp.display()
+                self.dest.display()
             )
         };
         match self.out.as_mut().context("writer already finished")? {
@@ -129,12 +220,12 @@ impl DatasetWriter {
     /// (replacing what was there, which `create` allowed only with `force`).
     pub fn finish(mut self) -> Result<PathBuf> {
         self.put("dataset.json", br#"{"labels": null}"#)?;
-        let ctx = || format!("cannot finish {} (disk full?)", self.tmp.display());
+        let ctx = || format!("cannot write {} (disk full?)", self.dest.display());
         if let Some(Out::Zip(z)) = self.out.take() {
-            let f = z.finish().with_context(ctx)?;
-            let f = f
-                .into_inner()
-                .map_err(|e| e.into_error())
+            let f = z
+                .finish()
+                .with_context(ctx)?
+                .into_file()
                 .with_context(ctx)?;
             f.sync_all().with_context(ctx)?;
         }
@@ -154,7 +245,7 @@ impl DatasetWriter {
             )
         })?;
         if replaced {
-            remove_any(&old);
+            tempfiles::remove_path(&old).ok(); // what is left is removed by the next run
         }
         Ok(self.dest.clone())
     }
@@ -163,15 +254,7 @@ impl DatasetWriter {
 impl Drop for DatasetWriter {
     /// An unfinished writer (error or panic) removes its temporary output.
     fn drop(&mut self) {
-        remove_any(&self.tmp);
-    }
-}
-
-/// Best-effort removal of a file or directory tree.
-fn remove_any(path: &Path) {
-    if path.is_dir() {
-        std::fs::remove_dir_all(path).ok();
-    } else {
-        std::fs::remove_file(path).ok();
+        drop(self.out.take()); // close the zip before its file goes
+        tempfiles::remove_path(&self.tmp).ok();
     }
 }

@@ -5,6 +5,9 @@ use super::summary;
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
+/// The image sizes the generator is built for (its synthesis blocks stop at one of these).
+pub const RESOLUTIONS: [u32; 4] = [128, 256, 512, 1024];
+
 /// The four generator configurations, selected by name everywhere (CLI, files, checkpoints).
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
@@ -74,7 +77,7 @@ impl GeneratorConfig {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
-        if ![128, 256, 512, 1024].contains(&self.resolution) {
+        if !RESOLUTIONS.contains(&(self.resolution as u32)) {
             anyhow::bail!(
                 "generator resolution {} is not supported: use 128, 256, 512 or 1024",
                 self.resolution

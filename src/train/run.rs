@@ -11,12 +11,13 @@ use crate::eval::evaluator::{Evaluator, Score};
 use crate::eval::metrics::{parse_metrics, Metric};
 use crate::eval::report::{append_metric, metric_files};
 use crate::snapshot::{self, snapshot_name, snapshots_in};
-use crate::util::atomic::{atomic_write, TMP_MARKER};
+use crate::util::atomic::{atomic_write, TMP_TAG};
 use crate::util::device::parse_device;
-use crate::util::files::{keep_lines, lock_dir, remove_dead_leftovers};
+use crate::util::files::{keep_lines, lock_dir};
 use crate::util::images;
 use crate::util::progress;
 use crate::util::rng::SplitMix;
+use crate::util::tempfiles;
 use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -130,8 +131,12 @@ impl<'a> Run<'a> {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let lock = lock_dir(&dir, "training")?;
-        for name in remove_dead_leftovers(&dir, TMP_MARKER) {
-            eprintln!("Removed {name}, left by an interrupted earlier run");
+        let owner = |n: &str| tempfiles::tagged_pid(n, TMP_TAG).map(|(_, pid)| pid);
+        for p in tempfiles::remove_dead_leftovers(&dir, owner)? {
+            eprintln!(
+                "Removed {}, left by an interrupted earlier run",
+                p.display()
+            );
         }
         let total_nimg = (opts.kimg * 1000.0).ceil() as i64;
         let pb = progress::bar(total_nimg as u64, "training");

@@ -5,8 +5,9 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
 
-/// What temporary names carry before the writer's process id: `.<name>.tmp-<pid>`.
-pub const TMP_MARKER: &str = ".tmp-";
+/// The tag of temporary names, before the writer's process id: `.<name>.tmp-<pid>`
+/// (see [`super::tempfiles`]).
+pub const TMP_TAG: &str = "tmp";
 
 /// Write `path` atomically: `fill` writes into `<path>.tmp-<pid>`, which is fsynced and renamed.
 pub fn atomic_write(
@@ -17,7 +18,7 @@ pub fn atomic_write(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}{TMP_MARKER}{}", std::process::id()));
+    let tmp = path.with_file_name(format!(".{name}.{TMP_TAG}-{}", std::process::id()));
     let result = (|| -> Result<()> {
         let mut w = BufWriter::new(File::create(&tmp)?);
         fill(&mut w)?;

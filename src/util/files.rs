@@ -1,5 +1,5 @@
-//! Output directories with clear errors, and the leftovers of interrupted writes, removed once
-//! the process that left them is gone.
+//! Output paths checked before any work (directories, writable files), a lock per run
+//! directory, and JSON-lines files trimmed on resume.
 use super::atomic::atomic_write;
 use anyhow::{bail, Context, Result};
 use std::io::Write;
@@ -46,53 +46,8 @@ pub fn check_writable_file(path: &Path, flag: &str) -> Result<()> {
 }
 
 fn tempfile_in(dir: &Path) -> std::path::PathBuf {
-    dir.join(format!(
-        ".fpgan-write-test{}{}",
-        super::atomic::TMP_MARKER,
-        std::process::id()
-    ))
-}
-
-/// Whether process `pid` is gone (no such process). A live process, or one we may not signal,
-/// counts as alive.
-pub fn process_is_dead(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
-    let r = unsafe { libc::kill(pid, 0) };
-    r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
-}
-
-/// The process id a temporary name ends with: `<anything><marker><pid>`.
-fn owner_pid(name: &str, marker: &str) -> Option<u32> {
-    name.rsplit_once(marker)?.1.parse().ok()
-}
-
-/// Remove the entries of `dir` whose names contain `marker` followed by the id of a process that
-/// is gone (left by a killed writer: `.<name>.tmp-<pid>`, `<dest>.partial-<pid>`); returns the
-/// names removed. Entries of live processes stay.
-pub fn remove_dead_leftovers(dir: &Path, marker: &str) -> Vec<String> {
-    let mut removed = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = owner_pid(&name, marker) else {
-            continue;
-        };
-        if pid == std::process::id() || !process_is_dead(pid) {
-            continue;
-        }
-        let path = entry.path();
-        let gone = if path.is_dir() {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-        if gone.is_ok() {
-            removed.push(name);
-        }
-    }
-    removed
+    let tag = super::atomic::TMP_TAG;
+    dir.join(format!(".fpgan-write-test.{tag}-{}", std::process::id()))
 }
 
 /// Take an exclusive lock on `<dir>/.lock`, held while the returned file lives and released by

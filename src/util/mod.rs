@@ -8,3 +8,4 @@ pub mod images;
 pub mod progress;
 pub mod rng;
 pub mod safetensors;
+pub mod tempfiles;
