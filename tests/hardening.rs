@@ -413,6 +413,15 @@ fn messages_say_what_to_do() {
     let i = args.iter().position(|a| *a == "--ngf").unwrap();
     args[i + 1] = "16";
     refused(fpgan(&args), &["--ngf 8", "--ngf 16"]);
+    // metrics on a dataset of another size: no advice about a --res that metrics lacks
+    let ds = tmp.path().join("ds256.zip");
+    let (d, z) = (data.to_str().unwrap(), ds.to_str().unwrap());
+    let o = fpgan(&["dataset", "--source", d, "--dest", z, "--resolution", "256"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let (r, n) = (run.to_str().unwrap(), "8");
+    let o = fpgan(&["metrics", "--network", r, "--data", z, "--num-gen", n]);
+    let err = refused(o, &["the network makes 128x128"]);
+    assert!(!err.contains("--res"), "{err}");
     let snap = snapshots_in(&run)[0].clone();
     std::fs::write(&snap, b"broken").unwrap();
     let o = fpgan(&["generate", "--network", snap.to_str().unwrap()]);

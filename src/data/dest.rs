@@ -1,6 +1,5 @@
-//! Safety of the dataset tool's destination: what `--force` may replace (a dataset, never other
-//! data nor the source), and the clean-up after interrupted runs (`<dest>.partial-PID` and
-//! `<dest>.old-PID` of dead processes).
+//! The dataset tool's destination: what `--force` may replace (a dataset, never other data nor
+//! the source) and the clean-up after interrupted runs (`.partial-PID`, `.old-PID`).
 use crate::util::tempfiles;
 use anyhow::{bail, Context, Result};
 use std::fs::File;

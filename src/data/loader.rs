@@ -1,7 +1,5 @@
-//! Reads a prepared dataset (a directory or zip in the reference layout, made by fpgan or by the
-//! official dataset_tool.py) into memory as uint8 NCHW RGB, with the reference's optional x-flip
-//! mirroring: indices [0, N) are the images, [N, 2N) the same images flipped horizontally.
-//! A raw folder or zip without `dataset.json` is prepared on the fly instead.
+//! A prepared dataset (ours or the official dataset_tool.py's; a raw folder or zip is prepared on
+//! the fly) in memory as uint8 NCHW RGB, with the reference's optional x-flip mirroring.
 use super::image_ops::{decode, flatten, Background};
 use super::prepare::{prepare, PrepareOptions};
 use super::source::Source;
@@ -11,6 +9,10 @@ use rayon::prelude::*;
 use std::path::Path;
 use tch::Tensor;
 
+/// A dataset in memory. Indices [0, N) are the images, [N, 2N) the same images flipped
+/// horizontally when mirrored. Reads the reference layout (a directory or zip with
+/// `dataset.json`, made by fpgan or the official dataset_tool.py); a raw folder or zip without
+/// `dataset.json` is prepared on the fly instead.
 pub struct ImageSet {
     /// Dataset name: the file or folder name without extension (used in run directory names).
     pub name: String,

@@ -1,6 +1,5 @@
-//! The dataset tool's pipeline: every file of a [`Source`] is decoded, flattened onto the
-//! background and fitted to the target size on all cores, then handed on in source order.
-//! Unusable files are skipped with one warning line each and counted.
+//! The dataset tool's pipeline: every file decoded, flattened and fitted on all cores, handed on
+//! in source order; unusable files are skipped with one warning each and counted.
 use super::image_ops::{decode_limited, fit, flatten, Background, Transform, DEFAULT_MAX_PIXELS};
 use super::source::{max_file_bytes, Source};
 use crate::nets::generator::RESOLUTIONS;
@@ -149,7 +148,6 @@ pub fn prepare(
             source.root().display()
         );
     }
-    let max_bytes = max_file_bytes(opts.max_pixels);
     let limit = opts.max_images.unwrap_or(usize::MAX);
     let pb = progress::bar(total.min(limit) as u64, "preparing");
     let chunk = (rayon::current_num_threads() * 8).max(32);
@@ -157,27 +155,9 @@ pub fn prepare(
     let mut next = 0;
     while next < total && summary.written < limit {
         let end = (next + chunk).min(total);
-        let results: Vec<Result<(RgbImage, bool), String>> = (next..end)
+        let results: Vec<Prepared> = (next..end)
             .into_par_iter()
-            .map(|i| {
-                let bytes = source
-                    .read_at_most(i, max_bytes)
-                    .map_err(|e| format!("{e:#}"))?;
-                let img = decode_limited(&bytes, opts.max_pixels)?;
-                let upscaled = img.width().min(img.height()) < opts.width;
-                let rgb = flatten(&img, opts.background);
-                drop(img);
-                Ok((
-                    fit(
-                        rgb,
-                        opts.transform,
-                        opts.width,
-                        opts.height,
-                        opts.background,
-                    )?,
-                    upscaled,
-                ))
-            })
+            .map(|i| prepare_one(source, i, opts))
             .collect();
         for (i, r) in (next..end).zip(results) {
             if summary.written >= limit {
@@ -191,10 +171,8 @@ pub fn prepare(
                     pb.inc(1);
                 }
                 Err(reason) => {
-                    progress::warn(
-                        &pb,
-                        &format!("skipping {}: {reason}", source.display_name(i)),
-                    );
+                    let name = source.display_name(i);
+                    progress::warn(&pb, &format!("skipping {name}: {reason}"));
                     summary.skipped += 1;
                 }
             }
@@ -217,6 +195,28 @@ pub fn prepare(
         );
     }
     Ok(summary)
+}
+
+/// One file made ready to write, and whether it was enlarged; or why it is skipped.
+type Prepared = Result<(RgbImage, bool), String>;
+
+/// Read, decode (within `--max-pixels`), flatten and fit file `i` of `source`.
+fn prepare_one(source: &Source, i: usize, opts: &PrepareOptions) -> Prepared {
+    let bytes = source
+        .read_at_most(i, max_file_bytes(opts.max_pixels))
+        .map_err(|e| format!("{e:#}"))?;
+    let img = decode_limited(&bytes, opts.max_pixels)?;
+    let upscaled = img.width().min(img.height()) < opts.width;
+    let rgb = flatten(&img, opts.background);
+    drop(img);
+    let fitted = fit(
+        rgb,
+        opts.transform,
+        opts.width,
+        opts.height,
+        opts.background,
+    )?;
+    Ok((fitted, upscaled))
 }
 
 /// Prepare the images of `source` (folder or zip) into the dataset `dest`, atomically

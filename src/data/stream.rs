@@ -1,6 +1,5 @@
-//! Training batches: the reference's infinite sampler (shuffle once, then walk cyclically with
-//! random swaps inside a window of half the dataset) feeding a background thread that assembles
-//! uint8 batches ahead of the training step, so data loading never stalls it.
+//! Training batches: the reference's infinite sampler feeding a background thread that assembles
+//! uint8 batches ahead of the training step.
 use super::loader::ImageSet;
 use crate::util::rng::SplitMix;
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -56,7 +55,9 @@ impl Iterator for InfiniteSampler {
     }
 }
 
-/// Batches of `batch` items (uint8 B x 3 x R x R on the CPU) from a background thread.
+/// Batches of `batch` items (uint8 B x 3 x R x R on the CPU) from a background thread, in the
+/// reference's sampler order: shuffle once, then walk cyclically with random swaps inside a
+/// window of half the dataset; assembled ahead of the step, so data loading never stalls it.
 pub struct BatchStream {
     rx: Receiver<Tensor>,
 }

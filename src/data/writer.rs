@@ -1,8 +1,5 @@
-//! Atomic output of a prepared dataset in the reference layout: `{idx/1000:05}/img{idx:08}.png`
-//! plus `dataset.json` (`{"labels": null}`), in a STORED zip or a directory. Everything is written
-//! under a temporary name beside the destination and renamed into place only by `finish`, so an
-//! interrupted run never leaves a half-written dataset at the destination (the next run removes
-//! such leftovers, see [`super::dest`]).
+//! Atomic output of a prepared dataset in the reference layout, in a STORED zip or a directory,
+//! renamed into place only when complete.
 use super::dest::{clean_leftovers, not_a_dataset};
 use crate::util::tempfiles;
 use anyhow::{bail, Context, Result};
@@ -101,6 +98,10 @@ enum Out {
     Dir,
 }
 
+/// Writes `{idx/1000:05}/img{idx:08}.png` plus `dataset.json` (`{"labels": null}`). Everything
+/// goes under a temporary name beside the destination and is renamed into place only by
+/// `finish`, so an interrupted run never leaves a half-written dataset there (the next run removes
+/// such leftovers, see [`super::dest`]).
 pub struct DatasetWriter {
     dest: PathBuf,
     tmp: PathBuf,
