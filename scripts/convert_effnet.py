@@ -12,7 +12,7 @@ import sys
 
 import torch
 
-DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64", torch.float16: "F16"}
+DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64", torch.float16: "F16", torch.uint8: "U8"}
 
 
 def save_safetensors(state: dict, dst: str) -> None:

@@ -1,7 +1,7 @@
 //! Per-image work of the dataset tool: decode (EXIF orientation applied, first GIF frame),
 //! composite transparency onto a background colour, and fit to the target square.
-use image::imageops::{self, FilterType};
-use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+use image::imageops;
+use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 use std::io::Cursor;
 use std::str::FromStr;
 
@@ -73,7 +73,8 @@ pub fn decode_limited(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, Str
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
-    if reader.format().is_none() {
+    let format = reader.format();
+    if format.is_none() {
         return Err("not an image (unrecognised content)".into());
     }
     let mut limits = Limits::default();
@@ -93,7 +94,14 @@ pub fn decode_limited(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, Str
         .reserve(decoder.total_bytes())
         .map_err(|e| e.to_string())?;
     let orientation = decoder.orientation().map_err(|e| e.to_string())?;
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
+    // RGB and grey JPEGs through libjpeg-turbo, as PIL reads them; CMYK ones through `image`
+    let as_pil = format == Some(ImageFormat::Jpeg)
+        && matches!(decoder.color_type(), ColorType::Rgb8 | ColorType::L8);
+    let mut img = if as_pil {
+        DynamicImage::ImageRgb8(super::jpeg::decode_rgb(bytes)?)
+    } else {
+        DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?
+    };
     img.apply_orientation(orientation);
     if img.width() == 0 || img.height() == 0 {
         return Err("image has no pixels".into());
@@ -135,7 +143,7 @@ pub fn fit(
         if im.dimensions() == (tw, th) {
             im.clone()
         } else {
-            imageops::resize(im, tw, th, FilterType::Lanczos3)
+            super::resample::resize_lanczos(im, tw, th)
         }
     };
     match transform {

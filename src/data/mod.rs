@@ -2,8 +2,10 @@
 //! (`00000/img00000000.png` + `dataset.json`), `loader` reads such a set into memory for training.
 pub mod dest;
 pub mod image_ops;
+pub mod jpeg;
 pub mod loader;
 pub mod prepare;
+pub mod resample;
 pub mod source;
 pub mod stream;
 pub mod synthetic;
