@@ -23,7 +23,10 @@ fn tf32_is_off_unless_asked_for_and_phases_are_timed_on_a_cpu() {
     assert!(l.phase_sec.is_some_and(|p| p.iter().all(|s| *s > 0.0)));
     assert_eq!(l.g.size(), Vec::<i64>::new(), "losses stay 0-d tensors");
     let opts = TrainOptions {
-        tf32: true,
+        fast: fpgan::fastpath::FastPath {
+            tf32: true,
+            ..Default::default()
+        },
         ..common::tiny_options(tmp.path())
     };
     Trainer::new(&opts, Device::Cpu).unwrap();

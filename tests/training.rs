@@ -501,7 +501,10 @@ fn bf16_autocast_runs_the_forward_passes_in_bf16_and_keeps_fp32_state() {
     use fpgan::fastpath::{autocast, Amp};
     let tmp = tempfile::tempdir().unwrap();
     let opts = TrainOptions {
-        amp: Amp::Bf16,
+        fast: fpgan::fastpath::FastPath {
+            amp: Amp::Bf16,
+            ..Default::default()
+        },
         ..tiny_options(tmp.path())
     };
     let mut t = Trainer::new(&opts, Device::Cpu).unwrap();
@@ -535,7 +538,10 @@ fn channels_last_relays_weights_and_gives_the_same_first_step() {
     let mut losses = Vec::new();
     for cl in [false, true] {
         let opts = TrainOptions {
-            channels_last: cl,
+            fast: fpgan::fastpath::FastPath {
+                channels_last: cl,
+                ..Default::default()
+            },
             ..tiny_options(tmp.path())
         };
         let mut t = Trainer::new(&opts, Device::Cpu).unwrap();

@@ -1,5 +1,5 @@
 //! `fpgan bench`: training speed and memory of generator configurations side by side.
-use crate::fastpath::Amp;
+use crate::fastpath::FastPath;
 use crate::nets::generator::{GenCfg, GeneratorConfig};
 use crate::train::bench;
 use crate::util::device::parse_device;
@@ -32,15 +32,8 @@ pub struct BenchArgs {
     /// auto | cpu | cuda | cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Forward-pass precision: none (fp32) or bf16 autocast.
-    #[arg(long, value_enum, default_value_t = Amp::None)]
-    pub amp: Amp,
-    /// Lay weights and images out channels_last (NHWC).
-    #[arg(long)]
-    pub channels_last: bool,
-    /// Allow TF32 for float32 convolutions and matrix products on CUDA (the reference: off).
-    #[arg(long)]
-    pub tf32: bool,
+    #[command(flatten)]
+    pub fast: FastPath,
     /// Also write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -71,9 +64,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             iters: a.iters,
             warmup: a.warmup,
             device: a.device.clone(),
-            amp: a.amp,
-            channels_last: a.channels_last,
-            tf32: a.tf32,
+            fast: a.fast,
         };
         // validate before spawning anything
         GeneratorConfig {

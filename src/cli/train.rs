@@ -1,6 +1,6 @@
 //! `fpgan train`: the options of a run from the command line, then the run itself.
 use super::parse::parse_grid;
-use crate::fastpath::Amp;
+use crate::fastpath::FastPath;
 use crate::nets::generator::GenCfg;
 use crate::train::options::TrainOptions;
 use crate::train::resume::{load_training_set, ResumeFrom, ResumeMode};
@@ -83,17 +83,8 @@ pub struct TrainArgs {
     /// Sample grid as COLSxROWS, or auto (the reference's 30x16 at 256 on CUDA, 8x4 on CPU).
     #[arg(long, default_value = "auto")]
     pub grid: String,
-    /// Forward-pass precision: none (fp32, the reference) or bf16 autocast (faster on recent
-    /// GPUs, changes the numbers; see docs/benchmarks.md).
-    #[arg(long, value_enum, default_value_t = Amp::None)]
-    pub amp: Amp,
-    /// Lay weights and images out channels_last (NHWC); same numbers up to rounding order.
-    #[arg(long)]
-    pub channels_last: bool,
-    /// Allow TF32 for float32 convolutions and matrix products on CUDA (faster on Ampere and
-    /// later, changes the numbers); off by default, as the reference's training loop.
-    #[arg(long)]
-    pub tf32: bool,
+    #[command(flatten)]
+    pub fast: FastPath,
     /// Print the resolved options and exit.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
@@ -155,9 +146,7 @@ impl TrainArgs {
                 .map(|m| m.trim().to_string())
                 .collect(),
             metrics_num_gen: self.num_gen,
-            amp: self.amp,
-            channels_last: self.channels_last,
-            tf32: self.tf32,
+            fast: self.fast,
             device: self.device.clone(),
             desc: self.desc.clone(),
             grid,

@@ -1,6 +1,7 @@
 //! Reporting a metric as the reference's `metric_main.report_metric`: the JSON line appended to
 //! `metric-<name>.jsonl` in the run directory (training and `fpgan metrics` alike).
 use super::evaluator::Score;
+use crate::util::files::files_named;
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::Path;
@@ -35,17 +36,7 @@ pub fn append_metric(dir: &Path, score: &Score, snapshot: &str) -> Result<()> {
         .with_context(|| format!("cannot append to {}", path.display()))
 }
 
-/// Names of the `metric-*.jsonl` files in `dir`.
+/// The `metric-*.jsonl` files in `dir`.
 pub fn metric_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("metric-") && n.ends_with(".jsonl"))
-        })
-        .collect()
+    files_named(dir, "metric-", ".jsonl")
 }

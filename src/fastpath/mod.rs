@@ -5,6 +5,29 @@ pub mod cuda_memory;
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
+/// The fast-path settings of a run (train, bench): one struct for the command line (flattened
+/// into `train` and `bench`), `training_options.json`, snapshots and the bench JSON (flattened,
+/// so the keys stay `amp`, `channels_last`, `tf32`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, clap::Args, serde::Serialize, serde::Deserialize,
+)]
+pub struct FastPath {
+    /// Forward-pass precision: none (fp32, the reference) or bf16 autocast (faster on recent
+    /// GPUs, changes the numbers; see docs/benchmarks.md).
+    #[arg(long, value_enum, default_value_t = Amp::None)]
+    #[serde(default)]
+    pub amp: Amp,
+    /// Lay weights and images out channels_last (NHWC); same numbers up to rounding order.
+    #[arg(long)]
+    #[serde(default)]
+    pub channels_last: bool,
+    /// Allow TF32 for float32 convolutions and matrix products on CUDA (faster on Ampere and
+    /// later, changes the numbers); off by default, as the reference's training loop.
+    #[arg(long)]
+    #[serde(default)]
+    pub tf32: bool,
+}
+
 /// Precision of the forward passes (`--amp`). With `bf16`, forward passes of G and D run under
 /// bfloat16 autocast on the training device (csrc/autocast.cpp); parameters, gradients, optimizer
 /// state, losses and EMA stay float32.

@@ -1,6 +1,7 @@
 //! Snapshot names (`network-snapshot-<kimg>.safetensors`), finding them newest first, keeping the
 //! newest N, and the header (format, version, generator configuration) every snapshot carries.
 use crate::nets::generator::GeneratorConfig;
+use crate::util::files::files_named;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -20,17 +21,7 @@ pub fn snapshot_name(cur_nimg: i64) -> String {
 
 /// Snapshots in `dir`, newest first.
 pub fn snapshots_in(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(SNAPSHOT_PREFIX) && n.ends_with(".safetensors"))
-        })
-        .collect();
+    let mut v = files_named(dir, SNAPSHOT_PREFIX, ".safetensors");
     v.sort();
     v.reverse();
     v

@@ -3,7 +3,7 @@
 use super::options::TrainOptions;
 use super::trainer::Trainer;
 use crate::fastpath::cuda_memory;
-use crate::fastpath::Amp;
+use crate::fastpath::{Amp, FastPath};
 use crate::nets::generator::GenCfg;
 use crate::nets::info::thousands;
 use crate::nets::layers::trainable_params;
@@ -26,12 +26,8 @@ pub struct BenchSpec {
     pub iters: usize,
     pub warmup: usize,
     pub device: String,
-    #[serde(default)]
-    pub amp: Amp,
-    #[serde(default)]
-    pub channels_last: bool,
-    #[serde(default)]
-    pub tf32: bool,
+    #[serde(flatten)]
+    pub fast: FastPath,
 }
 
 /// Median of the phases of the measured iterations, in seconds.
@@ -96,9 +92,7 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
         metrics: vec!["none".into()],
         device: spec.device.clone(),
         grid: (1, 1),
-        amp: spec.amp,
-        channels_last: spec.channels_last,
-        tf32: spec.tf32,
+        fast: spec.fast,
         ..TrainOptions::reference(Path::new("synthetic"), "synthetic", spec.cfg, spec.res)
     };
     let mut trainer = Trainer::new(&opts, device)?;
@@ -213,12 +207,16 @@ fn header_line(base: &BenchResult) -> String {
     let sp = &base.spec;
     let precision = format!(
         "{}{}{}",
-        match sp.amp {
+        match sp.fast.amp {
             Amp::None => "fp32",
             Amp::Bf16 => "bf16 autocast",
         },
-        if sp.tf32 { ", TF32" } else { " (TF32 off)" },
-        if sp.channels_last {
+        if sp.fast.tf32 {
+            ", TF32"
+        } else {
+            " (TF32 off)"
+        },
+        if sp.fast.channels_last {
             ", channels_last"
         } else {
             ""

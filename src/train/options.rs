@@ -1,7 +1,7 @@
 //! The options of a training run, with the reference's defaults and their validation: one
 //! `TrainOptions`, saved as `training_options.json` and in every snapshot.
 use crate::eval::metrics::{check_num_gen, parse_metrics};
-use crate::fastpath::Amp;
+use crate::fastpath::FastPath;
 use crate::nets::generator::{GenCfg, GeneratorConfig};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -32,15 +32,9 @@ pub struct TrainOptions {
     pub desc: Option<String>,
     /// Columns and rows of the sample grids.
     pub grid: (i64, i64),
-    /// Precision of the G and D forward passes (`none` = fp32, the reference).
-    #[serde(default)]
-    pub amp: Amp,
-    /// Lay weights and image batches out channels_last (NHWC).
-    #[serde(default)]
-    pub channels_last: bool,
-    /// Allow TF32 for float32 convolutions and matrix products on CUDA (the reference: off).
-    #[serde(default)]
-    pub tf32: bool,
+    /// bf16 autocast, channels_last, TF32 (all off: the reference's fp32 NCHW).
+    #[serde(flatten)]
+    pub fast: FastPath,
 }
 
 impl TrainOptions {
@@ -67,9 +61,7 @@ impl TrainOptions {
             device: "auto".into(),
             desc: None,
             grid: Self::reference_grid(resolution),
-            amp: Amp::None,
-            channels_last: false,
-            tf32: false,
+            fast: FastPath::default(),
         }
     }
 

@@ -81,7 +81,7 @@ impl Trainer {
     /// Fresh networks, optimizers and EMA for `opts` on `device`.
     pub fn new(opts: &TrainOptions, device: Device) -> Result<Self> {
         opts.validate()?;
-        fastpath::set_tf32(opts.tf32);
+        fastpath::set_tf32(opts.fast.tf32);
         tch::manual_seed(opts.seed as i64);
         let gcfg = opts.generator_config();
         let gvs = VarStore::new(device);
@@ -94,7 +94,7 @@ impl Trainer {
         let (fvs, features) = frozen_feature_network(device, opts.resolution, opts.seed, &weights)?;
         let dvs = VarStore::new(device);
         let d = Discriminator::new(&dvs.root());
-        if opts.channels_last {
+        if opts.fast.channels_last {
             for vs in [&gvs, &ema_vs, &fvs, &dvs] {
                 fastpath::vars_to_channels_last(vs);
             }
@@ -140,7 +140,7 @@ impl Trainer {
         let chunks = batch / chunk;
         let dev = self.device;
         let mut real = reals.to_device(dev).to_kind(Kind::Float) / 127.5 - 1.0;
-        if self.opts.channels_last {
+        if self.opts.fast.channels_last {
             real = fastpath::channels_last(&real);
         }
         let z_all = Tensor::randn([2 * batch, self.g.config.z_dim], (Kind::Float, dev));
@@ -151,7 +151,7 @@ impl Trainer {
         self.opt_d.set_requires_grad(false);
         self.opt_g.zero_grad();
         let mut g_sum = Tensor::zeros([], (Kind::Float, dev));
-        let amp = self.opts.amp;
+        let amp = self.opts.fast.amp;
         for c in 0..chunks {
             let z = z_all.narrow(0, c * chunk, chunk);
             let logits = fastpath::autocast(amp, dev, || {

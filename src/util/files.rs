@@ -50,6 +50,21 @@ fn tempfile_in(dir: &Path) -> std::path::PathBuf {
     dir.join(format!(".fpgan-write-test.{tag}-{}", std::process::id()))
 }
 
+/// The entries of `dir` named `<prefix>...<suffix>` (none when it cannot be read).
+pub fn files_named(dir: &Path, prefix: &str, suffix: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(suffix))
+        })
+        .collect()
+}
+
 /// Take an exclusive lock on `<dir>/.lock`, held while the returned file lives and released by
 /// the OS when the process dies; a clear error when another process holds it.
 pub fn lock_dir(dir: &Path, what: &str) -> Result<std::fs::File> {
