@@ -5,6 +5,7 @@ use super::metrics::{check_image_count, check_num_gen, evaluate, Metric};
 use crate::data::ImageSet;
 use crate::nets::generator::Generator;
 use crate::util::images::to_uint8;
+use crate::util::rng_state::with_rng_kept;
 use crate::util::{home, progress, safetensors};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
@@ -114,6 +115,42 @@ pub fn generated_features(
     }
     pb.finish_and_clear();
     Ok(Tensor::cat(&out, 0))
+}
+
+/// Generated images one evaluation of `metrics` needs: consecutive metrics with the same count
+/// share their images, as in [`Evaluator::run`].
+pub fn images_per_evaluation(metrics: &[Metric], num_gen: Option<usize>) -> usize {
+    let counts: Vec<usize> = metrics
+        .iter()
+        .map(|m| num_gen.unwrap_or(m.num_gen()))
+        .collect();
+    let mut total = 0;
+    for (i, &n) in counts.iter().enumerate() {
+        if i == 0 || counts[i - 1] != n {
+            total += n;
+        }
+    }
+    total
+}
+
+/// Images per second of generating with `g` and extracting detector features on `device`,
+/// timed on a second batch (the first pays one-time costs). Training's random stream is left as
+/// it was.
+pub fn evaluation_rate(g: &Generator, device: Device) -> Result<f64> {
+    let detector = Detector::load(device)?;
+    let batch = detector_batch(device);
+    with_rng_kept(device, || {
+        let _guard = tch::no_grad_guard();
+        let mut secs = 0.0;
+        for _ in 0..2 {
+            let t0 = std::time::Instant::now();
+            let z = Tensor::randn([batch as i64, g.config.z_dim], (Kind::Float, device));
+            let f = detector.features(&to_uint8(&g.forward_t(&z, false)))?;
+            f.sum(Kind::Float).double_value(&[]); // wait for the device
+            secs = t0.elapsed().as_secs_f64();
+        }
+        Ok(batch as f64 / secs.max(1e-9))
+    })
 }
 
 /// Real features of a dataset and the detector, ready to score generators.

@@ -7,7 +7,7 @@ use super::tick::{self, format_time, Log, TickTiming};
 use super::trainer::{reseed, Trainer};
 use crate::data::stream::BatchStream;
 use crate::data::ImageSet;
-use crate::eval::evaluator::{Evaluator, Score};
+use crate::eval::evaluator::{evaluation_rate, images_per_evaluation, Evaluator, Score};
 use crate::eval::metrics::{parse_metrics, Metric};
 use crate::eval::report::{append_metric, metric_files};
 use crate::snapshot::{self, snapshot_name, snapshots_in};
@@ -67,6 +67,7 @@ pub fn train_with(
     if run.reached_end() {
         return Ok(run.dir);
     }
+    run.announce_metrics()?;
     signals::install();
     run.start_stream();
     loop {
@@ -115,6 +116,8 @@ struct Run<'a> {
     last_good: Option<PathBuf>,
     metrics: Vec<Metric>,
     evaluator: Option<Evaluator>,
+    /// Seconds one evaluation of the metrics is expected to take.
+    eval_estimate: Option<f64>,
     /// The lock on the run directory, held while the run lives.
     _lock: std::fs::File,
 }
@@ -163,6 +166,7 @@ impl<'a> Run<'a> {
             last_good: None,
             metrics: parse_metrics(&opts.metrics.join(","))?,
             evaluator: None,
+            eval_estimate: None,
             _lock: lock,
         })
     }
@@ -230,6 +234,30 @@ impl<'a> Run<'a> {
         self.sec0 = p.total_sec;
         self.tick_start_nimg = p.cur_nimg;
         self.last_good = Some(used);
+        Ok(())
+    }
+
+    /// Say what one evaluation of the metrics will cost, measured on this device, and how to
+    /// choose a quicker one when it is long; the estimate also shows in the live line.
+    fn announce_metrics(&mut self) -> Result<()> {
+        if self.metrics.is_empty() {
+            return Ok(());
+        }
+        let n = images_per_evaluation(&self.metrics, self.opts.metrics_num_gen);
+        let rate = evaluation_rate(&self.trainer.g_ema, self.device)?;
+        let secs = n as f64 / rate;
+        let names: Vec<&str> = self.metrics.iter().map(|m| m.name()).collect();
+        let mut line = format!(
+            "Metrics {} at every snapshot: about {} each ({n} generated images at {rate:.1} img/s on {:?})",
+            names.join(","),
+            format_time(secs),
+            self.device
+        );
+        if secs > 600.0 {
+            line += "; for quicker looks use --num-gen 2000 (not comparable) or --metrics none";
+        }
+        self.log.line(&line);
+        self.eval_estimate = Some(secs);
         Ok(())
     }
 
@@ -315,7 +343,10 @@ impl<'a> Run<'a> {
         let p = &self.trainer.progress;
         let secs = self.tick_start.elapsed().as_secs_f64().max(1e-9);
         let rate = (p.cur_nimg - self.tick_start_nimg) as f64 / secs;
-        let line = tick::live_line(p.cur_nimg, self.opts.kimg, self.total_nimg, rate, g, d);
+        let mut line = tick::live_line(p.cur_nimg, self.opts.kimg, self.total_nimg, rate, g, d);
+        if let Some(s) = self.eval_estimate {
+            line += &format!(" | eval ~{} per snapshot", format_time(s));
+        }
         self.log.pb.set_message(line);
     }
 

@@ -7,5 +7,6 @@ pub mod home;
 pub mod images;
 pub mod progress;
 pub mod rng;
+pub mod rng_state;
 pub mod safetensors;
 pub mod tempfiles;
