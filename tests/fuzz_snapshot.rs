@@ -1,24 +1,17 @@
 //! A bounded fuzz of the snapshot reader: a small valid G_ema snapshot, mutated with a seeded
 //! generator (bytes flipped in the header and the data, truncations, edited header and metadata
 //! JSON), must load or fail with an error; never panic or abort.
-use fpgan::nets::generator::{GenCfg, Generator, GeneratorConfig};
-use fpgan::snapshot::{Network, FORMAT, VERSION};
-use fpgan::util::rng::SplitMix;
-use fpgan::util::safetensors;
-use std::path::Path;
-use tch::{nn::VarStore, Device};
+mod common;
 
-/// A snapshot holding only what `generate` reads: G_ema and the header.
+use fpgan::nets::generator::GenCfg;
+use fpgan::snapshot::Network;
+use fpgan::util::rng::SplitMix;
+use std::path::Path;
+use tch::Device;
+
+/// A small valid snapshot (G_ema only).
 fn small_snapshot(path: &Path) -> Vec<u8> {
-    let config = GeneratorConfig {
-        ngf: 8,
-        ..GeneratorConfig::new(GenCfg::FasterLite, 128)
-    };
-    let vs = VarStore::new(Device::Cpu);
-    Generator::new(&vs.root(), &config).unwrap();
-    let meta = serde_json::json!({"format": FORMAT, "version": VERSION, "generator": config});
-    safetensors::save(path, &safetensors::export(&vs, "G_ema."), &meta).unwrap();
-    std::fs::read(path).unwrap()
+    common::g_ema_snapshot(path, GenCfg::FasterLite, 0.0)
 }
 
 /// The header length written in the first 8 bytes.

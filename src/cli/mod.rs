@@ -4,6 +4,7 @@ mod bench;
 mod check;
 mod dataset;
 pub mod demo;
+mod export;
 mod generate;
 mod info;
 mod metrics;
@@ -36,6 +37,8 @@ pub enum Command {
     Train(Box<train::TrainArgs>),
     /// Generate images (and latent walks) from a trained network.
     Generate(generate::GenerateArgs),
+    /// Export a trained generator (G_ema) as TorchScript for PyTorch.
+    Export(export::ExportArgs),
     /// FID/KID of a trained network against its dataset, or between two image folders.
     Metrics(metrics::MetricsArgs),
     /// Measure training speed and memory of generator configurations side by side.
@@ -66,6 +69,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Info(a) => info::run(a),
+        Command::Export(a) => export::run(a),
         Command::Check(a) => check::run(a),
         Command::Demo(a) => demo::run(&a),
     }

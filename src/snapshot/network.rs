@@ -49,6 +49,11 @@ impl Network {
         })
     }
 
+    /// The device the generator's weights are on.
+    pub fn device(&self) -> tch::Device {
+        self.vs.device()
+    }
+
     /// One image (uint8 3xRxR) for latent `z`, with the noise seeded by `noise_seed`.
     pub fn image(&self, z: &Tensor, noise_seed: i64) -> Tensor {
         let _guard = tch::no_grad_guard();

@@ -119,3 +119,35 @@ pub fn tiny_options(outdir: &Path) -> fpgan::train::options::TrainOptions {
         ..TrainOptions::reference(&PathBuf::from("unused"), "test", GenCfg::Faster, 128)
     }
 }
+
+/// A snapshot holding only what `generate` reads (G_ema and the header) of `cfg` at 128 px,
+/// ngf 8, with every NoiseInjection weight (G's scalar parameters) set to `noise`; returns its bytes.
+pub fn g_ema_snapshot(path: &Path, cfg: fpgan::nets::generator::GenCfg, noise: f64) -> Vec<u8> {
+    use fpgan::nets::generator::{Generator, GeneratorConfig};
+    use fpgan::snapshot::{FORMAT, VERSION};
+    use fpgan::util::safetensors;
+    let config = GeneratorConfig {
+        ngf: 8,
+        ..GeneratorConfig::new(cfg, 128)
+    };
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    Generator::new(&vs.root(), &config).unwrap();
+    tch::no_grad(|| {
+        for (_, mut v) in vs.variables() {
+            if v.numel() == 1 {
+                let _ = v.fill_(noise);
+            }
+        }
+    });
+    let meta = serde_json::json!({"format": FORMAT, "version": VERSION, "generator": config});
+    safetensors::save(path, &safetensors::export(&vs, "G_ema."), &meta).unwrap();
+    std::fs::read(path).unwrap()
+}
+
+/// The project virtualenv's python (`$FPGAN_VENV`, default `<repo>/.venv`), made by the set-up.
+pub fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("FPGAN_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
+    venv.join("bin/python")
+}
