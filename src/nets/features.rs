@@ -234,15 +234,18 @@ impl FeatureNetwork {
         }
     }
 
+    /// The cross-channel mixing (CCM) of the four trunk features (64/128/256/512 channels).
+    pub fn ccm(&self, feats: &[Tensor]) -> Vec<Tensor> {
+        self.ccm
+            .iter()
+            .zip(feats)
+            .map(|(m, f)| m.forward(f))
+            .collect()
+    }
+
     /// The four projected features (64/64/128/256 channels at 1/2, 1/4, 1/8, 1/16 of the input).
     pub fn forward(&self, x: &Tensor) -> Vec<Tensor> {
-        let feats = self.trunk(&self.resize_input(x));
-        let c: Vec<Tensor> = self
-            .ccm
-            .iter()
-            .zip(&feats)
-            .map(|(m, f)| m.forward(f))
-            .collect();
+        let c = self.ccm(&self.trunk(&self.resize_input(x)));
         let o3 = self.csm[3].forward(&c[3], None);
         let o2 = self.csm[2].forward(&o3, Some(&c[2]));
         let o1 = self.csm[1].forward(&o2, Some(&c[1]));

@@ -1,0 +1,417 @@
+//! fpgan's networks against the OFFICIAL Projected GAN code (autonomousvision/projected-gan):
+//! tests/fixtures/official.safetensors is made by scripts/fixtures/make_official_fixture.py,
+//! which imports the official modules (timm 0.4.12, patched in-process only) and runs them.
+//!
+//! Parameters of G and of the D heads follow a closed formula (`formula`, the same in the script)
+//! set into the official modules through their state-dict names; every buffer (the official
+//! spectral-norm u/v, BN running stats) and the official CCM/CSM weights are stored. The
+//! EfficientNet-Lite0 trunk is the project's converted file, loaded by the script into timm's
+//! tf_efficientnet_lite0. fp32 on the CPU throughout.
+use fpgan::nets::discriminator::Discriminator;
+use fpgan::nets::features::FeatureNetwork;
+use fpgan::nets::generator::{GenCfg, Generator, GeneratorConfig};
+use fpgan::util::home;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+use tch::{nn, Device, Kind, Tensor};
+
+/// The tests share libtorch's global generator (noise draws, u/v init at construction): one at a
+/// time.
+static RNG: Mutex<()> = Mutex::new(());
+
+const SEED_TRAIN: i64 = 1234;
+const SEED_EVAL: i64 = 4321;
+
+fn fixture() -> HashMap<String, Tensor> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/official.safetensors"
+    );
+    Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+/// max |a - b| / max |b| (max |a - b| where b is all zeros)
+fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.size(), b.size());
+    let d = (a - b).abs().max().double_value(&[]);
+    let m = b.abs().max().double_value(&[]);
+    if m == 0.0 {
+        d
+    } else {
+        d / m
+    }
+}
+
+fn check(what: &str, a: &Tensor, b: &Tensor, tol: f64) -> f64 {
+    let e = rel_err(a, b);
+    println!("{what}: relative error {e:.3e}");
+    assert!(e <= tol, "{what}: relative error {e:.3e} > {tol:.0e}");
+    e
+}
+
+/// The script's name_salt: sum of (position + 1) * byte, mod 1000, / 10.
+fn name_salt(name: &str) -> f64 {
+    let s: u64 = name
+        .bytes()
+        .enumerate()
+        .map(|(i, c)| (i as u64 + 1) * c as u64)
+        .sum();
+    (s % 1000) as f64 / 10.0
+}
+
+/// The script's formula: sin(0.37 i + salt) / sqrt(fan_in), in f64, then f32.
+fn formula(shape: &[i64], salt: f64) -> Tensor {
+    let n: i64 = shape.iter().product();
+    let fan_in: i64 = if shape.len() > 1 {
+        shape[1..].iter().product()
+    } else {
+        shape[0]
+    };
+    let i = Tensor::arange(n, (Kind::Double, Device::Cpu));
+    ((i * 0.37 + salt).sin() / (fan_in as f64).sqrt())
+        .to_kind(Kind::Float)
+        .reshape(shape)
+}
+
+/// The script's test_image: sin(0.37 i + salt), f64 then f32.
+fn test_image(shape: &[i64], salt: f64) -> Tensor {
+    let n: i64 = shape.iter().product();
+    let i = Tensor::arange(n, (Kind::Double, Device::Cpu));
+    (i * 0.37 + salt).sin().to_kind(Kind::Float).reshape(shape)
+}
+
+/// The script's `sub`: every `cstep`-th channel, rows/cols round(i (n - 1) / 15), i = 0..15.
+fn sub(t: &Tensor, cstep: i64) -> Tensor {
+    let (_, c, h, w) = t.size4().unwrap();
+    let idx = |n: i64| {
+        let v: Vec<i64> = (0..16).map(|i| (2 * i * (n - 1) + 15) / 30).collect();
+        Tensor::from_slice(&v)
+    };
+    t.slice(1, 0, c, cstep)
+        .index_select(2, &idx(h))
+        .index_select(3, &idx(w))
+}
+
+/// Fill the variables of `vs` under `prefix` as the script filled the official modules:
+/// buffers from `fx[buf + name]`, parameters from the formula. Checks that fpgan has exactly the
+/// official names (parameters `fx[param + name]` with their shapes, and buffers).
+fn load_official(
+    vs: &nn::VarStore,
+    fx: &HashMap<String, Tensor>,
+    buf: &str,
+    param: &str,
+    salt_prefix: &str,
+    only: &str,
+) {
+    let official: BTreeMap<String, Vec<i64>> = fx
+        .iter()
+        .filter_map(|(k, v)| {
+            if let Some(n) = k.strip_prefix(buf) {
+                Some((n.to_string(), v.size()))
+            } else {
+                k.strip_prefix(param)
+                    .map(|n| (n.to_string(), Vec::<i64>::try_from(v).unwrap()))
+            }
+        })
+        .filter(|(n, _)| n.starts_with(only))
+        .collect();
+    let vars: BTreeMap<String, Tensor> = vs
+        .variables()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with(only))
+        .collect();
+    let ours: BTreeMap<String, Vec<i64>> =
+        vars.iter().map(|(n, t)| (n.clone(), t.size())).collect();
+    let a: BTreeSet<_> = official.keys().collect();
+    let b: BTreeSet<_> = ours.keys().collect();
+    assert_eq!(
+        a.difference(&b).collect::<Vec<_>>(),
+        Vec::<&&String>::new(),
+        "official names missing in fpgan"
+    );
+    assert_eq!(
+        b.difference(&a).collect::<Vec<_>>(),
+        Vec::<&&String>::new(),
+        "fpgan names not in the official state dict"
+    );
+    assert_eq!(official, ours, "shapes differ");
+    tch::no_grad(|| {
+        for (n, t) in &vars {
+            let v = match fx.get(&format!("{buf}{n}")) {
+                Some(b) => b.shallow_clone(),
+                None => formula(&t.size(), name_salt(&format!("{salt_prefix}{n}"))),
+            };
+            t.shallow_clone().copy_(&v);
+        }
+    });
+}
+
+fn generator(
+    fx: &HashMap<String, Tensor>,
+    cfg: GenCfg,
+    res: i64,
+    p: &str,
+) -> (nn::VarStore, Generator) {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut c = GeneratorConfig::new(cfg, res);
+    c.ngf = 16;
+    let g = Generator::new(&vs.root(), &c).unwrap();
+    load_official(&vs, fx, &format!("{p}buf."), &format!("{p}param."), "", "");
+    (vs, g)
+}
+
+/// The noise fpgan's NoiseInjection draws (Tensor::randn (B,1,H,W) from libtorch's global
+/// generator) must be the official draws (torch.randn from the same generator): the first draw
+/// and the sum of every draw, in forward order, after the same seed.
+fn check_noise_draws(fx: &HashMap<String, Tensor>, p: &str, res: i64) {
+    let Some(first) = fx.get(&format!("{p}noise_first")) else {
+        return;
+    };
+    let sums = &fx[&format!("{p}noise_sums")];
+    tch::manual_seed(SEED_TRAIN);
+    let mut got = Vec::new();
+    let mut size = 8;
+    while size <= res {
+        for k in 0..2 {
+            let n = Tensor::randn([2, 1, size, size], (Kind::Float, Device::Cpu));
+            if got.is_empty() && k == 0 {
+                assert!(n.equal(first), "{p}: first noise draw differs from torch's");
+            }
+            got.push(n.sum(Kind::Double).double_value(&[]));
+        }
+        size *= 2;
+    }
+    let want = Vec::<f32>::try_from(sums).unwrap();
+    assert_eq!(got.len(), want.len(), "{p}: number of noise draws");
+    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+        // float64 sums (their order may differ) stored as float32
+        let b = *b as f64;
+        assert!(
+            (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+            "{p}: noise draw {i} differs from torch's (sum {a} vs {b})"
+        );
+    }
+}
+
+fn check_generator(cfg: GenCfg, res: i64) {
+    let _guard = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let fx = fixture();
+    let p = format!("g.{}.{res}.", cfg.name());
+    let (vs, g) = generator(&fx, cfg, res, &p);
+    check_noise_draws(&fx, &p, res);
+    let z = &fx[&format!("{p}z")];
+    tch::manual_seed(SEED_TRAIN);
+    let out = tch::no_grad(|| g.forward_t(z, true));
+    let out = if res == 128 { out } else { sub(&out, 1) };
+    // Same operations in the same order as the official modules: 1e-5.
+    check(
+        &format!("{p}out_train"),
+        &out,
+        &fx[&format!("{p}out_train")],
+        1e-5,
+    );
+    // buffers after the train-mode forward: u/v after one power iteration, BN running stats
+    let vars = vs.variables();
+    let mut worst: f64 = 0.0;
+    for (k, want) in &fx {
+        if let Some(n) = k.strip_prefix(&format!("{p}after.")) {
+            let e = rel_err(&vars[n], want);
+            assert!(
+                e <= 1e-5,
+                "{p}{n} after the forward: relative error {e:.3e}"
+            );
+            worst = worst.max(e);
+        }
+    }
+    println!("{p}buffers after the train forward: worst relative error {worst:.3e}");
+    if let Some(want) = fx.get(&format!("{p}out_eval")) {
+        tch::manual_seed(SEED_EVAL);
+        let out = tch::no_grad(|| g.forward_t(z, false));
+        check(&format!("{p}out_eval"), &sub(&out, 1), want, 1e-5);
+    }
+}
+
+#[test]
+fn generator_fastgan_matches_official() {
+    check_generator(GenCfg::Fastgan, 128);
+}
+
+#[test]
+fn generator_fastgan_lite_matches_official() {
+    check_generator(GenCfg::FastganLite, 128);
+}
+
+#[test]
+fn generator_faster_matches_official() {
+    check_generator(GenCfg::Faster, 128);
+}
+
+#[test]
+fn generator_faster_lite_matches_official() {
+    check_generator(GenCfg::FasterLite, 128);
+}
+
+#[test]
+fn generator_fastgan_256_matches_official() {
+    check_generator(GenCfg::Fastgan, 256);
+}
+
+/// fpgan's feature network with the official CCM/CSM weights; with `official_bn`, the trunk's BN
+/// running stats are the official ones after its construction (see `trunk_bn_statistics_differ`).
+fn feature_network(
+    fx: &HashMap<String, Tensor>,
+    res: i64,
+    official_bn: bool,
+) -> (nn::VarStore, FeatureNetwork) {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = FeatureNetwork::new(&vs.root(), res, 0);
+    let weights = home::weight_file(home::EFFNET_FILE).unwrap();
+    FeatureNetwork::load_pretrained(&vs, "", &weights).unwrap();
+    let vars = vs.variables();
+    let mut n = 0;
+    tch::no_grad(|| {
+        for (k, v) in fx {
+            if let Some(name) = k.strip_prefix("d.w.feature_network.") {
+                vars[name].shallow_clone().copy_(v);
+                n += 1;
+            }
+            if let Some(name) = k.strip_prefix("d.trunk_bn.") {
+                if official_bn {
+                    vars[&format!("pretrained.{name}")].shallow_clone().copy_(v);
+                }
+            }
+        }
+    });
+    let ours = vars.keys().filter(|k| k.starts_with("scratch.")).count();
+    assert_eq!(n, ours, "official CCM/CSM tensors vs fpgan's");
+    (vs, net)
+}
+
+fn discriminator(fx: &HashMap<String, Tensor>) -> (nn::VarStore, Discriminator) {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut d = Discriminator::new(&vs.root());
+    d.diffaug = false;
+    load_official(&vs, fx, "d.w.", "d.param.", "", "discriminator.");
+    (vs, d)
+}
+
+fn check_discriminator(res: i64) {
+    let _guard = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let fx = fixture();
+    let p = format!("d.{res}.");
+    let (_fvs, fnet) = feature_network(&fx, res, true);
+    assert_eq!(fnet.interp224, res < 224);
+    let x = test_image(&[2, 3, res, res], res as f64);
+    let trunk = tch::no_grad(|| fnet.trunk(&fnet.resize_input(&x)));
+    let ccm = tch::no_grad(|| fnet.ccm(&trunk));
+    let proj = tch::no_grad(|| fnet.forward(&x));
+    for i in 0..4 {
+        // The trunk is the same arithmetic (TF-same padding by an explicit pad, then conv; BN in
+        // eval); 1e-5.
+        check(
+            &format!("{p}trunk{i}"),
+            &sub(&trunk[i], 4),
+            &fx[&format!("{p}trunk{i}")],
+            1e-5,
+        );
+        check(
+            &format!("{p}ccm{i}"),
+            &sub(&ccm[i], 4),
+            &fx[&format!("{p}ccm{i}")],
+            1e-5,
+        );
+        check(
+            &format!("{p}proj{i}"),
+            &sub(&proj[i], 4),
+            &fx[&format!("{p}proj{i}")],
+            1e-5,
+        );
+    }
+    // heads (train mode: batch statistics, one power iteration) on fpgan's own features
+    let (dvs, d) = discriminator(&fx);
+    let logits = tch::no_grad(|| d.heads_t(&proj, true));
+    let per_head = logits.size()[1] / 4;
+    for i in 0..4 {
+        check(
+            &format!("{p}logits{i}"),
+            &logits.narrow(1, i * per_head, per_head),
+            &fx[&format!("{p}logits{i}")],
+            1e-5,
+        );
+    }
+    let vars = dvs.variables();
+    for (k, want) in &fx {
+        if let Some(n) = k.strip_prefix(&format!("{p}after.")) {
+            let e = rel_err(&vars[&format!("discriminator.{n}")], want);
+            assert!(
+                e <= 1e-5,
+                "{p}{n} after the forward: relative error {e:.3e}"
+            );
+        }
+    }
+    // the whole D(x), DiffAugment off, from the initial buffers again
+    let (_dvs, d) = discriminator(&fx);
+    let full = tch::no_grad(|| d.forward_t(&fnet, &x, true));
+    check(
+        &format!("{p}logits"),
+        &full,
+        &fx[&format!("{p}logits")],
+        1e-5,
+    );
+}
+
+#[test]
+fn discriminator_128_matches_official() {
+    check_discriminator(128);
+}
+
+#[test]
+fn discriminator_256_matches_official() {
+    check_discriminator(256);
+}
+
+/// fpgan's trunk as it is (ImageNet BN statistics) against the official trunk with the ImageNet
+/// statistics put back: the same function.
+#[test]
+fn trunk_with_imagenet_statistics_matches_official() {
+    let _guard = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let fx = fixture();
+    for res in [128, 256] {
+        let (_vs, fnet) = feature_network(&fx, res, false);
+        let x = test_image(&[2, 3, res, res], res as f64);
+        let trunk = tch::no_grad(|| fnet.trunk(&fnet.resize_input(&x)));
+        for i in [0, 3] {
+            let key = format!("d.{res}.trunk_imagenet{i}");
+            check(&key, &sub(&trunk[i], 4), &fx[&key], 1e-5);
+        }
+    }
+}
+
+/// FINDING. The official feature network is not the ImageNet EfficientNet-Lite0: in
+/// F_RandomProj.__init__, `calc_channels` runs zeros(1, 3, 224, 224) through the trunk while it is
+/// still in train mode (timm builds models in train mode; ProjectedDiscriminator.train() puts the
+/// trunk in eval only afterwards), so every trunk BN's running mean/var moves 10% (momentum 0.1)
+/// towards the statistics of that zero image, once, at construction. fpgan loads the ImageNet
+/// statistics as they are, so its trunk features differ from the official ones (about 16% of
+/// the largest value at stage 0). The other tests load the official statistics into fpgan's
+/// trunk (everything else then matches to 1e-5); this one compares fpgan's default.
+#[test]
+#[ignore = "finding: the official trunk's BN running stats are moved by calc_channels' train-mode \
+            forward at construction; fpgan keeps the ImageNet statistics (see docs/networks.md)"]
+fn trunk_bn_statistics_differ() {
+    let _guard = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let fx = fixture();
+    assert!(fx.keys().any(|k| k.starts_with("d.trunk_bn.")));
+    for res in [128, 256] {
+        let (_vs, fnet) = feature_network(&fx, res, false);
+        let x = test_image(&[2, 3, res, res], res as f64);
+        let trunk = tch::no_grad(|| fnet.trunk(&fnet.resize_input(&x)));
+        for (i, t) in trunk.iter().enumerate() {
+            let key = format!("d.{res}.trunk{i}");
+            check(&key, &sub(t, 4), &fx[&key], 1e-5);
+        }
+    }
+}
