@@ -21,7 +21,7 @@ fn network(resolution: i64) -> (nn::VarStore, FeatureNetwork) {
     let vs = nn::VarStore::new(Device::Cpu);
     let net = FeatureNetwork::new(&vs.root(), resolution, 0);
     let weights = home::weight_file(home::EFFNET_FILE).unwrap();
-    FeatureNetwork::load_pretrained(&vs, "", &weights).unwrap();
+    net.load_pretrained(&vs, "", &weights).unwrap();
     (vs, net)
 }
 

@@ -7,6 +7,7 @@
 //! spectral-norm u/v, BN running stats) and the official CCM/CSM weights are stored. The
 //! EfficientNet-Lite0 trunk is the project's converted file, loaded by the script into timm's
 //! tf_efficientnet_lite0. fp32 on the CPU throughout.
+use fpgan::nets::diffaug::diff_augment;
 use fpgan::nets::discriminator::Discriminator;
 use fpgan::nets::features::FeatureNetwork;
 use fpgan::nets::generator::{GenCfg, Generator, GeneratorConfig};
@@ -21,6 +22,7 @@ static RNG: Mutex<()> = Mutex::new(());
 
 const SEED_TRAIN: i64 = 1234;
 const SEED_EVAL: i64 = 4321;
+const SEED_AUG: i64 = 777;
 
 fn fixture() -> HashMap<String, Tensor> {
     let path = concat!(
@@ -259,17 +261,13 @@ fn generator_fastgan_256_matches_official() {
     check_generator(GenCfg::Fastgan, 256);
 }
 
-/// fpgan's feature network with the official CCM/CSM weights; with `official_bn`, the trunk's BN
-/// running stats are the official ones after its construction (see `trunk_bn_statistics_differ`).
-fn feature_network(
-    fx: &HashMap<String, Tensor>,
-    res: i64,
-    official_bn: bool,
-) -> (nn::VarStore, FeatureNetwork) {
+/// fpgan's feature network (its own construction pass included) with the official CCM/CSM
+/// weights.
+fn feature_network(fx: &HashMap<String, Tensor>, res: i64) -> (nn::VarStore, FeatureNetwork) {
     let vs = nn::VarStore::new(Device::Cpu);
     let net = FeatureNetwork::new(&vs.root(), res, 0);
     let weights = home::weight_file(home::EFFNET_FILE).unwrap();
-    FeatureNetwork::load_pretrained(&vs, "", &weights).unwrap();
+    net.load_pretrained(&vs, "", &weights).unwrap();
     let vars = vs.variables();
     let mut n = 0;
     tch::no_grad(|| {
@@ -277,11 +275,6 @@ fn feature_network(
             if let Some(name) = k.strip_prefix("d.w.feature_network.") {
                 vars[name].shallow_clone().copy_(v);
                 n += 1;
-            }
-            if let Some(name) = k.strip_prefix("d.trunk_bn.") {
-                if official_bn {
-                    vars[&format!("pretrained.{name}")].shallow_clone().copy_(v);
-                }
             }
         }
     });
@@ -302,7 +295,7 @@ fn check_discriminator(res: i64) {
     let _guard = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let fx = fixture();
     let p = format!("d.{res}.");
-    let (_fvs, fnet) = feature_network(&fx, res, true);
+    let (_fvs, fnet) = feature_network(&fx, res);
     assert_eq!(fnet.interp224, res < 224);
     let x = test_image(&[2, 3, res, res], res as f64);
     let trunk = tch::no_grad(|| fnet.trunk(&fnet.resize_input(&x)));
@@ -361,6 +354,17 @@ fn check_discriminator(res: i64) {
         &fx[&format!("{p}logits")],
         1e-5,
     );
+    // and with DiffAugment on: the same draws after the same seed, the same logits
+    let (_dvs, mut d) = discriminator(&fx);
+    d.diffaug = true;
+    tch::manual_seed(SEED_AUG);
+    let full = tch::no_grad(|| d.forward_t(&fnet, &x, true));
+    check(
+        &format!("{p}logits_aug"),
+        &full,
+        &fx[&format!("{p}logits_aug")],
+        1e-5,
+    );
 }
 
 #[test]
@@ -373,45 +377,74 @@ fn discriminator_256_matches_official() {
     check_discriminator(256);
 }
 
-/// fpgan's trunk as it is (ImageNet BN statistics) against the official trunk with the ImageNet
-/// statistics put back: the same function.
+/// The official F_RandomProj moves every trunk BN's running statistics once at construction
+/// (`calc_channels` runs zeros(1, 3, 224, 224) through the trunk in train mode); fpgan makes the
+/// same pass, so its trunk statistics are the official ones (1e-6: one batch-norm update in
+/// fp32 on the same input).
 #[test]
-fn trunk_with_imagenet_statistics_matches_official() {
-    let _guard = RNG.lock().unwrap_or_else(|e| e.into_inner());
+fn trunk_bn_statistics_match_official() {
     let fx = fixture();
-    for res in [128, 256] {
-        let (_vs, fnet) = feature_network(&fx, res, false);
-        let x = test_image(&[2, 3, res, res], res as f64);
-        let trunk = tch::no_grad(|| fnet.trunk(&fnet.resize_input(&x)));
-        for i in [0, 3] {
-            let key = format!("d.{res}.trunk_imagenet{i}");
-            check(&key, &sub(&trunk[i], 4), &fx[&key], 1e-5);
+    let (vs, _) = feature_network(&fx, 256);
+    let vars = vs.variables();
+    let mut n = 0;
+    for (k, want) in &fx {
+        if let Some(name) = k.strip_prefix("d.trunk_bn.") {
+            let ours = &vars[&format!("pretrained.{name}")];
+            let e = rel_err(ours, want);
+            assert!(e <= 1e-6, "{name}: relative error {e:.3e}");
+            n += 1;
         }
     }
+    let running = vars
+        .keys()
+        .filter(|k| k.starts_with("pretrained.") && k.contains("running_"))
+        .count();
+    assert_eq!(n, running, "every trunk BN statistic is compared");
 }
 
-/// FINDING. The official feature network is not the ImageNet EfficientNet-Lite0: in
-/// F_RandomProj.__init__, `calc_channels` runs zeros(1, 3, 224, 224) through the trunk while it is
-/// still in train mode (timm builds models in train mode; ProjectedDiscriminator.train() puts the
-/// trunk in eval only afterwards), so every trunk BN's running mean/var moves 10% (momentum 0.1)
-/// towards the statistics of that zero image, once, at construction. fpgan loads the ImageNet
-/// statistics as they are, so its trunk features differ from the official ones (about 16% of
-/// the largest value at stage 0). The other tests load the official statistics into fpgan's
-/// trunk (everything else then matches to 1e-5); this one compares fpgan's default.
+/// The official DiffAugment's seven draws, in its order, from libtorch's generator after `seed`:
+/// brightness, saturation and contrast factors, translation H/W, cutout offsets H/W.
+fn official_draws(shape: &[i64], seed: i64) -> Tensor {
+    let (b, h, w) = (shape[0], shape[2], shape[3]);
+    let scaled = |n: i64, r: f64| (n as f64 * r + 0.5) as i64;
+    let (th, tw) = (scaled(h, 0.125), scaled(w, 0.125));
+    let (ch, cw) = (scaled(h, 0.2), scaled(w, 0.2));
+    let f = (Kind::Float, Device::Cpu);
+    let i = (Kind::Int64, Device::Cpu);
+    tch::manual_seed(seed);
+    let draws = [
+        Tensor::rand([b], f),
+        Tensor::rand([b], f),
+        Tensor::rand([b], f),
+        Tensor::randint_low(-th, th + 1, [b], i),
+        Tensor::randint_low(-tw, tw + 1, [b], i),
+        Tensor::randint_low(0, h + (1 - ch % 2), [b], i),
+        Tensor::randint_low(0, w + (1 - cw % 2), [b], i),
+    ];
+    Tensor::cat(&draws.map(|t| t.to_kind(Kind::Float)), 0)
+}
+
+/// DiffAugment('color,translation,cutout') = the official module's, draw for draw: the official
+/// draws (recorded by the script) are libtorch's after the same seed, and the augmented images
+/// agree (1e-6: the same element-wise arithmetic; translation and cutout move or zero pixels).
 #[test]
-#[ignore = "finding: the official trunk's BN running stats are moved by calc_channels' train-mode \
-            forward at construction; fpgan keeps the ImageNet statistics (see docs/networks.md)"]
-fn trunk_bn_statistics_differ() {
+fn diffaugment_matches_official() {
     let _guard = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let fx = fixture();
-    assert!(fx.keys().any(|k| k.starts_with("d.trunk_bn.")));
-    for res in [128, 256] {
-        let (_vs, fnet) = feature_network(&fx, res, false);
-        let x = test_image(&[2, 3, res, res], res as f64);
-        let trunk = tch::no_grad(|| fnet.trunk(&fnet.resize_input(&x)));
-        for (i, t) in trunk.iter().enumerate() {
-            let key = format!("d.{res}.trunk{i}");
-            check(&key, &sub(t, 4), &fx[&key], 1e-5);
-        }
+    for (name, shape) in [("a", [4, 3, 64, 64]), ("b", [3, 3, 40, 56])] {
+        let draws = official_draws(&shape, SEED_AUG);
+        assert!(
+            draws.equal(&fx[&format!("aug.{name}.draws")]),
+            "libtorch's draws after manual_seed differ from the official DiffAugment's"
+        );
+        let x = test_image(&shape, 3.0);
+        tch::manual_seed(SEED_AUG);
+        let out = diff_augment(&x);
+        check(
+            &format!("aug.{name}.out"),
+            &out,
+            &fx[&format!("aug.{name}.out")],
+            1e-6,
+        );
     }
 }

@@ -2,13 +2,15 @@
 //! per-sample randomness from torch's RNG on every call, on the images' device.
 use tch::{Device, Kind, Tensor};
 
-/// brightness, saturation, contrast, translation (1/8), cutout (0.2), in this order.
+/// brightness, saturation, contrast, translation (1/8), cutout (0.2), in this order; the result
+/// made contiguous (NCHW) as the reference's, since translation leaves it NHWC-strided and the
+/// convolutions after it sum in another order on such a layout.
 pub fn diff_augment(x: &Tensor) -> Tensor {
     let x = brightness(x);
     let x = saturation(&x);
     let x = contrast(&x);
     let x = translation(&x, 0.125);
-    cutout(&x, 0.2)
+    cutout(&x, 0.2).contiguous()
 }
 
 fn per_sample_uniform(x: &Tensor) -> Tensor {

@@ -89,16 +89,17 @@ impl MbBlock {
         }
     }
 
-    fn forward(&self, x: &Tensor) -> Tensor {
+    /// `train`: BN on batch statistics, updating its running ones (only at construction).
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let mut h = x.shallow_clone();
         if let Some((conv, bn)) = &self.expand {
-            h = bn.forward_t(&conv.forward(&h), false).relu6();
+            h = bn.forward_t(&conv.forward(&h), train).relu6();
         }
         h = self
             .bn1
-            .forward_t(&self.depthwise.forward(&h), false)
+            .forward_t(&self.depthwise.forward(&h), train)
             .relu6();
-        h = self.bn2.forward_t(&self.project.forward(&h), false);
+        h = self.bn2.forward_t(&self.project.forward(&h), train);
         if self.residual {
             h + x
         } else {
@@ -126,7 +127,8 @@ impl FusionBlock {
 }
 
 /// The ImageNet-pretrained EfficientNet-Lite0 trunk (TF 'same' padding, ReLU6, BN eps 1e-3, BN
-/// always in eval mode) cut into four stages (24/40/112/320 channels), then the random, frozen
+/// in eval mode after the official construction pass, see [`FeatureNetwork::load_pretrained`])
+/// cut into four stages (24/40/112/320 channels), then the random, frozen
 /// cross-channel (CCM) and cross-scale (CSM) mixing projections. Input in [-1, 1]; data under 224
 /// is resized to 224 first.
 ///
@@ -198,8 +200,9 @@ impl FeatureNetwork {
     }
 
     /// Copy the converted EfficientNet-Lite0 weights (safetensors, EfficientNet-PyTorch names)
-    /// into the `pretrained.*` variables of `vs`. Every trunk variable must be found.
-    pub fn load_pretrained(vs: &nn::VarStore, prefix: &str, file: &Path) -> Result<()> {
+    /// into the `pretrained.*` variables of `vs` (every trunk variable must be found), then make
+    /// the official construction pass ([`FeatureNetwork::construction_pass`]).
+    pub fn load_pretrained(&self, vs: &nn::VarStore, prefix: &str, file: &Path) -> Result<()> {
         let tensors = Tensor::read_safetensors(file)
             .with_context(|| format!("cannot read EfficientNet weights {}", file.display()))?;
         let by_name = tensors.into_iter().collect();
@@ -209,15 +212,29 @@ impl FeatureNetwork {
         if copied == 0 {
             bail!("no variable under {head} to load the EfficientNet weights into");
         }
+        self.construction_pass(vs.device());
         Ok(())
+    }
+
+    /// What the official F_RandomProj does when built: `calc_channels` runs zeros(1, 3, 224,
+    /// 224) through the trunk while it is still in train mode, so every trunk BN's running
+    /// mean/var moves 10% (momentum 0.1) towards that zero image's statistics, once. The
+    /// official feature network (and every published result) uses these statistics.
+    fn construction_pass(&self, device: tch::Device) {
+        let zeros = Tensor::zeros([1, 3, 224, 224], (tch::Kind::Float, device));
+        tch::no_grad(|| self.trunk_t(&zeros, true));
     }
 
     /// The four trunk features (24/40/112/320 channels at strides 4/8/16/32).
     pub fn trunk(&self, x: &Tensor) -> Vec<Tensor> {
-        let mut h = self.bn0.forward_t(&self.stem.forward(x), false).relu6();
+        self.trunk_t(x, false)
+    }
+
+    fn trunk_t(&self, x: &Tensor, train: bool) -> Vec<Tensor> {
+        let mut h = self.bn0.forward_t(&self.stem.forward(x), train).relu6();
         let mut out = Vec::with_capacity(4);
         for (i, block) in self.blocks.iter().enumerate() {
-            h = block.forward(&h);
+            h = block.forward_t(&h, train);
             if STAGE_ENDS.contains(&i) {
                 out.push(h.shallow_clone());
             }
@@ -264,7 +281,7 @@ pub fn frozen_feature_network(
 ) -> Result<(nn::VarStore, FeatureNetwork)> {
     let mut vs = nn::VarStore::new(device);
     let net = FeatureNetwork::new(&vs.root(), resolution, seed);
-    FeatureNetwork::load_pretrained(&vs, "", weights)?;
+    net.load_pretrained(&vs, "", weights)?;
     vs.freeze();
     Ok((vs, net))
 }
