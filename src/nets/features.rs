@@ -33,25 +33,38 @@ fn same_pad(i: i64, k: i64, s: i64) -> (i64, i64) {
 }
 
 /// A bias-free convolution with TF 'same' padding.
+/// A conv with TF 'SAME' padding as timm builds it: stride 1 with an odd kernel pads
+/// symmetrically inside the conv (static), other strides pad the input explicitly first
+/// (dynamic). Both give the same forward; the backward sums in the reference's order only if the
+/// padding is done the same way.
 #[derive(Debug)]
-struct SameConv(Conv);
+struct SameConv {
+    conv: Conv,
+    dynamic: bool,
+}
 
 impl SameConv {
     fn new(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, groups: i64) -> Self {
-        SameConv(Conv::new(
-            &p,
-            ConvSpec::new(cin, cout, k).stride(stride).groups(groups),
-        ))
+        let dynamic = !(stride == 1 && k % 2 == 1);
+        let pad = if dynamic { 0 } else { k / 2 };
+        let spec = ConvSpec::new(cin, cout, k)
+            .stride(stride)
+            .pad(pad)
+            .groups(groups);
+        SameConv {
+            conv: Conv::new(&p, spec),
+            dynamic,
+        }
     }
     fn forward(&self, x: &Tensor) -> Tensor {
-        let (k, s) = (self.0.spec.k, self.0.spec.stride);
+        let (k, s) = (self.conv.spec.k, self.conv.spec.stride);
         let (_, _, h, w) = x.size4().expect("NCHW input");
         let (top, bottom) = same_pad(h, k, s);
         let (left, right) = same_pad(w, k, s);
-        if top + bottom + left + right == 0 {
-            return self.0.forward(x);
+        if !self.dynamic || top + bottom + left + right == 0 {
+            return self.conv.forward(x);
         }
-        self.0
+        self.conv
             .forward(&x.constant_pad_nd([left, right, top, bottom]))
     }
 }

@@ -55,11 +55,12 @@ impl Ema {
         Ok(Ema { params, buffers })
     }
 
-    /// ema = beta*ema + (1-beta)*src for parameters; ema = src for buffers.
+    /// ema = src.lerp(ema, beta) (beta*ema + (1-beta)*src, rounded as the reference's) for
+    /// parameters; ema = src for buffers.
     pub fn update(&self, beta: f64) {
         tch::no_grad(|| {
             for (s, e) in &self.params {
-                let _ = e.shallow_clone().lerp_(s, 1.0 - beta);
+                e.shallow_clone().copy_(&s.lerp(e, beta));
             }
             for (s, e) in &self.buffers {
                 e.shallow_clone().copy_(s);

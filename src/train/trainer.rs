@@ -143,7 +143,9 @@ impl Trainer {
         if self.opts.fast.channels_last {
             real = fastpath::channels_last(&real);
         }
-        let z_all = Tensor::randn([2 * batch, self.g.config.z_dim], (Kind::Float, dev));
+        // One slice of latents per official phase (Gboth, Dmain, Dreg: the last unused, drawn so
+        // that every later draw is the official one).
+        let z_all = Tensor::randn([3 * batch, self.g.config.z_dim], (Kind::Float, dev));
         let timer = self.time_phases.then(|| PhaseTimer::new(dev));
         let lap = || timer.as_ref().map_or(0.0, PhaseTimer::lap);
 
