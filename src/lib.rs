@@ -4,6 +4,7 @@ pub mod cli;
 pub mod data;
 pub mod eval;
 pub mod fastpath;
+pub mod monitor;
 pub mod nets;
 pub mod snapshot;
 pub mod train;

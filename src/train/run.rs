@@ -10,6 +10,7 @@ use crate::data::ImageSet;
 use crate::eval::evaluator::{evaluation_rate, images_per_evaluation, Evaluator, Score};
 use crate::eval::metrics::{parse_metrics, Metric};
 use crate::eval::report::{append_metric, metric_files};
+use crate::monitor::board::Board;
 use crate::snapshot::{self, snapshot_name, snapshots_in};
 use crate::util::atomic::{atomic_write, TMP_TAG};
 use crate::util::device::parse_device;
@@ -118,6 +119,8 @@ struct Run<'a> {
     evaluator: Option<Evaluator>,
     /// Seconds one evaluation of the metrics is expected to take.
     eval_estimate: Option<f64>,
+    /// The TensorBoard log (opened at start or resume).
+    board: Option<Board>,
     /// The lock on the run directory, held while the run lives.
     _lock: std::fs::File,
 }
@@ -167,6 +170,7 @@ impl<'a> Run<'a> {
             metrics: parse_metrics(&opts.metrics.join(","))?,
             evaluator: None,
             eval_estimate: None,
+            board: None,
             _lock: lock,
         })
     }
@@ -193,11 +197,12 @@ impl<'a> Run<'a> {
             .collect();
         let cols = gw as usize;
         images::save_grid(&self.set.batch(&idx), cols, &self.dir.join("reals.png"))?;
-        images::save_grid(
-            &self.trainer.fakes(),
-            cols,
-            &self.dir.join("fakes_init.png"),
-        )
+        let fakes = self.trainer.fakes();
+        images::save_grid(&fakes, cols, &self.dir.join("fakes_init.png"))?;
+        let mut board = Board::open(&self.dir, None)?;
+        board.fakes(&fakes, 0)?;
+        self.board = Some(board);
+        Ok(())
     }
 
     /// Continue from `snap`; in auto mode an unreadable newest snapshot falls back to the
@@ -233,6 +238,7 @@ impl<'a> Run<'a> {
         }
         self.sec0 = p.total_sec;
         self.tick_start_nimg = p.cur_nimg;
+        self.board = Some(Board::open(&self.dir, Some(p.cur_nimg))?);
         self.last_good = Some(used);
         Ok(())
     }
@@ -359,13 +365,16 @@ impl<'a> Run<'a> {
             tick_nimg: self.trainer.progress.cur_nimg - self.tick_start_nimg,
             maintenance_sec: self.maintenance_sec,
         };
-        tick::report(
+        let line = tick::report(
             &mut self.trainer,
             &timing,
             self.device,
             &self.dir,
             &mut self.log,
         )?;
+        if let Some(b) = &mut self.board {
+            b.stats(&line, self.trainer.progress.cur_nimg)?;
+        }
         self.trainer.progress.cur_tick += 1;
         self.trainer.progress.total_sec = total_sec;
         Ok(())
@@ -375,7 +384,11 @@ impl<'a> Run<'a> {
     fn snapshot(&mut self) -> Result<PathBuf> {
         let nimg = self.trainer.progress.cur_nimg;
         let fakes = self.dir.join(format!("fakes{:06}.png", nimg / 1000));
-        images::save_grid(&self.trainer.fakes(), self.opts.grid.0 as usize, &fakes)?;
+        let grid = self.trainer.fakes();
+        images::save_grid(&grid, self.opts.grid.0 as usize, &fakes)?;
+        if let Some(b) = &mut self.board {
+            b.fakes(&grid, nimg)?;
+        }
         let path = self.dir.join(snapshot_name(nimg));
         self.trainer.save(&path)?;
         self.last_good = Some(path.clone());
@@ -417,6 +430,9 @@ impl<'a> Run<'a> {
             .unwrap_or_default();
         for s in scores {
             append_metric(&self.dir, s, &snap_name)?;
+            if let Some(b) = &mut self.board {
+                b.metric(s.metric.name(), s.value, self.trainer.progress.cur_nimg)?;
+            }
             self.log.line(&format!(
                 "{} {:.4} ({} generated images, {:.0} s)",
                 s.metric.name(),

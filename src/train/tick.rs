@@ -73,14 +73,15 @@ pub struct TickTiming {
     pub maintenance_sec: f64,
 }
 
-/// End the tick: the tick line in log.txt and the tick's statistics appended to stats.jsonl.
+/// End the tick: the tick line in log.txt and the tick's statistics appended to stats.jsonl
+/// (the line is returned).
 pub fn report(
     trainer: &mut Trainer,
     t: &TickTiming,
     device: Device,
     run_dir: &Path,
     log: &mut Log,
-) -> Result<()> {
+) -> Result<serde_json::Value> {
     let tick = trainer.progress.cur_tick;
     let kimg = trainer.progress.cur_nimg as f64 / 1e3;
     let sec_per_kimg = t.tick_sec / (t.tick_nimg.max(1) as f64 / 1e3);
@@ -124,7 +125,8 @@ pub fn report(
         .append(true)
         .open(&path)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    writeln!(f, "{line}").context("cannot append to stats.jsonl (disk full?)")
+    writeln!(f, "{line}").context("cannot append to stats.jsonl (disk full?)")?;
+    Ok(line)
 }
 
 /// On resume at tick `next_tick`: drop the lines of stats.jsonl written after the snapshot (ticks

@@ -20,6 +20,11 @@ pub fn to_uint8(x: &Tensor) -> Tensor {
 /// Tile `images` (uint8, N x 3 x H x W) into a `cols`-wide grid and save it as PNG at `path`
 /// (written to a temporary file and renamed).
 pub fn save_grid(images: &Tensor, cols: usize, path: &Path) -> Result<()> {
+    save_png(&grid_image(images, cols)?, path)
+}
+
+/// Tile `images` (uint8, N x 3 x H x W) into a `cols`-wide grid, empty cells black.
+pub fn grid_image(images: &Tensor, cols: usize) -> Result<image::RgbImage> {
     let (n, c, h, w) = images.size4().context("grid needs N x C x H x W images")?;
     if c != 3 || images.kind() != Kind::Uint8 || n == 0 {
         bail!(
@@ -37,9 +42,16 @@ pub fn save_grid(images: &Tensor, cols: usize, path: &Path) -> Result<()> {
         .to_device(tch::Device::Cpu)
         .contiguous();
     let bytes = Vec::<u8>::try_from(grid.view([-1])).context("grid to bytes")?;
-    let img = image::RgbImage::from_raw((cols * w) as u32, (rows * h) as u32, bytes)
-        .context("grid buffer size")?;
-    save_png(&img, path)
+    image::RgbImage::from_raw((cols * w) as u32, (rows * h) as u32, bytes)
+        .context("grid buffer size")
+}
+
+/// An RGB image as PNG bytes.
+pub fn png_bytes(img: &image::RgbImage) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    img.write_with_encoder(image::codecs::png::PngEncoder::new(&mut out))
+        .context("PNG encoding")?;
+    Ok(out)
 }
 
 /// One uint8 CHW image tensor as an RGB image.
