@@ -78,7 +78,7 @@ fn a_training_run_logs_every_statistic_metric_and_sample_grid() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(stats.len(), 2);
-    for (name, v) in stats[0].as_object().unwrap() {
+    for name in stats[0].as_object().unwrap().keys() {
         if name == "timestamp" {
             continue;
         }
