@@ -9,6 +9,7 @@ mod generate;
 mod info;
 mod metrics;
 mod parse;
+mod plot;
 mod train;
 
 use anyhow::{Context, Result};
@@ -41,6 +42,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// FID/KID of a trained network against its dataset, or between two image folders.
     Metrics(metrics::MetricsArgs),
+    /// Plot G/D loss, FID and sec/kimg of one or several runs side by side (PNG).
+    Plot(plot::PlotArgs),
     /// Measure training speed and memory of generator configurations side by side.
     Bench(bench::BenchArgs),
     /// (internal) measure one configuration given as JSON; used by `bench`.
@@ -70,6 +73,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Info(a) => info::run(a),
         Command::Export(a) => export::run(a),
+        Command::Plot(a) => plot::run(a),
         Command::Check(a) => check::run(a),
         Command::Demo(a) => demo::run(&a),
     }

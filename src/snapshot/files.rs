@@ -19,6 +19,14 @@ pub fn snapshot_name(cur_nimg: i64) -> String {
     )
 }
 
+/// The kimg in a [`snapshot_name`] (`network-snapshot-000001.060.safetensors` -> 1.06).
+pub fn snapshot_kimg(name: &str) -> Option<f64> {
+    name.strip_prefix(SNAPSHOT_PREFIX)?
+        .strip_suffix(".safetensors")?
+        .parse()
+        .ok()
+}
+
 /// Snapshots in `dir`, newest first.
 pub fn snapshots_in(dir: &Path) -> Vec<PathBuf> {
     let mut v = files_named(dir, SNAPSHOT_PREFIX, ".safetensors");

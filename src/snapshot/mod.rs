@@ -4,7 +4,7 @@ mod files;
 mod network;
 
 pub use files::{
-    newest_snapshot, prune, read_header, snapshot_name, snapshots_in, SnapshotHeader, FORMAT,
-    SNAPSHOT_PREFIX, VERSION,
+    newest_snapshot, prune, read_header, snapshot_kimg, snapshot_name, snapshots_in,
+    SnapshotHeader, FORMAT, SNAPSHOT_PREFIX, VERSION,
 };
 pub use network::Network;

@@ -11,6 +11,7 @@ use crate::eval::evaluator::{evaluation_rate, images_per_evaluation, Evaluator, 
 use crate::eval::metrics::{parse_metrics, Metric};
 use crate::eval::report::{append_metric, metric_files};
 use crate::monitor::board::Board;
+use crate::monitor::plot;
 use crate::snapshot::{self, snapshot_name, snapshots_in};
 use crate::util::atomic::{atomic_write, TMP_TAG};
 use crate::util::device::parse_device;
@@ -81,6 +82,7 @@ pub fn train_with(
             if tick != 0 {
                 run.evaluate(&snap)?;
             }
+            run.plot();
             reseed(opts.seed, run.trainer.progress.batch_idx);
         }
         run.next_tick(m0.elapsed().as_secs_f64());
@@ -391,9 +393,21 @@ impl<'a> Run<'a> {
         }
         let path = self.dir.join(snapshot_name(nimg));
         self.trainer.save(&path)?;
+        if let Err(e) = plot::progress_png(&self.dir) {
+            self.log
+                .line(&format!("warning: progress.png not drawn: {e:#}"));
+        }
         self.last_good = Some(path.clone());
         snapshot::prune(&self.dir, self.opts.keep, &path);
         Ok(path)
+    }
+
+    /// `progress.png` with the curves so far (a failure is a warning: training goes on).
+    fn plot(&mut self) {
+        if let Err(e) = plot::progress_png(&self.dir) {
+            self.log
+                .line(&format!("warning: progress.png not drawn: {e:#}"));
+        }
     }
 
     /// The metrics of G_ema (the real features are computed once per process) and the best

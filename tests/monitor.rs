@@ -1,5 +1,6 @@
-//! TensorBoard logs: event files that TensorBoard's own reader (the set-up's `tensorboard`
-//! package) reads back with the tags, steps and values written.
+//! What a run shows: TensorBoard event files that TensorBoard's own reader (the set-up's
+//! `tensorboard` package) reads back with the tags, steps and values written, and the plots
+//! (`progress.png`, `fpgan plot`).
 mod common;
 
 use common::{fpgan, shapes, text, train_args, venv_python};
@@ -115,4 +116,80 @@ fn a_training_run_logs_every_statistic_metric_and_sample_grid() {
             .all(|f| f[3] == true && f[1] == 256 && f[2] == 128),
         "{fakes:?}"
     );
+    let plot = image::open(run.join("progress.png")).unwrap();
+    assert_eq!((plot.width(), plot.height()), (1200, 800));
+}
+
+/// A fabricated run: stats.jsonl with `ticks` ticks whose losses and speed depend on `k`, and
+/// an FID at every other tick.
+fn fake_run(dir: &Path, k: f64, ticks: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut stats = String::new();
+    let mut fid = String::new();
+    for t in 0..ticks {
+        let kimg = t as f64 * 4.0;
+        let line = serde_json::json!({
+            "Progress/kimg": {"num": 1, "mean": kimg, "std": 0.0},
+            "Loss/G/loss": {"num": 8, "mean": k + (t as f64).sin(), "std": 0.1},
+            "Loss/D/loss": {"num": 8, "mean": 2.0 - k * 0.1 * t as f64, "std": 0.1},
+            "Timing/sec_per_kimg": {"num": 1, "mean": 30.0 * k + t as f64, "std": 0.0},
+            "timestamp": 1.7e9 + t as f64,
+        });
+        stats += &format!("{line}\n");
+        if t % 2 == 1 {
+            let snap = fpgan::snapshot::snapshot_name((kimg * 1000.0) as i64);
+            let m = serde_json::json!({"results": {"fid50k_full": 100.0 / (t as f64 * k)},
+                                       "metric": "fid50k_full", "snapshot_pkl": snap});
+            fid += &format!("{m}\n");
+        }
+    }
+    std::fs::write(dir.join("stats.jsonl"), stats).unwrap();
+    std::fs::write(dir.join("metric-fid50k_full.jsonl"), fid).unwrap();
+}
+
+/// Pixels of `color` in each quadrant (panel) of the plot.
+fn color_per_panel(img: &image::RgbImage, color: (u8, u8, u8)) -> [usize; 4] {
+    let (w, h) = img.dimensions();
+    let mut n = [0; 4];
+    for (x, y, p) in img.enumerate_pixels() {
+        if (p[0], p[1], p[2]) == color {
+            n[(2 * (y >= h / 2) as usize) + (x >= w / 2) as usize] += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn fpgan_plot_draws_every_run_in_every_panel() {
+    use plotters::style::{Color, Palette, Palette99};
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (
+        tmp.path().join("00000-faster"),
+        tmp.path().join("00001-fastgan"),
+    );
+    fake_run(&a, 1.0, 12);
+    fake_run(&b, 2.0, 9);
+    let out = tmp.path().join("cmp.png");
+    let (a, b, o_) = (
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    let o = fpgan(&["plot", a, b, "--out", o_]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let img = image::open(&out).unwrap().to_rgb8();
+    for i in 0..2 {
+        let c = Palette99::pick(i).to_rgba().rgb();
+        let n = color_per_panel(&img, c);
+        assert!(
+            n.iter().all(|&k| k > 50),
+            "run {i} is missing from a panel: {n:?}"
+        );
+    }
+    // a folder that is not a run is named, with the fix
+    let dir = tmp.path().to_str().unwrap();
+    let o = fpgan(&["plot", dir, "--out", o_]);
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(err.contains("no stats.jsonl") && err.contains(dir), "{err}");
 }

@@ -1,0 +1,217 @@
+//! `progress.png`: G and D loss (smoothed), FID and sec/kimg over kimg for one or several runs,
+//! drawn with plotters from each run's stats.jsonl and metric-*.jsonl.
+use crate::snapshot::snapshot_kimg;
+use crate::util::atomic::atomic_write;
+use crate::util::files::files_named;
+use crate::util::images::png_bytes;
+use anyhow::{anyhow, bail, Context, Result};
+use plotters::prelude::*;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// One curve: (kimg, value) points in kimg order.
+type Curve = Vec<(f64, f64)>;
+
+/// What is drawn of one run.
+pub struct RunCurves {
+    pub name: String,
+    pub g_loss: Curve,
+    pub d_loss: Curve,
+    pub sec_per_kimg: Curve,
+    /// The first FID metric found (fid50k_full, fid10k_full ...), with its name.
+    pub fid: Option<(String, Curve)>,
+}
+
+fn read_jsonl(path: &Path) -> Result<Vec<serde_json::Value>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // a line cut by a kill at the end is skipped, as the reference's readers do
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
+
+impl RunCurves {
+    /// Read the curves of the run directory `dir`.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let stats_path = dir.join("stats.jsonl");
+        if !stats_path.is_file() {
+            bail!(
+                "{}: no stats.jsonl; give a run directory (runs/NNNNN-...) with at least one tick",
+                dir.display()
+            );
+        }
+        let stats = read_jsonl(&stats_path)?;
+        let series = |name: &str| -> Curve {
+            stats
+                .iter()
+                .filter_map(|l| {
+                    Some((
+                        l["Progress/kimg"]["mean"].as_f64()?,
+                        l[name]["mean"].as_f64()?,
+                    ))
+                })
+                .filter(|(_, v)| v.is_finite())
+                .collect()
+        };
+        let mut c = RunCurves {
+            name: dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            g_loss: smooth(&series("Loss/G/loss")),
+            d_loss: smooth(&series("Loss/D/loss")),
+            // tick 0 includes the start-up; leave it out of the speed
+            sec_per_kimg: series("Timing/sec_per_kimg").into_iter().skip(1).collect(),
+            fid: None,
+        };
+        for f in files_named(dir, "metric-fid", ".jsonl") {
+            let metric =
+                f.file_stem().unwrap_or_default().to_string_lossy()["metric-".len()..].to_string();
+            let curve: Curve = read_jsonl(&f)?
+                .iter()
+                .filter_map(|l| {
+                    let kimg = snapshot_kimg(l["snapshot_pkl"].as_str()?)?;
+                    Some((kimg, l["results"][&metric].as_f64()?))
+                })
+                .collect();
+            if !curve.is_empty() {
+                c.fid = Some((metric, curve));
+                break;
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// Exponential moving average as TensorBoard's smoothing (weight 0.6), debiased at the start.
+fn smooth(c: &Curve) -> Curve {
+    let (w, mut acc, mut n) = (0.6, 0.0, 0);
+    c.iter()
+        .map(|&(x, y)| {
+            acc = acc * w + (1.0 - w) * y;
+            n += 1;
+            (x, acc / (1.0 - f64::powi(w, n)))
+        })
+        .collect()
+}
+
+const SIZE: (u32, u32) = (1200, 800);
+
+/// The font plotters draws with (Ubuntu Light, from the epaint_default_fonts crate: no system
+/// fonts needed).
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            epaint_default_fonts::UBUNTU_LIGHT,
+        );
+    });
+}
+
+/// Draw the curves of `runs` (2x2 panels) and save the PNG at `out` atomically.
+pub fn draw(runs: &[RunCurves], out: &Path) -> Result<()> {
+    register_font();
+    let (w, h) = SIZE;
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
+        let panels = root.split_evenly((2, 2));
+        let pick = |f: fn(&RunCurves) -> Option<&Curve>| -> Vec<(&str, &Curve)> {
+            runs.iter()
+                .filter_map(|r| Some((r.name.as_str(), f(r)?)))
+                .collect()
+        };
+        let fid_name = runs
+            .iter()
+            .find_map(|r| r.fid.as_ref().map(|(n, _)| n.clone()))
+            .unwrap_or_else(|| "FID".into());
+        panel(&panels[0], "G loss (smoothed)", &pick(|r| Some(&r.g_loss)))?;
+        panel(&panels[1], "D loss (smoothed)", &pick(|r| Some(&r.d_loss)))?;
+        panel(
+            &panels[2],
+            &fid_name,
+            &pick(|r| r.fid.as_ref().map(|(_, c)| c)),
+        )?;
+        panel(&panels[3], "sec/kimg", &pick(|r| Some(&r.sec_per_kimg)))?;
+        root.present().map_err(|e| anyhow!("plot: {e}"))?;
+    }
+    let img = image::RgbImage::from_raw(w, h, buf).context("plot buffer")?;
+    let png = png_bytes(&img)?;
+    atomic_write(out, |f| Ok(f.write_all(&png)?))
+        .with_context(|| format!("cannot write {}", out.display()))
+}
+
+/// One panel: every run's curve over kimg, with a legend naming the runs when there are several.
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    curves: &[(&str, &Curve)],
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let pts = curves.iter().flat_map(|(_, c)| c.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in pts {
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    }
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("plot: {e:?}");
+    if x0 > x1 {
+        let style = ("sans-serif", 22).into_font().color(&BLACK);
+        area.titled(title, ("sans-serif", 24))
+            .map_err(err)?
+            .draw_text("no values yet", &style, (200, 150))
+            .map_err(err)?;
+        return Ok(());
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-6);
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 24))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x0..x1.max(x0 + 1e-3), (y0 - pad)..(y1 + pad))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("kimg")
+        .label_style(("sans-serif", 16))
+        .draw()
+        .map_err(err)?;
+    for (i, (name, c)) in curves.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        if c.len() == 1 {
+            chart
+                .draw_series(c.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(err)?;
+        }
+        let s = chart
+            .draw_series(LineSeries::new(c.iter().copied(), color.stroke_width(2)))
+            .map_err(err)?;
+        s.label(name.to_string()).legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+        });
+    }
+    if curves.len() > 1 {
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 16))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// `progress.png` of the run in `dir`.
+pub fn progress_png(dir: &Path) -> Result<PathBuf> {
+    let out = dir.join("progress.png");
+    draw(&[RunCurves::read(dir)?], &out)?;
+    Ok(out)
+}
