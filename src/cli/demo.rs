@@ -34,6 +34,9 @@ pub struct DemoArgs {
     /// Length of the demo training run, in thousands of images.
     #[arg(long, default_value_t = 0.4)]
     pub kimg: f64,
+    /// Batch size of the demo run (reference 64).
+    #[arg(long, default_value_t = 8)]
+    pub batch: i64,
     /// Generator width of the demo run (reference 128).
     #[arg(long, default_value_t = 32)]
     pub ngf: i64,
@@ -127,8 +130,8 @@ fn options(a: &DemoArgs, dest: &Path, dataset_name: &str) -> TrainOptions {
     TrainOptions {
         outdir: a.outdir.join("train"),
         ngf: a.ngf,
-        batch: 8,
-        batch_gpu: 8,
+        batch: a.batch,
+        batch_gpu: a.batch,
         kimg: a.kimg,
         tick: a.kimg / 4.0,
         snap: 2,
