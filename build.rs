@@ -2,7 +2,7 @@
 // an rpath to libtorch's lib directory and `--no-as-needed -ltorch` (reference section 15).
 // Without the latter the linker drops libtorch_cuda.so and CUDA is unavailable on a GPU machine.
 // It also compiles csrc/*.cpp against libtorch's headers, for what tch does not expose: the CUDA
-// caching allocator's peak memory statistics, bf16 autocast on CPU or CUDA, channels_last, TF32, the random generator's state.
+// caching allocator's peak memory statistics, CUDA events, bf16 autocast on CPU or CUDA, channels_last, TF32, the random generator's state.
 use std::path::PathBuf;
 
 fn main() {
@@ -13,6 +13,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/memory_format.cpp");
     println!("cargo:rerun-if-changed=csrc/tf32.cpp");
     println!("cargo:rerun-if-changed=csrc/rng_state.cpp");
+    println!("cargo:rerun-if-changed=csrc/cuda_events.cpp");
     let libtorch =
         PathBuf::from(std::env::var("LIBTORCH").unwrap_or_else(|_| ".venv/libtorch".into()));
     let lib = libtorch.join("lib");
@@ -32,6 +33,7 @@ fn main() {
         .file("csrc/memory_format.cpp")
         .file("csrc/tf32.cpp")
         .file("csrc/rng_state.cpp")
+        .file("csrc/cuda_events.cpp")
         .include(libtorch.join("include"))
         .flag("-std=c++17")
         .flag("-D_GLIBCXX_USE_CXX11_ABI=1")

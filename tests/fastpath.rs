@@ -61,3 +61,24 @@ fn check_compares_a_device_with_the_cpu() {
     let o = common::fpgan(&["check", "--device", "cpu", "--res", "100"]);
     assert!(!o.status.success());
 }
+
+/// CUDA phase events exist exactly where CUDA does: on a machine without it, making them fails
+/// cleanly (None, no exception escaping the C++ shim); on a GPU they time a recorded phase.
+#[test]
+fn cuda_phase_events_are_made_only_with_cuda() {
+    use fpgan::fastpath::cuda_events::PhaseEvents;
+    let ev = PhaseEvents::new(0, &["Gboth", "Dmain"]);
+    assert_eq!(ev.is_some(), tch::Cuda::is_available());
+    if let Some(mut ev) = ev {
+        assert!(ev.elapsed_ms().is_empty(), "nothing recorded yet");
+        for i in 0..2 {
+            ev.record(i, false);
+            let x = Tensor::randn([512, 512], (Kind::Float, Device::Cuda(0)));
+            let _ = x.matmul(&x).sum(Kind::Float);
+            ev.record(i, true);
+        }
+        let ms = ev.elapsed_ms();
+        assert_eq!(ms.len(), 2);
+        assert!(ms.iter().all(|(_, t)| *t > 0.0), "{ms:?}");
+    }
+}

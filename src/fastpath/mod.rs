@@ -1,5 +1,6 @@
 //! The opt-in fast path: bf16 autocast (`--amp bf16`) and channels-last layout
 //! (`--channels-last`); the defaults keep the reference's fp32 NCHW.
+pub mod cuda_events;
 pub mod cuda_memory;
 
 use tch::nn::VarStore;

@@ -82,6 +82,7 @@ pub fn report(
     run_dir: &Path,
     log: &mut Log,
 ) -> Result<serde_json::Value> {
+    trainer.report_phase_events();
     let tick = trainer.progress.cur_tick;
     let kimg = trainer.progress.cur_nimg as f64 / 1e3;
     let sec_per_kimg = t.tick_sec / (t.tick_nimg.max(1) as f64 / 1e3);

@@ -6,6 +6,7 @@ use super::optim::{Adam, AdamConfig};
 use super::options::TrainOptions;
 use super::stats::Stats;
 use crate::fastpath;
+use crate::fastpath::cuda_events::PhaseEvents;
 use crate::nets::discriminator::Discriminator;
 use crate::nets::features::{frozen_feature_network, FeatureNetwork};
 use crate::nets::generator::Generator;
@@ -65,9 +66,13 @@ pub struct Trainer {
     pub grid_z: Tensor,
     pub progress: Progress,
     pub stats: Stats,
-    /// Time the phases (Timing/Gboth, Timing/Dmain): free on a CPU; on CUDA each phase then
-    /// waits for the GPU, so training leaves it off there and `bench` turns it on.
+    /// Time the phases (Timing/Gboth, Timing/Dmain) with the wall clock: free on a CPU; on
+    /// CUDA each phase then waits for the GPU, so training leaves it off there and `bench` turns
+    /// it on.
     pub time_phases: bool,
+    /// Otherwise on CUDA: events around the phases, read at the end of a tick (the last
+    /// iteration's times, as the reference reports them).
+    phase_events: Option<PhaseEvents>,
 }
 
 /// Torch's RNG is reseeded from (seed, batch_idx) after every snapshot, so a run resumed from a
@@ -123,7 +128,31 @@ impl Trainer {
             progress: Progress::default(),
             stats: Stats::default(),
             time_phases: !device.is_cuda(),
+            phase_events: match device {
+                Device::Cuda(i) => PhaseEvents::new(i, &["Gboth", "Dmain"]),
+                _ => None,
+            },
         })
+    }
+
+    /// Report the CUDA-event times of the last iteration's phases (`Timing/<phase>`, ms); waits
+    /// for that iteration to finish. Nothing on a CPU or when the phases are wall-clock timed.
+    pub fn report_phase_events(&mut self) {
+        if self.time_phases {
+            return;
+        }
+        if let Some(ev) = &self.phase_events {
+            for (name, ms) in ev.elapsed_ms() {
+                self.stats.report_scalar(&format!("Timing/{name}"), ms);
+            }
+        }
+    }
+
+    /// Mark the start or end of phase `i` with a CUDA event (when events time the phases).
+    fn mark_phase(&mut self, i: usize, end: bool) {
+        if let (false, Some(ev)) = (self.time_phases, &mut self.phase_events) {
+            ev.record(i, end);
+        }
     }
 
     fn report_scores(&mut self, kind: &str, logits: &Tensor) {
@@ -150,6 +179,7 @@ impl Trainer {
         let lap = || timer.as_ref().map_or(0.0, PhaseTimer::lap);
 
         // G phase: D frozen, gradients flow through it into G.
+        self.mark_phase(0, false);
         self.opt_d.set_requires_grad(false);
         self.opt_g.zero_grad();
         let mut g_sum = Tensor::zeros([], (Kind::Float, dev));
@@ -169,9 +199,11 @@ impl Trainer {
         }
         self.opt_g.step();
         self.opt_d.set_requires_grad(true);
+        self.mark_phase(0, true);
         let t_g = lap();
 
         // D phase: fakes from G in train mode without a graph; fake then real.
+        self.mark_phase(1, false);
         self.opt_d.zero_grad();
         let mut d_sum = Tensor::zeros([], (Kind::Float, dev));
         for c in 0..chunks {
@@ -194,6 +226,7 @@ impl Trainer {
             d_sum += total;
         }
         self.opt_d.step();
+        self.mark_phase(1, true);
         let t_d = lap();
         if timer.is_some() {
             self.stats.report_scalar("Timing/Gboth", t_g * 1e3);
