@@ -102,7 +102,7 @@ fn ema_schedule_follows_the_reference() {
 fn adam_steps_like_the_reference_and_cleans_non_finite_gradients() {
     let vs = nn::VarStore::new(Device::Cpu);
     let p = vs.root().var("p", &[4], nn::Init::Const(1.0));
-    let mut opt = Adam::new(&vs, AdamConfig::generator());
+    let mut opt = Adam::new(&vs, AdamConfig::generator(2e-4));
     let mut g = p.grad();
     assert!(!g.defined());
     (&p * Tensor::from_slice(&[2.0f32, -3.0, 0.0, 1.0]))
@@ -121,7 +121,7 @@ fn adam_steps_like_the_reference_and_cleans_non_finite_gradients() {
         );
     }
     assert_eq!(opt.step, 1);
-    let d = AdamConfig::discriminator();
+    let d = AdamConfig::discriminator(2e-4);
     assert!((d.lr - 1.88235e-4).abs() < 1e-9 && (d.beta2 - 0.9905855).abs() < 1e-7);
 }
 
@@ -427,6 +427,9 @@ fn bad_training_options_are_refused_with_the_fix() {
     assert!(err(&["--device", "cuda"]).contains("--device cpu"));
     assert!(err(&["--metrics", "fid1k"]).contains("unknown metric"));
     assert!(err(&["--grid", "0x2"]).contains("COLSxROWS"));
+    for lr in ["0", "-1e-4", "NaN", "inf", "2"] {
+        assert!(err(&["--lr", lr]).contains("--lr"), "--lr {lr}");
+    }
     assert!(err(&["--resume", "/nonexistent/snap.safetensors"]).contains("no such snapshot"));
     let o = fpgan(&[
         "train",

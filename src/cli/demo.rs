@@ -37,6 +37,9 @@ pub struct DemoArgs {
     /// Batch size of the demo run (reference 64).
     #[arg(long, default_value_t = 8)]
     pub batch: i64,
+    /// Adam learning rate of the demo run (reference 0.0002).
+    #[arg(long, default_value_t = crate::train::options::DEFAULT_LR)]
+    pub lr: f64,
     /// Generator width of the demo run (reference 128).
     #[arg(long, default_value_t = 32)]
     pub ngf: i64,
@@ -130,6 +133,7 @@ fn options(a: &DemoArgs, dest: &Path, dataset_name: &str) -> TrainOptions {
     TrainOptions {
         outdir: a.outdir.join("train"),
         ngf: a.ngf,
+        lr: a.lr,
         batch: a.batch,
         batch_gpu: a.batch,
         kimg: a.kimg,

@@ -2,7 +2,7 @@
 use super::parse::parse_grid;
 use crate::fastpath::FastPath;
 use crate::nets::generator::GenCfg;
-use crate::train::options::TrainOptions;
+use crate::train::options::{TrainOptions, DEFAULT_LR};
 use crate::train::resume::{load_training_set, ResumeFrom, ResumeMode};
 use crate::train::run::train_with;
 use crate::util::device::parse_device;
@@ -80,6 +80,9 @@ pub struct TrainArgs {
     /// Generator width (reference 128; smaller for quick experiments).
     #[arg(long, default_value_t = 128)]
     pub ngf: i64,
+    /// Adam learning rate of G and D (the reference's 0.0002; D's is scaled by 16/17 as there).
+    #[arg(long, default_value_t = DEFAULT_LR)]
+    pub lr: f64,
     /// Sample grid as COLSxROWS, or auto (the reference's 30x16 at 256 on CUDA, 8x4 on CPU).
     #[arg(long, default_value = "auto")]
     pub grid: String,
@@ -132,6 +135,7 @@ impl TrainArgs {
             cfg: self.cfg,
             resolution,
             ngf: self.ngf,
+            lr: self.lr,
             batch: self.batch,
             batch_gpu: self.batch_gpu.unwrap_or(self.batch),
             kimg: self.kimg,

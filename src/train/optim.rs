@@ -11,21 +11,21 @@ pub struct AdamConfig {
 }
 
 impl AdamConfig {
-    /// G: lr 2e-4, betas (0, 0.99).
-    pub fn generator() -> Self {
+    /// G: lr (the reference's 2e-4), betas (0, 0.99).
+    pub fn generator(lr: f64) -> Self {
         AdamConfig {
-            lr: 2e-4,
+            lr,
             beta1: 0.0,
             beta2: 0.99,
             eps: 1e-8,
         }
     }
     /// D: the reference's lazy-regularisation scaling c = 16/17 applies although there is no
-    /// regulariser: lr 2e-4 * c, betas (0, 0.99^c).
-    pub fn discriminator() -> Self {
+    /// regulariser: lr * c, betas (0, 0.99^c).
+    pub fn discriminator(lr: f64) -> Self {
         let c = 16.0 / 17.0;
         AdamConfig {
-            lr: 2e-4 * c,
+            lr: lr * c,
             beta1: 0.0,
             beta2: 0.99f64.powf(c),
             eps: 1e-8,

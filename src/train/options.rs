@@ -16,6 +16,9 @@ pub struct TrainOptions {
     pub cfg: GenCfg,
     pub resolution: i64,
     pub ngf: i64,
+    /// Adam learning rate of G and D (D's scaled by 16/17 as the reference's).
+    #[serde(default = "default_lr")]
+    pub lr: f64,
     pub batch: i64,
     pub batch_gpu: i64,
     pub kimg: f64,
@@ -48,6 +51,7 @@ impl TrainOptions {
             cfg,
             resolution,
             ngf: 128,
+            lr: DEFAULT_LR,
             batch: 64,
             batch_gpu: 64,
             kimg: 25000.0,
@@ -100,6 +104,9 @@ impl TrainOptions {
                 r = self.resolution
             );
         }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
+            bail!("--lr {} must be a positive learning rate, at most 1 (the reference uses {DEFAULT_LR})", self.lr);
+        }
         check_kimg("--kimg", self.kimg)?;
         check_kimg("--tick", self.tick)?;
         if self.snap < 1 {
@@ -120,6 +127,13 @@ impl TrainOptions {
             (4320 / resolution).clamp(4, 32),
         )
     }
+}
+
+/// The reference's learning rate of G and D for the FastGAN generators.
+pub const DEFAULT_LR: f64 = 2e-4;
+
+fn default_lr() -> f64 {
+    DEFAULT_LR
 }
 
 /// Largest `--batch` accepted, and most bytes of uint8 images in one batch (the loader holds a

@@ -104,8 +104,8 @@ impl Trainer {
                 fastpath::vars_to_channels_last(vs);
             }
         }
-        let opt_g = Adam::new(&gvs, AdamConfig::generator());
-        let opt_d = Adam::new(&dvs, AdamConfig::discriminator());
+        let opt_g = Adam::new(&gvs, AdamConfig::generator(opts.lr));
+        let opt_d = Adam::new(&dvs, AdamConfig::discriminator(opts.lr));
         let ema = Ema::new(&gvs, &ema_vs)?;
         let (gw, gh) = opts.grid;
         let grid_z = Tensor::randn([gw * gh, gcfg.z_dim], (Kind::Float, device));
