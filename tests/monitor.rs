@@ -193,3 +193,19 @@ fn fpgan_plot_draws_every_run_in_every_panel() {
     let err = text(&o.stderr);
     assert!(err.contains("no stats.jsonl") && err.contains(dir), "{err}");
 }
+
+/// A sample grid cut back into its tiles gives the images it was made of (what the demo's
+/// before/after FID reads from fakes_init.png), and a grid of another tile size is refused.
+#[test]
+fn grid_tiles_undo_grid_image() {
+    use fpgan::util::images::{grid_image, grid_tiles};
+    let n = 6 * 3 * 8 * 8;
+    let x = tch::Tensor::arange(n, (tch::Kind::Int64, tch::Device::Cpu))
+        .remainder(251)
+        .to_kind(tch::Kind::Uint8)
+        .view([6, 3, 8, 8]);
+    let img = grid_image(&x, 3).unwrap();
+    assert_eq!(img.dimensions(), (24, 16));
+    assert!(grid_tiles(&img, 8).unwrap().equal(&x));
+    assert!(grid_tiles(&img, 7).is_err());
+}

@@ -46,6 +46,19 @@ pub fn grid_image(images: &Tensor, cols: usize) -> Result<image::RgbImage> {
         .context("grid buffer size")
 }
 
+/// The `side` x `side` tiles of a grid image (row by row) as uint8 N x 3 x side x side.
+pub fn grid_tiles(img: &image::RgbImage, side: i64) -> Result<Tensor> {
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    if side <= 0 || w % side != 0 || h % side != 0 {
+        bail!("a {w}x{h} grid is not made of {side}x{side} tiles");
+    }
+    let (rows, cols) = (h / side, w / side);
+    Ok(Tensor::from_slice(img.as_raw())
+        .view([rows, side, cols, side, 3])
+        .permute([0, 2, 4, 1, 3])
+        .reshape([rows * cols, 3, side, side]))
+}
+
 /// An RGB image as PNG bytes.
 pub fn png_bytes(img: &image::RgbImage) -> Result<Vec<u8>> {
     let mut out = Vec::new();
