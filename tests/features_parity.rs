@@ -1,10 +1,13 @@
 //! The feature network against tests/fixtures/features.safetensors, made by
 //! scripts/fixtures/make_feature_fixture.py (an independent torch.nn.functional implementation
 //! run with the virtualenv's torch on the same EfficientNet-Lite0 weights).
+mod common;
+
+use common::formula_weight;
 use fpgan::nets::features::FeatureNetwork;
 use fpgan::util::home;
 use std::collections::HashMap;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Device, Tensor};
 
 fn fixture() -> HashMap<String, Tensor> {
     let path = concat!(
@@ -30,20 +33,6 @@ fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.size(), b.size());
     let d = (a - b).abs().max().double_value(&[]);
     d / b.abs().max().double_value(&[])
-}
-
-/// The closed-form stand-in for the random projections (same formula as the python script).
-fn formula_weight(shape: &[i64], salt: f64) -> Tensor {
-    let n: i64 = shape.iter().product();
-    let fan_in: i64 = if shape.len() > 1 {
-        shape[1..].iter().product()
-    } else {
-        shape[0]
-    };
-    let i = Tensor::arange(n, (Kind::Double, Device::Cpu));
-    ((i * 0.37 + salt).sin() / (fan_in as f64).sqrt())
-        .to_kind(Kind::Float)
-        .reshape(shape)
 }
 
 #[test]

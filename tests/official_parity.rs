@@ -2,11 +2,14 @@
 //! tests/fixtures/official.safetensors is made by scripts/fixtures/make_official_fixture.py,
 //! which imports the official modules (timm 0.4.12, patched in-process only) and runs them.
 //!
-//! Parameters of G and of the D heads follow a closed formula (`formula`, the same in the script)
+//! Parameters of G and of the D heads follow a closed formula (`common::formula_weight`, the same in the script)
 //! set into the official modules through their state-dict names; every buffer (the official
 //! spectral-norm u/v, BN running stats) and the official CCM/CSM weights are stored. The
 //! EfficientNet-Lite0 trunk is the project's converted file, loaded by the script into timm's
 //! tf_efficientnet_lite0. fp32 on the CPU throughout.
+mod common;
+
+use common::formula_weight;
 use fpgan::nets::diffaug::diff_augment;
 use fpgan::nets::discriminator::Discriminator;
 use fpgan::nets::features::FeatureNetwork;
@@ -65,20 +68,6 @@ fn name_salt(name: &str) -> f64 {
         .map(|(i, c)| (i as u64 + 1) * c as u64)
         .sum();
     (s % 1000) as f64 / 10.0
-}
-
-/// The script's formula: sin(0.37 i + salt) / sqrt(fan_in), in f64, then f32.
-fn formula(shape: &[i64], salt: f64) -> Tensor {
-    let n: i64 = shape.iter().product();
-    let fan_in: i64 = if shape.len() > 1 {
-        shape[1..].iter().product()
-    } else {
-        shape[0]
-    };
-    let i = Tensor::arange(n, (Kind::Double, Device::Cpu));
-    ((i * 0.37 + salt).sin() / (fan_in as f64).sqrt())
-        .to_kind(Kind::Float)
-        .reshape(shape)
 }
 
 /// The script's test_image: sin(0.37 i + salt), f64 then f32.
@@ -147,7 +136,7 @@ fn load_official(
         for (n, t) in &vars {
             let v = match fx.get(&format!("{buf}{n}")) {
                 Some(b) => b.shallow_clone(),
-                None => formula(&t.size(), name_salt(&format!("{salt_prefix}{n}"))),
+                None => formula_weight(&t.size(), name_salt(&format!("{salt_prefix}{n}"))),
             };
             t.shallow_clone().copy_(&v);
         }

@@ -151,3 +151,20 @@ pub fn venv_python() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
     venv.join("bin/python")
 }
+
+/// The closed-form weights of the parity fixtures (the same formula as the fixture scripts):
+/// sin(0.37 i + salt) / sqrt(fan_in), in f64 then f32; i the flat index, fan_in the product of
+/// the dims after the first (the length for 1-D tensors).
+pub fn formula_weight(shape: &[i64], salt: f64) -> tch::Tensor {
+    use tch::{Device, Kind, Tensor};
+    let n: i64 = shape.iter().product();
+    let fan_in: i64 = if shape.len() > 1 {
+        shape[1..].iter().product()
+    } else {
+        shape[0]
+    };
+    let i = Tensor::arange(n, (Kind::Double, Device::Cpu));
+    ((i * 0.37 + salt).sin() / (fan_in as f64).sqrt())
+        .to_kind(Kind::Float)
+        .reshape(shape)
+}
