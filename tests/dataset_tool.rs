@@ -227,7 +227,7 @@ fn output_follows_the_reference_layout_and_round_trips() {
     write_all_kinds(&src);
     let opts = PrepareOptions::square(16);
     let mut produced = Vec::new();
-    let summary = prepare(&Source::open(&src).unwrap(), &opts, |img| {
+    let summary = prepare(&Source::open(&src).unwrap(), &opts, |_, img| {
         produced.push(img);
         Ok(())
     })
@@ -349,6 +349,7 @@ fn reference_made_datasets_load_and_raw_folders_are_prepared_on_the_fly() {
     )
     .unwrap();
     let set = ImageSet::open_or_prepare(&refset, &PrepareOptions::square(64)).unwrap();
+    assert_eq!(set.labels, None, "labels that miss images are not used");
     assert_eq!(
         (set.num_images(), set.resolution),
         (3, 16),

@@ -1,4 +1,5 @@
 //! `fpgan dataset`: any folder or zip of images into a training set in the reference layout.
+use crate::data::labels::LabelSource;
 use crate::data::{prepare_into, Background, PrepareOptions, Transform};
 use anyhow::Result;
 use clap::Args;
@@ -33,6 +34,11 @@ pub struct DatasetArgs {
     /// Skip images with more pixels than this (decompression bombs); default 512 MiB of RGB.
     #[arg(long, default_value_t = crate::data::image_ops::DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
+    /// Class labels for conditional training: `folders` (the first folder under the source
+    /// names the class; sorted names -> 0, 1, ...) or a FILE in the reference's dataset.json
+    /// format ({"labels": [["relative/name.png", class], ...]}).
+    #[arg(long, value_name = "folders|FILE")]
+    pub labels: Option<LabelSource>,
 }
 
 pub fn run(a: DatasetArgs) -> Result<()> {
@@ -45,10 +51,15 @@ pub fn run(a: DatasetArgs) -> Result<()> {
         max_images: a.max_images,
         compress: a.compress,
         max_pixels: a.max_pixels,
+        labels: a.labels,
     };
     let summary = prepare_into(&a.source, &a.dest, &opts, a.force)?;
+    let classes = match summary.classes {
+        0 => String::new(),
+        c => format!(", {c} classes in dataset.json"),
+    };
     println!(
-        "dataset: {summary} -> {} ({width}x{width} RGB)",
+        "dataset: {summary} -> {} ({width}x{width} RGB{classes})",
         a.dest.display()
     );
     if let Some(note) = summary.skipped_note() {

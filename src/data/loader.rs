@@ -23,6 +23,27 @@ pub struct ImageSet {
     count: usize,
     /// CHW uint8 pixels of every original image, back to back.
     pixels: Vec<u8>,
+    /// The class of every image (dataset.json's `labels`), or None for an unlabelled set.
+    pub labels: Option<Vec<i64>>,
+}
+
+/// The class of each file of `source` from its dataset.json's reference-format `labels`; None
+/// for an unlabelled set, and for labels that leave an image without a non-negative class (an
+/// unconditional run does not need them; `fpgan dataset --labels` never writes such a set).
+fn read_labels(source: &Source) -> Result<Option<Vec<i64>>> {
+    let Some(json) = source.dataset_json()? else {
+        return Ok(None);
+    };
+    let Some(entries) = json["labels"].as_array() else {
+        return Ok(None);
+    };
+    let by_name: std::collections::HashMap<String, i64> = entries
+        .iter()
+        .filter_map(|e| Some((e[0].as_str()?.replace('\\', "/"), e[1].as_i64()?)))
+        .collect();
+    Ok((0..source.len())
+        .map(|i| by_name.get(source.name(i)).copied().filter(|l| *l >= 0))
+        .collect())
 }
 
 fn dataset_name(path: &Path) -> String {
@@ -52,6 +73,7 @@ impl ImageSet {
         if source.is_empty() {
             bail!("{} holds no images", path.display());
         }
+        let labels = read_labels(&source)?;
         let pb = progress::bar(source.len() as u64, "loading");
         let images: Vec<image::RgbImage> = (0..source.len())
             .into_par_iter()
@@ -90,6 +112,7 @@ impl ImageSet {
             mirror: false,
             count: images.len(),
             pixels,
+            labels,
         })
     }
 
@@ -103,7 +126,7 @@ impl ImageSet {
         }
         let mut pixels = Vec::new();
         let mut count = 0;
-        let summary = prepare(&source, opts, |img| {
+        let summary = prepare(&source, opts, |_, img| {
             push_chw(&mut pixels, &img);
             count += 1;
             Ok(())
@@ -116,6 +139,7 @@ impl ImageSet {
             mirror: false,
             count,
             pixels,
+            labels: None,
         })
     }
 

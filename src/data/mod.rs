@@ -3,6 +3,7 @@
 pub mod dest;
 pub mod image_ops;
 pub mod jpeg;
+pub mod labels;
 pub mod loader;
 pub mod prepare;
 pub mod resample;

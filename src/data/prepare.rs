@@ -1,6 +1,7 @@
 //! The dataset tool's pipeline: every file decoded, flattened and fitted on all cores, handed on
 //! in source order; unusable files are skipped with one warning each and counted.
 use super::image_ops::{decode_limited, fit, flatten, Background, Transform, DEFAULT_MAX_PIXELS};
+use super::labels::{LabelSource, Labeling};
 use super::source::{max_file_bytes, Source};
 use crate::nets::generator::RESOLUTIONS;
 use crate::util::progress;
@@ -23,6 +24,9 @@ pub struct PrepareOptions {
     pub compress: bool,
     /// Larger images are skipped with a warning (decompression bombs).
     pub max_pixels: u64,
+    /// Class labels to write into dataset.json (conditional training), or none.
+    #[serde(skip)]
+    pub labels: Option<LabelSource>,
 }
 
 /// "1 image", "2 images": `n` and `noun`, plural unless `n` is 1.
@@ -45,6 +49,7 @@ impl PrepareOptions {
             max_images: None,
             compress: false,
             max_pixels: DEFAULT_MAX_PIXELS,
+            labels: None,
         }
     }
 
@@ -104,6 +109,8 @@ pub struct Summary {
     /// Images whose shorter side was below the output size (enlarged, likely blurry).
     pub upscaled: usize,
     pub seconds: f64,
+    /// Classes of a labelled dataset (0 when unlabelled).
+    pub classes: usize,
 }
 
 impl std::fmt::Display for Summary {
@@ -132,12 +139,12 @@ impl Summary {
     }
 }
 
-/// Process `source` and pass each usable image, in order, to `sink`.
+/// Process `source` and pass each usable image, in order, to `sink` with its index in `source`.
 /// Fails if no image at all could be used.
 pub fn prepare(
     source: &Source,
     opts: &PrepareOptions,
-    mut sink: impl FnMut(RgbImage) -> Result<()>,
+    mut sink: impl FnMut(usize, RgbImage) -> Result<()>,
 ) -> Result<Summary> {
     opts.validate()?;
     let start = Instant::now();
@@ -165,7 +172,7 @@ pub fn prepare(
             }
             match r {
                 Ok((img, upscaled)) => {
-                    sink(img)?;
+                    sink(i, img)?;
                     summary.written += 1;
                     summary.upscaled += upscaled as usize;
                     pb.inc(1);
@@ -245,8 +252,24 @@ pub fn prepare_into(
     if let Some(w) = opts.untrainable_warning() {
         eprintln!("warning: {w}");
     }
+    let labeling = match &opts.labels {
+        Some(spec) => Some(Labeling::of(&src, spec)?),
+        None => None,
+    };
     let mut writer = super::DatasetWriter::create(dest, force)?.compressed(opts.compress);
-    let summary = prepare(&src, opts, |img| writer.add(&img))?;
+    let mut written = Vec::new();
+    let mut summary = prepare(&src, opts, |i, img| {
+        if let Some(l) = &labeling {
+            written.push((super::writer::image_name(written.len()), l.of_file[i]));
+        }
+        writer.add(&img)
+    })?;
+    if let Some(l) = &labeling {
+        let classes: Vec<i64> = written.iter().map(|(_, c)| *c).collect();
+        l.check_every_class_used(&classes)?;
+        writer.set_metadata(l.dataset_json(&written));
+        summary.classes = l.classes.len();
+    }
     writer.finish()?;
     Ok(summary)
 }

@@ -115,12 +115,48 @@ impl Source {
         self.has_dataset_json
     }
 
+    /// The relative name ('/'-separated) of file `i`.
+    pub fn name(&self, i: usize) -> &str {
+        &self.names[i]
+    }
+
     /// Name for messages: the source path joined with the file's relative name.
     pub fn display_name(&self, i: usize) -> String {
         match &self.backing {
             Backing::Dir(root) => root.join(&self.names[i]).display().to_string(),
             Backing::Zip(zip, _) => format!("{}:{}", zip.display(), self.names[i]),
         }
+    }
+
+    /// The root's `dataset.json` as JSON, if there is one.
+    pub fn dataset_json(&self) -> Result<Option<serde_json::Value>> {
+        if !self.has_dataset_json {
+            return Ok(None);
+        }
+        const MAX: u64 = 1 << 30;
+        let (bytes, shown) = match &self.backing {
+            Backing::Dir(root) => {
+                let p = root.join("dataset.json");
+                (read_file(&p, MAX)?, p.display().to_string())
+            }
+            Backing::Zip(path, zip) => {
+                let mut zip = zip.lock().unwrap_or_else(|e| e.into_inner());
+                let shown = format!("{}:dataset.json", path.display());
+                let entry = zip
+                    .by_name("dataset.json")
+                    .with_context(|| format!("cannot open {shown}"))?;
+                let claimed = entry.size();
+                (
+                    read_bounded(entry, claimed, MAX)
+                        .with_context(|| format!("cannot read {shown}"))?,
+                    shown,
+                )
+            }
+        };
+        let json = serde_json::from_slice(&bytes).with_context(|| {
+            format!("{shown} is not JSON; re-create the dataset with `fpgan dataset`")
+        })?;
+        Ok(Some(json))
     }
 
     /// The bytes of file `i`, if it is no longer than the default [`max_file_bytes`].

@@ -108,6 +108,8 @@ pub struct DatasetWriter {
     out: Option<Out>,
     count: usize,
     compress: bool,
+    /// The content of dataset.json (the reference's `{"labels": null}` by default).
+    metadata: serde_json::Value,
 }
 
 /// Whether `path` exists and holds something (a file, or a non-empty directory).
@@ -172,6 +174,7 @@ impl DatasetWriter {
             out: Some(out),
             count: 0,
             compress: false,
+            metadata: serde_json::json!({ "labels": null }),
         })
     }
 
@@ -217,10 +220,16 @@ impl DatasetWriter {
         Ok(())
     }
 
+    /// What `finish` writes as dataset.json (labels of a conditional dataset).
+    pub fn set_metadata(&mut self, metadata: serde_json::Value) {
+        self.metadata = metadata;
+    }
+
     /// Write `dataset.json`, flush to disk and move the result to the destination
     /// (replacing what was there, which `create` allowed only with `force`).
     pub fn finish(mut self) -> Result<PathBuf> {
-        self.put("dataset.json", br#"{"labels": null}"#)?;
+        let json = serde_json::to_vec(&self.metadata)?;
+        self.put("dataset.json", &json)?;
         let ctx = || format!("cannot write {} (disk full?)", self.dest.display());
         if let Some(Out::Zip(z)) = self.out.take() {
             let f = z

@@ -1,0 +1,133 @@
+//! Class labels of a dataset (conditional training): from the first folder level under the
+//! source (`--labels folders`) or from a file in the reference's `dataset.json` format, checked,
+//! and written into the output's `dataset.json` in that format.
+use super::source::Source;
+use anyhow::{bail, Context, Result};
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Where the labels come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LabelSource {
+    /// The first folder under the source names the class (sorted names -> 0..C-1).
+    Folders,
+    /// `{"labels": [["relative/name.png", class], ...]}`, names relative to the source.
+    File(PathBuf),
+}
+
+impl std::str::FromStr for LabelSource {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "folders" => Ok(LabelSource::Folders),
+            "" => Err("give `folders` or a dataset.json-style FILE".into()),
+            f => Ok(LabelSource::File(PathBuf::from(f))),
+        }
+    }
+}
+
+/// The class of every file of a source, and the class names (folder names, or the indices).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Labeling {
+    pub classes: Vec<String>,
+    /// Class index of source file i.
+    pub of_file: Vec<i64>,
+}
+
+impl Labeling {
+    /// Labels of the files of `src` from `spec`; every file needs one.
+    pub fn of(src: &Source, spec: &LabelSource) -> Result<Self> {
+        match spec {
+            LabelSource::Folders => from_folders(src),
+            LabelSource::File(f) => from_file(src, f),
+        }
+    }
+
+    /// Every class must keep at least one of the `written` labels (skipped files may empty one).
+    pub fn check_every_class_used(&self, written: &[i64]) -> Result<()> {
+        let used: BTreeSet<i64> = written.iter().copied().collect();
+        if let Some(k) = (0..self.classes.len() as i64).find(|k| !used.contains(k)) {
+            bail!(
+                "class {k} ({}) has no usable image; add images to it or renumber the classes",
+                self.classes[k as usize]
+            );
+        }
+        Ok(())
+    }
+
+    /// The output's `dataset.json`: the reference's `labels` ([name, class] per image, in the
+    /// output's names) and fpgan's `class_names` (which the reference ignores).
+    pub fn dataset_json(&self, written: &[(String, i64)]) -> serde_json::Value {
+        serde_json::json!({ "labels": written, "class_names": self.classes })
+    }
+}
+
+fn from_folders(src: &Source) -> Result<Labeling> {
+    let mut tops = Vec::with_capacity(src.len());
+    for i in 0..src.len() {
+        match src.name(i).split_once('/') {
+            Some((top, _)) => tops.push(top.to_string()),
+            None => bail!(
+                "{} is not inside a class folder; with --labels folders every image sits in a \
+                 folder named after its class (source/<class>/...)",
+                src.display_name(i)
+            ),
+        }
+    }
+    let classes: Vec<String> = tops
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let index: HashMap<&str, i64> = classes
+        .iter()
+        .enumerate()
+        .map(|(k, c)| (c.as_str(), k as i64))
+        .collect();
+    let of_file = tops.iter().map(|t| index[t.as_str()]).collect();
+    Ok(Labeling { classes, of_file })
+}
+
+fn from_file(src: &Source, file: &Path) -> Result<Labeling> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read labels file {}", file.display()))?;
+    let bad = || {
+        format!(
+            "{}: not a labels file; expected {{\"labels\": [[\"relative/name.png\", 0], ...]}} as the reference's dataset.json",
+            file.display()
+        )
+    };
+    let json: serde_json::Value = serde_json::from_str(&text).with_context(bad)?;
+    let entries = json["labels"].as_array().with_context(bad)?;
+    let mut by_name = HashMap::new();
+    for e in entries {
+        let (Some(name), Some(label)) = (e[0].as_str(), e[1].as_i64()) else {
+            bail!(
+                "{}: entry {e} is not [\"name\", class] with a class of 0 or more",
+                file.display()
+            );
+        };
+        if label < 0 {
+            bail!(
+                "{}: {name} has class {label}; classes are 0, 1, 2, ...",
+                file.display()
+            );
+        }
+        by_name.insert(name.replace('\\', "/"), label);
+    }
+    let mut of_file = Vec::with_capacity(src.len());
+    for i in 0..src.len() {
+        match by_name.get(src.name(i)) {
+            Some(&l) => of_file.push(l),
+            None => bail!(
+                "{} has no label in {}; add it there or remove the image",
+                src.display_name(i),
+                file.display()
+            ),
+        }
+    }
+    let n = of_file.iter().max().map_or(0, |m| m + 1);
+    let classes = (0..n).map(|k| k.to_string()).collect();
+    Ok(Labeling { classes, of_file })
+}

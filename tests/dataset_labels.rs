@@ -1,0 +1,136 @@
+//! Class labels in the dataset tool (conditional training): `--labels folders` and a
+//! reference-format labels file, written into dataset.json in the reference's format and read
+//! back by the loader; every defect is a clear error naming it.
+mod common;
+
+use common::{fpgan, text};
+use fpgan::data::ImageSet;
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// A small PNG of one colour at `path` (folders made as needed).
+fn png(path: &Path, rgb: [u8; 3]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    image::RgbImage::from_pixel(40, 40, image::Rgb(rgb))
+        .save(path)
+        .unwrap();
+}
+
+fn dataset(src: &Path, dest: &Path, labels: &str) -> std::process::Output {
+    let (s, d) = (src.to_str().unwrap(), dest.to_str().unwrap());
+    fpgan(&[
+        "dataset",
+        "--source",
+        s,
+        "--dest",
+        d,
+        "--resolution",
+        "32",
+        "--labels",
+        labels,
+    ])
+}
+
+fn dataset_json(dest: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dest.join("dataset.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn folders_name_the_classes_in_sorted_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    png(&src.join("water/a.png"), [0, 0, 255]);
+    png(&src.join("fire/b.png"), [255, 0, 0]);
+    png(&src.join("fire/c.png"), [250, 10, 0]);
+    png(&src.join("grass/deeper/d.png"), [0, 255, 0]);
+    std::fs::write(src.join("water/broken.png"), b"not an image").unwrap();
+    let dest = tmp.path().join("out");
+    let o = dataset(&src, &dest, "folders");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("3 classes"), "{}", text(&o.stdout));
+    // sources in path order: fire/b, fire/c, grass/deeper/d, water/a (water/broken skipped)
+    let want = json!({
+        "labels": [["00000/img00000000.png", 0], ["00000/img00000001.png", 0],
+                   ["00000/img00000002.png", 1], ["00000/img00000003.png", 2]],
+        "class_names": ["fire", "grass", "water"],
+    });
+    assert_eq!(dataset_json(&dest), want);
+    let set = ImageSet::open(&dest).unwrap();
+    assert_eq!(set.labels, Some(vec![0, 0, 1, 2]));
+    // the class of an image is its folder's: the third written image is the green one
+    let img = image::open(dest.join("00000/img00000002.png"))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(img.get_pixel(16, 16).0, [0, 255, 0]);
+}
+
+#[test]
+fn a_labels_file_in_the_reference_format_is_used_and_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for (n, c) in [
+        ("x.png", [1, 2, 3]),
+        ("y.png", [4, 5, 6]),
+        ("sub/z.png", [7, 8, 9]),
+    ] {
+        png(&src.join(n), c);
+    }
+    let file = tmp.path().join("labels.json");
+    let write = |v: Value| std::fs::write(&file, v.to_string()).unwrap();
+    let f = file.to_str().unwrap();
+    write(json!({"labels": [["x.png", 1], ["y.png", 0], ["sub\\z.png", 1]]}));
+    let dest = tmp.path().join("out.zip");
+    let o = dataset(&src, &dest, f);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // sorted sources: sub/z, x, y
+    assert_eq!(ImageSet::open(&dest).unwrap().labels, Some(vec![1, 1, 0]));
+    // every defect names what to fix
+    let err = |v: Value| {
+        write(v);
+        let o = dataset(&src, &tmp.path().join("bad"), f);
+        assert!(!o.status.success());
+        text(&o.stderr)
+    };
+    let e = err(json!({"labels": [["x.png", 1], ["sub/z.png", 0]]}));
+    assert!(
+        e.contains("y.png") && e.contains("no label") && e.contains(f),
+        "{e}"
+    );
+    let e = err(json!({"labels": [["x.png", -1], ["y.png", 0], ["sub/z.png", 0]]}));
+    assert!(e.contains("x.png") && e.contains("-1"), "{e}");
+    let e = err(json!({"labels": [["x.png", 2], ["y.png", 0], ["sub/z.png", 0]]}));
+    assert!(
+        e.contains("class 1") && e.contains("no usable image"),
+        "{e}"
+    );
+    let e = err(json!({"images": []}));
+    assert!(e.contains("not a labels file"), "{e}");
+    assert!(
+        !tmp.path().join("bad").exists(),
+        "nothing is written on error"
+    );
+}
+
+#[test]
+fn folders_need_every_image_in_a_class_folder_and_every_class_an_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    png(&src.join("cats/a.png"), [9, 9, 9]);
+    png(&src.join("stray.png"), [9, 9, 9]);
+    let o = dataset(&src, &tmp.path().join("out"), "folders");
+    let e = text(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("stray.png") && e.contains("class folder"),
+        "{e}"
+    );
+    std::fs::remove_file(src.join("stray.png")).unwrap();
+    // a class whose only image cannot be read is left empty
+    std::fs::create_dir_all(src.join("dogs")).unwrap();
+    std::fs::write(src.join("dogs/only.png"), b"broken").unwrap();
+    let o = dataset(&src, &tmp.path().join("out"), "folders");
+    let e = text(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("dogs") && e.contains("no usable image"),
+        "{e}"
+    );
+}
