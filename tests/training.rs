@@ -427,8 +427,9 @@ fn bad_training_options_are_refused_with_the_fix() {
     assert!(err(&["--device", "cuda"]).contains("--device cpu"));
     assert!(err(&["--metrics", "fid1k"]).contains("unknown metric"));
     assert!(err(&["--grid", "0x2"]).contains("COLSxROWS"));
-    for lr in ["0", "-1e-4", "NaN", "inf", "2"] {
-        assert!(err(&["--lr", lr]).contains("--lr"), "--lr {lr}");
+    for lr in ["--lr=0", "--lr=-1e-4", "--lr=NaN", "--lr=inf", "--lr=2"] {
+        let e = err(&[lr]);
+        assert!(e.contains("must be a positive learning rate"), "{lr}: {e}");
     }
     assert!(err(&["--resume", "/nonexistent/snap.safetensors"]).contains("no such snapshot"));
     let o = fpgan(&[
