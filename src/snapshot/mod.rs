@@ -1,7 +1,8 @@
-//! Snapshot files, one home: names (`network-snapshot-<kimg>.safetensors`, newest first), pruning,
-//! headers and loading G_ema; the full training state is written and restored by `train::state`.
+//! Snapshot files, one home: names, finding, pruning, headers, loading G_ema (the training state
+//! is `train::state`); `pickle` reads official network pickles as data, never as code.
 mod files;
 mod network;
+pub mod pickle;
 
 pub use files::{
     newest_snapshot, prune, read_header, snapshot_kimg, snapshot_name, snapshots_in,
