@@ -123,3 +123,30 @@ fn damaged_pickles_give_errors() {
         let _ = read(&d, &|_, _| false); // an error or some value, never a crash
     }
 }
+
+/// Tensors and parameters pickled by PyTorch (plain pickle: legacy torch.save blobs inside)
+/// come back with their values, views included.
+#[test]
+fn pickled_tensors_are_rebuilt() {
+    use fpgan::snapshot::torch_pickle::{tensor, tensor_global};
+    use tch::{Kind, Tensor};
+    let setup = "import torch\nt = torch.arange(6, dtype=torch.float32).reshape(2, 3)\n\
+                 obj = {'t': t, 'view': t[:, 1:], 'p': torch.nn.Parameter(torch.ones(2)),\n\
+                 'l': torch.arange(5), 'h': torch.tensor([0.5, -2.0], dtype=torch.float16)}";
+    let got = read(&pickled(setup, "obj", 4), &tensor_global).unwrap();
+    let Value::Dict(items) = got else {
+        panic!("{got:?}")
+    };
+    let t = |k: &str| tensor(&items.iter().find(|(n, _)| *n == s(k)).unwrap().1).unwrap();
+    let a = Tensor::arange(6, (Kind::Float, tch::Device::Cpu)).view([2, 3]);
+    assert!(t("t").equal(&a));
+    assert!(t("view").equal(&a.narrow(1, 1, 2)));
+    assert!(t("p").equal(&Tensor::ones([2], (Kind::Float, tch::Device::Cpu))));
+    assert!(t("l").equal(&Tensor::arange(5, (Kind::Int64, tch::Device::Cpu))));
+    assert_eq!(
+        Vec::<f64>::try_from(t("h").to_kind(Kind::Double)).unwrap(),
+        vec![0.5, -2.0]
+    );
+    // a tensor is not readable with the allow-list of plain data
+    assert!(read(&pickled(setup, "obj", 4), &|_, _| false).is_err());
+}

@@ -3,6 +3,7 @@
 mod files;
 mod network;
 pub mod pickle;
+pub mod torch_pickle;
 
 pub use files::{
     newest_snapshot, prune, read_header, snapshot_kimg, snapshot_name, snapshots_in,

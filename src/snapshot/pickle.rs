@@ -9,6 +9,8 @@ pub enum Value {
     None,
     Bool(bool),
     Int(i64),
+    /// An integer wider than 64 bits, little-endian two's complement bytes.
+    BigInt(Vec<u8>),
     Float(f64),
     Str(String),
     Bytes(Vec<u8>),
@@ -85,9 +87,19 @@ struct Machine<'a> {
 
 /// Read the pickle `data`; `allowed(module, name)` says which globals may appear.
 pub fn read(data: &[u8], allowed: &dyn Fn(&str, &str) -> bool) -> Result<Value> {
+    Ok(read_at(data, 0, allowed)?.0)
+}
+
+/// Read the pickle starting at `pos` of `data` (several may follow one another); the value
+/// and the position after its STOP.
+pub fn read_at(
+    data: &[u8],
+    pos: usize,
+    allowed: &dyn Fn(&str, &str) -> bool,
+) -> Result<(Value, usize)> {
     let mut m = Machine {
         data,
-        pos: 0,
+        pos,
         nodes: Vec::new(),
         stack: Vec::new(),
         marks: Vec::new(),
@@ -96,7 +108,7 @@ pub fn read(data: &[u8], allowed: &dyn Fn(&str, &str) -> bool) -> Result<Value> 
         built: std::cell::Cell::new(0),
     };
     let root = m.run()?;
-    m.value(root, 0)
+    Ok((m.value(root, 0)?, m.pos))
 }
 
 impl Machine<'_> {
@@ -157,7 +169,9 @@ impl Machine<'_> {
     fn long(&mut self, n: usize) -> Result<()> {
         let b = self.take(n)?;
         if n > 8 {
-            bail!("integer of {n} bytes in pickle");
+            let big = Value::BigInt(b.to_vec());
+            self.push(Node::Leaf(big));
+            return Ok(());
         }
         let mut v: i64 = 0;
         for (i, &x) in b.iter().enumerate() {

@@ -1,0 +1,133 @@
+//! Tensors inside plain pickles of PyTorch objects, rebuilt without running code: a tensor is
+//! `_rebuild_tensor_v2(storage, offset, size, stride, ...)`, its storage a legacy `torch.save`
+//! blob (`_load_from_bytes`): magic, version, system info, a persistent id, the keys, raw data.
+use super::pickle::{read_at, Value};
+use anyhow::{bail, Context, Result};
+use tch::{Kind, Tensor};
+
+/// The globals a pickled tensor or parameter needs.
+pub fn tensor_global(module: &str, name: &str) -> bool {
+    match module {
+        "torch._utils" => matches!(name, "_rebuild_tensor_v2" | "_rebuild_parameter"),
+        "torch.storage" => name == "_load_from_bytes",
+        "torch" => storage_kind(name).is_some(),
+        "collections" => name == "OrderedDict",
+        _ => false,
+    }
+}
+
+/// Element kind and size of a legacy storage class.
+fn storage_kind(name: &str) -> Option<(Kind, usize)> {
+    Some(match name {
+        "FloatStorage" => (Kind::Float, 4),
+        "DoubleStorage" => (Kind::Double, 8),
+        "HalfStorage" => (Kind::Half, 2),
+        "BFloat16Storage" => (Kind::BFloat16, 2),
+        "LongStorage" => (Kind::Int64, 8),
+        "IntStorage" => (Kind::Int, 4),
+        "ByteStorage" => (Kind::Uint8, 1),
+        "BoolStorage" => (Kind::Bool, 1),
+        _ => return None,
+    })
+}
+
+fn ints(v: &Value, what: &str) -> Result<Vec<i64>> {
+    let Value::Tuple(xs) = v else {
+        bail!("{what} is not a tuple");
+    };
+    xs.iter()
+        .map(|x| match x {
+            Value::Int(i) if *i >= 0 => Ok(*i),
+            _ => bail!("{what} holds {x:?}"),
+        })
+        .collect()
+}
+
+/// The tensor a pickled value stands for: a tensor or a parameter (on the CPU).
+pub fn tensor(v: &Value) -> Result<Tensor> {
+    let Value::Call { func, args, .. } = v else {
+        bail!("not a pickled tensor");
+    };
+    let Value::Tuple(args) = &**args else {
+        bail!("tensor arguments are not a tuple");
+    };
+    match &**func {
+        Value::Global(m, n) if m == "torch._utils" && n == "_rebuild_parameter" => {
+            tensor(args.first().context("parameter without data")?)
+        }
+        Value::Global(m, n) if m == "torch._utils" && n == "_rebuild_tensor_v2" => {
+            let [storage, offset, size, stride, ..] = args.as_slice() else {
+                bail!("_rebuild_tensor_v2 with {} arguments", args.len());
+            };
+            let storage = legacy_storage(storage)?;
+            let Value::Int(offset) = offset else {
+                bail!("tensor offset {offset:?}");
+            };
+            let (size, stride) = (ints(size, "size")?, ints(stride, "stride")?);
+            let need = size
+                .iter()
+                .zip(&stride)
+                .map(|(n, s)| (n - 1).max(0) * s)
+                .sum::<i64>()
+                + offset
+                + 1;
+            if size.len() != stride.len()
+                || (size.iter().all(|&n| n > 0) && need > storage.numel() as i64)
+            {
+                bail!("tensor of size {size:?} and stride {stride:?} does not fit its storage");
+            }
+            Ok(storage.as_strided(size, stride, *offset).contiguous())
+        }
+        f => bail!("{f:?} does not make a tensor"),
+    }
+}
+
+/// A `_load_from_bytes(blob)` storage as a 1-D tensor.
+fn legacy_storage(v: &Value) -> Result<Tensor> {
+    let Value::Call { func, args, .. } = v else {
+        bail!("tensor storage is not a call");
+    };
+    let (Value::Global(m, n), Value::Tuple(a)) = (&**func, &**args) else {
+        bail!("tensor storage {func:?}");
+    };
+    let (true, [Value::Bytes(blob)]) = (
+        m == "torch.storage" && n == "_load_from_bytes",
+        a.as_slice(),
+    ) else {
+        bail!("tensor storage {m}.{n}");
+    };
+    let allowed = |m: &str, n: &str| m == "torch" && storage_kind(n).is_some();
+    let mut pos = 0;
+    for what in ["magic number", "protocol version", "system info"] {
+        pos = read_at(blob, pos, &allowed)
+            .with_context(|| format!("storage {what}"))?
+            .1;
+    }
+    let (pid, p) = read_at(blob, pos, &allowed)?;
+    let (_keys, p) = read_at(blob, p, &allowed)?;
+    let Value::PersId(pid) = pid else {
+        bail!("storage without a persistent id");
+    };
+    let Value::Tuple(t) = &*pid else {
+        bail!("storage id {pid:?}");
+    };
+    let [Value::Str(tag), Value::Global(_, ty), _key, _location, Value::Int(numel), ..] =
+        t.as_slice()
+    else {
+        bail!("storage id {t:?}");
+    };
+    let (kind, size) = storage_kind(ty).with_context(|| format!("storage type {ty}"))?;
+    if tag != "storage" || *numel < 0 {
+        bail!("storage id {t:?}");
+    }
+    let head = blob.get(p..p + 8).context("storage data missing")?;
+    let n = u64::from_le_bytes(head.try_into().expect("8 bytes")) as usize;
+    let bytes = n.checked_mul(size).context("storage size")?;
+    let data = blob
+        .get(p + 8..p + 8 + bytes)
+        .context("storage data truncated")?;
+    if n != *numel as usize {
+        bail!("storage of {numel} elements holds {n}");
+    }
+    Ok(Tensor::from_data_size(data, &[n as i64], kind))
+}
