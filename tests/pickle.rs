@@ -150,3 +150,42 @@ fn pickled_tensors_are_rebuilt() {
     // a tensor is not readable with the allow-list of plain data
     assert!(read(&pickled(setup, "obj", 4), &|_, _| false).is_err());
 }
+
+/// A pickled module (spectral-normalised conv and BN, hooks and all) gives its state dict.
+#[test]
+fn pickled_modules_give_their_state_dict() {
+    use fpgan::snapshot::torch_pickle::{module_tensors, tensor_global};
+    let setup = "import torch\ntorch.manual_seed(0)\n\
+                 m = torch.nn.Sequential(torch.nn.utils.spectral_norm(torch.nn.Conv2d(2, 3, 1)),\n\
+                 torch.nn.BatchNorm2d(3), torch.nn.Conv2d(3, 1, 1, bias=False))\n\
+                 m.register_buffer('scratch', torch.zeros(1), persistent=False)\n\
+                 m(torch.randn(2, 2, 4, 4))\n\
+                 sd = m.state_dict()\n\
+                 obj = (m, list(sd.keys()), [v.double().sum().item() for v in sd.values()])";
+    let allowed = |m: &str, n: &str| {
+        tensor_global(m, n)
+            || m.starts_with("torch.nn.modules.")
+            || m == "torch.nn.utils.spectral_norm"
+    };
+    let got = read(&pickled(setup, "obj", 4), &allowed).unwrap();
+    let Value::Tuple(parts) = got else {
+        panic!("{got:?}")
+    };
+    let named = module_tensors(&parts[0]).unwrap();
+    let (Value::List(keys), Value::List(sums)) = (&parts[1], &parts[2]) else {
+        panic!()
+    };
+    let ours: Vec<Value> = named.iter().map(|(n, _)| s(n)).collect();
+    assert_eq!(&ours, keys, "names and order of state_dict()");
+    for ((n, t), want) in named.iter().zip(sums) {
+        let Value::Float(want) = want else { panic!() };
+        let got = t
+            .to_kind(tch::Kind::Double)
+            .sum(tch::Kind::Double)
+            .double_value(&[]);
+        assert!(
+            (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+            "{n}: {got} vs {want}"
+        );
+    }
+}

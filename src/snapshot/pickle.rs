@@ -1,6 +1,5 @@
-//! A pickle reader that never runs code: it rebuilds plain data (None, bools, numbers, strings,
-//! bytes, lists, tuples, dicts, sets) and records every global, call and object state it meets
-//! as data, refusing any global an allow-list does not name (official network pickles are code).
+//! A pickle reader that never runs code: plain data rebuilt, globals, calls and object states kept
+//! as data, any global an allow-list does not name refused (network pickles are code).
 use anyhow::{bail, Context, Result};
 
 /// A value of a pickle, with calls and objects kept as data.

@@ -1,6 +1,5 @@
-//! Tensors inside plain pickles of PyTorch objects, rebuilt without running code: a tensor is
-//! `_rebuild_tensor_v2(storage, offset, size, stride, ...)`, its storage a legacy `torch.save`
-//! blob (`_load_from_bytes`): magic, version, system info, a persistent id, the keys, raw data.
+//! Tensors and module state dicts inside plain pickles of PyTorch objects, rebuilt from the data
+//! (`_rebuild_tensor_v2` over legacy `torch.save` storage blobs) without running any code.
 use super::pickle::{read_at, Value};
 use anyhow::{bail, Context, Result};
 use tch::{Kind, Tensor};
@@ -130,4 +129,72 @@ fn legacy_storage(v: &Value) -> Result<Tensor> {
         bail!("storage of {numel} elements holds {n}");
     }
     Ok(Tensor::from_data_size(data, &[n as i64], kind))
+}
+
+/// The entries of a pickled dict (a dict, or an OrderedDict call with its items).
+fn dict_items(v: &Value) -> Option<&[(Value, Value)]> {
+    match v {
+        Value::Dict(items) => Some(items),
+        Value::Call { items, .. } => Some(items),
+        _ => None,
+    }
+}
+
+/// The value under string key `key` of a pickled dict.
+fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    dict_items(v)?
+        .iter()
+        .find(|(k, _)| matches!(k, Value::Str(s) if s == key))
+        .map(|(_, x)| x)
+}
+
+/// The state dict of a pickled `nn.Module` (names as `module.state_dict()` gives them:
+/// parameters, persistent buffers, then submodules, depth first).
+pub fn module_tensors(module: &Value) -> Result<Vec<(String, Tensor)>> {
+    let mut out = Vec::new();
+    collect(module, "", &mut out, 0)?;
+    Ok(out)
+}
+
+fn collect(
+    module: &Value,
+    prefix: &str,
+    out: &mut Vec<(String, Tensor)>,
+    depth: usize,
+) -> Result<()> {
+    if depth > 64 {
+        bail!("modules nested deeper than 64 at {prefix}");
+    }
+    let Value::Call { state, .. } = module else {
+        bail!("{prefix}: not a pickled module");
+    };
+    let non_persistent: Vec<&Value> = match get(state, "_non_persistent_buffers_set") {
+        Some(Value::Set(xs)) => xs.iter().collect(),
+        _ => Vec::new(),
+    };
+    for field in ["_parameters", "_buffers"] {
+        let items = get(state, field).and_then(dict_items).unwrap_or_default();
+        for (k, v) in items {
+            let Value::Str(name) = k else {
+                bail!("{prefix}{field}: a non-string name");
+            };
+            if matches!(v, Value::None) || non_persistent.contains(&k) {
+                continue;
+            }
+            let t = tensor(v).with_context(|| format!("{prefix}{name}"))?;
+            out.push((format!("{prefix}{name}"), t));
+        }
+    }
+    for (k, v) in get(state, "_modules")
+        .and_then(dict_items)
+        .unwrap_or_default()
+    {
+        let Value::Str(name) = k else {
+            bail!("{prefix}_modules: a non-string name");
+        };
+        if !matches!(v, Value::None) {
+            collect(v, &format!("{prefix}{name}."), out, depth + 1)?;
+        }
+    }
+    Ok(())
 }
