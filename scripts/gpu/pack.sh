@@ -30,8 +30,16 @@ else
 fi
 "$ROOT/.venv/bin/python" -m pip download --quiet --no-deps --disable-pip-version-check \
   -d "$G/a" timm==0.4.12
-# the FID detector (87 MB) in three parts, one per bundle
-split -n 3 -d "$W/fid_inception_v3.pt" "$G/fid.part-"
+# the FID detector (87 MB) in three parts, one per bundle; a smaller first part, since bundle a
+# also carries the binary and the EfficientNet weights
+fid=$W/fid_inception_v3.pt
+size=$(stat -c %s "$fid")
+first=$((24 * 1048576))
+second=$(((size - first + 1) / 2))
+part() { dd if="$fid" of="$G/fid.part-$1" iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none; }
+part 00 0 "$first"
+part 01 "$first" "$second"
+part 02 $((first + second)) "$size"
 mv "$G/fid.part-00" "$G/a/"; mv "$G/fid.part-01" "$G/b/"; mv "$G/fid.part-02" "$G/c/"
 # Pokémon 256 (compressed PNGs) in two parts
 if [ ! -f "$G/pokemon256.zip" ]; then
