@@ -18,7 +18,6 @@ use fpgan::train::options::TrainOptions;
 use fpgan::train::trainer::Trainer;
 use fpgan::util::home;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
 use std::sync::Mutex;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -31,14 +30,7 @@ const SEED_EVAL: i64 = 4321;
 const SEED_AUG: i64 = 777;
 
 fn fixture() -> HashMap<String, Tensor> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/official.safetensors"
-    );
-    Tensor::read_safetensors(path)
-        .unwrap()
-        .into_iter()
-        .collect()
+    common::fixture("official.safetensors")
 }
 
 /// max |a - b| / max |b| (max |a - b| where b is all zeros)
@@ -547,7 +539,7 @@ fn step_reals(batch: i64, res: i64) -> Tensor {
 /// G from the formula with its official initial buffers (G_ema a copy), D's heads and CCM/CSM
 /// as the official D's, at cur_nimg 8000 and batch_idx 0.
 fn step_trainer(fx: &HashMap<String, Tensor>, cfg: GenCfg, name: &str) -> Trainer {
-    let mut opts = TrainOptions::reference(Path::new("unused"), "parity", cfg, 128);
+    let mut opts = TrainOptions::without_data("parity", cfg, 128);
     (opts.ngf, opts.batch, opts.batch_gpu) = (16, 4, 2);
     let mut t = Trainer::new(&opts, Device::Cpu).unwrap();
     let g = format!("g.{name}.128.");

@@ -5,7 +5,7 @@ use crate::train::options::TrainOptions;
 use crate::util::device::parse_device;
 use anyhow::{bail, Result};
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
@@ -35,9 +35,8 @@ pub fn run(a: CheckArgs) -> Result<()> {
         ngf: a.ngf,
         batch: a.batch,
         batch_gpu: a.batch,
-        metrics: vec!["none".into()],
         device: a.device.clone(),
-        ..TrainOptions::reference(Path::new("none"), "check", a.cfg, a.res)
+        ..TrainOptions::without_data("check", a.cfg, a.res)
     };
     opts.validate()?;
     let r = check(&opts, device)?;

@@ -62,6 +62,11 @@ impl Labeling {
     }
 }
 
+/// One entry of the reference's `labels`, `["dir/name.png", class]`, as (name with `/`, class).
+pub fn label_entry(e: &serde_json::Value) -> Option<(String, i64)> {
+    Some((e[0].as_str()?.replace('\\', "/"), e[1].as_i64()?))
+}
+
 fn from_folders(src: &Source) -> Result<Labeling> {
     let mut tops = Vec::with_capacity(src.len());
     for i in 0..src.len() {
@@ -102,7 +107,7 @@ fn from_file(src: &Source, file: &Path) -> Result<Labeling> {
     let entries = json["labels"].as_array().with_context(bad)?;
     let mut by_name = HashMap::new();
     for e in entries {
-        let (Some(name), Some(label)) = (e[0].as_str(), e[1].as_i64()) else {
+        let Some((name, label)) = label_entry(e) else {
             bail!(
                 "{}: entry {e} is not [\"name\", class] with a class of 0 or more",
                 file.display()
@@ -114,7 +119,7 @@ fn from_file(src: &Source, file: &Path) -> Result<Labeling> {
                 file.display()
             );
         }
-        by_name.insert(name.replace('\\', "/"), label);
+        by_name.insert(name, label);
     }
     let mut of_file = Vec::with_capacity(src.len());
     for i in 0..src.len() {

@@ -1,6 +1,7 @@
 //! A prepared dataset (ours or the official dataset_tool.py's; a raw folder or zip is prepared on
 //! the fly) in memory as uint8 NCHW RGB, with the reference's optional x-flip mirroring.
 use super::image_ops::{decode, flatten, Background};
+use super::labels::label_entry;
 use super::prepare::{prepare, PrepareOptions};
 use super::source::Source;
 use crate::util::progress;
@@ -37,10 +38,8 @@ fn read_labels(source: &Source) -> Result<Option<Vec<i64>>> {
     let Some(entries) = json["labels"].as_array() else {
         return Ok(None);
     };
-    let by_name: std::collections::HashMap<String, i64> = entries
-        .iter()
-        .filter_map(|e| Some((e[0].as_str()?.replace('\\', "/"), e[1].as_i64()?)))
-        .collect();
+    let by_name: std::collections::HashMap<String, i64> =
+        entries.iter().filter_map(label_entry).collect();
     Ok((0..source.len())
         .map(|i| by_name.get(source.name(i)).copied().filter(|l| *l >= 0))
         .collect())

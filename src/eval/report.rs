@@ -1,6 +1,7 @@
 //! Reporting a metric as the reference's `metric_main.report_metric`: the JSON line appended to
 //! `metric-<name>.jsonl` in the run directory (training and `fpgan metrics` alike).
 use super::evaluator::Score;
+use crate::util::clock::unix_time;
 use crate::util::files::files_named;
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -9,10 +10,6 @@ use std::path::Path;
 /// The reference's metric line: `{"results": {name: value}, "metric", "total_time",
 /// "total_time_str", "num_gpus", "snapshot_pkl", "timestamp"}`.
 pub fn metric_line(score: &Score, snapshot: &str) -> serde_json::Value {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
     serde_json::json!({
         "results": { score.metric.name(): score.value },
         "metric": score.metric.name(),
@@ -20,7 +17,7 @@ pub fn metric_line(score: &Score, snapshot: &str) -> serde_json::Value {
         "total_time_str": format!("{:.0}s", score.seconds),
         "num_gpus": 1,
         "snapshot_pkl": snapshot,
-        "timestamp": now,
+        "timestamp": unix_time(),
     })
 }
 

@@ -1,6 +1,7 @@
 //! A run's TensorBoard log: every stats.jsonl scalar at each tick, every metric when evaluated,
 //! and a small sample grid at each snapshot, at the official step (whole kimg).
-use super::tfevents::{now, EventWriter};
+use super::tfevents::EventWriter;
+use crate::util::clock::unix_time;
 use crate::util::images::{grid_image, png_bytes};
 use anyhow::Result;
 use std::path::Path;
@@ -36,7 +37,7 @@ impl Board {
         let Some(map) = line.as_object() else {
             return Ok(());
         };
-        let wall = line["timestamp"].as_f64().unwrap_or_else(now);
+        let wall = line["timestamp"].as_f64().unwrap_or_else(unix_time);
         for (name, v) in map {
             if let Some(mean) = v["mean"].as_f64() {
                 self.events.scalar(name, step(cur_nimg), wall, mean)?;
@@ -47,8 +48,12 @@ impl Board {
 
     /// `Metrics/<name>`, as the official loop names them.
     pub fn metric(&mut self, name: &str, value: f64, cur_nimg: i64) -> Result<()> {
-        self.events
-            .scalar(&format!("Metrics/{name}"), step(cur_nimg), now(), value)
+        self.events.scalar(
+            &format!("Metrics/{name}"),
+            step(cur_nimg),
+            unix_time(),
+            value,
+        )
     }
 
     /// The first images of a sample grid (uint8 N x 3 x R x R), at most 128 pixels a side
@@ -68,6 +73,6 @@ impl Board {
         let img = grid_image(&x, GRID_COLS.min(n as usize))?;
         let (w, h) = img.dimensions();
         self.events
-            .png("fakes", step(cur_nimg), now(), png_bytes(&img)?, w, h)
+            .png("fakes", step(cur_nimg), unix_time(), png_bytes(&img)?, w, h)
     }
 }

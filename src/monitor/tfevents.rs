@@ -1,5 +1,6 @@
 //! TensorBoard event files (`events.out.tfevents.*`): scalars, images and restarts, as records of
 //! TensorFlow's `Event` protocol buffer (encoded with prost) framed with masked CRC-32C checksums.
+use crate::util::clock::unix_time;
 use anyhow::{Context, Result};
 use prost::Message;
 use std::io::Write;
@@ -65,14 +66,6 @@ fn masked_crc(data: &[u8]) -> u32 {
     c.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
-/// Seconds since the Unix epoch.
-pub fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 /// One event file, appended record by record (each record is flushed, so a killed run loses at
 /// most the record being written, which TensorBoard skips).
 pub struct EventWriter {
@@ -86,7 +79,7 @@ impl EventWriter {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "localhost".into());
-        let t = now();
+        let t = unix_time();
         let name = format!(
             "events.out.tfevents.{}.{host}.{}",
             t as u64,
@@ -171,7 +164,7 @@ impl EventWriter {
     /// before it (what a dead run wrote after the snapshot a resume starts from).
     pub fn restart(&mut self, step: i64) -> Result<()> {
         self.write(&Event {
-            wall_time: now(),
+            wall_time: unix_time(),
             step,
             session_log: Some(SessionLog { status: 1 }),
             ..Default::default()

@@ -15,17 +15,17 @@ pub fn tensor_global(module: &str, name: &str) -> bool {
     }
 }
 
-/// Element kind and size of a legacy storage class.
-fn storage_kind(name: &str) -> Option<(Kind, usize)> {
+/// Element kind of a legacy storage class.
+fn storage_kind(name: &str) -> Option<Kind> {
     Some(match name {
-        "FloatStorage" => (Kind::Float, 4),
-        "DoubleStorage" => (Kind::Double, 8),
-        "HalfStorage" => (Kind::Half, 2),
-        "BFloat16Storage" => (Kind::BFloat16, 2),
-        "LongStorage" => (Kind::Int64, 8),
-        "IntStorage" => (Kind::Int, 4),
-        "ByteStorage" => (Kind::Uint8, 1),
-        "BoolStorage" => (Kind::Bool, 1),
+        "FloatStorage" => Kind::Float,
+        "DoubleStorage" => Kind::Double,
+        "HalfStorage" => Kind::Half,
+        "BFloat16Storage" => Kind::BFloat16,
+        "LongStorage" => Kind::Int64,
+        "IntStorage" => Kind::Int,
+        "ByteStorage" => Kind::Uint8,
+        "BoolStorage" => Kind::Bool,
         _ => return None,
     })
 }
@@ -115,7 +115,8 @@ fn legacy_storage(v: &Value) -> Result<Tensor> {
     else {
         bail!("storage id {t:?}");
     };
-    let (kind, size) = storage_kind(ty).with_context(|| format!("storage type {ty}"))?;
+    let kind = storage_kind(ty).with_context(|| format!("storage type {ty}"))?;
+    let size = kind.elt_size_in_bytes();
     if tag != "storage" || *numel < 0 {
         bail!("storage id {t:?}");
     }

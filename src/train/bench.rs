@@ -11,7 +11,6 @@ use crate::util::atomic::atomic_write;
 use crate::util::device::parse_device;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 use std::time::Instant;
 use tch::{Kind, Tensor};
 
@@ -89,11 +88,10 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
         ngf: spec.ngf,
         batch: spec.batch,
         batch_gpu: spec.batch_gpu,
-        metrics: vec!["none".into()],
         device: spec.device.clone(),
         grid: (1, 1),
         fast: spec.fast,
-        ..TrainOptions::reference(Path::new("synthetic"), "synthetic", spec.cfg, spec.res)
+        ..TrainOptions::without_data("synthetic", spec.cfg, spec.res)
     };
     let mut trainer = Trainer::new(&opts, device)?;
     trainer.time_phases = true;

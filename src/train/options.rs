@@ -69,6 +69,15 @@ impl TrainOptions {
         }
     }
 
+    /// The reference's settings for networks run on made-up data (bench, check, tests): no
+    /// dataset (`what` names it) and no metrics.
+    pub fn without_data(what: &str, cfg: GenCfg, resolution: i64) -> Self {
+        TrainOptions {
+            metrics: vec!["none".into()],
+            ..Self::reference(Path::new(what), what, cfg, resolution)
+        }
+    }
+
     pub fn generator_config(&self) -> GeneratorConfig {
         GeneratorConfig {
             ngf: self.ngf,

@@ -2,6 +2,7 @@
 //! log.txt and the tick's statistics (losses, timing, memory) as one line of stats.jsonl.
 use super::trainer::Trainer;
 use crate::fastpath::cuda_memory;
+use crate::util::clock::unix_time;
 use crate::util::files::keep_lines;
 use crate::util::progress;
 use anyhow::{Context, Result};
@@ -115,11 +116,7 @@ pub fn report(
     ] {
         trainer.stats.report_scalar(name, v);
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    let line = trainer.stats.tick(now);
+    let line = trainer.stats.tick(unix_time());
     let path = run_dir.join("stats.jsonl");
     let mut f = std::fs::OpenOptions::new()
         .create(true)

@@ -14,16 +14,25 @@ pub fn atomic_write(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
 ) -> Result<()> {
+    atomic_write_path(path, |tmp| {
+        let mut w = BufWriter::new(File::create(tmp)?);
+        fill(&mut w)?;
+        w.into_inner().map_err(|e| e.into_error())?;
+        Ok(())
+    })
+}
+
+/// Write `path` atomically when only a writer of paths is at hand (libtorch's module save):
+/// `fill` creates the file `<path>.tmp-<pid>` it is given, which is then fsynced and renamed.
+pub fn atomic_write_path(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.{TMP_TAG}-{}", std::process::id()));
     let result = (|| -> Result<()> {
-        let mut w = BufWriter::new(File::create(&tmp)?);
-        fill(&mut w)?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
+        fill(&tmp)?;
+        File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, path)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             File::open(dir).and_then(|d| d.sync_all()).ok();

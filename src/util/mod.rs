@@ -1,6 +1,7 @@
 //! Helpers under everything else: files (atomic writes, safetensors), images, devices, seeded
-//! generators, progress bars and where the pretrained weights live.
+//! generators, the clock, progress bars and where the pretrained weights live.
 pub mod atomic;
+pub mod clock;
 pub mod device;
 pub mod files;
 pub mod home;

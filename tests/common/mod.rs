@@ -113,10 +113,9 @@ pub fn tiny_options(outdir: &Path) -> fpgan::train::options::TrainOptions {
         kimg: 1.0,
         tick: 1.0,
         snap: 1,
-        metrics: vec!["none".into()],
         device: "cpu".into(),
         grid: (2, 1),
-        ..TrainOptions::reference(&PathBuf::from("unused"), "test", GenCfg::Faster, 128)
+        ..TrainOptions::without_data("test", GenCfg::Faster, 128)
     }
 }
 
@@ -167,4 +166,15 @@ pub fn formula_weight(shape: &[i64], salt: f64) -> tch::Tensor {
     ((i * 0.37 + salt).sin() / (fan_in as f64).sqrt())
         .to_kind(Kind::Float)
         .reshape(shape)
+}
+
+/// A committed fixture `tests/fixtures/<file>` (safetensors) as a map from name to tensor.
+pub fn fixture<C: FromIterator<(String, tch::Tensor)>>(file: &str) -> C {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(file);
+    tch::Tensor::read_safetensors(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_iter()
+        .collect()
 }
