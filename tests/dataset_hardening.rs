@@ -93,10 +93,21 @@ fn dead_pid() -> u32 {
     pid
 }
 
-fn dataset(src: &Path, dest: &Path, extra: &[&str]) -> Output {
+fn dataset_args<'a>(src: &'a Path, dest: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["dataset", "--source", s(src), "--dest", s(dest)];
     args.extend(extra);
-    fpgan(&args)
+    args
+}
+
+fn dataset(src: &Path, dest: &Path, extra: &[&str]) -> Output {
+    fpgan(&dataset_args(src, dest, extra))
+}
+
+/// `dataset` at 128 px, or None if it still runs after `secs`.
+fn dataset_within(src: &Path, dest: &Path, extra: &[&str], secs: u64) -> Option<Output> {
+    let mut e = vec!["--resolution", "128"];
+    e.extend(extra);
+    fpgan_within(&dataset_args(src, dest, &e), secs)
 }
 
 fn three_pngs(dir: &Path) {
@@ -116,19 +127,8 @@ fn symlink_loops_and_repeated_directories_are_read_once_and_quickly() {
     let src = tmp.path().join("src");
     three_pngs(&src);
     symlink("..", src.join("sub/up")).unwrap(); // one loop
-    let one = fpgan_within(
-        &[
-            "dataset",
-            "--source",
-            s(&src),
-            "--dest",
-            s(&tmp.path().join("one.zip")),
-            "--resolution",
-            "128",
-        ],
-        60,
-    )
-    .expect("one symlink loop: still running after 60 s");
+    let one = dataset_within(&src, &tmp.path().join("one.zip"), &[], 60)
+        .expect("one symlink loop: still running after 60 s");
     assert!(one.status.success(), "{}", text(&one.stderr));
     assert!(
         text(&one.stdout).contains("3 images written, 0 skipped"),
@@ -143,19 +143,8 @@ fn symlink_loops_and_repeated_directories_are_read_once_and_quickly() {
 
     symlink(".", src.join("again")).unwrap(); // a second loop
     symlink("sub", src.join("alias")).unwrap(); // and a second way into sub/
-    let two = fpgan_within(
-        &[
-            "dataset",
-            "--source",
-            s(&src),
-            "--dest",
-            s(&tmp.path().join("two.zip")),
-            "--resolution",
-            "128",
-        ],
-        60,
-    )
-    .expect("two symlink loops: still running after 60 s");
+    let two = dataset_within(&src, &tmp.path().join("two.zip"), &[], 60)
+        .expect("two symlink loops: still running after 60 s");
     assert!(two.status.success(), "{}", text(&two.stderr));
     assert!(
         text(&two.stdout).contains("3 images written, 0 skipped"),
@@ -189,19 +178,8 @@ fn pipes_devices_broken_links_and_non_utf8_names_neither_hang_nor_confuse() {
     symlink(&fifo, src.join("c_pipe.png")).unwrap(); // reading it would wait for a writer
     symlink("/dev/zero", src.join("d_zero.png")).unwrap(); // reading it would never end
     symlink("missing.png", src.join("e_gone.png")).unwrap();
-    let o = fpgan_within(
-        &[
-            "dataset",
-            "--source",
-            s(&src),
-            "--dest",
-            s(&tmp.path().join("o.zip")),
-            "--resolution",
-            "128",
-        ],
-        60,
-    )
-    .expect("still running after 60 s");
+    let o =
+        dataset_within(&src, &tmp.path().join("o.zip"), &[], 60).expect("still running after 60 s");
     assert_clean_exit(&o);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(
@@ -254,19 +232,7 @@ fn a_decompression_bomb_is_skipped_with_a_warning_naming_the_limit() {
     picture(32, 32, 1).save(src.join("a_good.png")).unwrap();
     std::fs::write(src.join("b_bomb.png"), png_claiming(100_000, 100_000)).unwrap();
     let dest = tmp.path().join("out.zip");
-    let o = fpgan_within(
-        &[
-            "dataset",
-            "--source",
-            s(&src),
-            "--dest",
-            s(&dest),
-            "--resolution",
-            "128",
-        ],
-        120,
-    )
-    .expect("still running after 120 s");
+    let o = dataset_within(&src, &dest, &[], 120).expect("still running after 120 s");
     assert_clean_exit(&o);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(
@@ -776,18 +742,10 @@ fn the_binary_survives_a_folder_of_fuzzed_files() {
         }
     }
     picture(16, 16, 0).save(src.join("zz_good.png")).unwrap();
-    let o = fpgan_within(
-        &[
-            "dataset",
-            "--source",
-            s(&src),
-            "--dest",
-            s(&tmp.path().join("o.zip")),
-            "--resolution",
-            "128",
-            "--max-pixels",
-            "1000000",
-        ],
+    let o = dataset_within(
+        &src,
+        &tmp.path().join("o.zip"),
+        &["--max-pixels", "1000000"],
         240,
     )
     .expect("still running after 240 s");

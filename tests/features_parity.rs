@@ -10,14 +10,7 @@ use std::collections::HashMap;
 use tch::{nn, Device, Tensor};
 
 fn fixture() -> HashMap<String, Tensor> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/features.safetensors"
-    );
-    Tensor::read_safetensors(path)
-        .unwrap()
-        .into_iter()
-        .collect()
+    common::fixture("features.safetensors")
 }
 
 fn network(resolution: i64) -> (nn::VarStore, FeatureNetwork) {

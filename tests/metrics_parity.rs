@@ -1,5 +1,7 @@
 //! FID/KID against tests/fixtures/fid.safetensors (scripts/fixtures/make_fid_fixture.py: the same
 //! detector file with NVIDIA's preprocessing in python, scipy's sqrtm), plus invariants.
+mod common;
+
 use fpgan::eval::detector::Detector;
 use fpgan::eval::metrics::{feature_stats, fid, kid};
 use std::collections::HashMap;
@@ -32,14 +34,7 @@ fn image(k: i64) -> Tensor {
 }
 
 fn fixture() -> HashMap<String, Tensor> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/fid.safetensors"
-    );
-    Tensor::read_safetensors(path)
-        .unwrap()
-        .into_iter()
-        .collect()
+    common::fixture("fid.safetensors")
 }
 
 fn features(det: &Detector, imgs: &[Tensor]) -> Tensor {

@@ -2,6 +2,8 @@
 //! dataset_tool.py and the reference metrics use): LANCZOS resizing, JPEG decoding
 //! (libjpeg-turbo), and `fpgan dataset --transform center-crop` against the official tool's own
 //! output; fixtures from scripts/fixtures/make_pil_fixture.py.
+mod common;
+
 use fpgan::data::image_ops::decode;
 use fpgan::data::resample::resize_lanczos;
 use image::RgbImage;
@@ -30,14 +32,7 @@ fn image(k: u32, h: u32, w: u32) -> RgbImage {
 }
 
 fn fixture() -> BTreeMap<String, Tensor> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/pil.safetensors"
-    );
-    Tensor::read_safetensors(path)
-        .unwrap()
-        .into_iter()
-        .collect()
+    common::fixture("pil.safetensors")
 }
 
 fn bytes(t: &Tensor) -> Vec<u8> {
