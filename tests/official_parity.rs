@@ -9,7 +9,7 @@
 //! tf_efficientnet_lite0. fp32 on the CPU throughout.
 mod common;
 
-use common::formula_weight;
+use common::{formula_weight, name_salt};
 use fpgan::nets::diffaug::diff_augment;
 use fpgan::nets::discriminator::Discriminator;
 use fpgan::nets::features::FeatureNetwork;
@@ -53,15 +53,6 @@ fn check(what: &str, a: &Tensor, b: &Tensor, tol: f64) -> f64 {
 }
 
 /// The script's name_salt: sum of (position + 1) * byte, mod 1000, / 10.
-fn name_salt(name: &str) -> f64 {
-    let s: u64 = name
-        .bytes()
-        .enumerate()
-        .map(|(i, c)| (i as u64 + 1) * c as u64)
-        .sum();
-    (s % 1000) as f64 / 10.0
-}
-
 /// The script's test_image: sin(0.37 i + salt), f64 then f32.
 fn test_image(shape: &[i64], salt: f64) -> Tensor {
     let n: i64 = shape.iter().product();

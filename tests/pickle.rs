@@ -87,6 +87,21 @@ fn shared_references_and_objects_are_data() {
 }
 
 #[test]
+fn references_back_to_an_enclosing_object_are_cycles() {
+    // a list that holds itself, and an object whose state refers to the object (as a module's
+    // hook that holds its module)
+    let got = read(&pickled("a = [1]\na.append(a)", "a", 4), &|_, _| false).unwrap();
+    assert_eq!(got, Value::List(vec![Value::Int(1), Value::Cycle]));
+    let setup = "class O: pass\no = O()\no.me = {'m': o}\n__name__ = 'x'";
+    let got = read(&pickled(setup, "o", 4), &|m, n| m == "__main__" && n == "O").unwrap();
+    let Value::Call { state, .. } = got else {
+        panic!("{got:?}")
+    };
+    let want = Value::Dict(vec![(s("m"), Value::Cycle)]);
+    assert_eq!(*state, Value::Dict(vec![(s("me"), want)]));
+}
+
+#[test]
 fn globals_off_the_allow_list_are_refused_unread() {
     let setup = "import os\nclass Evil:\n    def __reduce__(self):\n        return (os.system, ('echo pwned',))";
     let data = pickled(setup, "[Evil()]", 4);

@@ -137,6 +137,7 @@ fn options(a: &DemoArgs, dest: &Path, dataset_name: &str) -> TrainOptions {
     TrainOptions {
         outdir: a.outdir.join("train"),
         ngf: a.ngf,
+        z_dim: 256,
         lr: a.lr,
         batch: a.batch,
         batch_gpu: a.batch,

@@ -6,6 +6,7 @@ mod dataset;
 pub mod demo;
 mod export;
 mod generate;
+mod import;
 mod info;
 mod metrics;
 mod parse;
@@ -40,6 +41,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Export a trained generator (G_ema) as TorchScript for PyTorch.
     Export(export::ExportArgs),
+    /// Convert an official Projected GAN pickle into an fpgan snapshot (read as data, never run).
+    Import(import::ImportArgs),
     /// FID/KID of a trained network against its dataset, or between two image folders.
     Metrics(metrics::MetricsArgs),
     /// Plot G/D loss, FID and sec/kimg of one or several runs side by side (PNG).
@@ -73,6 +76,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Info(a) => info::run(a),
         Command::Export(a) => export::run(a),
+        Command::Import(a) => import::run(a),
         Command::Plot(a) => plot::run(a),
         Command::Check(a) => check::run(a),
         Command::Demo(a) => demo::run(&a),

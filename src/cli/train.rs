@@ -80,6 +80,9 @@ pub struct TrainArgs {
     /// Generator width (reference 128; smaller for quick experiments).
     #[arg(long, default_value_t = 128)]
     pub ngf: i64,
+    /// Latent size z (reference 256).
+    #[arg(long, default_value_t = 256)]
+    pub z_dim: i64,
     /// Adam learning rate of G and D (the reference's 0.0002; D's is scaled by 16/17 as there).
     #[arg(long, default_value_t = DEFAULT_LR)]
     pub lr: f64,
@@ -135,6 +138,7 @@ impl TrainArgs {
             cfg: self.cfg,
             resolution,
             ngf: self.ngf,
+            z_dim: self.z_dim,
             lr: self.lr,
             batch: self.batch,
             batch_gpu: self.batch_gpu.unwrap_or(self.batch),

@@ -2,6 +2,7 @@
 //! is `train::state`); `pickle` reads official network pickles as data, never as code.
 mod files;
 mod network;
+pub mod official;
 pub mod pickle;
 pub mod torch_pickle;
 

@@ -31,6 +31,9 @@ pub enum Value {
     },
     /// A persistent id (torch's storages).
     PersId(Box<Value>),
+    /// A reference back to an enclosing object (e.g. a module's hook that holds the module),
+    /// not followed.
+    Cycle,
 }
 
 /// Objects live in an arena so that memoized containers filled later are seen filled.
@@ -66,7 +69,7 @@ impl CallNode {
     }
 }
 
-/// Deepest nesting accepted (and the guard against reference cycles).
+/// Deepest nesting accepted.
 const MAX_DEPTH: usize = 256;
 /// Most values built from one pickle: shared references are copied out, so a small hostile
 /// pickle could otherwise expand exponentially.
@@ -82,6 +85,8 @@ struct Machine<'a> {
     allowed: &'a dyn Fn(&str, &str) -> bool,
     /// Values built so far by `value`.
     built: std::cell::Cell<usize>,
+    /// The nodes `value` is inside of (a reference to one of them is a cycle).
+    open: std::cell::RefCell<std::collections::HashSet<usize>>,
 }
 
 /// Read the pickle `data`; `allowed(module, name)` says which globals may appear.
@@ -105,6 +110,7 @@ pub fn read_at(
         memo: Default::default(),
         allowed,
         built: std::cell::Cell::new(0),
+        open: Default::default(),
     };
     let root = m.run()?;
     Ok((m.value(root, 0)?, m.pos))
@@ -419,11 +425,20 @@ impl Machine<'_> {
         Ok(())
     }
 
-    /// The owned value of node `i`.
+    /// The owned value of node `i` (a reference back to a node it is inside of: `Cycle`).
     fn value(&self, i: usize, depth: usize) -> Result<Value> {
         if depth > MAX_DEPTH {
-            bail!("pickle nested deeper than {MAX_DEPTH} (or a reference cycle)");
+            bail!("pickle nested deeper than {MAX_DEPTH}");
         }
+        if !self.open.borrow_mut().insert(i) {
+            return Ok(Value::Cycle);
+        }
+        let v = self.value_inside(i, depth);
+        self.open.borrow_mut().remove(&i);
+        v
+    }
+
+    fn value_inside(&self, i: usize, depth: usize) -> Result<Value> {
         self.built.set(self.built.get() + 1);
         if self.built.get() > MAX_VALUES {
             bail!("pickle expands to more than {MAX_VALUES} values; refused");

@@ -141,12 +141,16 @@ fn dict_items(v: &Value) -> Option<&[(Value, Value)]> {
     }
 }
 
-/// The value under string key `key` of a pickled dict.
-fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    dict_items(v)?
+/// The value under string key `key` of a pickled dict, or of an object's state (an attribute).
+pub fn entry<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    let found = dict_items(v)?
         .iter()
         .find(|(k, _)| matches!(k, Value::Str(s) if s == key))
-        .map(|(_, x)| x)
+        .map(|(_, x)| x);
+    match v {
+        Value::Call { state, .. } if found.is_none() => entry(state, key),
+        _ => found,
+    }
 }
 
 /// The state dict of a pickled `nn.Module` (names as `module.state_dict()` gives them:
@@ -169,12 +173,12 @@ fn collect(
     let Value::Call { state, .. } = module else {
         bail!("{prefix}: not a pickled module");
     };
-    let non_persistent: Vec<&Value> = match get(state, "_non_persistent_buffers_set") {
+    let non_persistent: Vec<&Value> = match entry(state, "_non_persistent_buffers_set") {
         Some(Value::Set(xs)) => xs.iter().collect(),
         _ => Vec::new(),
     };
     for field in ["_parameters", "_buffers"] {
-        let items = get(state, field).and_then(dict_items).unwrap_or_default();
+        let items = entry(state, field).and_then(dict_items).unwrap_or_default();
         for (k, v) in items {
             let Value::Str(name) = k else {
                 bail!("{prefix}{field}: a non-string name");
@@ -186,7 +190,7 @@ fn collect(
             out.push((format!("{prefix}{name}"), t));
         }
     }
-    for (k, v) in get(state, "_modules")
+    for (k, v) in entry(state, "_modules")
         .and_then(dict_items)
         .unwrap_or_default()
     {

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod devcheck;
 pub mod ema;
+pub mod import;
 pub mod loss;
 pub mod optim;
 pub mod options;

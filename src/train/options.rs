@@ -16,6 +16,9 @@ pub struct TrainOptions {
     pub cfg: GenCfg,
     pub resolution: i64,
     pub ngf: i64,
+    /// Latent size (reference 256).
+    #[serde(default = "default_z_dim")]
+    pub z_dim: i64,
     /// Adam learning rate of G and D (D's scaled by 16/17 as the reference's).
     #[serde(default = "default_lr")]
     pub lr: f64,
@@ -51,6 +54,7 @@ impl TrainOptions {
             cfg,
             resolution,
             ngf: 128,
+            z_dim: 256,
             lr: DEFAULT_LR,
             batch: 64,
             batch_gpu: 64,
@@ -81,6 +85,7 @@ impl TrainOptions {
     pub fn generator_config(&self) -> GeneratorConfig {
         GeneratorConfig {
             ngf: self.ngf,
+            z_dim: self.z_dim,
             ..GeneratorConfig::new(self.cfg, self.resolution)
         }
     }
@@ -141,6 +146,10 @@ impl TrainOptions {
 /// The reference's learning rate of G and D for the FastGAN generators.
 pub const DEFAULT_LR: f64 = 2e-4;
 
+fn default_z_dim() -> i64 {
+    256
+}
+
 fn default_lr() -> f64 {
     DEFAULT_LR
 }
@@ -159,4 +168,14 @@ pub fn check_kimg(flag: &str, v: f64) -> Result<()> {
         bail!("{flag} {v} must be a positive number of thousands of images, at most {MAX_KIMG}");
     }
     Ok(())
+}
+
+/// The train options that set a generator configuration, as a user types them.
+pub fn generator_flags(g: &GeneratorConfig) -> String {
+    let z = if g.z_dim == 256 {
+        String::new()
+    } else {
+        format!(" --z-dim {}", g.z_dim)
+    };
+    format!("--cfg {} --res {} --ngf {}{z}", g.cfg, g.resolution, g.ngf)
 }

@@ -1,6 +1,6 @@
 //! Snapshots of the whole training state in one safetensors file, restored exactly
 //! (`--resume-mode exact`) or weights only as the reference's `--resume` (`reference`).
-use super::options::TrainOptions;
+use super::options::{generator_flags, TrainOptions};
 use super::trainer::{reseed, Progress, Trainer};
 use crate::nets::generator::GeneratorConfig;
 use crate::snapshot::{self, read_header};
@@ -42,6 +42,7 @@ impl Trainer {
             "opt_G": {"step": self.opt_g.step, "config": self.opt_g.config},
             "opt_D": {"step": self.opt_d.step, "config": self.opt_d.config},
             "ema": self.ema_schedule,
+            "imported_from": self.imported_from,
         });
         safetensors::save(path, &t, &meta)
     }
@@ -62,14 +63,10 @@ impl Trainer {
         let g_now = self.g.config.clone();
         if snap.generator != g_now {
             bail!(
-                "{} was trained with --cfg {} --res {} --ngf {}, not --cfg {} --res {} --ngf {}; pass the same --cfg, --res and --ngf, or start a new run (--resume none)",
+                "{} was trained with {}, not {}; pass the same options, or start a new run (--resume none)",
                 path.display(),
-                snap.generator.cfg,
-                snap.generator.resolution,
-                snap.generator.ngf,
-                g_now.cfg,
-                g_now.resolution,
-                g_now.ngf
+                generator_flags(&snap.generator),
+                generator_flags(&g_now),
             );
         }
         let all = |_: &str| true;
@@ -84,6 +81,12 @@ impl Trainer {
     /// projections, Adam moments, counters and grid latents (exact continuation).
     pub fn restore(&mut self, path: &Path) -> Result<()> {
         let (t, snap) = self.restore_weights(path)?;
+        if let Some(pkl) = &snap.imported_from {
+            bail!(
+                "{} was imported from {pkl} and holds no optimizer state to continue exactly; continue it with --resume-mode reference",
+                path.display()
+            );
+        }
         tch::no_grad(|| -> Result<()> {
             for (p, opt) in [("opt_G.", &mut self.opt_g), ("opt_D.", &mut self.opt_d)] {
                 for s in &mut opt.slots {
@@ -119,6 +122,8 @@ pub struct SnapshotMeta {
     pub progress: Progress,
     pub opt_g_step: i64,
     pub opt_d_step: i64,
+    /// The official pickle an `fpgan import` made it from.
+    pub imported_from: Option<String>,
 }
 
 impl SnapshotMeta {
@@ -136,6 +141,7 @@ impl SnapshotMeta {
             opt_d_step: meta["opt_D"]["step"]
                 .as_i64()
                 .with_context(|| bad("opt_D"))?,
+            imported_from: meta["imported_from"].as_str().map(str::to_string),
         })
     }
 }

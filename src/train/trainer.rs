@@ -65,6 +65,9 @@ pub struct Trainer {
     pub ema_schedule: EmaSchedule,
     pub grid_z: Tensor,
     pub progress: Progress,
+    /// The official pickle these weights came from (`fpgan import`): such a state has no Adam
+    /// moments to continue exactly.
+    pub imported_from: Option<String>,
     pub stats: Stats,
     /// Time the phases (Timing/Gboth, Timing/Dmain) with the wall clock: free on a CPU; on
     /// CUDA each phase then waits for the GPU, so training leaves it off there and `bench` turns
@@ -126,6 +129,7 @@ impl Trainer {
             ema_schedule: EmaSchedule::for_batch(opts.batch),
             grid_z,
             progress: Progress::default(),
+            imported_from: None,
             stats: Stats::default(),
             time_phases: !device.is_cuda(),
             phase_events: match device {

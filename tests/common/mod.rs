@@ -151,6 +151,16 @@ pub fn venv_python() -> PathBuf {
     venv.join("bin/python")
 }
 
+/// The salt of a name in the parity fixtures' formula (the scripts' name_salt).
+pub fn name_salt(name: &str) -> f64 {
+    let s: u64 = name
+        .bytes()
+        .enumerate()
+        .map(|(i, c)| (i as u64 + 1) * c as u64)
+        .sum();
+    (s % 1000) as f64 / 10.0
+}
+
 /// The closed-form weights of the parity fixtures (the same formula as the fixture scripts):
 /// sin(0.37 i + salt) / sqrt(fan_in), in f64 then f32; i the flat index, fan_in the product of
 /// the dims after the first (the length for 1-D tensors).

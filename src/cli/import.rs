@@ -1,0 +1,62 @@
+//! `fpgan import`: an official Projected GAN network pickle as an fpgan snapshot.
+use crate::snapshot::official::OfficialSnapshot;
+use crate::snapshot::snapshot_name;
+use crate::train::options::generator_flags;
+use crate::train::trainer::Trainer;
+use crate::util::files::create_output_dir;
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "The pickle is read as data and never run: it may only name the official \
+network classes (pg_modules.*), timm's and torch's modules and tensors; anything else is refused \
+unread. G, G_ema, the discriminator heads and the CCM/CSM projections are copied; the \
+EfficientNet trunk is fpgan's own pretrained one, as the official.\n\nThen:\n  \
+fpgan generate --network OUT --seeds 0-7\n  \
+fpgan metrics --network OUT --data DATASET\n  \
+fpgan train --data DATASET --cfg CFG --res RES --resume OUT --resume-mode reference"
+)]
+pub struct ImportArgs {
+    /// An official snapshot pickle (network-snapshot.pkl or best_model.pkl) of fastgan,
+    /// fastgan_lite or their depthwise-separable (faster) variants.
+    #[arg(long)]
+    pub pkl: PathBuf,
+    /// Directory for the snapshot (default: the pickle's name with -fpgan, here).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(a: ImportArgs) -> Result<()> {
+    if !a.pkl.is_file() {
+        bail!("--pkl {}: no such file", a.pkl.display());
+    }
+    let out = a.out.clone().unwrap_or_else(|| {
+        let stem = a.pkl.file_stem().unwrap_or_default().to_string_lossy();
+        PathBuf::from(format!("{stem}-fpgan"))
+    });
+    let snap = OfficialSnapshot::read(&a.pkl)?;
+    let t = Trainer::from_official(&snap, &a.pkl)?;
+    create_output_dir(&out, "--out")?;
+    let file = out.join(snapshot_name(t.progress.cur_nimg));
+    t.save(&file)?;
+    let g = &snap.generator;
+    println!(
+        "import: {} -> {}\n  {} at {r}x{r}, ngf {}, z_dim {}; {:.3} kimg; G, G_ema, D heads and projections",
+        a.pkl.display(),
+        file.display(),
+        g.cfg,
+        g.ngf,
+        g.z_dim,
+        t.progress.cur_nimg as f64 / 1e3,
+        r = g.resolution
+    );
+    println!(
+        "  generate: fpgan generate --network {o} --seeds 0-7\n  train on: fpgan train --data {} {} --resume {o} --resume-mode reference",
+        snap.dataset.as_deref().unwrap_or("DATASET"),
+        generator_flags(g),
+        o = out.display()
+    );
+    Ok(())
+}
