@@ -1,7 +1,39 @@
 //! `fpgan info`: totals agree with the reference's counts and MAC estimates.
+mod common;
+
 use fpgan::nets::generator::{GenCfg, GeneratorConfig};
 use fpgan::nets::info::summarize;
+use std::collections::HashMap;
 use std::process::Command;
+use tch::Tensor;
+
+/// Conditional networks have the official modules' parameter counts: the sums over the
+/// parameter shapes the official code recorded in the parity fixture (5 classes, ngf 16, 128).
+#[test]
+fn conditional_counts_match_the_official_modules() {
+    let fx: HashMap<String, Tensor> = common::fixture("official.safetensors");
+    let count = |prefix: &str| -> i64 {
+        fx.iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| Vec::<i64>::try_from(v).unwrap().iter().product::<i64>())
+            .sum()
+    };
+    for cfg in GenCfg::ALL {
+        let config = GeneratorConfig {
+            ngf: 16,
+            classes: 5,
+            ..GeneratorConfig::new(cfg, 128)
+        };
+        let s = summarize(&config).unwrap();
+        let want = count(&format!("gc.{cfg}.128.param."));
+        assert!(want > 0);
+        assert_eq!(s[0].params, want, "{cfg}");
+        assert!(s[0].rows.iter().any(|r| r.name == "synthesis.embed"));
+        assert_eq!(s[2].params, count("dc.param."));
+        assert_eq!(s[2].rows.iter().map(|r| r.params).sum::<i64>(), s[2].params);
+        assert_eq!(s[2].rows[0].shape, vec![1, 1, 4, 4], "a head's logits");
+    }
+}
 
 #[test]
 fn totals_and_macs_match_the_reference() {

@@ -215,7 +215,7 @@ fn discriminator_counts_and_logit_shapes() {
     assert_eq!(projection_params(&fvs), 200_128 + 176_640);
     assert_eq!(trainable_params(&fvs), 0, "the feature network is frozen");
     let dvs = nn::VarStore::new(Device::Cpu);
-    let d = Discriminator::new(&dvs.root());
+    let d = Discriminator::new(&dvs.root(), 0);
     assert_eq!(trainable_params(&dvs), 10_331_328);
     for (res, n) in [(256, 100), (512, 676)] {
         let (_fvs, f) = features(res);
@@ -257,7 +257,7 @@ fn gradients_reach_g_through_d_and_the_feature_network_never_changes() {
     let g = Generator::new(&gvs.root(), &c).unwrap();
     let (fvs, f) = features(128);
     let dvs = nn::VarStore::new(Device::Cpu);
-    let d = Discriminator::new(&dvs.root());
+    let d = Discriminator::new(&dvs.root(), 0);
     let frozen: Vec<(String, Tensor)> = fvs
         .variables()
         .into_iter()

@@ -260,7 +260,7 @@ fn feature_network(fx: &HashMap<String, Tensor>, res: i64) -> (nn::VarStore, Fea
 
 fn discriminator(fx: &HashMap<String, Tensor>) -> (nn::VarStore, Discriminator) {
     let vs = nn::VarStore::new(Device::Cpu);
-    let mut d = Discriminator::new(&vs.root());
+    let mut d = Discriminator::new(&vs.root(), 0);
     d.diffaug = false;
     load_official(&vs, fx, "d.w.", "d.param.", "", "discriminator.");
     (vs, d)
@@ -300,7 +300,7 @@ fn check_discriminator(res: i64) {
     }
     // heads (train mode: batch statistics, one power iteration) on fpgan's own features
     let (dvs, d) = discriminator(&fx);
-    let logits = tch::no_grad(|| d.heads_t(&proj, true));
+    let logits = tch::no_grad(|| d.heads_t(&proj, None, true));
     let per_head = logits.size()[1] / 4;
     for i in 0..4 {
         check(
@@ -664,4 +664,93 @@ fn training_iteration_faster_matches_official() {
 #[test]
 fn training_iteration_fastgan_lite_matches_official() {
     check_step(GenCfg::FastganLite, "fastgan_lite");
+}
+
+/// The official class-conditional G (5 classes, ngf 16, 128) against fpgan's with its weights:
+/// names and shapes, train-mode output and buffers after it, eval-mode output.
+fn check_conditional_generator(cfg: GenCfg) {
+    let _guard = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let fx = fixture();
+    let p = format!("gc.{}.128.", cfg.name());
+    let vs = nn::VarStore::new(Device::Cpu);
+    let config = GeneratorConfig {
+        ngf: 16,
+        classes: 5,
+        ..GeneratorConfig::new(cfg, 128)
+    };
+    let g = Generator::new(&vs.root(), &config).unwrap();
+    load_official(&vs, &fx, &format!("{p}buf."), &format!("{p}param."), "", "");
+    let (z, labels) = (&fx[&format!("{p}z")], &fx[&format!("{p}labels")]);
+    tch::manual_seed(SEED_TRAIN);
+    let out = tch::no_grad(|| g.forward_c(z, Some(labels), true));
+    check(
+        &format!("{p}out_train"),
+        &sub(&out, 1),
+        &fx[&format!("{p}out_train")],
+        1e-5,
+    );
+    let vars = vs.variables();
+    let mut n = 0;
+    for (k, want) in &fx {
+        if let Some(name) = k.strip_prefix(&format!("{p}after.")) {
+            check(&format!("{p}{name} after"), &vars[name], want, 1e-5);
+            n += 1;
+        }
+    }
+    assert!(n > 20, "{n} buffers compared");
+    tch::manual_seed(SEED_EVAL);
+    let out = tch::no_grad(|| g.forward_c(z, Some(labels), false));
+    check(
+        &format!("{p}out_eval"),
+        &sub(&out, 1),
+        &fx[&format!("{p}out_eval")],
+        1e-5,
+    );
+    // another class gives another image
+    tch::manual_seed(SEED_EVAL);
+    let other = tch::no_grad(|| g.forward_c(z, Some(&(labels + 1)), false));
+    assert!(rel_err(&sub(&other, 1), &fx[&format!("{p}out_eval")]) > 1e-3);
+}
+
+#[test]
+fn conditional_generator_fastgan_matches_official() {
+    check_conditional_generator(GenCfg::Fastgan);
+}
+
+#[test]
+fn conditional_generator_fastgan_lite_matches_official() {
+    check_conditional_generator(GenCfg::FastganLite);
+}
+
+#[test]
+fn conditional_generator_faster_matches_official() {
+    check_conditional_generator(GenCfg::Faster);
+}
+
+#[test]
+fn conditional_generator_faster_lite_matches_official() {
+    check_conditional_generator(GenCfg::FasterLite);
+}
+
+/// The official SingleDiscCond heads (5 classes) with their weights, on the official feature
+/// network: D(x, labels) in train mode, DiffAugment off.
+#[test]
+fn conditional_discriminator_matches_official() {
+    let _guard = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let fx = fixture();
+    let (_fvs, fnet) = feature_network(&fx, 128);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut d = Discriminator::new(&vs.root(), 5);
+    d.diffaug = false;
+    load_official(&vs, &fx, "dc.w.", "dc.param.", "", "discriminator.");
+    let x = test_image(&[2, 3, 128, 128], 128.0);
+    let labels = &fx["dc.128.labels"];
+    let logits = tch::no_grad(|| d.forward_c(&fnet, &x, Some(labels), true));
+    check("dc.128.logits", &logits, &fx["dc.128.logits"], 1e-5);
+    load_official(&vs, &fx, "dc.w.", "dc.param.", "", "discriminator.");
+    let other = tch::no_grad(|| d.forward_c(&fnet, &x, Some(&(labels + 1)), true));
+    assert!(
+        rel_err(&other, &fx["dc.128.logits"]) > 1e-3,
+        "the class must matter"
+    );
 }

@@ -1,6 +1,6 @@
 //! The FastGAN generator of Projected GAN (`fastgan`, `fastgan_lite`) and of Faster Projected GAN
 //! (`faster`, `faster_lite`). Reference sections 1 and 2.
-use super::layers::{batch_norm, ConvSpec, SnConv};
+use super::layers::{batch_norm, ConditionalBatchNorm, ConvSpec, SnConv};
 use super::summary;
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
@@ -63,6 +63,9 @@ pub struct GeneratorConfig {
     pub ngf: i64,
     /// Latent size (reference 256).
     pub z_dim: i64,
+    /// Number of classes of a class-conditional generator; 0: unconditional.
+    #[serde(default)]
+    pub classes: i64,
 }
 
 impl GeneratorConfig {
@@ -73,7 +76,14 @@ impl GeneratorConfig {
             resolution,
             ngf: 128,
             z_dim: 256,
+            classes: 0,
         }
+    }
+
+    /// Rows of the class embeddings (G's and the D heads'): the reference's 1000, or more for
+    /// more classes (where the reference's index would be out of range).
+    pub fn embed_rows(classes: i64) -> i64 {
+        classes.max(1000)
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -82,6 +92,9 @@ impl GeneratorConfig {
                 "generator resolution {} is not supported: use 128, 256, 512 or 1024",
                 self.resolution
             );
+        }
+        if !(0..=100_000).contains(&self.classes) {
+            anyhow::bail!("{} classes: use 0 (unconditional) to 100000", self.classes);
         }
         if !(8..=1024).contains(&self.ngf) || self.ngf % 8 != 0 || !(1..=4096).contains(&self.z_dim)
         {
@@ -160,42 +173,61 @@ impl NoiseInjection {
             weight: p.zeros("weight", &[1]),
         }
     }
+    /// The same injection (one weight) used at a second place.
+    fn shared(&self) -> Self {
+        NoiseInjection {
+            weight: self.weight.shallow_clone(),
+        }
+    }
     fn forward(&self, x: &Tensor) -> Tensor {
         let (b, _, h, w) = x.size4().expect("NCHW feature map");
         x + &self.weight * Tensor::randn([b, 1, h, w], (x.kind(), x.device()))
     }
 }
 
+/// The batch norm of an up-sampling stage: plain, or class-conditional (gain and bias from the
+/// class embedding).
+#[derive(Debug)]
+enum Norm {
+    Plain(nn::BatchNorm),
+    Cond(ConditionalBatchNorm),
+}
+
 /// Up-sampling block. Big: up x2, conv, noise, BN, GLU, conv, noise, BN, GLU (state-dict
 /// indices 1,2,3 and 5,6,7). Small (lite): up x2, conv, BN, GLU (indices 1 and 2).
+/// Class-conditional (the reference's UpBlockBigCond / UpBlockSmallCond): the same with
+/// conditional BN, named conv1, noise, bn1, conv2, bn2 (big: one noise weight for both stages)
+/// or conv, bn (small).
 #[derive(Debug)]
 struct UpBlock {
-    stages: Vec<(Conv3x3, Option<NoiseInjection>, nn::BatchNorm)>,
+    stages: Vec<(Conv3x3, Option<NoiseInjection>, Norm)>,
     name: String,
 }
 
 impl UpBlock {
-    fn new(p: nn::Path, cin: i64, cout: i64, cfg: GenCfg) -> Self {
-        let sep = cfg.separable();
-        let stages = if cfg.lite() {
-            vec![(
-                Conv3x3::new(&p / 1, cin, 2 * cout, sep),
-                None,
-                batch_norm(&(&p / 2), 2 * cout, 1e-5),
-            )]
-        } else {
-            vec![
-                (
-                    Conv3x3::new(&p / 1, cin, 2 * cout, sep),
-                    Some(NoiseInjection::new(&p / 2)),
-                    batch_norm(&(&p / 3), 2 * cout, 1e-5),
-                ),
-                (
-                    Conv3x3::new(&p / 5, cout, 2 * cout, sep),
-                    Some(NoiseInjection::new(&p / 6)),
-                    batch_norm(&(&p / 7), 2 * cout, 1e-5),
-                ),
-            ]
+    fn new(p: nn::Path, cin: i64, cout: i64, c: &GeneratorConfig) -> Self {
+        let sep = c.cfg.separable();
+        let conv = |name: &str, cin: i64| Conv3x3::new(&p / name, cin, 2 * cout, sep);
+        let bn = |name: &str| Norm::Plain(batch_norm(&(&p / name), 2 * cout, 1e-5));
+        let cbn =
+            |name: &str| Norm::Cond(ConditionalBatchNorm::new(&(&p / name), 2 * cout, c.z_dim));
+        let stages = match (c.cfg.lite(), c.classes > 0) {
+            (true, false) => vec![(conv("1", cin), None, bn("2"))],
+            (false, false) => vec![
+                (conv("1", cin), Some(NoiseInjection::new(&p / 2)), bn("3")),
+                (conv("5", cout), Some(NoiseInjection::new(&p / 6)), bn("7")),
+            ],
+            (true, true) => vec![(conv("conv", cin), None, cbn("bn"))],
+            (false, true) => {
+                let conv1 = conv("conv1", cin);
+                let conv2 = conv("conv2", cout);
+                let (bn1, bn2) = (cbn("bn1"), cbn("bn2"));
+                let noise = NoiseInjection::new(&p / "noise");
+                vec![
+                    (conv1, Some(noise.shared()), bn1),
+                    (conv2, Some(noise), bn2),
+                ]
+            }
         };
         UpBlock {
             stages,
@@ -203,7 +235,8 @@ impl UpBlock {
         }
     }
 
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+    /// `y`: the class embeddings (B, z_dim) of a conditional block.
+    fn forward_t(&self, x: &Tensor, y: Option<&Tensor>, train: bool) -> Tensor {
         let (_, _, h, w) = x.size4().expect("NCHW feature map");
         let mut x = x.upsample_nearest2d([2 * h, 2 * w], Some(2.0), Some(2.0));
         for (conv, noise, bn) in &self.stages {
@@ -211,7 +244,12 @@ impl UpBlock {
             if let Some(n) = noise {
                 x = n.forward(&x);
             }
-            x = bn.forward_t(&x, train).glu(1);
+            x = match (bn, y) {
+                (Norm::Plain(bn), _) => bn.forward_t(&x, train),
+                (Norm::Cond(bn), Some(y)) => bn.forward_t(&x, y, train),
+                (Norm::Cond(_), None) => unreachable!("a conditional block needs the embedding"),
+            }
+            .glu(1);
         }
         summary::record(&self.name, &x, 0);
         x
@@ -296,6 +334,8 @@ pub struct Generator {
     feat_512: Option<(UpBlock, SeBlock)>,
     feat_1024: Option<UpBlock>,
     to_big: SnConv,
+    /// Class embedding (rows, z_dim) of a conditional generator (`synthesis.embed.weight`).
+    embed: Option<Tensor>,
 }
 
 impl Generator {
@@ -305,7 +345,7 @@ impl Generator {
         config.validate()?;
         let c = config;
         let s = p / "synthesis";
-        let up = |r: i64| UpBlock::new(&s / format!("feat_{r}"), c.nfc(r / 2), c.nfc(r), c.cfg);
+        let up = |r: i64| UpBlock::new(&s / format!("feat_{r}"), c.nfc(r / 2), c.nfc(r), c);
         let se = |r: i64, small: i64| SeBlock::new(&s / format!("se_{r}"), c.nfc(small), c.nfc(r));
         let res = c.resolution;
         Ok(Generator {
@@ -326,6 +366,10 @@ impl Generator {
                 &(&s / "to_big"),
                 ConvSpec::new(c.nfc(res), 3, 3).pad(1).bias(true),
             ),
+            embed: (c.classes > 0).then(|| {
+                let rows = GeneratorConfig::embed_rows(c.classes);
+                (&s / "embed").randn_standard("weight", &[rows, c.z_dim])
+            }),
         })
     }
 
@@ -334,28 +378,44 @@ impl Generator {
         z * (z.square().mean_dim(1, true, Kind::Float) + 1e-8).rsqrt()
     }
 
+    /// Images for latents `z` (unconditional, or class 0 of a conditional generator).
     pub fn forward_t(&self, z: &Tensor, train: bool) -> Tensor {
+        self.forward_c(z, None, train)
+    }
+
+    /// Images for latents `z` of classes `labels` (B, int64). A conditional generator given no
+    /// labels makes class 0, as the reference given an all-zero label vector (its argmax).
+    pub fn forward_c(&self, z: &Tensor, labels: Option<&Tensor>, train: bool) -> Tensor {
+        let y = self.embed.as_ref().map(|e| {
+            let y = match labels {
+                Some(l) => e.index_select(0, l),
+                None => e.get(0).unsqueeze(0).expand([z.size()[0], -1], false),
+            };
+            summary::record("synthesis.embed", &y, 0);
+            y
+        });
+        let y = y.as_ref();
         let z = Self::normalize_z(z);
         let f4 = self.init.forward_t(&z, train);
-        let f8 = self.feat_8.forward_t(&f4, train);
-        let f16 = self.feat_16.forward_t(&f8, train);
-        let f32 = self.feat_32.forward_t(&f16, train);
+        let f8 = self.feat_8.forward_t(&f4, y, train);
+        let f16 = self.feat_16.forward_t(&f8, y, train);
+        let f32 = self.feat_32.forward_t(&f16, y, train);
         let f64 = self
             .se_64
-            .forward_t(&f4, &self.feat_64.forward_t(&f32, train), train);
+            .forward_t(&f4, &self.feat_64.forward_t(&f32, y, train), train);
         let mut f = self
             .se_128
-            .forward_t(&f8, &self.feat_128.forward_t(&f64, train), train);
+            .forward_t(&f8, &self.feat_128.forward_t(&f64, y, train), train);
         if self.config.resolution >= 256 {
             f = self
                 .se_256
-                .forward_t(&f16, &self.feat_256.forward_t(&f, train), train);
+                .forward_t(&f16, &self.feat_256.forward_t(&f, y, train), train);
         }
         if let Some((feat_512, se_512)) = &self.feat_512 {
-            f = se_512.forward_t(&f32, &feat_512.forward_t(&f, train), train);
+            f = se_512.forward_t(&f32, &feat_512.forward_t(&f, y, train), train);
         }
         if let Some(feat_1024) = &self.feat_1024 {
-            f = feat_1024.forward_t(&f, train);
+            f = feat_1024.forward_t(&f, y, train);
         }
         self.to_big.forward_t(&f, train)
     }

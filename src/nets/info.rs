@@ -27,7 +27,8 @@ pub struct Section {
 }
 
 /// Group trace records by `key(name)` (in first-seen order); parameters are the elements of
-/// the variables whose names start with the group's prefix (running stats and SN u/v excluded).
+/// the variables whose names start with the group's prefix (running stats, conditional BN's
+/// stored stats and SN u/v excluded).
 fn section(
     title: &str,
     records: &[Record],
@@ -50,8 +51,12 @@ fn section(
             }),
         }
     }
-    let counted =
-        |n: &str| !(n.contains("running_") || n.ends_with("weight_u") || n.ends_with("weight_v"));
+    let counted = |n: &str| {
+        !(n.contains("running_")
+            || n.contains("stored_")
+            || n.ends_with("weight_u")
+            || n.ends_with("weight_v"))
+    };
     for row in &mut rows {
         row.params = vars
             .iter()
@@ -112,8 +117,8 @@ pub fn summarize(config: &GeneratorConfig) -> anyhow::Result<Vec<Section>> {
     let (feats, f_rec) = summary::trace(|| f.forward(&img));
 
     let dvs = nn::VarStore::new(Device::Cpu);
-    let d = Discriminator::new(&dvs.root());
-    let (_, d_rec) = summary::trace(|| d.heads_t(&feats, false));
+    let d = Discriminator::new(&dvs.root(), config.classes);
+    let (_, d_rec) = summary::trace(|| d.heads_t(&feats, None, false));
 
     Ok(vec![
         section(
@@ -155,8 +160,16 @@ pub fn render(config: &GeneratorConfig, sections: &[Section]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "fpgan {} at {}x{} (ngf {}, z {}); shapes for one image, MACs per image",
-        config.cfg, config.resolution, config.resolution, config.ngf, config.z_dim
+        "fpgan {} at {}x{} (ngf {}, z {}{}); shapes for one image, MACs per image",
+        config.cfg,
+        config.resolution,
+        config.resolution,
+        config.ngf,
+        config.z_dim,
+        match config.classes {
+            0 => String::new(),
+            c => format!(", conditional on {c} classes"),
+        }
     );
     for sec in sections {
         let _ = writeln!(s, "\n{}", sec.title);

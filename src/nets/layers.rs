@@ -161,24 +161,36 @@ fn l2_normalize(x: &Tensor) -> Tensor {
     x / x.norm().clamp_min(SN_EPS)
 }
 
+/// The power-iteration vectors u (rows) and v (cols) of a spectrally normalised weight, as torch
+/// draws them: normalised N(0, 1), buffers `weight_u`, `weight_v`.
+fn sn_vectors(p: &nn::Path, rows: i64, cols: i64) -> (Tensor, Tensor) {
+    let opts = (Kind::Float, p.device());
+    let draw = |name: &str, n: i64| p.add(name, l2_normalize(&Tensor::randn([n], opts)), false);
+    (draw("weight_u", rows), draw("weight_v", cols))
+}
+
+/// sigma of the (rows, cols) matrix `w` as torch's `spectral_norm` hook computes it: in train mode
+/// one power iteration first updates u and v (persistent, without gradient).
+fn spectral_norm(w: &Tensor, u: &Tensor, v: &Tensor, train: bool) -> Tensor {
+    if train {
+        tch::no_grad(|| {
+            let wd = w.detach();
+            let nv = l2_normalize(&wd.tr().mv(u));
+            let nu = l2_normalize(&wd.mv(&nv));
+            v.shallow_clone().copy_(&nv);
+            u.shallow_clone().copy_(&nu);
+        });
+    }
+    u.detach().dot(&w.mv(&v.detach()))
+}
+
 impl SnConv {
     pub fn new(p: &nn::Path, spec: ConvSpec) -> Self {
         let init = default_init(spec.fan_in());
         let weight_orig = p.var("weight_orig", &spec.weight_dims(), init);
         let bias = spec.bias.then(|| p.var("bias", &[spec.cout], init));
         let rows = spec.cout;
-        let cols = weight_orig.numel() as i64 / rows;
-        let opts = (Kind::Float, p.device());
-        let u = p.add(
-            "weight_u",
-            l2_normalize(&Tensor::randn([rows], opts)),
-            false,
-        );
-        let v = p.add(
-            "weight_v",
-            l2_normalize(&Tensor::randn([cols], opts)),
-            false,
-        );
+        let (u, v) = sn_vectors(p, rows, weight_orig.numel() as i64 / rows);
         SnConv {
             spec,
             weight_orig,
@@ -201,24 +213,82 @@ impl SnConv {
 
     /// weight_orig / sigma. In train mode one power iteration updates u and v first.
     pub fn weight(&self, train: bool) -> Tensor {
-        let w = self.matrix();
-        if train {
-            tch::no_grad(|| {
-                let wd = w.detach();
-                let v = l2_normalize(&wd.tr().mv(&self.u));
-                let u = l2_normalize(&wd.mv(&v));
-                self.v.shallow_clone().copy_(&v);
-                self.u.shallow_clone().copy_(&u);
-            });
-        }
-        let sigma = self.u.detach().dot(&w.mv(&self.v.detach()));
-        &self.weight_orig / sigma
+        &self.weight_orig / spectral_norm(&self.matrix(), &self.u, &self.v, train)
     }
 
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let y = self.spec.apply(x, &self.weight(train), self.bias.as_ref());
         summary::record(&self.name, &y, self.spec.macs(x, &y));
         y
+    }
+}
+
+/// A spectrally normalised nn.Linear(cin, cout) with bias (the reference's `linear`): parameter
+/// `weight_orig` (cout, cin), `bias`, buffers `weight_u`, `weight_v`.
+#[derive(Debug)]
+pub struct SnLinear {
+    pub weight_orig: Tensor,
+    pub bias: Tensor,
+    u: Tensor,
+    v: Tensor,
+}
+
+impl SnLinear {
+    pub fn new(p: &nn::Path, cin: i64, cout: i64) -> Self {
+        let init = default_init(cin);
+        let weight_orig = p.var("weight_orig", &[cout, cin], init);
+        let bias = p.var("bias", &[cout], init);
+        let (u, v) = sn_vectors(p, cout, cin);
+        SnLinear {
+            weight_orig,
+            bias,
+            u,
+            v,
+        }
+    }
+
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let w = &self.weight_orig / spectral_norm(&self.weight_orig, &self.u, &self.v, train);
+        x.linear(&w, Some(&self.bias))
+    }
+}
+
+/// Class-conditional batch norm (the reference's CCBN): batch norm without affine parameters
+/// over buffers `stored_mean`/`stored_var` (momentum 0.1), then a per-sample gain 1 + gain(y) and
+/// bias bias(y), both spectrally normalised linear maps of the class embedding y.
+#[derive(Debug)]
+pub struct ConditionalBatchNorm {
+    gain: SnLinear,
+    bias: SnLinear,
+    mean: Tensor,
+    var: Tensor,
+}
+
+impl ConditionalBatchNorm {
+    pub fn new(p: &nn::Path, channels: i64, embed_dim: i64) -> Self {
+        ConditionalBatchNorm {
+            gain: SnLinear::new(&(p / "gain"), embed_dim, channels),
+            bias: SnLinear::new(&(p / "bias"), embed_dim, channels),
+            mean: p.zeros_no_train("stored_mean", &[channels]),
+            var: p.ones_no_train("stored_var", &[channels]),
+        }
+    }
+
+    pub fn forward_t(&self, x: &Tensor, y: &Tensor, train: bool) -> Tensor {
+        let b = y.size()[0];
+        let gain = (self.gain.forward_t(y, train) + 1.0).view([b, -1, 1, 1]);
+        let bias = self.bias.forward_t(y, train).view([b, -1, 1, 1]);
+        let out = x.batch_norm(
+            None::<&Tensor>,
+            None::<&Tensor>,
+            Some(&self.mean),
+            Some(&self.var),
+            train,
+            0.1,
+            1e-5,
+            false,
+        );
+        out * gain + bias
     }
 }
 

@@ -101,7 +101,7 @@ impl Trainer {
         let weights = home::weight_file(home::EFFNET_FILE)?;
         let (fvs, features) = frozen_feature_network(device, opts.resolution, opts.seed, &weights)?;
         let dvs = VarStore::new(device);
-        let d = Discriminator::new(&dvs.root());
+        let d = Discriminator::new(&dvs.root(), gcfg.classes);
         if opts.fast.channels_last {
             for vs in [&gvs, &ema_vs, &fvs, &dvs] {
                 fastpath::vars_to_channels_last(vs);
