@@ -72,6 +72,61 @@ fn imported_pickle_generates_the_official_images() {
     assert_ne!(images[0], images[1], "seeds must give different images");
 }
 
+/// A class-conditional official snapshot: `generate --class` gives gen_images.py --class's images.
+#[test]
+fn imported_conditional_pickle_generates_each_class_as_the_official() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("imported");
+    let pkl = pkl().with_file_name("official_faster128_cond.pkl");
+    import(&pkl, &out);
+    let gen = tmp.path().join("gen");
+    let generate = |class: &str| {
+        common::fpgan(&[
+            "generate",
+            "--network",
+            out.to_str().unwrap(),
+            "--seeds",
+            "0-3",
+            "--class",
+            class,
+            "--outdir",
+            gen.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ])
+    };
+    let o = generate("all");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let fx: HashMap<String, Tensor> = fixture("official.safetensors");
+    for (k, s) in [(0, 0), (0, 3), (4, 1), (4, 2)] {
+        let want = &fx[&format!("pklc.class{k}.seed{s}")];
+        let name = format!("class{k:02}-seed{s:04}.png");
+        let png = image::open(gen.join(&name)).unwrap().to_rgb8();
+        let got = Tensor::from_slice(png.as_raw()).view([128, 128, 3]);
+        let diff = (got.to_kind(tch::Kind::Int) - want.to_kind(tch::Kind::Int))
+            .abs()
+            .max()
+            .int64_value(&[]);
+        assert!(
+            diff <= 1,
+            "{name}: {diff} levels from gen_images.py --class {k}"
+        );
+    }
+    let grid = image::open(gen.join("grid.png")).unwrap();
+    assert_eq!(
+        (grid.width(), grid.height()),
+        (4 * 128, 5 * 128),
+        "a row per class"
+    );
+    let o = generate("5");
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("from 0 to 4"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
 /// The fixture script's constants: every parameter of G (prefix "G.") and of D ("D.") is the
 /// constant name_salt(prefix + official name); G_ema's follow the formula.
 #[test]
@@ -196,11 +251,13 @@ fn configurations_are_detected_from_names_and_shapes() {
                 ..GeneratorConfig::new(cfg, res)
             };
             let shapes = state_shapes(&config).unwrap();
-            assert_eq!(detect_generator(&shapes, res, 64).unwrap(), config);
+            assert_eq!(detect_generator(&shapes, res, 64, 0).unwrap(), config);
         }
     }
     let mut shapes = state_shapes(&GeneratorConfig::new(GenCfg::Faster, 128)).unwrap();
     shapes.insert("synthesis.extra.weight".into(), vec![3]);
-    let e = detect_generator(&shapes, 128, 256).unwrap_err().to_string();
+    let e = detect_generator(&shapes, 128, 256, 0)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("none of fpgan's configurations"), "{e}");
 }

@@ -138,6 +138,7 @@ fn options(a: &DemoArgs, dest: &Path, dataset_name: &str) -> TrainOptions {
         outdir: a.outdir.join("train"),
         ngf: a.ngf,
         z_dim: 256,
+        classes: 0,
         lr: a.lr,
         batch: a.batch,
         batch_gpu: a.batch,
@@ -185,7 +186,7 @@ fn before_after_fid(
 fn sample_and_point(a: &DemoArgs, run_dir: &Path, device: Device, t0: Instant) -> Result<()> {
     let net = Network::load(run_dir, device)?;
     let imgs: Vec<tch::Tensor> = (0..32u32)
-        .map(|seed| net.image(&seed_latent(seed, net.g.config.z_dim), seed as i64))
+        .map(|seed| net.image(&seed_latent(seed, net.g.config.z_dim), None, seed as i64))
         .collect();
     let samples = a.outdir.join("samples.png");
     let after = tch::Tensor::stack(&imgs, 0);

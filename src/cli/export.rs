@@ -28,6 +28,12 @@ pub fn run(a: ExportArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
     check_writable_file(&a.out, "--out")?;
     let net = Network::load(&a.network, device)?;
+    if net.classes() > 0 {
+        anyhow::bail!(
+            "{} is class-conditional: export takes unconditional generators (z -> image) only",
+            net.source.display()
+        );
+    }
     export_torchscript(&net, &a.out)?;
     let r = net.g.config.resolution;
     println!(

@@ -38,6 +38,10 @@ pub struct GenerateArgs {
     /// auto | cpu | cuda | cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Class of a class-conditional network: an index K, or `all` for every class (files
+    /// classKK-seedNNNN.png, and grid.png with one row per class and one column per seed).
+    #[arg(long)]
+    pub class: Option<String>,
 }
 
 pub fn run(a: GenerateArgs) -> Result<()> {
@@ -56,6 +60,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     }
     let device = parse_device(&a.device)?;
     let net = Network::load(&a.network, device)?;
+    let classes = parse_classes(a.class.as_deref(), net.classes())?;
     create_output_dir(&a.outdir, "--outdir")?;
     if a.interpolate {
         let out = latent_walk(&net, &seeds, a.frames, a.format, &a.outdir)?;
@@ -66,11 +71,20 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         );
         return Ok(());
     }
-    write_images(&net, &seeds, grid, &a.outdir)?;
+    let n = match &classes {
+        Some(cs) => {
+            write_class_images(&net, &seeds, cs, &a.outdir)?;
+            seeds.len() * cs.len()
+        }
+        None => {
+            write_images(&net, &seeds, grid, &a.outdir)?;
+            seeds.len()
+        }
+    };
     println!(
         "generate: {} image{} from {} -> {}",
-        seeds.len(),
-        if seeds.len() == 1 { "" } else { "s" },
+        n,
+        if n == 1 { "" } else { "s" },
         net.source.display(),
         a.outdir.display()
     );
@@ -91,7 +105,7 @@ fn write_images(
     let pb = progress::bar(seeds.len() as u64, "generating");
     let mut tiles = Vec::new();
     for &seed in seeds {
-        let img = net.image(&seed_latent(seed, net.g.config.z_dim), seed as i64);
+        let img = net.image(&seed_latent(seed, net.g.config.z_dim), None, seed as i64);
         let path = outdir.join(format!("seed{seed:04}.png"));
         images::save_png(&images::to_image(&img)?, &path)?;
         if tiles.len() < in_grid {
@@ -106,3 +120,49 @@ fn write_images(
     }
     Ok(())
 }
+
+/// The classes `--class` asks for (None: an unconditional network, or a conditional one without
+/// --class, which makes class 0 as the reference given no label).
+fn parse_classes(class: Option<&str>, classes: i64) -> Result<Option<Vec<i64>>> {
+    match (class, classes) {
+        (None, _) => Ok(None),
+        (Some(_), 0) => bail!("--class: this network is unconditional; leave --class out"),
+        (Some("all"), n) => Ok(Some((0..n).collect())),
+        (Some(k), n) => match k.parse::<i64>() {
+            Ok(k) if (0..n).contains(&k) => Ok(Some(vec![k])),
+            _ => bail!("--class {k}: give a class from 0 to {} or `all`", n - 1),
+        },
+    }
+}
+
+/// `classKK-seedNNNN.png` per class and seed, and grid.png: a row per class, a column per seed.
+fn write_class_images(net: &Network, seeds: &[u32], classes: &[i64], outdir: &Path) -> Result<()> {
+    let n = seeds.len() * classes.len();
+    let pb = progress::bar(n as u64, "generating");
+    let keep = n <= MAX_GRID;
+    let mut tiles = Vec::new();
+    for &class in classes {
+        for &seed in seeds {
+            let z = seed_latent(seed, net.g.config.z_dim);
+            let img = net.image(&z, Some(class), seed as i64);
+            let path = outdir.join(format!("class{class:02}-seed{seed:04}.png"));
+            images::save_png(&images::to_image(&img)?, &path)?;
+            if keep {
+                tiles.push(img);
+            }
+            pb.inc(1);
+        }
+    }
+    pb.finish_and_clear();
+    if !keep {
+        println!(
+            "generate: no grid.png for {n} images (at most {MAX_GRID}); use fewer seeds or classes"
+        );
+        return Ok(());
+    }
+    let batch = tch::Tensor::stack(&tiles, 0);
+    images::save_grid(&batch, seeds.len(), &outdir.join("grid.png"))
+}
+
+/// Images tiled into one class grid at most.
+const MAX_GRID: usize = 1024;

@@ -42,8 +42,12 @@ pub fn run(a: ImportArgs) -> Result<()> {
     let file = out.join(snapshot_name(t.progress.cur_nimg));
     t.save(&file)?;
     let g = &snap.generator;
+    let cond = match g.classes {
+        0 => String::new(),
+        c => format!(", {c} classes"),
+    };
     println!(
-        "import: {} -> {}\n  {} at {r}x{r}, ngf {}, z_dim {}; {:.3} kimg; G, G_ema, D heads and projections",
+        "import: {} -> {}\n  {} at {r}x{r}, ngf {}, z_dim {}{cond}; {:.3} kimg; G, G_ema, D heads and projections",
         a.pkl.display(),
         file.display(),
         g.cfg,
@@ -52,6 +56,13 @@ pub fn run(a: ImportArgs) -> Result<()> {
         t.progress.cur_nimg as f64 / 1e3,
         r = g.resolution
     );
+    if g.classes > 0 {
+        println!(
+            "  generate: fpgan generate --network {} --seeds 0-7 --class all\n  (class-conditional training, metrics and export are not built yet)",
+            out.display()
+        );
+        return Ok(());
+    }
     println!(
         "  generate: fpgan generate --network {o} --seeds 0-7\n  train on: fpgan train --data {} {} --resume {o} --resume-mode reference",
         snap.dataset.as_deref().unwrap_or("DATASET"),

@@ -139,6 +139,7 @@ impl TrainArgs {
             resolution,
             ngf: self.ngf,
             z_dim: self.z_dim,
+            classes: 0,
             lr: self.lr,
             batch: self.batch,
             batch_gpu: self.batch_gpu.unwrap_or(self.batch),

@@ -56,7 +56,7 @@ pub fn latent_walk(
     for i in 0..n {
         for f in 0..frames {
             let z = slerp(&zs[i], &zs[(i + 1) % n], f as f64 / frames as f64);
-            images.push(images::to_image(&net.image(&z, 0))?);
+            images.push(images::to_image(&net.image(&z, None, 0))?);
             pb.inc(1);
         }
     }

@@ -54,11 +54,19 @@ impl Network {
         self.vs.device()
     }
 
-    /// One image (uint8 3xRxR) for latent `z`, with the noise seeded by `noise_seed`.
-    pub fn image(&self, z: &Tensor, noise_seed: i64) -> Tensor {
+    /// One image (uint8 3xRxR) for latent `z` (of class `class` for a conditional generator),
+    /// with the noise seeded by `noise_seed`.
+    pub fn image(&self, z: &Tensor, class: Option<i64>, noise_seed: i64) -> Tensor {
         let _guard = tch::no_grad_guard();
         tch::manual_seed(noise_seed);
         let dev = self.vs.device();
-        to_uint8(&self.g.forward_t(&z.to_device(dev), false)).get(0)
+        let label = class.map(|c| Tensor::from_slice(&[c]).to_device(dev));
+        let img = self.g.forward_c(&z.to_device(dev), label.as_ref(), false);
+        to_uint8(&img).get(0)
+    }
+
+    /// Classes of a conditional generator (0: unconditional).
+    pub fn classes(&self) -> i64 {
+        self.g.config.classes
     }
 }

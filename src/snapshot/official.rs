@@ -92,10 +92,6 @@ fn int_attr(module: &Value, name: &str) -> Result<i64> {
 /// The generator configuration of a pickled official `Generator` (resolution and latent size
 /// from its attributes, the rest from its tensors).
 fn generator_config(g: &Value) -> Result<GeneratorConfig> {
-    let c_dim = int_attr(g, "c_dim")?;
-    if c_dim != 0 {
-        bail!("a class-conditional generator (c_dim {c_dim}); fpgan imports unconditional ones");
-    }
     let shapes = module_tensors(g)?
         .into_iter()
         .filter(|(n, _)| !n.ends_with(".num_batches_tracked"))
@@ -105,16 +101,19 @@ fn generator_config(g: &Value) -> Result<GeneratorConfig> {
         &shapes,
         int_attr(g, "img_resolution")?,
         int_attr(g, "z_dim")?,
+        int_attr(g, "c_dim")?,
     )
 }
 
 /// The configuration whose generator has exactly these names and shapes (those of
-/// `state_dict()` without BN's num_batches_tracked), at `resolution` with latent size `z_dim`:
-/// ngf from the init layer, then the one of fpgan's four configurations that matches.
+/// `state_dict()` without BN's num_batches_tracked), at `resolution` with latent size `z_dim` and
+/// `classes` classes (0: unconditional): ngf from the init layer, then the one of fpgan's four
+/// configurations that matches.
 pub fn detect_generator(
     ours: &BTreeMap<String, Vec<i64>>,
     resolution: i64,
     z_dim: i64,
+    classes: i64,
 ) -> Result<GeneratorConfig> {
     let init = ours
         .get("synthesis.init.init.0.weight_orig")
@@ -125,6 +124,7 @@ pub fn detect_generator(
         let config = GeneratorConfig {
             ngf,
             z_dim,
+            classes,
             ..GeneratorConfig::new(cfg, resolution)
         };
         config.validate()?;

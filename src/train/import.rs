@@ -23,6 +23,7 @@ impl Trainer {
             data: PathBuf::from(&data),
             ngf: g.ngf,
             z_dim: g.z_dim,
+            classes: g.classes,
             ..TrainOptions::without_data(&name, g.cfg, g.resolution)
         };
         let mut t = Trainer::new(&opts, Device::Cpu)?;

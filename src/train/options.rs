@@ -19,6 +19,9 @@ pub struct TrainOptions {
     /// Latent size (reference 256).
     #[serde(default = "default_z_dim")]
     pub z_dim: i64,
+    /// Classes of a class-conditional model (0: unconditional).
+    #[serde(default)]
+    pub classes: i64,
     /// Adam learning rate of G and D (D's scaled by 16/17 as the reference's).
     #[serde(default = "default_lr")]
     pub lr: f64,
@@ -55,6 +58,7 @@ impl TrainOptions {
             resolution,
             ngf: 128,
             z_dim: 256,
+            classes: 0,
             lr: DEFAULT_LR,
             batch: 64,
             batch_gpu: 64,
@@ -86,6 +90,7 @@ impl TrainOptions {
         GeneratorConfig {
             ngf: self.ngf,
             z_dim: self.z_dim,
+            classes: self.classes,
             ..GeneratorConfig::new(self.cfg, self.resolution)
         }
     }
@@ -177,5 +182,12 @@ pub fn generator_flags(g: &GeneratorConfig) -> String {
     } else {
         format!(" --z-dim {}", g.z_dim)
     };
-    format!("--cfg {} --res {} --ngf {}{z}", g.cfg, g.resolution, g.ngf)
+    let cond = match g.classes {
+        0 => String::new(),
+        c => format!(" (class-conditional, {c} classes)"),
+    };
+    format!(
+        "--cfg {} --res {} --ngf {}{z}{cond}",
+        g.cfg, g.resolution, g.ngf
+    )
 }
