@@ -1,5 +1,6 @@
 //! Snapshot files, one home: names, finding, pruning, headers, loading G_ema (the training state
-//! is `train::state`); `pickle` reads official network pickles as data, never as code.
+//! is `train::state`); official network pickles are read as data, never as code (`pickle`,
+//! `torch_pickle`, `official`).
 mod files;
 mod network;
 pub mod official;
