@@ -16,15 +16,20 @@ fn pkl() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/official_faster128.pkl")
 }
 
-/// `fpgan import` of `pkl` into `out`; the snapshot file it wrote.
-fn import(pkl: &Path, out: &Path) -> PathBuf {
-    let o = common::fpgan(&[
+/// `fpgan import --pkl pkl --out out`.
+fn import_cmd(pkl: &Path, out: &Path) -> std::process::Output {
+    common::fpgan(&[
         "import",
         "--pkl",
         pkl.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
-    ]);
+    ])
+}
+
+/// `fpgan import` of `pkl` into `out`; the snapshot file it wrote.
+fn import(pkl: &Path, out: &Path) -> PathBuf {
+    let o = import_cmd(pkl, out);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let stdout = text(&o.stdout);
     assert!(
@@ -213,13 +218,7 @@ fn anything_but_an_official_pickle_is_refused() {
         let p = tmp.path().join(name);
         std::fs::write(&p, bytes).unwrap();
         let out = tmp.path().join(format!("{name}-out"));
-        let o = common::fpgan(&[
-            "import",
-            "--pkl",
-            p.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let o = import_cmd(&p, &out);
         assert!(!o.status.success(), "{name} was accepted");
         assert!(!out.exists(), "{name}: output written");
         let err = text(&o.stderr);

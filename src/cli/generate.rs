@@ -71,16 +71,16 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let n = match &classes {
-        Some(cs) => {
-            write_class_images(&net, &seeds, cs, &a.outdir)?;
-            seeds.len() * cs.len()
-        }
-        None => {
-            write_images(&net, &seeds, grid, &a.outdir)?;
-            seeds.len()
+    let n = seeds.len() * classes.len();
+    let grid = match (&a.class, grid) {
+        (None, grid) => grid,
+        (Some(_), _) if n <= MAX_GRID => Some((seeds.len() as i64, classes.len() as i64)),
+        (Some(_), _) => {
+            println!("generate: no grid.png for {n} images (at most {MAX_GRID}); use fewer seeds or classes");
+            None
         }
     };
+    write_images(&net, &seeds, &classes, grid, &a.outdir)?;
     println!(
         "generate: {} image{} from {} -> {}",
         n,
@@ -94,24 +94,32 @@ pub fn run(a: GenerateArgs) -> Result<()> {
 /// Frames of a latent walk held in memory at most.
 const MAX_FRAMES: usize = 20_000;
 
-/// `seedNNNN.png` per seed and, with `grid`, the first COLSxROWS of them tiled into grid.png.
+/// `seedNNNN.png` per seed (`classKK-seedNNNN.png` per class and seed of a conditional
+/// network) and, with `grid`, the first COLSxROWS of them tiled into grid.png (for classes: a row
+/// per class, a column per seed).
 fn write_images(
     net: &Network,
     seeds: &[u32],
+    classes: &[Option<i64>],
     grid: Option<(i64, i64)>,
     outdir: &Path,
 ) -> Result<()> {
     let in_grid = grid.map_or(0, |(c, r)| (c * r) as usize);
-    let pb = progress::bar(seeds.len() as u64, "generating");
+    let pb = progress::bar((seeds.len() * classes.len()) as u64, "generating");
     let mut tiles = Vec::new();
-    for &seed in seeds {
-        let img = net.image(&seed_latent(seed, net.g.config.z_dim), None, seed as i64);
-        let path = outdir.join(format!("seed{seed:04}.png"));
-        images::save_png(&images::to_image(&img)?, &path)?;
-        if tiles.len() < in_grid {
-            tiles.push(img);
+    for &class in classes {
+        for &seed in seeds {
+            let img = net.image(&seed_latent(seed, net.g.config.z_dim), class, seed as i64);
+            let name = match class {
+                Some(k) => format!("class{k:02}-seed{seed:04}.png"),
+                None => format!("seed{seed:04}.png"),
+            };
+            images::save_png(&images::to_image(&img)?, &outdir.join(name))?;
+            if tiles.len() < in_grid {
+                tiles.push(img);
+            }
+            pb.inc(1);
         }
-        pb.inc(1);
     }
     pb.finish_and_clear();
     if let Some((cols, _)) = grid {
@@ -121,47 +129,18 @@ fn write_images(
     Ok(())
 }
 
-/// The classes `--class` asks for (None: an unconditional network, or a conditional one without
-/// --class, which makes class 0 as the reference given no label).
-fn parse_classes(class: Option<&str>, classes: i64) -> Result<Option<Vec<i64>>> {
+/// The classes `--class` asks for ([None] without --class: an unconditional network, or class 0
+/// of a conditional one as the reference given no label).
+fn parse_classes(class: Option<&str>, classes: i64) -> Result<Vec<Option<i64>>> {
     match (class, classes) {
-        (None, _) => Ok(None),
+        (None, _) => Ok(vec![None]),
         (Some(_), 0) => bail!("--class: this network is unconditional; leave --class out"),
-        (Some("all"), n) => Ok(Some((0..n).collect())),
+        (Some("all"), n) => Ok((0..n).map(Some).collect()),
         (Some(k), n) => match k.parse::<i64>() {
-            Ok(k) if (0..n).contains(&k) => Ok(Some(vec![k])),
+            Ok(k) if (0..n).contains(&k) => Ok(vec![Some(k)]),
             _ => bail!("--class {k}: give a class from 0 to {} or `all`", n - 1),
         },
     }
-}
-
-/// `classKK-seedNNNN.png` per class and seed, and grid.png: a row per class, a column per seed.
-fn write_class_images(net: &Network, seeds: &[u32], classes: &[i64], outdir: &Path) -> Result<()> {
-    let n = seeds.len() * classes.len();
-    let pb = progress::bar(n as u64, "generating");
-    let keep = n <= MAX_GRID;
-    let mut tiles = Vec::new();
-    for &class in classes {
-        for &seed in seeds {
-            let z = seed_latent(seed, net.g.config.z_dim);
-            let img = net.image(&z, Some(class), seed as i64);
-            let path = outdir.join(format!("class{class:02}-seed{seed:04}.png"));
-            images::save_png(&images::to_image(&img)?, &path)?;
-            if keep {
-                tiles.push(img);
-            }
-            pb.inc(1);
-        }
-    }
-    pb.finish_and_clear();
-    if !keep {
-        println!(
-            "generate: no grid.png for {n} images (at most {MAX_GRID}); use fewer seeds or classes"
-        );
-        return Ok(());
-    }
-    let batch = tch::Tensor::stack(&tiles, 0);
-    images::save_grid(&batch, seeds.len(), &outdir.join("grid.png"))
 }
 
 /// Images tiled into one class grid at most.

@@ -2,7 +2,7 @@
 //! then four independent patch discriminators, one per projected feature.
 use super::diffaug::diff_augment;
 use super::features::{FeatureNetwork, PROJ_CHANNELS};
-use super::generator::GeneratorConfig;
+use super::generator::{labels_or_class0, GeneratorConfig};
 use super::layers::{batch_norm, default_init, leaky_relu_02, ConvSpec, SnConv};
 use super::summary;
 use tch::nn::{self, ModuleT};
@@ -168,9 +168,9 @@ impl Discriminator {
     /// label vector).
     pub fn heads_t(&self, feats: &[Tensor], labels: Option<&Tensor>, train: bool) -> Tensor {
         let conditional = self.heads.iter().any(|h| h.class.is_some());
-        let class0 = (conditional && labels.is_none())
-            .then(|| Tensor::zeros([feats[0].size()[0]], (tch::Kind::Int64, feats[0].device())));
-        let labels = labels.or(class0.as_ref());
+        let labels =
+            conditional.then(|| labels_or_class0(labels, feats[0].size()[0], feats[0].device()));
+        let labels = labels.as_ref();
         let logits: Vec<Tensor> = self
             .heads
             .iter()

@@ -185,6 +185,15 @@ impl NoiseInjection {
     }
 }
 
+/// The class labels (B, int64) of a batch of `batch` for a conditional network: `labels`, or class
+/// 0 for all (the reference's argmax of an all-zero label vector).
+pub fn labels_or_class0(labels: Option<&Tensor>, batch: i64, device: tch::Device) -> Tensor {
+    match labels {
+        Some(l) => l.shallow_clone(),
+        None => Tensor::zeros([batch], (Kind::Int64, device)),
+    }
+}
+
 /// The batch norm of an up-sampling stage: plain, or class-conditional (gain and bias from the
 /// class embedding).
 #[derive(Debug)]
@@ -387,10 +396,7 @@ impl Generator {
     /// labels makes class 0, as the reference given an all-zero label vector (its argmax).
     pub fn forward_c(&self, z: &Tensor, labels: Option<&Tensor>, train: bool) -> Tensor {
         let y = self.embed.as_ref().map(|e| {
-            let y = match labels {
-                Some(l) => e.index_select(0, l),
-                None => e.get(0).unsqueeze(0).expand([z.size()[0], -1], false),
-            };
+            let y = e.index_select(0, &labels_or_class0(labels, z.size()[0], z.device()));
             summary::record("synthesis.embed", &y, 0);
             y
         });

@@ -39,7 +39,6 @@ pub fn allowed(module: &str, name: &str) -> bool {
         || MODULES.iter().any(|m| module.starts_with(m))
         || module == "torch.nn.utils.spectral_norm"
         || (module == "torch.nn.quantized.modules.functional_modules" && name == "FloatFunctional")
-        || (module == "torch.utils.hooks" && name == "RemovableHandle")
 }
 
 impl OfficialSnapshot {
@@ -61,8 +60,9 @@ impl OfficialSnapshot {
             })
         };
         let (g, g_ema, d) = (net("G")?, net("G_ema")?, net("D")?);
-        let generator = generator_config(g_ema).with_context(|| ctx("G_ema"))?;
         let tensors = |v: &Value, key: &str| module_tensors(v).with_context(|| ctx(key));
+        let ema_tensors = tensors(g_ema, "G_ema")?;
+        let generator = generator_config(g_ema, &ema_tensors).with_context(|| ctx("G_ema"))?;
         let cur_nimg = entry(&top, "progress")
             .and_then(|p| entry(p, "cur_nimg"))
             .and_then(|v| tensor(v).ok())
@@ -74,7 +74,7 @@ impl OfficialSnapshot {
         Ok(OfficialSnapshot {
             generator,
             g: tensors(g, "G")?,
-            g_ema: tensors(g_ema, "G_ema")?,
+            g_ema: ema_tensors,
             d: tensors(d, "D")?,
             cur_nimg,
             dataset,
@@ -89,13 +89,13 @@ fn int_attr(module: &Value, name: &str) -> Result<i64> {
     }
 }
 
-/// The generator configuration of a pickled official `Generator` (resolution and latent size
-/// from its attributes, the rest from its tensors).
-fn generator_config(g: &Value) -> Result<GeneratorConfig> {
-    let shapes = module_tensors(g)?
-        .into_iter()
+/// The generator configuration of a pickled official `Generator` (resolution, latent size and
+/// classes from its attributes, the rest from its `tensors`).
+fn generator_config(g: &Value, tensors: &Tensors) -> Result<GeneratorConfig> {
+    let shapes = tensors
+        .iter()
         .filter(|(n, _)| !n.ends_with(".num_batches_tracked"))
-        .map(|(n, t)| (n, t.size()))
+        .map(|(n, t)| (n.clone(), t.size()))
         .collect();
     detect_generator(
         &shapes,

@@ -27,45 +27,40 @@ impl Trainer {
             ..TrainOptions::without_data(&name, g.cfg, g.resolution)
         };
         let mut t = Trainer::new(&opts, Device::Cpu)?;
-        let all: (&str, fn(&str) -> bool) = ("", |_| true);
-        copy_all(&t.gvs, &snap.g, all, pkl, "G")?;
-        copy_all(&t.ema_vs, &snap.g_ema, all, pkl, "G_ema")?;
-        let heads = only(&snap.d, "discriminator.");
-        copy_all(&t.dvs, &heads, all, pkl, "D")?;
-        let proj = only(&snap.d, "feature_network.scratch.");
-        let scratch: (&str, fn(&str) -> bool) = ("feature_network.", |n| n.starts_with("scratch."));
-        copy_all(&t.fvs, &proj, scratch, pkl, "D")?;
+        copy_all(&t.gvs, &snap.g, ("", ""), pkl, "G")?;
+        copy_all(&t.ema_vs, &snap.g_ema, ("", ""), pkl, "G_ema")?;
+        let heads = "discriminator.";
+        copy_all(&t.dvs, &snap.d, (heads, heads), pkl, "D")?;
+        copy_all(
+            &t.fvs,
+            &snap.d,
+            ("scratch.", "feature_network.scratch."),
+            pkl,
+            "D",
+        )?;
         t.progress.cur_nimg = snap.cur_nimg.unwrap_or(0);
         t.imported_from = Some(pkl.display().to_string());
         Ok(t)
     }
 }
 
-/// The tensors whose names start with `prefix`.
-fn only(t: &Tensors, prefix: &str) -> Tensors {
-    t.iter()
-        .filter(|(n, _)| n.starts_with(prefix))
-        .map(|(n, x)| (n.clone(), x.shallow_clone()))
-        .collect()
-}
-
-/// Copy `tensors[prefix + name]` into every variable of `vs` that `select` picks; each must be
-/// there with its shape, and every tensor of `tensors` must find its variable (BN's
-/// num_batches_tracked aside, which fpgan does not keep).
+/// Copy the pickled `tensors` named `theirs + rest` into the variables of `vs` named
+/// `ours + rest`; each variable must find its tensor with its shape, and each such tensor its
+/// variable (BN's num_batches_tracked aside, which fpgan does not keep).
 fn copy_all(
     vs: &VarStore,
     tensors: &Tensors,
-    (prefix, select): (&str, fn(&str) -> bool),
+    (ours, theirs): (&str, &str),
     pkl: &Path,
     what: &str,
 ) -> Result<()> {
     let map: BTreeMap<String, Tensor> = tensors
         .iter()
-        .filter(|(n, _)| !n.ends_with(".num_batches_tracked"))
+        .filter(|(n, _)| n.starts_with(theirs) && !n.ends_with(".num_batches_tracked"))
         .map(|(n, t)| (n.clone(), t.shallow_clone()))
         .collect();
     let hint = format!("its {what} is not the official network fpgan knows");
-    let key = |n: &str| select(n).then(|| format!("{prefix}{n}"));
+    let key = |n: &str| n.strip_prefix(ours).map(|rest| format!("{theirs}{rest}"));
     let filled = import_by(vs, key, &map, pkl, &hint)?;
     if filled != map.len() {
         bail!(
