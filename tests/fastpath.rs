@@ -19,7 +19,7 @@ fn tf32_is_off_unless_asked_for_and_phases_are_timed_on_a_cpu() {
     );
     assert!(t.time_phases, "timing is free on a CPU");
     let reals = Tensor::randint(256, [4, 3, 128, 128], (Kind::Uint8, Device::Cpu));
-    let l = t.step(&reals).unwrap();
+    let l = t.step(&reals, None).unwrap();
     assert!(l.phase_sec.is_some_and(|p| p.iter().all(|s| *s > 0.0)));
     assert_eq!(l.g.size(), Vec::<i64>::new(), "losses stay 0-d tensors");
     let opts = TrainOptions {

@@ -526,14 +526,30 @@ fn step_reals(batch: i64, res: i64) -> Tensor {
         .reshape([batch, 3, res, res])
 }
 
+/// One of the script's iterations: `cfg`, the fixture prefixes of its result, G and D, and the
+/// classes of a conditional one.
+struct StepCase {
+    cfg: GenCfg,
+    prefix: &'static str,
+    g: &'static str,
+    d: &'static str,
+    classes: i64,
+}
+
 /// fpgan's trainer for the script's iteration: `cfg` at 128 (ngf 16), batch 4 in chunks of 2,
 /// G from the formula with its official initial buffers (G_ema a copy), D's heads and CCM/CSM
-/// as the official D's, at cur_nimg 8000 and batch_idx 0.
-fn step_trainer(fx: &HashMap<String, Tensor>, cfg: GenCfg, name: &str) -> Trainer {
-    let mut opts = TrainOptions::without_data("parity", cfg, 128);
+/// as the official D's, at cur_nimg 8000 and batch_idx 0; a conditional one draws G's classes
+/// from the script's dataset labels.
+fn step_trainer(fx: &HashMap<String, Tensor>, case: &StepCase) -> Trainer {
+    let mut opts = TrainOptions::without_data("parity", case.cfg, 128);
     (opts.ngf, opts.batch, opts.batch_gpu) = (16, 4, 2);
+    opts.classes = case.classes;
     let mut t = Trainer::new(&opts, Device::Cpu).unwrap();
-    let g = format!("g.{name}.128.");
+    if case.classes > 0 {
+        let table = Vec::<i64>::try_from(&fx[&format!("{}table", case.prefix)]).unwrap();
+        t.set_label_distribution(&table).unwrap();
+    }
+    let g = case.g;
     load_official(
         &t.gvs,
         fx,
@@ -543,7 +559,15 @@ fn step_trainer(fx: &HashMap<String, Tensor>, cfg: GenCfg, name: &str) -> Traine
         "",
     );
     t.ema_vs.copy(&t.gvs).unwrap();
-    load_official(&t.dvs, fx, "d.w.", "d.param.", "", "discriminator.");
+    let d = case.d;
+    load_official(
+        &t.dvs,
+        fx,
+        &format!("{d}w."),
+        &format!("{d}param."),
+        "",
+        "discriminator.",
+    );
     let f = t.fvs.variables();
     tch::no_grad(|| {
         for (k, v) in fx {
@@ -577,11 +601,12 @@ fn phase_scale(fx: &HashMap<String, Tensor>, prefix: &str) -> f64 {
 /// moments are therefore compared relative to that scale (1e-5), second moments relative to
 /// its square (times 1 - beta2), parameters as `check_param` says; losses, buffers and G_ema to
 /// 1e-5 relative.
-fn check_step(cfg: GenCfg, name: &str) {
+fn check_step(case: StepCase) {
     let _guard = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let fx = fixture();
-    let p = format!("step.{name}.");
-    let mut t = step_trainer(&fx, cfg, name);
+    let p = case.prefix;
+    let mut t = step_trainer(&fx, &case);
+    let real_labels = (case.classes > 0).then(|| fx[&format!("{p}real_labels")].shallow_clone());
     let reals = step_reals(4, 128);
     check_fingerprint(
         "reals",
@@ -590,7 +615,7 @@ fn check_step(cfg: GenCfg, name: &str) {
         0.0,
     );
     tch::manual_seed(STEP_SEED);
-    let losses = t.step(&reals).unwrap();
+    let losses = t.step(&reals, real_labels.as_ref()).unwrap();
     let (lg, ld) = losses.values();
     let tol = 1e-5;
     let want = |k: &str| fx[&format!("{p}{k}")].mean(Kind::Double).double_value(&[]);
@@ -658,12 +683,37 @@ fn check_step(cfg: GenCfg, name: &str) {
 
 #[test]
 fn training_iteration_faster_matches_official() {
-    check_step(GenCfg::Faster, "faster");
+    check_step(StepCase {
+        cfg: GenCfg::Faster,
+        prefix: "step.faster.",
+        g: "g.faster.128.",
+        d: "d.",
+        classes: 0,
+    });
 }
 
 #[test]
 fn training_iteration_fastgan_lite_matches_official() {
-    check_step(GenCfg::FastganLite, "fastgan_lite");
+    check_step(StepCase {
+        cfg: GenCfg::FastganLite,
+        prefix: "step.fastgan_lite.",
+        g: "g.fastgan_lite.128.",
+        d: "d.",
+        classes: 0,
+    });
+}
+
+/// The conditional iteration: real labels into D, G's classes drawn from the dataset labels
+/// (through G and D in the G phase and D's fake pass), all as the official loss uses them.
+#[test]
+fn training_iteration_conditional_faster_matches_official() {
+    check_step(StepCase {
+        cfg: GenCfg::Faster,
+        prefix: "stepc.faster.",
+        g: "gc.faster.128.",
+        d: "dc.",
+        classes: 5,
+    });
 }
 
 /// The official class-conditional G (5 classes, ngf 16, 128) against fpgan's with its weights:

@@ -40,7 +40,7 @@ fn iterations_update_g_d_and_ema_and_never_the_feature_network() {
     let (g0, d0, f0) = (copy_vars(&t.gvs), copy_vars(&t.dvs), copy_vars(&t.fvs));
     let ema0 = copy_vars(&t.ema_vs);
     let reals = Tensor::randint(256, [4, 3, 128, 128], (Kind::Uint8, Device::Cpu));
-    let (g, d) = t.step(&reals).unwrap().values();
+    let (g, d) = t.step(&reals, None).unwrap().values();
     assert!(g.is_finite() && d.is_finite());
     // first update: beta = 0, so G_ema equals G exactly
     let g = t.gvs.variables();
@@ -50,7 +50,7 @@ fn iterations_update_g_d_and_ema_and_never_the_feature_network() {
             "{n}: G_ema must equal G after the first update"
         );
     }
-    t.step(&reals).unwrap();
+    t.step(&reals, None).unwrap();
     let g_trainable = t.gvs.trainable_variables().len();
     // parameters unused at 128 (feat_256, se_256) get no gradient and do not move
     let unused = t
@@ -522,7 +522,7 @@ fn bf16_autocast_runs_the_forward_passes_in_bf16_and_keeps_fp32_state() {
     let after = tch::no_grad(|| t.g.forward_t(&z, true));
     assert_eq!(after.kind(), Kind::Float, "and in fp32 after it");
     let reals = Tensor::randint(256, [4, 3, 128, 128], (Kind::Uint8, Device::Cpu));
-    let (g, d) = t.step(&reals).unwrap().values();
+    let (g, d) = t.step(&reals, None).unwrap().values();
     assert!(g.is_finite() && d.is_finite());
     for (n, v) in t.gvs.variables().into_iter().chain(t.dvs.variables()) {
         assert_eq!(v.kind(), Kind::Float, "{n} stays fp32");
@@ -557,7 +557,7 @@ fn channels_last_relays_weights_and_gives_the_same_first_step() {
             "D weights follow --channels-last"
         );
         tch::manual_seed(5);
-        losses.push(t.step(&reals).unwrap().values());
+        losses.push(t.step(&reals, None).unwrap().values());
         // (1x1 kernels and depthwise weights have the same strides in both layouts)
         for (n, v) in t.gvs.variables() {
             let s = v.size();

@@ -23,6 +23,9 @@ pub struct BenchArgs {
     /// Generator width (reference 128).
     #[arg(long, default_value_t = 128)]
     pub ngf: i64,
+    /// Class-conditional networks with C classes (random labels; 0: unconditional).
+    #[arg(long, value_name = "C", default_value_t = 0)]
+    pub cond: i64,
     /// Measured iterations.
     #[arg(long, default_value_t = 20)]
     pub iters: usize,
@@ -61,6 +64,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             batch: a.batch,
             batch_gpu,
             ngf: a.ngf,
+            classes: a.cond,
             iters: a.iters,
             warmup: a.warmup,
             device: a.device.clone(),
@@ -69,6 +73,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         // validate before spawning anything
         GeneratorConfig {
             ngf: a.ngf,
+            classes: a.cond,
             ..GeneratorConfig::new(cfg, a.res)
         }
         .validate()?;

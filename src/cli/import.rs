@@ -56,15 +56,9 @@ pub fn run(a: ImportArgs) -> Result<()> {
         t.progress.cur_nimg as f64 / 1e3,
         r = g.resolution
     );
-    if g.classes > 0 {
-        println!(
-            "  generate: fpgan generate --network {} --seeds 0-7 --class all\n  (class-conditional training, metrics and export are not built yet)",
-            out.display()
-        );
-        return Ok(());
-    }
+    let class = if g.classes > 0 { " --class all" } else { "" };
     println!(
-        "  generate: fpgan generate --network {o} --seeds 0-7\n  train on: fpgan train --data {} {} --resume {o} --resume-mode reference",
+        "  generate: fpgan generate --network {o} --seeds 0-7{class}\n  train on: fpgan train --data {} {} --resume {o} --resume-mode reference",
         snap.dataset.as_deref().unwrap_or("DATASET"),
         generator_flags(g),
         o = out.display()

@@ -73,13 +73,6 @@ fn network_metrics(a: &MetricsArgs, net: &Path, data: &Path, device: Device) -> 
         bail!("--metrics names no metric");
     }
     let net = Network::load(net, device)?;
-    if net.classes() > 0 {
-        bail!(
-            "{} is class-conditional ({} classes): its FID (over the dataset's label distribution) is not built yet; score per-class images with --real/--fake",
-            net.source.display(),
-            net.classes()
-        );
-    }
     let res = net.g.config.resolution;
     let set = ImageSet::open_or_prepare(data, &PrepareOptions::square(res as u32))?;
     if set.resolution as i64 != res {

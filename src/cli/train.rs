@@ -1,5 +1,6 @@
 //! `fpgan train`: the options of a run from the command line, then the run itself.
 use super::parse::parse_grid;
+use crate::data::ImageSet;
 use crate::fastpath::FastPath;
 use crate::nets::generator::GenCfg;
 use crate::train::options::{TrainOptions, DEFAULT_LR};
@@ -7,9 +8,9 @@ use crate::train::resume::{load_training_set, ResumeFrom, ResumeMode};
 use crate::train::run::train_with;
 use crate::util::device::parse_device;
 use crate::util::progress::count;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 #[command(
@@ -48,6 +49,10 @@ pub struct TrainArgs {
     /// Snapshot and sample grid every this many ticks (and at the end).
     #[arg(long, default_value_t = 50)]
     pub snap: i64,
+    /// Class-conditional model: one class per label of the dataset (its dataset.json `labels`,
+    /// made by `fpgan dataset --labels` or the official dataset_tool.py).
+    #[arg(long)]
+    pub cond: bool,
     /// Add x-flipped copies of the images.
     #[arg(long)]
     pub mirror: bool,
@@ -107,12 +112,21 @@ pub fn run(a: TrainArgs) -> Result<()> {
     a.options(String::new(), resolution, (1, 1)).validate()?;
     let set = load_training_set(&a.data, a.res, a.mirror)?;
     let resolution = set.resolution as i64;
-    let grid = grid.unwrap_or(if device.is_cuda() {
+    let classes = training_classes(a.cond, &set, &a.data)?;
+    let (cols, rows) = if device.is_cuda() {
         TrainOptions::reference_grid(resolution)
     } else {
         (8, 4)
-    });
-    let opts = a.options(set.name.clone(), resolution, grid);
+    };
+    // a conditional grid shows one row per class (at most 32 rows)
+    let auto_grid = match classes {
+        0 => (cols, rows),
+        c => (cols, c.min(32)),
+    };
+    let opts = TrainOptions {
+        classes,
+        ..a.options(set.name.clone(), resolution, grid.unwrap_or(auto_grid))
+    };
     opts.validate()?;
     if a.dry_run {
         println!("{}", serde_json::to_string_pretty(&opts)?);
@@ -126,6 +140,24 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     train_with(&opts, set, &a.resume, a.resume_mode)?;
     Ok(())
+}
+
+/// The classes of the run: the dataset's (largest label + 1, as the reference) with --cond, else
+/// 0 (with a hint when the dataset has labels).
+fn training_classes(cond: bool, set: &ImageSet, data: &Path) -> Result<i64> {
+    match (cond, set.classes()) {
+        (false, 0) => Ok(0),
+        (false, c) => {
+            eprintln!("note: {} has labels of {c} classes; add --cond for a class-conditional model", data.display());
+            Ok(0)
+        }
+        (true, 0) => bail!(
+            "--cond: {} has no class labels; prepare it with `fpgan dataset --source DIR --dest {} --labels folders` (a folder per class) or `--labels FILE.json`",
+            data.display(),
+            data.display()
+        ),
+        (true, c) => Ok(c),
+    }
 }
 
 impl TrainArgs {

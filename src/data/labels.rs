@@ -62,6 +62,18 @@ impl Labeling {
     }
 }
 
+/// The labels of a dataset's images as an int64 tensor on `device` (to draw classes from),
+/// checked against a model's `classes`.
+pub fn class_table(labels: &[i64], classes: i64, device: tch::Device) -> Result<tch::Tensor> {
+    if labels.is_empty() {
+        bail!("the dataset has no labels to draw classes from");
+    }
+    if let Some(bad) = labels.iter().find(|&&l| !(0..classes).contains(&l)) {
+        bail!("the dataset has label {bad} but the model has {classes} classes (0..{classes}); give the dataset it was trained on");
+    }
+    Ok(tch::Tensor::from_slice(labels).to_device(device))
+}
+
 /// One entry of the reference's `labels`, `["dir/name.png", class]`, as (name with `/`, class).
 pub fn label_entry(e: &serde_json::Value) -> Option<(String, i64)> {
     Some((e[0].as_str()?.replace('\\', "/"), e[1].as_i64()?))

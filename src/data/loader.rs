@@ -190,6 +190,21 @@ impl ImageSet {
         Tensor::from_slice(&buf).view([indices.len() as i64, 3, r, r])
     }
 
+    /// Number of classes of a labelled set (largest label + 1, as the reference), else 0.
+    pub fn classes(&self) -> i64 {
+        self.labels
+            .as_ref()
+            .and_then(|l| l.iter().max())
+            .map_or(0, |m| m + 1)
+    }
+
+    /// The classes of items `indices` as an int64 tensor (B), or None for an unlabelled set.
+    pub fn batch_labels(&self, indices: &[usize]) -> Option<Tensor> {
+        let labels = self.labels.as_ref()?;
+        let v: Vec<i64> = indices.iter().map(|&i| labels[i % self.count]).collect();
+        Some(Tensor::from_slice(&v))
+    }
+
     /// Every item as one uint8 tensor (len(), 3, R, R).
     pub fn to_tensor(&self) -> Tensor {
         let all: Vec<usize> = (0..self.len()).collect();

@@ -55,11 +55,18 @@ impl Iterator for InfiniteSampler {
     }
 }
 
-/// Batches of `batch` items (uint8 B x 3 x R x R on the CPU) from a background thread, in the
+/// A training batch: uint8 images (B, 3, R, R) on the CPU and, for a labelled set, their
+/// classes (B, int64).
+pub struct Batch {
+    pub images: Tensor,
+    pub labels: Option<Tensor>,
+}
+
+/// Batches of `batch` items (with their labels) from a background thread, in the
 /// reference's sampler order: shuffle once, then walk cyclically with random swaps inside a
 /// window of half the dataset; assembled ahead of the step, so data loading never stalls it.
 pub struct BatchStream {
-    rx: Receiver<Tensor>,
+    rx: Receiver<Batch>,
 }
 
 impl BatchStream {
@@ -79,7 +86,11 @@ impl BatchStream {
                 sampler.advance(skip);
                 loop {
                     let idx: Vec<usize> = sampler.by_ref().take(batch).collect();
-                    if tx.send(set.batch(&idx)).is_err() {
+                    let b = Batch {
+                        images: set.batch(&idx),
+                        labels: set.batch_labels(&idx),
+                    };
+                    if tx.send(b).is_err() {
                         return; // the training loop is gone
                     }
                 }
@@ -89,7 +100,7 @@ impl BatchStream {
     }
 
     /// The next batch (blocks only if the thread has fallen behind).
-    pub fn next_batch(&self) -> Tensor {
+    pub fn next_batch(&self) -> Batch {
         self.rx.recv().expect("data thread stopped")
     }
 }

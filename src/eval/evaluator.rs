@@ -2,6 +2,7 @@
 //! images, and the [`Evaluator`] that scores a generator on a list of metrics.
 use super::detector::Detector;
 use super::metrics::{check_image_count, check_num_gen, evaluate, Metric};
+use crate::data::labels::class_table;
 use crate::data::ImageSet;
 use crate::nets::generator::Generator;
 use crate::util::images::to_uint8;
@@ -92,7 +93,9 @@ pub fn dataset_batches(set: &ImageSet, batch: usize) -> Vec<Tensor> {
 }
 
 /// Features of `n` images of G (eval mode): z ~ N(0, I) from torch's RNG seeded with `seed`,
-/// quantised as the reference (trunc(clamp(x*127.5 + 128))).
+/// quantised as the reference (trunc(clamp(x*127.5 + 128))). A conditional G makes each image
+/// of the class of a random dataset image (`labels`: the class of every dataset image), as the
+/// reference's metrics draw labels.
 pub fn generated_features(
     detector: &Detector,
     g: &Generator,
@@ -100,7 +103,15 @@ pub fn generated_features(
     n: usize,
     batch: usize,
     seed: i64,
+    labels: Option<&[i64]>,
 ) -> Result<Tensor> {
+    let table = match (g.config.classes, labels) {
+        (0, _) => None,
+        (c, Some(l)) => Some(class_table(l, c, device)?),
+        (c, None) => bail!(
+            "the generator is class-conditional ({c} classes): its metrics draw classes from the labels of its dataset, which has none"
+        ),
+    };
     let _guard = tch::no_grad_guard();
     tch::manual_seed(seed);
     let pb = progress::bar(n as u64, "generated images");
@@ -109,7 +120,10 @@ pub fn generated_features(
     while done < n {
         let b = batch.min(n - done) as i64;
         let z = Tensor::randn([b, g.config.z_dim], (Kind::Float, device));
-        out.push(detector.features(&to_uint8(&g.forward_t(&z, false)))?);
+        let c = table
+            .as_ref()
+            .map(|t| t.index_select(0, &Tensor::randint(t.size()[0], [b], (Kind::Int64, device))));
+        out.push(detector.features(&to_uint8(&g.forward_c(&z, c.as_ref(), false)))?);
         done += b as usize;
         pb.inc(b as u64);
     }
@@ -162,6 +176,8 @@ pub struct Evaluator {
     pub cached: bool,
     /// Generated images per evaluation instead of the metric's own count (quick looks).
     pub num_gen: Option<usize>,
+    /// The class of every dataset image (a conditional generator's classes are drawn from them).
+    pub labels: Option<Vec<i64>>,
 }
 
 /// One metric value with its cost.
@@ -191,6 +207,7 @@ impl Evaluator {
             real,
             cached,
             num_gen,
+            labels: set.labels.clone(),
         })
     }
 
@@ -202,8 +219,9 @@ impl Evaluator {
             let n = self.num_gen.unwrap_or(m.num_gen());
             let t0 = std::time::Instant::now();
             if gen.as_ref().map(|(k, _, _)| *k) != Some(n) {
-                let f =
-                    generated_features(&self.detector, g, device, n, detector_batch(device), seed)?;
+                let batch = detector_batch(device);
+                let labels = self.labels.as_deref();
+                let f = generated_features(&self.detector, g, device, n, batch, seed, labels)?;
                 gen = Some((n, f, t0.elapsed().as_secs_f64()));
             }
             let (_, f, gen_secs) = gen.as_ref().expect("generated above");

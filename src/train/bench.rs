@@ -22,6 +22,9 @@ pub struct BenchSpec {
     pub batch: i64,
     pub batch_gpu: i64,
     pub ngf: i64,
+    /// Classes of a class-conditional model (0: unconditional).
+    #[serde(default)]
+    pub classes: i64,
     pub iters: usize,
     pub warmup: usize,
     pub device: String,
@@ -86,6 +89,7 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
     }
     let opts = TrainOptions {
         ngf: spec.ngf,
+        classes: spec.classes,
         batch: spec.batch,
         batch_gpu: spec.batch_gpu,
         device: spec.device.clone(),
@@ -107,8 +111,9 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
         let t0 = Instant::now();
         let idx = Tensor::randint(pool_n, [spec.batch], (Kind::Int64, tch::Device::Cpu));
         let reals = pool.index_select(0, &idx);
+        let labels = (spec.classes > 0).then(|| idx.remainder(spec.classes));
         let data = t0.elapsed().as_secs_f64();
-        let l = trainer.step(&reals)?;
+        let l = trainer.step(&reals, labels.as_ref())?;
         if let tch::Device::Cuda(i) = device {
             tch::Cuda::synchronize(i as i64);
         }
@@ -221,7 +226,11 @@ fn header_line(base: &BenchResult) -> String {
         }
     );
     format!(
-        "fpgan bench: {r}x{r}, batch {} (batch-gpu {}), ngf {}, {} iterations after {} warm-up, device {} ({}; {} threads), {}\n",
+        "fpgan bench: {r}x{r}{}, batch {} (batch-gpu {}), ngf {}, {} iterations after {} warm-up, device {} ({}; {} threads), {}\n",
+        match sp.classes {
+            0 => String::new(),
+            c => format!(", class-conditional ({c} classes)"),
+        },
         sp.batch,
         sp.batch_gpu,
         sp.ngf,

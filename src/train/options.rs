@@ -98,6 +98,9 @@ impl TrainOptions {
     /// The run directory name without its numeric prefix.
     pub fn run_desc(&self) -> String {
         let mut d = format!("{}-{}-batch{}", self.cfg, self.dataset_name, self.batch);
+        if self.classes > 0 {
+            d.push_str("-cond");
+        }
         if let Some(x) = &self.desc {
             d.push('-');
             d.push_str(x);
@@ -175,17 +178,15 @@ pub fn check_kimg(flag: &str, v: f64) -> Result<()> {
     Ok(())
 }
 
-/// The train options that set a generator configuration, as a user types them.
+/// The train options that set a generator configuration, as a user types them (the classes of
+/// a `--cond` model come from its dataset).
 pub fn generator_flags(g: &GeneratorConfig) -> String {
     let z = if g.z_dim == 256 {
         String::new()
     } else {
         format!(" --z-dim {}", g.z_dim)
     };
-    let cond = match g.classes {
-        0 => String::new(),
-        c => format!(" (class-conditional, {c} classes)"),
-    };
+    let cond = if g.classes > 0 { " --cond" } else { "" };
     format!(
         "--cfg {} --res {} --ngf {}{z}{cond}",
         g.cfg, g.resolution, g.ngf

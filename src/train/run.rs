@@ -48,6 +48,15 @@ pub fn train_with(
         tch::Cuda::cudnn_set_benchmark(true);
     }
     let mut trainer = Trainer::new(opts, device)?;
+    if opts.classes > 0 {
+        let labels = set.labels.as_deref().with_context(|| {
+            format!(
+                "{}: a class-conditional run needs a labelled dataset (fpgan dataset --labels)",
+                opts.data.display()
+            )
+        })?;
+        trainer.set_label_distribution(labels)?;
+    }
     let (mut run_dir, mut snapshot) = resolve_run(opts, resume)?;
     if mode == ResumeMode::Reference {
         let ResumeFrom::Path(_) = resume else {
@@ -93,6 +102,41 @@ pub fn train_with(
             return run.finished();
         }
     }
+}
+
+/// The items of `reals.png`, as the reference's grid: a random choice of the training items; for
+/// a labelled set used by a conditional run, row y holds items of the y-th class (cycling
+/// through the classes present, each class's items shuffled once and taken in turn).
+fn real_grid_indices(set: &ImageSet, cols: usize, rows: usize, conditional: bool) -> Vec<usize> {
+    let mut rng = SplitMix(0);
+    let mut shuffle = |v: &mut Vec<usize>| {
+        for i in (1..v.len()).rev() {
+            v.swap(i, rng.below(i as u32 + 1) as usize);
+        }
+    };
+    let Some(labels) = set.labels.as_ref().filter(|_| conditional) else {
+        let mut order: Vec<usize> = (0..set.len()).collect();
+        shuffle(&mut order);
+        return (0..cols * rows).map(|k| order[k % order.len()]).collect();
+    };
+    let mut groups: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
+    for i in 0..set.len() {
+        groups
+            .entry(labels[i % set.num_images()])
+            .or_default()
+            .push(i);
+    }
+    let mut groups: Vec<Vec<usize>> = groups.into_values().collect();
+    groups.iter_mut().for_each(&mut shuffle);
+    let mut taken = vec![0; groups.len()];
+    let mut idx = Vec::with_capacity(cols * rows);
+    for y in 0..rows {
+        let g = y % groups.len();
+        let items = &groups[g];
+        idx.extend((0..cols).map(|x| items[(taken[g] + x) % items.len()]));
+        taken[g] += cols;
+    }
+    idx
 }
 
 /// On CUDA, iterations between two read-backs of the losses (each one waits for the GPU).
@@ -189,14 +233,7 @@ impl<'a> Run<'a> {
             Ok(w.write_all(json.as_bytes())?)
         })?;
         let (gw, gh) = self.opts.grid;
-        let mut order: Vec<usize> = (0..self.set.len()).collect();
-        let mut rng = SplitMix(0);
-        for i in (1..order.len()).rev() {
-            order.swap(i, rng.below(i as u32 + 1) as usize);
-        }
-        let idx: Vec<usize> = (0..(gw * gh) as usize)
-            .map(|k| order[k % order.len()])
-            .collect();
+        let idx = real_grid_indices(&self.set, gw as usize, gh as usize, self.opts.classes > 0);
         let cols = gw as usize;
         images::save_grid(&self.set.batch(&idx), cols, &self.dir.join("reals.png"))?;
         let fakes = self.trainer.fakes();
@@ -303,8 +340,8 @@ impl<'a> Run<'a> {
     fn iterate_tick(&mut self) -> Result<(bool, bool)> {
         let tick_nimg = (self.opts.tick * 1000.0).ceil() as i64;
         loop {
-            let reals = self.stream.as_ref().expect("stream started").next_batch();
-            let losses = self.trainer.step(&reals)?;
+            let b = self.stream.as_ref().expect("stream started").next_batch();
+            let losses = self.trainer.step(&b.images, b.labels.as_ref())?;
             let p = &self.trainer.progress;
             self.log
                 .pb

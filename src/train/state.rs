@@ -62,11 +62,17 @@ impl Trainer {
         let snap = SnapshotMeta::from_json(&meta, path)?;
         let g_now = self.g.config.clone();
         if snap.generator != g_now {
+            let classes = |c: i64| match c {
+                0 => String::new(),
+                c => format!(" ({c} classes)"),
+            };
             bail!(
-                "{} was trained with {}, not {}; pass the same options, or start a new run (--resume none)",
+                "{} was trained with {}{}, not {}{}; pass the same options and dataset, or start a new run (--resume none)",
                 path.display(),
                 generator_flags(&snap.generator),
+                classes(snap.generator.classes),
                 generator_flags(&g_now),
+                classes(g_now.classes),
             );
         }
         let all = |_: &str| true;

@@ -5,6 +5,7 @@ use super::loss::{discriminator_fake_loss, discriminator_real_loss, generator_lo
 use super::optim::{Adam, AdamConfig};
 use super::options::TrainOptions;
 use super::stats::Stats;
+use crate::data::labels::class_table;
 use crate::fastpath;
 use crate::fastpath::cuda_events::PhaseEvents;
 use crate::nets::discriminator::Discriminator;
@@ -13,7 +14,7 @@ use crate::nets::generator::Generator;
 use crate::util::home;
 use crate::util::images::to_uint8_grid;
 use crate::util::rng::SplitMix;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use tch::nn::VarStore;
@@ -64,6 +65,12 @@ pub struct Trainer {
     ema: Ema,
     pub ema_schedule: EmaSchedule,
     pub grid_z: Tensor,
+    /// Classes of the grid images of a conditional model: row y shows class y mod C (the
+    /// reference's grid of reals grouped by label).
+    pub grid_c: Option<Tensor>,
+    /// The class of every dataset image of a conditional model: G's classes are drawn from it,
+    /// as the reference draws `gen_c` from random dataset items. Uniform until a dataset sets it.
+    gen_labels: Option<Tensor>,
     pub progress: Progress,
     /// The official pickle these weights came from (`fpgan import`): such a state has no Adam
     /// moments to continue exactly.
@@ -112,6 +119,10 @@ impl Trainer {
         let ema = Ema::new(&gvs, &ema_vs)?;
         let (gw, gh) = opts.grid;
         let grid_z = Tensor::randn([gw * gh, gcfg.z_dim], (Kind::Float, device));
+        let classes = gcfg.classes;
+        let all: Vec<i64> = (0..classes).collect();
+        let grid_c = (classes > 0).then(|| grid_classes(gw, gh, &all).to_device(device));
+        let gen_labels = (classes > 0).then(|| Tensor::arange(classes, (Kind::Int64, device)));
         Ok(Trainer {
             opts: opts.clone(),
             device,
@@ -128,6 +139,8 @@ impl Trainer {
             ema,
             ema_schedule: EmaSchedule::for_batch(opts.batch),
             grid_z,
+            grid_c,
+            gen_labels,
             progress: Progress::default(),
             imported_from: None,
             stats: Stats::default(),
@@ -137,6 +150,33 @@ impl Trainer {
                 _ => None,
             },
         })
+    }
+
+    /// Draw G's classes from the labels of a dataset's images, and show its classes in the grid
+    /// (a conditional model only; every label must be one of its classes).
+    pub fn set_label_distribution(&mut self, labels: &[i64]) -> Result<()> {
+        let classes = self.g.config.classes;
+        if classes == 0 {
+            bail!("set_label_distribution: this model is unconditional");
+        }
+        self.gen_labels = Some(class_table(labels, classes, self.device)?);
+        let present: Vec<i64> = labels
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let (cols, rows) = self.opts.grid;
+        self.grid_c = Some(grid_classes(cols, rows, &present).to_device(self.device));
+        Ok(())
+    }
+
+    /// `n` classes for G drawn from the label distribution (torch's RNG), or None when
+    /// unconditional.
+    fn draw_classes(&self, n: i64) -> Option<Tensor> {
+        let table = self.gen_labels.as_ref()?;
+        let idx = Tensor::randint(table.size()[0], [n], (Kind::Int64, self.device));
+        Some(table.index_select(0, &idx))
     }
 
     /// Report the CUDA-event times of the last iteration's phases (`Timing/<phase>`, ms); waits
@@ -165,13 +205,19 @@ impl Trainer {
             .report(&format!("Loss/signs/{kind}"), &logits.sign());
     }
 
-    /// One iteration on a uint8 batch of `batch` real images: a G phase (hinge -mean D(G(z)))
-    /// then a D phase (fake, then real, in separate D calls), each summing the gradients of
-    /// `batch/batch_gpu` chunks, Adam steps on non-finite-cleaned gradients, then the G EMA.
-    pub fn step(&mut self, reals: &Tensor) -> Result<StepLosses> {
+    /// One iteration on a uint8 batch of `batch` real images (with their classes `labels` for
+    /// a conditional model): a G phase (hinge -mean D(G(z))) then a D phase (fake, then real, in
+    /// separate D calls), each summing the gradients of `batch/batch_gpu` chunks, Adam steps on
+    /// non-finite-cleaned gradients, then the G EMA.
+    pub fn step(&mut self, reals: &Tensor, labels: Option<&Tensor>) -> Result<StepLosses> {
         let (batch, chunk) = (self.opts.batch, self.opts.batch_gpu);
         let chunks = batch / chunk;
         let dev = self.device;
+        let real_c = match (self.g.config.classes, labels) {
+            (0, _) => None,
+            (_, Some(l)) => Some(l.to_device(dev)),
+            (c, None) => bail!("a class-conditional model ({c} classes) trains on labelled images"),
+        };
         let mut real = reals.to_device(dev).to_kind(Kind::Float) / 127.5 - 1.0;
         if self.opts.fast.channels_last {
             real = fastpath::channels_last(&real);
@@ -179,6 +225,8 @@ impl Trainer {
         // One slice of latents per official phase (Gboth, Dmain, Dreg: the last unused, drawn so
         // that every later draw is the official one).
         let z_all = Tensor::randn([3 * batch, self.g.config.z_dim], (Kind::Float, dev));
+        let c_all = self.draw_classes(3 * batch);
+        let part = |t: &Option<Tensor>, start: i64| t.as_ref().map(|t| t.narrow(0, start, chunk));
         let timer = self.time_phases.then(|| PhaseTimer::new(dev));
         let lap = || timer.as_ref().map_or(0.0, PhaseTimer::lap);
 
@@ -190,9 +238,10 @@ impl Trainer {
         let amp = self.opts.fast.amp;
         for c in 0..chunks {
             let z = z_all.narrow(0, c * chunk, chunk);
+            let gc = part(&c_all, c * chunk);
             let logits = fastpath::autocast(amp, dev, || {
-                self.d
-                    .forward_t(&self.features, &self.g.forward_t(&z, true), true)
+                let img = self.g.forward_c(&z, gc.as_ref(), true);
+                self.d.forward_c(&self.features, &img, gc.as_ref(), true)
             })
             .to_kind(Kind::Float);
             self.report_scores("fake", &logits);
@@ -212,16 +261,24 @@ impl Trainer {
         let mut d_sum = Tensor::zeros([], (Kind::Float, dev));
         for c in 0..chunks {
             let z = z_all.narrow(0, batch + c * chunk, chunk);
-            let fake = tch::no_grad(|| fastpath::autocast(amp, dev, || self.g.forward_t(&z, true)));
-            let lf = fastpath::autocast(amp, dev, || self.d.forward_t(&self.features, &fake, true))
-                .to_kind(Kind::Float);
+            let gc = part(&c_all, batch + c * chunk);
+            let fake = tch::no_grad(|| {
+                fastpath::autocast(amp, dev, || self.g.forward_c(&z, gc.as_ref(), true))
+            });
+            let lf = fastpath::autocast(amp, dev, || {
+                self.d.forward_c(&self.features, &fake, gc.as_ref(), true)
+            })
+            .to_kind(Kind::Float);
             self.report_scores("fake", &lf);
             let loss_gen = discriminator_fake_loss(&lf);
             loss_gen.backward();
-            let real_c = real.narrow(0, c * chunk, chunk);
-            let lr =
-                fastpath::autocast(amp, dev, || self.d.forward_t(&self.features, &real_c, true))
-                    .to_kind(Kind::Float);
+            let rc = part(&real_c, c * chunk);
+            let real_chunk = real.narrow(0, c * chunk, chunk);
+            let lr = fastpath::autocast(amp, dev, || {
+                self.d
+                    .forward_c(&self.features, &real_chunk, rc.as_ref(), true)
+            })
+            .to_kind(Kind::Float);
             self.report_scores("real", &lr);
             let loss_real = discriminator_real_loss(&lr);
             loss_real.backward();
@@ -249,17 +306,33 @@ impl Trainer {
         })
     }
 
-    /// G_ema (eval mode) on the fixed grid latents, as uint8 images: rint((x+1)*127.5).
+    /// G_ema (eval mode) on the fixed grid latents (and grid classes), as uint8 images:
+    /// rint((x+1)*127.5).
     pub fn fakes(&self) -> Tensor {
         let _guard = tch::no_grad_guard();
-        let parts: Vec<Tensor> = self
-            .grid_z
-            .split(self.opts.batch_gpu, 0)
-            .iter()
-            .map(|z| to_uint8_grid(&self.g_ema.forward_t(z, false)))
+        let step = self.opts.batch_gpu;
+        let parts: Vec<Tensor> = (0..self.grid_z.size()[0])
+            .step_by(step as usize)
+            .map(|s| {
+                let n = step.min(self.grid_z.size()[0] - s);
+                let c = self.grid_c.as_ref().map(|c| c.narrow(0, s, n));
+                let img = self
+                    .g_ema
+                    .forward_c(&self.grid_z.narrow(0, s, n), c.as_ref(), false);
+                to_uint8_grid(&img)
+            })
             .collect();
         Tensor::cat(&parts, 0)
     }
+}
+
+/// The class of each tile of a `cols` x `rows` grid: row y shows `classes[y mod len]` (the
+/// reference's grid, its rows cycling through the dataset's classes in order).
+pub fn grid_classes(cols: i64, rows: i64, classes: &[i64]) -> Tensor {
+    let tiles: Vec<i64> = (0..rows * cols)
+        .map(|i| classes[(i / cols) as usize % classes.len()])
+        .collect();
+    Tensor::from_slice(&tiles)
 }
 
 /// Wall time of the training phases (synchronising CUDA so that the times are real).
