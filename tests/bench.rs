@@ -135,3 +135,45 @@ fn cuda_memory_statistics_are_absent_without_a_gpu_and_the_shim_does_not_crash()
         );
     }
 }
+
+/// `bench --cond C` times the conditional iteration: the header says so and the parameter
+/// counts are those of the conditional networks.
+#[test]
+fn bench_cond_measures_the_conditional_networks() {
+    use fpgan::nets::discriminator::Discriminator;
+    use fpgan::nets::generator::{GenCfg, Generator, GeneratorConfig};
+    use fpgan::nets::layers::trainable_params;
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("bench.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_fpgan"))
+        .args([
+            "bench", "--cfgs", "faster", "--res", "128", "--batch", "2", "--ngf", "8",
+        ])
+        .args([
+            "--cond", "3", "--iters", "1", "--warmup", "1", "--device", "cpu",
+        ])
+        .args(["--json", json.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.starts_with("fpgan bench: 128x128, class-conditional (3 classes), batch 2"),
+        "{out}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let (gvs, dvs) = (
+        tch::nn::VarStore::new(tch::Device::Cpu),
+        tch::nn::VarStore::new(tch::Device::Cpu),
+    );
+    let config = GeneratorConfig {
+        ngf: 8,
+        classes: 3,
+        ..GeneratorConfig::new(GenCfg::Faster, 128)
+    };
+    Generator::new(&gvs.root(), &config).unwrap();
+    Discriminator::new(&dvs.root(), 3);
+    assert_eq!(v[0]["spec"]["classes"], 3);
+    assert_eq!(v[0]["params_g"], trainable_params(&gvs));
+    assert_eq!(v[0]["params_d"], trainable_params(&dvs));
+}

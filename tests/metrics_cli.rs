@@ -1,17 +1,8 @@
 //! `fpgan metrics` and metrics during training: cache reuse and invalidation, metric lines,
 //! best snapshot. Uses a private FPGAN_HOME whose weights link to the installed ones.
-use std::path::{Path, PathBuf};
 
 mod common;
-use common::{fpgan_with_home as fpgan, shapes, text, train_args};
-
-fn private_home(dir: &Path) -> PathBuf {
-    let home = dir.join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let weights = fpgan::util::home::weight_file(fpgan::util::home::FID_FILE).unwrap();
-    std::os::unix::fs::symlink(weights.parent().unwrap(), home.join("weights")).unwrap();
-    home
-}
+use common::{fpgan_with_home as fpgan, private_home, shapes, text, train_args};
 
 #[test]
 fn real_features_are_cached_and_invalidated_when_the_images_change() {

@@ -22,6 +22,16 @@ pub fn fpgan_with_home(home: &Path, args: &[&str]) -> Output {
         .expect("run fpgan")
 }
 
+/// A private FPGAN_HOME in `dir` whose weights link to the installed ones (its metrics cache
+/// starts empty).
+pub fn private_home(dir: &Path) -> PathBuf {
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let weights = fpgan::util::home::weight_file(fpgan::util::home::FID_FILE).unwrap();
+    std::os::unix::fs::symlink(weights.parent().unwrap(), home.join("weights")).unwrap();
+    home
+}
+
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
