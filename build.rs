@@ -2,7 +2,7 @@
 // an rpath to libtorch's lib directory and `--no-as-needed -ltorch` (reference section 15).
 // Without the latter the linker drops libtorch_cuda.so and CUDA is unavailable on a GPU machine.
 // It also compiles csrc/*.cpp against libtorch's headers, for what tch does not expose: the CUDA
-// caching allocator's peak memory statistics, CUDA events, bf16 autocast on CPU or CUDA, channels_last, TF32, the random generator's state.
+// caching allocator's peak memory statistics, CUDA events, bf16 autocast on CPU or CUDA, channels_last, TF32, the random generator's state, c10d process groups (Gloo).
 use std::path::PathBuf;
 
 fn main() {
@@ -14,6 +14,8 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/tf32.cpp");
     println!("cargo:rerun-if-changed=csrc/rng_state.cpp");
     println!("cargo:rerun-if-changed=csrc/cuda_events.cpp");
+    println!("cargo:rerun-if-changed=csrc/c10d.cpp");
+    println!("cargo:rerun-if-changed=csrc/gloo_stub");
     let libtorch =
         PathBuf::from(std::env::var("LIBTORCH").unwrap_or_else(|_| ".venv/libtorch".into()));
     let lib = libtorch.join("lib");
@@ -34,7 +36,11 @@ fn main() {
         .file("csrc/tf32.cpp")
         .file("csrc/rng_state.cpp")
         .file("csrc/cuda_events.cpp")
+        .file("csrc/c10d.cpp")
         .include(libtorch.join("include"))
+        .include(libtorch.join("include/torch/csrc/api/include"))
+        .include("csrc/gloo_stub")
+        .define("USE_C10D_GLOO", None)
         .flag("-std=c++17")
         .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
         .warnings(false)

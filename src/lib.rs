@@ -2,6 +2,7 @@
 //! cli -> train -> eval -> snapshot, data -> nets -> fastpath (C++ shims in csrc/), util.
 pub mod cli;
 pub mod data;
+pub mod dist;
 pub mod eval;
 pub mod fastpath;
 pub mod monitor;

@@ -65,8 +65,8 @@ pub struct Trainer {
     ema: Ema,
     pub ema_schedule: EmaSchedule,
     pub grid_z: Tensor,
-    /// Classes of the grid images of a conditional model: row y shows class y mod C (the
-    /// reference's grid of reals grouped by label).
+    /// Classes of the grid images of a conditional model: row y shows the y-th class of the
+    /// dataset, cycling (the reference's grid of reals grouped by label).
     pub grid_c: Option<Tensor>,
     /// The class of every dataset image of a conditional model: G's classes are drawn from it,
     /// as the reference draws `gen_c` from random dataset items. Uniform until a dataset sets it.

@@ -1,0 +1,82 @@
+// fpgan: c10d process groups from libtorch's own distributed library, which tch does not expose:
+// a TCPStore rendezvous and a Gloo backend (CPU tensors), with in-place all-reduce (sum),
+// broadcast and barrier for data-parallel training. The gloo declarations come from
+// csrc/gloo_stub (the wheel ships no gloo headers).
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Group {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::Backend> backend;
+};
+
+thread_local std::string last_error;
+
+template <typename F>
+int guarded(F f) {
+  try {
+    f();
+    return 0;
+  } catch (const std::exception& e) {
+    last_error = e.what();
+  } catch (...) {
+    last_error = "unknown C++ exception";
+  }
+  return -1;
+}
+
+}  // namespace
+
+// The message of the last failure on this thread.
+extern "C" const char* fpgan_c10d_error() { return last_error.c_str(); }
+
+// Join a group of `world` processes as `rank` through the TCPStore at host:port (rank 0 serves
+// it) with a Gloo backend; null on failure (see fpgan_c10d_error).
+extern "C" void* fpgan_c10d_gloo_new(const char* host, int port, int rank, int world,
+                                     long timeout_ms) {
+  Group* out = nullptr;
+  guarded([&] {
+    std::chrono::milliseconds timeout(timeout_ms);
+    c10d::TCPStoreOptions o;
+    o.port = static_cast<std::uint16_t>(port);
+    o.isServer = rank == 0;
+    o.numWorkers = world;
+    o.waitWorkers = true;
+    o.timeout = timeout;
+    auto store = c10::make_intrusive<c10d::TCPStore>(std::string(host), o);
+    auto opts = c10d::ProcessGroupGloo::Options::create_default(timeout);
+    auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, opts);
+    out = new Group{store, pg};
+  });
+  return out;
+}
+
+// Sum `t` over the group, in place, and wait for it.
+extern "C" int fpgan_c10d_allreduce_sum(void* g, at::Tensor* t) {
+  return guarded([&] {
+    std::vector<at::Tensor> v{*t};
+    static_cast<Group*>(g)->backend->allreduce(v)->wait();
+  });
+}
+
+// Copy `t` of rank `root` into `t` of every rank, and wait for it.
+extern "C" int fpgan_c10d_broadcast(void* g, at::Tensor* t, int root) {
+  return guarded([&] {
+    std::vector<at::Tensor> v{*t};
+    c10d::BroadcastOptions o;
+    o.rootRank = root;
+    static_cast<Group*>(g)->backend->broadcast(v, o)->wait();
+  });
+}
+
+// Wait until every rank reaches the barrier.
+extern "C" int fpgan_c10d_barrier(void* g) {
+  return guarded([&] { static_cast<Group*>(g)->backend->barrier()->wait(); });
+}
+
+extern "C" void fpgan_c10d_free(void* g) { delete static_cast<Group*>(g); }

@@ -1,0 +1,118 @@
+//! A c10d process group (TCPStore rendezvous, Gloo backend) over `csrc/c10d.cpp`: in-place
+//! all-reduce (sum), broadcast and barrier of tensors.
+use anyhow::{bail, Result};
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::time::Duration;
+use tch::Tensor;
+
+extern "C" {
+    fn fpgan_c10d_error() -> *const c_char;
+    fn fpgan_c10d_gloo_new(
+        host: *const c_char,
+        port: i32,
+        rank: i32,
+        world: i32,
+        timeout_ms: i64,
+    ) -> *mut c_void;
+    fn fpgan_c10d_allreduce_sum(g: *mut c_void, t: *mut torch_sys::C_tensor) -> i32;
+    fn fpgan_c10d_broadcast(g: *mut c_void, t: *mut torch_sys::C_tensor, root: i32) -> i32;
+    fn fpgan_c10d_barrier(g: *mut c_void) -> i32;
+    fn fpgan_c10d_free(g: *mut c_void);
+}
+
+/// The last c10d failure of this thread: the first line of its message (c10d appends a stack
+/// trace).
+fn last_error() -> String {
+    // SAFETY: the shim returns a NUL-terminated thread-local string.
+    let full = unsafe { CStr::from_ptr(fpgan_c10d_error()) }.to_string_lossy();
+    full.lines().next().unwrap_or("").trim().to_string()
+}
+
+/// One process's membership of a group of `world` processes.
+pub struct ProcessGroup {
+    handle: *mut c_void,
+    pub rank: usize,
+    pub world: usize,
+}
+
+// SAFETY: the group is used from one thread at a time (&mut self for collectives is not needed:
+// c10d serialises the collectives of a backend).
+unsafe impl Send for ProcessGroup {}
+
+impl ProcessGroup {
+    /// Join the group through the TCPStore at `host:port` (rank 0 serves it) with Gloo; waits up
+    /// to `timeout` for every rank.
+    pub fn gloo(
+        host: &str,
+        port: u16,
+        rank: usize,
+        world: usize,
+        timeout: Duration,
+    ) -> Result<Self> {
+        if world == 0 || rank >= world {
+            bail!("rank {rank} is not in a group of {world} processes");
+        }
+        let c_host = CString::new(host)?;
+        // SAFETY: valid C string; the shim catches every C++ exception.
+        let handle = unsafe {
+            fpgan_c10d_gloo_new(
+                c_host.as_ptr(),
+                port as i32,
+                rank as i32,
+                world as i32,
+                timeout.as_millis() as i64,
+            )
+        };
+        if handle.is_null() {
+            bail!(
+                "cannot join the process group at {host}:{port} as rank {rank} of {world}: {}",
+                last_error()
+            );
+        }
+        Ok(ProcessGroup {
+            handle,
+            rank,
+            world,
+        })
+    }
+
+    fn check(&self, what: &str, rc: i32) -> Result<()> {
+        if rc != 0 {
+            bail!(
+                "{what} failed on rank {} of {}: {}",
+                self.rank,
+                self.world,
+                last_error()
+            );
+        }
+        Ok(())
+    }
+
+    /// Sum `t` (contiguous, on the CPU) over every rank, in place.
+    pub fn all_reduce_sum(&self, t: &mut Tensor) -> Result<()> {
+        // SAFETY: `t` outlives the call, which waits for the collective.
+        let rc = unsafe { fpgan_c10d_allreduce_sum(self.handle, t.as_mut_ptr()) };
+        self.check("all-reduce", rc)
+    }
+
+    /// Overwrite `t` on every rank with rank `root`'s.
+    pub fn broadcast(&self, t: &mut Tensor, root: usize) -> Result<()> {
+        // SAFETY: as in all_reduce_sum.
+        let rc = unsafe { fpgan_c10d_broadcast(self.handle, t.as_mut_ptr(), root as i32) };
+        self.check("broadcast", rc)
+    }
+
+    /// Wait until every rank gets here.
+    pub fn barrier(&self) -> Result<()> {
+        // SAFETY: the handle is live.
+        let rc = unsafe { fpgan_c10d_barrier(self.handle) };
+        self.check("barrier", rc)
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        // SAFETY: made by fpgan_c10d_gloo_new, freed once.
+        unsafe { fpgan_c10d_free(self.handle) }
+    }
+}

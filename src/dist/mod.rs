@@ -1,0 +1,4 @@
+//! Scale-out: libtorch's c10d process groups for data-parallel training.
+pub mod group;
+
+pub use group::ProcessGroup;

@@ -1,0 +1,96 @@
+//! c10d process groups over Gloo on the CPU: real processes meet through a TCPStore and
+//! all-reduce, broadcast and wait at a barrier; bad ranks and a missing rank 0 are clear errors.
+use fpgan::dist::ProcessGroup;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use tch::{Device, Kind, Tensor};
+
+const RANK: &str = "FPGAN_TEST_RANK";
+const PORT: &str = "FPGAN_TEST_PORT";
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn arange(n: i64) -> Tensor {
+    Tensor::arange(n, (Kind::Float, Device::Cpu))
+}
+
+/// One rank of `two_processes_reduce_and_broadcast`, started by it in its own process.
+#[test]
+#[ignore = "a rank of two_processes_reduce_and_broadcast, which starts it"]
+fn rank_worker() {
+    let rank: usize = std::env::var(RANK).unwrap().parse().unwrap();
+    let port: u16 = std::env::var(PORT).unwrap().parse().unwrap();
+    let g = ProcessGroup::gloo("127.0.0.1", port, rank, 2, Duration::from_secs(60)).unwrap();
+    let mut t = arange(1 << 20) * (rank as f64 + 1.0);
+    g.all_reduce_sum(&mut t).unwrap();
+    assert!(t.equal(&(arange(1 << 20) * 3.0)), "rank {rank}: sum");
+    for root in 0..2 {
+        let mut b = Tensor::full([5], rank as f64, (Kind::Float, Device::Cpu));
+        g.broadcast(&mut b, root).unwrap();
+        assert!(b.equal(&Tensor::full([5], root as f64, (Kind::Float, Device::Cpu))));
+    }
+    g.barrier().unwrap();
+    println!("rank {rank} of {} ok", g.world);
+}
+
+#[test]
+fn two_processes_reduce_and_broadcast() {
+    let port = free_port().to_string();
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..2)
+        .map(|r| {
+            Command::new(&exe)
+                .args(["--exact", "rank_worker", "--ignored", "--nocapture"])
+                .env(RANK, r.to_string())
+                .env(PORT, &port)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (r, c) in children.into_iter().enumerate() {
+        let o = c.wait_with_output().unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success() && out.contains(&format!("rank {r} of 2 ok")),
+            "rank {r}: {out}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_group_of_one_reduces_to_itself() {
+    let g = ProcessGroup::gloo("127.0.0.1", free_port(), 0, 1, Duration::from_secs(30)).unwrap();
+    let mut t = arange(7);
+    g.all_reduce_sum(&mut t).unwrap();
+    g.broadcast(&mut t, 0).unwrap();
+    g.barrier().unwrap();
+    assert!(t.equal(&arange(7)));
+}
+
+#[test]
+fn bad_ranks_and_a_missing_rank_0_are_errors() {
+    let e = ProcessGroup::gloo("127.0.0.1", 1, 2, 2, Duration::from_secs(1))
+        .err()
+        .unwrap();
+    assert!(
+        format!("{e}").contains("rank 2 is not in a group of 2"),
+        "{e}"
+    );
+    let port = free_port();
+    let e = ProcessGroup::gloo("127.0.0.1", port, 1, 2, Duration::from_secs(2))
+        .err()
+        .unwrap();
+    let msg = format!("{e}");
+    assert!(
+        msg.contains(&format!(
+            "cannot join the process group at 127.0.0.1:{port} as rank 1 of 2"
+        )),
+        "{msg}"
+    );
+}
