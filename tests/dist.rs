@@ -1,5 +1,6 @@
 //! c10d process groups over Gloo on the CPU: real processes meet through a TCPStore and
-//! all-reduce, broadcast and wait at a barrier; bad ranks and a missing rank 0 are clear errors.
+//! all-reduce, broadcast, average gradients, copy rank 0's weights and wait at a barrier; bad
+//! ranks and a missing rank 0 are clear errors.
 use fpgan::dist::ProcessGroup;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -32,6 +33,23 @@ fn rank_worker() {
         g.broadcast(&mut b, root).unwrap();
         assert!(b.equal(&Tensor::full([5], root as f64, (Kind::Float, Device::Cpu))));
     }
+    // gradients: rank r has (r+1) * x and 10 * (r+1) * y; the average is 1.5x and 15y
+    let (x, y) = (arange(6).view([2, 3]), arange(4));
+    let params: Vec<Tensor> = [&x, &y]
+        .iter()
+        .map(|t| t.zeros_like().set_requires_grad(true))
+        .collect();
+    let r1 = rank as f64 + 1.0;
+    let loss = (&params[0] * (&x * r1)).sum(Kind::Float)
+        + (&params[1] * (&y * (10.0 * r1))).sum(Kind::Float);
+    loss.backward();
+    g.average_gradients(&params.iter().collect::<Vec<_>>())
+        .unwrap();
+    assert!(params[0].grad().equal(&(&x * 1.5)) && params[1].grad().equal(&(&y * 15.0)));
+    // rank 0's weights everywhere
+    let w = Tensor::full([3], rank as f64 + 7.0, (Kind::Float, Device::Cpu));
+    g.broadcast_from_rank0(&[&w]).unwrap();
+    assert!(w.equal(&Tensor::full([3], 7.0, (Kind::Float, Device::Cpu))));
     g.barrier().unwrap();
     println!("rank {rank} of {} ok", g.world);
 }
