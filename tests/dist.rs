@@ -1,6 +1,8 @@
 //! c10d process groups over Gloo on the CPU: real processes meet through a TCPStore and
 //! all-reduce, broadcast, average gradients, copy rank 0's weights and wait at a barrier; bad
 //! ranks and a missing rank 0 are clear errors.
+mod common;
+
 use fpgan::dist::ProcessGroup;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -110,5 +112,91 @@ fn bad_ranks_and_a_missing_rank_0_are_errors() {
             "cannot join the process group at 127.0.0.1:{port} as rank 1 of 2"
         )),
         "{msg}"
+    );
+}
+
+/// One rank of `data_parallel_training_keeps_the_ranks_identical`: a tiny trainer seeded
+/// differently from the other rank joins the group and trains two iterations on its own reals.
+#[test]
+#[ignore = "a rank of data_parallel_training_keeps_the_ranks_identical, which starts it"]
+fn trainer_rank_worker() {
+    let rank: usize = std::env::var(RANK).unwrap().parse().unwrap();
+    let port: u16 = std::env::var(PORT).unwrap().parse().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = common::tiny_options(tmp.path());
+    (opts.batch, opts.batch_gpu, opts.seed) = (2, 2, 10 + rank as u64);
+    let mut t = fpgan::train::trainer::Trainer::new(&opts, Device::Cpu).unwrap();
+    let g = ProcessGroup::gloo("127.0.0.1", port, rank, 2, Duration::from_secs(60)).unwrap();
+    t.join(g).unwrap();
+    assert_eq!(t.rank_world(), (rank, 2));
+    for _ in 0..2 {
+        let reals = Tensor::randint(256, [2, 3, 128, 128], (Kind::Uint8, Device::Cpu));
+        t.step(&reals, None).unwrap();
+    }
+    // parameters only: BN running statistics stay per rank, as the reference's
+    let trainable: Vec<String> = t
+        .gvs
+        .variables()
+        .into_iter()
+        .filter(|(_, v)| v.requires_grad())
+        .map(|(n, _)| n)
+        .collect();
+    let mut sums = Vec::new();
+    for (vs, all) in [(&t.gvs, false), (&t.ema_vs, false), (&t.dvs, true)] {
+        let mut vars: Vec<_> = vs
+            .variables()
+            .into_iter()
+            .filter(|(n, v)| (all && v.requires_grad()) || trainable.contains(n))
+            .collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        sums.extend(
+            vars.iter()
+                .map(|(_, v)| v.to_kind(Kind::Double).sum(Kind::Double).double_value(&[])),
+        );
+    }
+    println!("rank {rank} state {sums:?}");
+}
+
+/// Two processes train data-parallel from different seeds and different reals: rank 0's
+/// weights are copied at the start and the gradients averaged, so both end with the same
+/// parameters (G, G_ema, D), bit for bit; the BN running statistics stay per rank, as the
+/// reference's.
+#[test]
+fn data_parallel_training_keeps_the_ranks_identical() {
+    let port = free_port().to_string();
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..2)
+        .map(|r| {
+            Command::new(&exe)
+                .args(["--exact", "trainer_rank_worker", "--ignored", "--nocapture"])
+                .env(RANK, r.to_string())
+                .env(PORT, &port)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let states: Vec<String> = children
+        .into_iter()
+        .enumerate()
+        .map(|(r, c)| {
+            let o = c.wait_with_output().unwrap();
+            let out = String::from_utf8_lossy(&o.stdout).into_owned();
+            assert!(
+                o.status.success(),
+                "rank {r}: {out}\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(&format!("rank {r} state")))
+                .unwrap();
+            line.split_once("state").unwrap().1.to_string()
+        })
+        .collect();
+    assert_eq!(
+        states[0], states[1],
+        "the ranks' weights differ after training"
     );
 }

@@ -6,6 +6,7 @@ use super::optim::{Adam, AdamConfig};
 use super::options::TrainOptions;
 use super::stats::Stats;
 use crate::data::labels::class_table;
+use crate::dist::ProcessGroup;
 use crate::fastpath;
 use crate::fastpath::cuda_events::PhaseEvents;
 use crate::nets::discriminator::Discriminator;
@@ -80,6 +81,9 @@ pub struct Trainer {
     /// CUDA each phase then waits for the GPU, so training leaves it off there and `bench` turns
     /// it on.
     pub time_phases: bool,
+    /// The data-parallel group this trainer belongs to: gradients are averaged over its ranks
+    /// before every Adam step (see [`Trainer::join`]).
+    group: Option<ProcessGroup>,
     /// Otherwise on CUDA: events around the phases, read at the end of a tick (the last
     /// iteration's times, as the reference reports them).
     phase_events: Option<PhaseEvents>,
@@ -145,6 +149,7 @@ impl Trainer {
             imported_from: None,
             stats: Stats::default(),
             time_phases: !device.is_cuda(),
+            group: None,
             phase_events: match device {
                 Device::Cuda(i) => PhaseEvents::new(i, &["Gboth", "Dmain"]),
                 _ => None,
@@ -169,6 +174,47 @@ impl Trainer {
         let (cols, rows) = self.opts.grid;
         self.grid_c = Some(grid_classes(cols, rows, &present).to_device(self.device));
         Ok(())
+    }
+
+    /// Train data-parallel in `group`, as the reference with several GPUs: rank 0's parameters
+    /// and buffers (G, G_ema, D heads, projections) are copied to every rank now (call it again
+    /// after a resume), and each phase averages its gradients over the ranks before the step.
+    pub fn join(&mut self, group: ProcessGroup) -> Result<()> {
+        let mut vars: Vec<(String, Tensor)> = Vec::new();
+        for (prefix, vs) in [
+            ("G.", &self.gvs),
+            ("G_ema.", &self.ema_vs),
+            ("D.", &self.dvs),
+        ] {
+            vars.extend(
+                vs.variables()
+                    .into_iter()
+                    .map(|(n, t)| (format!("{prefix}{n}"), t)),
+            );
+        }
+        vars.extend(
+            self.fvs
+                .variables()
+                .into_iter()
+                .filter(|(n, _)| n.starts_with("scratch.")),
+        );
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        group.broadcast_from_rank0(&vars.iter().map(|(_, t)| t).collect::<Vec<_>>())?;
+        self.group = Some(group);
+        Ok(())
+    }
+
+    /// The rank and world size of the data-parallel group ((0, 1) alone).
+    pub fn rank_world(&self) -> (usize, usize) {
+        self.group.as_ref().map_or((0, 1), |g| (g.rank, g.world))
+    }
+
+    /// Average the gradients of `opt`'s parameters over the group (nothing alone).
+    fn average_gradients(group: Option<&ProcessGroup>, opt: &Adam) -> Result<()> {
+        let Some(g) = group else {
+            return Ok(());
+        };
+        g.average_gradients(&opt.slots.iter().map(|s| &s.param).collect::<Vec<_>>())
     }
 
     /// `n` classes for G drawn from the label distribution (torch's RNG), or None when
@@ -250,6 +296,7 @@ impl Trainer {
             loss.backward();
             g_sum += loss.detach();
         }
+        Self::average_gradients(self.group.as_ref(), &self.opt_g)?;
         self.opt_g.step();
         self.opt_d.set_requires_grad(true);
         self.mark_phase(0, true);
@@ -286,6 +333,7 @@ impl Trainer {
             self.stats.report("Loss/D/loss", &total);
             d_sum += total;
         }
+        Self::average_gradients(self.group.as_ref(), &self.opt_d)?;
         self.opt_d.step();
         self.mark_phase(1, true);
         let t_d = lap();
