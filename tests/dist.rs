@@ -12,8 +12,7 @@ const RANK: &str = "FPGAN_TEST_RANK";
 const PORT: &str = "FPGAN_TEST_PORT";
 
 fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    fpgan::dist::launch::free_port().unwrap()
 }
 
 fn arange(n: i64) -> Tensor {
@@ -199,4 +198,107 @@ fn data_parallel_training_keeps_the_ranks_identical() {
         states[0], states[1],
         "the ranks' weights differ after training"
     );
+}
+
+/// `train` args of a tiny 2-process CPU run (batch 4: 2 images per process).
+fn gpus2_args<'a>(data: &'a str, out: &'a str, kimg: &'a str) -> Vec<&'a str> {
+    let mut a = common::train_args(data, out, kimg);
+    let b = a.iter().position(|x| *x == "--batch").unwrap();
+    a[b + 1] = "4";
+    a.extend(["--gpus", "2"]);
+    a
+}
+
+fn run_dirs(out: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+/// The worker processes (children) of `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect()
+}
+
+/// `train --gpus 2` on a CPU: two worker processes, one run directory written by rank 0 alone
+/// (`-gpus2` in its name), a resume that continues it, and a worker killed with SIGKILL stops
+/// the run with a message naming it, leaving every snapshot readable for the next resume.
+#[test]
+fn train_gpus_2_runs_two_workers_resumes_and_stops_when_one_dies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::shapes(tmp.path());
+    let (data, out) = (data.to_str().unwrap(), tmp.path().join("out"));
+    let o = common::fpgan(&gpus2_args(data, out.to_str().unwrap(), "0.008"));
+    assert!(o.status.success(), "{}", common::text(&o.stderr));
+    let dirs = run_dirs(&out);
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let dir = &dirs[0];
+    assert!(
+        dir.to_string_lossy().ends_with("-gpus2-batch4"),
+        "{}",
+        dir.display()
+    );
+    let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
+    assert_eq!(log.matches("Starting").count(), 1, "{log}");
+    assert_eq!(log.matches("tick 1 ").count(), 1, "one writer: {log}");
+    let opts: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("training_options.json")).unwrap()).unwrap();
+    assert_eq!(
+        (opts["gpus"].as_i64(), opts["batch_gpu"].as_i64()),
+        (Some(2), Some(2))
+    );
+
+    // the same command with more kimg resumes the run
+    let o = common::fpgan(&gpus2_args(data, out.to_str().unwrap(), "0.016"));
+    let stdout = common::text(&o.stdout);
+    assert!(o.status.success(), "{}", common::text(&o.stderr));
+    assert_eq!(stdout.matches("Resuming").count(), 1, "{stdout}");
+    let newest = fpgan::snapshot::snapshots_in(dir)[0].clone();
+    assert!(newest.to_string_lossy().ends_with("000000.016.safetensors"));
+
+    // kill -9 of worker 1 while training: the launcher stops worker 0 and says so
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fpgan"))
+        .args(gpus2_args(data, out.to_str().unwrap(), "10"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let resumed = || {
+        let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
+        log.matches("Resuming").count() == 2
+    };
+    while !resumed() {
+        assert!(t0.elapsed().as_secs() < 120, "the third run did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2)); // training
+    let workers = children_of(child.id());
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    // SAFETY: kill sends SIGKILL to a child of our child.
+    unsafe { libc::kill(workers[1] as i32, libc::SIGKILL) };
+    let t1 = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(err.contains("worker 1 of 2 exited"), "{err}");
+    assert!(
+        t1.elapsed().as_secs() < 60,
+        "stopping took {:?}",
+        t1.elapsed()
+    );
+    assert!(workers
+        .iter()
+        .all(|w| !std::path::Path::new(&format!("/proc/{w}")).exists()));
+    for s in fpgan::snapshot::snapshots_in(dir) {
+        fpgan::util::safetensors::load(&s).unwrap();
+    }
 }

@@ -1,16 +1,19 @@
 //! `fpgan train`: the options of a run from the command line, then the run itself.
 use super::parse::parse_grid;
 use crate::data::ImageSet;
+use crate::dist::launch::{launch_local, Membership};
 use crate::fastpath::FastPath;
 use crate::nets::generator::GenCfg;
 use crate::train::options::{TrainOptions, DEFAULT_LR};
 use crate::train::resume::{load_training_set, ResumeFrom, ResumeMode};
-use crate::train::run::train_with;
+use crate::train::run::train_as;
+use crate::train::signals;
 use crate::util::device::parse_device;
 use crate::util::progress::count;
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(Args, Debug)]
 #[command(
@@ -37,9 +40,14 @@ pub struct TrainArgs {
     /// Total batch size.
     #[arg(long, default_value_t = 64)]
     pub batch: i64,
-    /// Images per forward pass; gradients of batch/batch-gpu chunks are summed (default: batch).
+    /// Images per forward pass; gradients of the chunks of a process's share are summed
+    /// (default: batch / gpus).
     #[arg(long)]
     pub batch_gpu: Option<i64>,
+    /// Data-parallel worker processes, one per GPU (on a CPU, processes; default 1, or
+    /// WORLD_SIZE under torchrun). Each trains batch/gpus images of every batch.
+    #[arg(long)]
+    pub gpus: Option<i64>,
     /// Training length in thousands of real images shown.
     #[arg(long, default_value_t = 25000.0)]
     pub kimg: f64,
@@ -102,17 +110,41 @@ pub struct TrainArgs {
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
-    let device = parse_device(&a.device)?;
+    let member = Membership::from_env()?;
+    let gpus = match (&member, a.gpus) {
+        (Some(m), Some(g)) if g != m.world as i64 => {
+            bail!(
+                "--gpus {g} but WORLD_SIZE={}: leave --gpus out under a launcher",
+                m.world
+            )
+        }
+        (Some(m), _) => m.world as i64,
+        (None, g) => g.unwrap_or(1),
+    };
     let grid = match a.grid.as_str() {
         "auto" => None,
         g => Some(parse_grid(g)?),
     };
     // every option is checked before the (possibly long) preparation of the data
     let resolution = a.res.unwrap_or(256);
-    a.options(String::new(), resolution, (1, 1)).validate()?;
+    a.options(String::new(), resolution, (1, 1), gpus)
+        .validate()?;
+    if member.is_none() && gpus > 1 && !a.dry_run {
+        // one worker per device, each this same command under torchrun's variables
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        signals::install();
+        return launch_local(
+            gpus as usize,
+            &args,
+            Duration::from_secs(30),
+            signals::stop_requested,
+        );
+    }
+    let device = parse_device(&a.device)?;
     let set = load_training_set(&a.data, a.res, a.mirror)?;
     let resolution = set.resolution as i64;
-    let classes = training_classes(a.cond, &set, &a.data)?;
+    let rank0 = member.as_ref().is_none_or(|m| m.rank == 0);
+    let classes = training_classes(a.cond, &set, &a.data, rank0)?;
     let (cols, rows) = if device.is_cuda() {
         TrainOptions::reference_grid(resolution)
     } else {
@@ -125,7 +157,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     let opts = TrainOptions {
         classes,
-        ..a.options(set.name.clone(), resolution, grid.unwrap_or(auto_grid))
+        ..a.options(
+            set.name.clone(),
+            resolution,
+            grid.unwrap_or(auto_grid),
+            gpus,
+        )
     };
     opts.validate()?;
     if a.dry_run {
@@ -138,17 +175,19 @@ pub fn run(a: TrainArgs) -> Result<()> {
         );
         return Ok(());
     }
-    train_with(&opts, set, &a.resume, a.resume_mode)?;
+    train_as(&opts, set, &a.resume, a.resume_mode, member.as_ref())?;
     Ok(())
 }
 
 /// The classes of the run: the dataset's (largest label + 1, as the reference) with --cond, else
-/// 0 (with a hint when the dataset has labels).
-fn training_classes(cond: bool, set: &ImageSet, data: &Path) -> Result<i64> {
+/// 0 (with a hint when the dataset has labels and `say`).
+fn training_classes(cond: bool, set: &ImageSet, data: &Path, say: bool) -> Result<i64> {
     match (cond, set.classes()) {
         (false, 0) => Ok(0),
         (false, c) => {
-            eprintln!("note: {} has labels of {c} classes; add --cond for a class-conditional model", data.display());
+            if say {
+                eprintln!("note: {} has labels of {c} classes; add --cond for a class-conditional model", data.display());
+            }
             Ok(0)
         }
         (true, 0) => bail!(
@@ -161,8 +200,14 @@ fn training_classes(cond: bool, set: &ImageSet, data: &Path) -> Result<i64> {
 }
 
 impl TrainArgs {
-    /// The run's options for a dataset named `dataset_name` at `resolution`.
-    fn options(&self, dataset_name: String, resolution: i64, grid: (i64, i64)) -> TrainOptions {
+    /// The run's options for a dataset named `dataset_name` at `resolution` on `gpus` processes.
+    fn options(
+        &self,
+        dataset_name: String,
+        resolution: i64,
+        grid: (i64, i64),
+        gpus: i64,
+    ) -> TrainOptions {
         TrainOptions {
             data: self.data.clone(),
             dataset_name,
@@ -174,7 +219,8 @@ impl TrainArgs {
             classes: 0,
             lr: self.lr,
             batch: self.batch,
-            batch_gpu: self.batch_gpu.unwrap_or(self.batch),
+            batch_gpu: self.batch_gpu.unwrap_or(self.batch / gpus.max(1)),
+            gpus,
             kimg: self.kimg,
             tick: self.tick,
             snap: self.snap,

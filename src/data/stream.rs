@@ -71,12 +71,15 @@ pub struct BatchStream {
 
 impl BatchStream {
     /// Start after `skip` items of the sampler seeded with `seed`; keeps `prefetch` batches ready.
+    /// Process `rank` of `world` takes the items at positions rank, rank + world, ... of the
+    /// sampler's sequence (the reference's InfiniteSampler with replicas).
     pub fn start(
         set: Arc<ImageSet>,
         batch: usize,
         seed: u64,
         skip: usize,
         prefetch: usize,
+        (rank, world): (usize, usize),
     ) -> Self {
         let (tx, rx) = sync_channel(prefetch.max(1));
         std::thread::Builder::new()
@@ -84,8 +87,12 @@ impl BatchStream {
             .spawn(move || {
                 let mut sampler = InfiniteSampler::new(set.len(), seed);
                 sampler.advance(skip);
+                let mut shard = sampler
+                    .enumerate()
+                    .filter(|(i, _)| i % world == rank)
+                    .map(|(_, item)| item);
                 loop {
-                    let idx: Vec<usize> = sampler.by_ref().take(batch).collect();
+                    let idx: Vec<usize> = shard.by_ref().take(batch).collect();
                     let b = Batch {
                         images: set.batch(&idx),
                         labels: set.batch_labels(&idx),

@@ -27,6 +27,10 @@ pub struct TrainOptions {
     pub lr: f64,
     pub batch: i64,
     pub batch_gpu: i64,
+    /// Data-parallel processes, one per GPU (the reference's `--gpus`): each takes
+    /// `batch / gpus` images of every batch.
+    #[serde(default = "default_gpus")]
+    pub gpus: i64,
     pub kimg: f64,
     pub tick: f64,
     pub snap: i64,
@@ -62,6 +66,7 @@ impl TrainOptions {
             lr: DEFAULT_LR,
             batch: 64,
             batch_gpu: 64,
+            gpus: 1,
             kimg: 25000.0,
             tick: 4.0,
             snap: 50,
@@ -95,9 +100,21 @@ impl TrainOptions {
         }
     }
 
+    /// Images of every batch that one process trains on.
+    pub fn batch_per_process(&self) -> i64 {
+        self.batch / self.gpus
+    }
+
     /// The run directory name without its numeric prefix.
     pub fn run_desc(&self) -> String {
-        let mut d = format!("{}-{}-batch{}", self.cfg, self.dataset_name, self.batch);
+        let gpus = match self.gpus {
+            1 => String::new(),
+            n => format!("-gpus{n}"),
+        };
+        let mut d = format!(
+            "{}-{}{gpus}-batch{}",
+            self.cfg, self.dataset_name, self.batch
+        );
         if self.classes > 0 {
             d.push_str("-cond");
         }
@@ -110,10 +127,14 @@ impl TrainOptions {
 
     pub fn validate(&self) -> Result<()> {
         self.generator_config().validate()?;
-        if self.batch < 1 || self.batch_gpu < 1 || self.batch % self.batch_gpu != 0 {
+        if !(1..=MAX_GPUS).contains(&self.gpus) {
+            bail!("--gpus {} must be 1 to {MAX_GPUS}", self.gpus);
+        }
+        if self.batch < 1 || self.batch_gpu < 1 || self.batch % (self.gpus * self.batch_gpu) != 0 {
             bail!(
-                "--batch {} must be a positive multiple of --batch-gpu {}",
+                "--batch {} must be a positive multiple of --gpus {} times --batch-gpu {}",
                 self.batch,
+                self.gpus,
                 self.batch_gpu
             );
         }
@@ -153,6 +174,13 @@ impl TrainOptions {
 
 /// The reference's learning rate of G and D for the FastGAN generators.
 pub const DEFAULT_LR: f64 = 2e-4;
+
+fn default_gpus() -> i64 {
+    1
+}
+
+/// Most data-parallel processes of one run.
+pub const MAX_GPUS: i64 = 1024;
 
 fn default_z_dim() -> i64 {
     256

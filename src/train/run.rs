@@ -4,9 +4,11 @@ use super::options::TrainOptions;
 use super::resume::{resolve_run, ResumeFrom, ResumeMode};
 use super::signals;
 use super::tick::{self, format_time, Log, TickTiming};
-use super::trainer::{reseed, Trainer};
+use super::trainer::Trainer;
 use crate::data::stream::BatchStream;
 use crate::data::ImageSet;
+use crate::dist::launch::Membership;
+use crate::dist::ProcessGroup;
 use crate::eval::evaluator::{evaluation_rate, images_per_evaluation, Evaluator, Score};
 use crate::eval::metrics::{parse_metrics, Metric};
 use crate::eval::report::{append_metric, metric_files};
@@ -32,21 +34,39 @@ pub fn train(opts: &TrainOptions, set: ImageSet, resume: &ResumeFrom) -> Result<
     train_with(opts, set, resume, ResumeMode::Exact)
 }
 
-/// Train with `opts`, continuing a snapshot as `mode` says; returns the run directory. The steps:
-/// start or resume, iterate to the end of a tick (with the live line and the divergence guard),
-/// report the tick, snapshot with pruning, evaluate the metrics (keeping the best snapshot), and
-/// stop on request or at `--kimg`.
+/// Train with `opts` in this process alone, continuing a snapshot as `mode` says; returns the
+/// run directory.
 pub fn train_with(
     opts: &TrainOptions,
     set: ImageSet,
     resume: &ResumeFrom,
     mode: ResumeMode,
 ) -> Result<PathBuf> {
+    train_as(opts, set, resume, mode, None)
+}
+
+/// Train with `opts` as one process of a data-parallel run (`member`) or alone; returns the run
+/// directory. The steps: start or resume, iterate to the end of a tick (with the live line and
+/// the divergence guard), report the tick, snapshot with pruning, evaluate the metrics (keeping
+/// the best snapshot), and stop on request or at `--kimg`. In a data-parallel run every rank
+/// trains its share of each batch; rank 0 alone writes (log, stats, grids, snapshots, metrics).
+pub fn train_as(
+    opts: &TrainOptions,
+    set: ImageSet,
+    resume: &ResumeFrom,
+    mode: ResumeMode,
+    member: Option<&Membership>,
+) -> Result<PathBuf> {
     opts.validate()?;
-    let device = parse_device(&opts.device)?;
+    let device = match (parse_device(&opts.device)?, member) {
+        (Device::Cuda(_), Some(m)) => Device::Cuda(m.local_rank),
+        (d, _) => d,
+    };
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(true);
     }
+    let group = member.map(|m| join_group(opts, m)).transpose()?;
+    let rank0 = member.is_none_or(|m| m.rank == 0);
     let mut trainer = Trainer::new(opts, device)?;
     if opts.classes > 0 {
         let labels = set.labels.as_deref().with_context(|| {
@@ -70,15 +90,24 @@ pub fn train_with(
         );
         run_dir = resolve_run(opts, &ResumeFrom::Never)?.0;
     }
-    let mut run = Run::open(opts, set, trainer, run_dir, device)?;
+    if let Some(g) = &group {
+        g.barrier()?; // every rank has chosen the run directory before rank 0 creates it
+    }
+    let mut run = Run::open(opts, set, trainer, run_dir, device, rank0)?;
     match &snapshot {
         Some(snap) => run.resume(snap, resume)?,
         None => run.start()?,
     }
+    if let Some(g) = group {
+        run.trainer.join(g)?;
+        run.trainer.reseed();
+    }
     if run.reached_end() {
         return Ok(run.dir);
     }
-    run.announce_metrics()?;
+    if rank0 {
+        run.announce_metrics()?;
+    }
     signals::install();
     run.start_stream();
     loop {
@@ -87,12 +116,15 @@ pub fn train_with(
         let m0 = Instant::now();
         run.end_tick()?;
         if done || stop || tick % opts.snap == 0 {
-            let snap = run.snapshot()?;
-            if tick != 0 {
-                run.evaluate(&snap)?;
+            if rank0 {
+                let snap = run.snapshot()?;
+                if tick != 0 {
+                    run.evaluate(&snap)?;
+                }
+                run.plot();
             }
-            run.plot();
-            reseed(opts.seed, run.trainer.progress.batch_idx);
+            run.trainer.barrier()?; // the others wait for rank 0's snapshot and metrics
+            run.trainer.reseed();
         }
         run.next_tick(m0.elapsed().as_secs_f64());
         if stop {
@@ -139,6 +171,29 @@ fn real_grid_indices(set: &ImageSet, cols: usize, rows: usize, conditional: bool
     idx
 }
 
+/// Join the data-parallel group of `member` (the TCPStore at MASTER_ADDR:MASTER_PORT). Its
+/// collectives may wait through rank 0's snapshot and metrics, hence the long timeout.
+fn join_group(opts: &TrainOptions, m: &Membership) -> Result<ProcessGroup> {
+    if m.world as i64 != opts.gpus {
+        bail!(
+            "WORLD_SIZE={} but --gpus {}: give --gpus {} (or leave it out) under a launcher",
+            m.world,
+            opts.gpus,
+            m.world
+        );
+    }
+    ProcessGroup::gloo(
+        &m.master_addr,
+        m.master_port,
+        m.rank,
+        m.world,
+        GROUP_TIMEOUT,
+    )
+}
+
+/// How long a rank waits for the others in one collective (rank 0's metrics included).
+const GROUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
 /// On CUDA, iterations between two read-backs of the losses (each one waits for the GPU).
 const READBACK_EVERY: i64 = 16;
 
@@ -167,8 +222,10 @@ struct Run<'a> {
     eval_estimate: Option<f64>,
     /// The TensorBoard log (opened at start or resume).
     board: Option<Board>,
-    /// The lock on the run directory, held while the run lives.
-    _lock: std::fs::File,
+    /// Whether this process writes (alone, or rank 0 of a data-parallel run).
+    rank0: bool,
+    /// The lock on the run directory, held while the run lives (rank 0).
+    _lock: Option<std::fs::File>,
 }
 
 impl<'a> Run<'a> {
@@ -179,29 +236,35 @@ impl<'a> Run<'a> {
         trainer: Trainer,
         dir: PathBuf,
         device: Device,
+        rank0: bool,
     ) -> Result<Self> {
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let lock = lock_dir(&dir, "training")?;
-        let owner = |n: &str| tempfiles::tagged_pid(n, TMP_TAG).map(|(_, pid)| pid);
-        for p in tempfiles::remove_dead_leftovers(&dir, owner)? {
-            eprintln!(
-                "Removed {}, left by an interrupted earlier run",
-                p.display()
-            );
-        }
         let total_nimg = (opts.kimg * 1000.0).ceil() as i64;
-        let pb = progress::bar(total_nimg as u64, "training");
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("[{bar:30}] {msg}")
-                .expect("static template")
-                .progress_chars("=> "),
-        );
+        let (log, lock) = if rank0 {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let lock = lock_dir(&dir, "training")?;
+            let owner = |n: &str| tempfiles::tagged_pid(n, TMP_TAG).map(|(_, pid)| pid);
+            for p in tempfiles::remove_dead_leftovers(&dir, owner)? {
+                eprintln!(
+                    "Removed {}, left by an interrupted earlier run",
+                    p.display()
+                );
+            }
+            let pb = progress::bar(total_nimg as u64, "training");
+            pb.set_style(
+                indicatif::ProgressStyle::with_template("[{bar:30}] {msg}")
+                    .expect("static template")
+                    .progress_chars("=> "),
+            );
+            (Log::open(&dir, pb)?, Some(lock))
+        } else {
+            (Log::silent(), None)
+        };
         Ok(Run {
             opts,
             set: Arc::new(set),
             trainer,
-            log: Log::open(&dir, pb)?,
+            log,
             dir,
             device,
             stream: None,
@@ -217,12 +280,16 @@ impl<'a> Run<'a> {
             evaluator: None,
             eval_estimate: None,
             board: None,
+            rank0,
             _lock: lock,
         })
     }
 
-    /// A new run: training_options.json, then reals.png and fakes_init.png.
+    /// A new run: training_options.json, then reals.png and fakes_init.png (rank 0).
     fn start(&mut self) -> Result<()> {
+        if !self.rank0 {
+            return Ok(());
+        }
         self.log.line(&format!(
             "Starting {} on {:?}",
             self.dir.display(),
@@ -262,6 +329,10 @@ impl<'a> Run<'a> {
                 prev
             }
         };
+        self.last_good = Some(used.clone());
+        if !self.rank0 {
+            return Ok(());
+        }
         let p = &self.trainer.progress;
         self.log.line(&format!(
             "Resuming {} at kimg {:.3} (tick {}) from {}",
@@ -278,7 +349,6 @@ impl<'a> Run<'a> {
         self.sec0 = p.total_sec;
         self.tick_start_nimg = p.cur_nimg;
         self.board = Some(Board::open(&self.dir, Some(p.cur_nimg))?);
-        self.last_good = Some(used);
         Ok(())
     }
 
@@ -325,10 +395,11 @@ impl<'a> Run<'a> {
         let batch = self.opts.batch;
         self.stream = Some(BatchStream::start(
             self.set.clone(),
-            batch as usize,
+            self.opts.batch_per_process() as usize,
             self.opts.seed,
             (self.trainer.progress.batch_idx * batch) as usize,
             2,
+            self.trainer.rank_world(),
         ));
         self.start = Instant::now();
         self.tick_start = Instant::now();
@@ -347,7 +418,8 @@ impl<'a> Run<'a> {
                 .pb
                 .set_position(p.cur_nimg.min(self.total_nimg) as u64);
             let done = p.cur_nimg >= self.total_nimg;
-            let stop = signals::stop_requested();
+            // every rank stops at the same iteration, whichever was asked
+            let stop = self.trainer.any_rank(signals::stop_requested())?;
             let end =
                 done || stop || p.cur_tick == 0 || p.cur_nimg >= self.tick_start_nimg + tick_nimg;
             if end || !self.device.is_cuda() || p.batch_idx % READBACK_EVERY == 0 {
@@ -395,9 +467,15 @@ impl<'a> Run<'a> {
         self.log.pb.set_message(line);
     }
 
-    /// The tick line and stats.jsonl; counts the tick.
+    /// The tick line and stats.jsonl (rank 0); counts the tick.
     fn end_tick(&mut self) -> Result<()> {
         let total_sec = self.sec0 + self.start.elapsed().as_secs_f64();
+        if !self.rank0 {
+            self.trainer.stats.tick(0.0); // only rank 0's statistics are written
+            self.trainer.progress.cur_tick += 1;
+            self.trainer.progress.total_sec = total_sec;
+            return Ok(());
+        }
         let timing = TickTiming {
             total_sec,
             tick_sec: self.tick_start.elapsed().as_secs_f64(),

@@ -1,7 +1,7 @@
 //! Snapshots of the whole training state in one safetensors file, restored exactly
 //! (`--resume-mode exact`) or weights only as the reference's `--resume` (`reference`).
 use super::options::{generator_flags, TrainOptions};
-use super::trainer::{reseed, Progress, Trainer};
+use super::trainer::{Progress, Trainer};
 use crate::nets::generator::GeneratorConfig;
 use crate::snapshot::{self, read_header};
 use crate::util::safetensors;
@@ -116,7 +116,7 @@ impl Trainer {
             self.grid_z = z.to_device(self.device);
         }
         self.progress = snap.progress;
-        reseed(self.opts.seed, self.progress.batch_idx);
+        self.reseed();
         Ok(())
     }
 }

@@ -12,7 +12,8 @@ use tch::Device;
 
 /// Appends lines to log.txt and prints them without tearing the progress bar.
 pub struct Log {
-    file: std::fs::File,
+    /// None for a worker that is not rank 0: it writes and prints nothing.
+    file: Option<std::fs::File>,
     pub pb: indicatif::ProgressBar,
 }
 
@@ -25,12 +26,25 @@ impl Log {
             .append(true)
             .open(&path)
             .with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(Log { file, pb })
+        Ok(Log {
+            file: Some(file),
+            pb,
+        })
+    }
+
+    /// A log that writes and shows nothing (the ranks after 0 of a data-parallel run).
+    pub fn silent() -> Self {
+        Log {
+            file: None,
+            pb: indicatif::ProgressBar::hidden(),
+        }
     }
 
     pub fn line(&mut self, s: &str) {
-        self.pb.suspend(|| println!("{s}"));
-        let _ = writeln!(self.file, "{s}");
+        if let Some(f) = &mut self.file {
+            self.pb.suspend(|| println!("{s}"));
+            let _ = writeln!(f, "{s}");
+        }
     }
 }
 

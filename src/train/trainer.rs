@@ -90,7 +90,8 @@ pub struct Trainer {
 }
 
 /// Torch's RNG is reseeded from (seed, batch_idx) after every snapshot, so a run resumed from a
-/// snapshot draws exactly what the uninterrupted run drew.
+/// snapshot draws exactly what the uninterrupted run drew (`seed` is the run's, or in a
+/// data-parallel run seed * processes + rank as the reference's, see [`Trainer::reseed`]).
 pub(crate) fn reseed(seed: u64, batch_idx: i64) {
     let mut m = SplitMix(seed ^ (batch_idx as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     tch::manual_seed((m.next_u64() >> 1) as i64);
@@ -204,6 +205,31 @@ impl Trainer {
         Ok(())
     }
 
+    /// Reseed torch's RNG for the current batch: from the run's seed, or for rank r of a group
+    /// of n from seed * n + r (each rank draws its own latents, as the reference's).
+    pub fn reseed(&self) {
+        let (rank, world) = self.rank_world();
+        reseed(
+            self.opts.seed * world as u64 + rank as u64,
+            self.progress.batch_idx,
+        );
+    }
+
+    /// Whether `flag` holds on any rank of the group (a collective: every rank must ask).
+    pub fn any_rank(&self, flag: bool) -> Result<bool> {
+        let Some(g) = &self.group else {
+            return Ok(flag);
+        };
+        let mut t = Tensor::from_slice(&[flag as i32 as f32]);
+        g.all_reduce_sum(&mut t)?;
+        Ok(t.double_value(&[0]) > 0.0)
+    }
+
+    /// Wait for every rank of the group (nothing alone).
+    pub fn barrier(&self) -> Result<()> {
+        self.group.as_ref().map_or(Ok(()), ProcessGroup::barrier)
+    }
+
     /// The rank and world size of the data-parallel group ((0, 1) alone).
     pub fn rank_world(&self) -> (usize, usize) {
         self.group.as_ref().map_or((0, 1), |g| (g.rank, g.world))
@@ -256,7 +282,7 @@ impl Trainer {
     /// separate D calls), each summing the gradients of `batch/batch_gpu` chunks, Adam steps on
     /// non-finite-cleaned gradients, then the G EMA.
     pub fn step(&mut self, reals: &Tensor, labels: Option<&Tensor>) -> Result<StepLosses> {
-        let (batch, chunk) = (self.opts.batch, self.opts.batch_gpu);
+        let (batch, chunk) = (self.opts.batch_per_process(), self.opts.batch_gpu);
         let chunks = batch / chunk;
         let dev = self.device;
         let real_c = match (self.g.config.classes, labels) {
@@ -342,10 +368,12 @@ impl Trainer {
             self.stats.report_scalar("Timing/Dmain", t_d * 1e3);
         }
 
-        let beta = self.ema_schedule.beta(self.progress.cur_nimg, batch);
+        let beta = self
+            .ema_schedule
+            .beta(self.progress.cur_nimg, self.opts.batch);
         self.ema.update(beta);
         let t_ema = lap();
-        self.progress.cur_nimg += batch;
+        self.progress.cur_nimg += self.opts.batch;
         self.progress.batch_idx += 1;
         Ok(StepLosses {
             g: g_sum / chunks as f64,

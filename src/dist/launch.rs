@@ -1,0 +1,150 @@
+//! Who this process is in a data-parallel run (torchrun's variables) and `--gpus N` on one
+//! machine: one worker process per device, supervised so that one failing stops them all.
+use anyhow::{bail, Context, Result};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// This process's place in a data-parallel run, from torchrun's variables (RANK, WORLD_SIZE,
+/// LOCAL_RANK, MASTER_ADDR, MASTER_PORT).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Membership {
+    pub rank: usize,
+    pub world: usize,
+    pub local_rank: usize,
+    pub master_addr: String,
+    pub master_port: u16,
+}
+
+impl Membership {
+    /// From the environment; None when RANK is not set (a single-process run).
+    pub fn from_env() -> Result<Option<Self>> {
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// From `get(name)` (the environment, or a map in tests).
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>> {
+        let Some(rank) = get("RANK") else {
+            return Ok(None);
+        };
+        let num = |k: &str, v: Option<String>| -> Result<usize> {
+            let v = v.with_context(|| format!("RANK is set but {k} is not; set RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT as torchrun does"))?;
+            v.trim()
+                .parse()
+                .with_context(|| format!("{k}={v} is not a number"))
+        };
+        let rank = num("RANK", Some(rank))?;
+        let world = num("WORLD_SIZE", get("WORLD_SIZE"))?;
+        let local_rank = match get("LOCAL_RANK") {
+            Some(v) => num("LOCAL_RANK", Some(v))?,
+            None => rank,
+        };
+        let port = num("MASTER_PORT", get("MASTER_PORT"))?;
+        if world == 0 || rank >= world {
+            bail!("RANK={rank} is not below WORLD_SIZE={world}");
+        }
+        let Ok(master_port) = u16::try_from(port) else {
+            bail!("MASTER_PORT={port} is not a TCP port");
+        };
+        Ok(Some(Membership {
+            rank,
+            world,
+            local_rank,
+            master_addr: get("MASTER_ADDR").unwrap_or_else(|| "127.0.0.1".into()),
+            master_port,
+        }))
+    }
+}
+
+/// A free TCP port on this machine (for MASTER_PORT).
+pub fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("no free TCP port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Run this executable with `args` as `n` workers (RANK = LOCAL_RANK = 0..n-1) and wait for
+/// them. When one exits with an error, the others are stopped (SIGTERM, then SIGKILL after
+/// `grace`) and the error names it; when `stop_requested()` turns true (Ctrl-C, SIGTERM here),
+/// SIGTERM is passed on to them.
+pub fn launch_local(
+    n: usize,
+    args: &[String],
+    grace: Duration,
+    stop_requested: impl Fn() -> bool,
+) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find the fpgan executable")?;
+    let port = free_port()?.to_string();
+    let mut children: Vec<Option<Child>> = Vec::with_capacity(n);
+    for r in 0..n {
+        let child = Command::new(&exe)
+            .args(args)
+            .env("RANK", r.to_string())
+            .env("LOCAL_RANK", r.to_string())
+            .env("WORLD_SIZE", n.to_string())
+            .env("MASTER_ADDR", "127.0.0.1")
+            .env("MASTER_PORT", &port)
+            .spawn()
+            .with_context(|| format!("cannot start worker {r} ({})", exe.display()));
+        match child {
+            Ok(c) => children.push(Some(c)),
+            Err(e) => {
+                stop_all(&mut children, grace);
+                return Err(e);
+            }
+        }
+    }
+    let mut forwarded = false;
+    loop {
+        if stop_requested() && !forwarded {
+            signal_all(&children, libc::SIGTERM);
+            forwarded = true;
+        }
+        let mut running = 0;
+        for r in 0..n {
+            let Some(c) = children[r].as_mut() else {
+                continue;
+            };
+            match c.try_wait()? {
+                None => running += 1,
+                Some(s) if s.success() => children[r] = None,
+                Some(s) => {
+                    children[r] = None;
+                    stop_all(&mut children, grace);
+                    bail!("worker {r} of {n} exited with {s}; stopped the other workers. The last snapshot is intact: run the same command again to resume");
+                }
+            }
+        }
+        if running == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn signal_all(children: &[Option<Child>], sig: i32) {
+    for c in children.iter().flatten() {
+        // SAFETY: kill only sends a signal to our own child.
+        unsafe { libc::kill(c.id() as i32, sig) };
+    }
+}
+
+/// SIGTERM every running worker, SIGKILL those still there after `grace`, and reap them.
+fn stop_all(children: &mut [Option<Child>], grace: Duration) {
+    signal_all(children, libc::SIGTERM);
+    let t0 = Instant::now();
+    while t0.elapsed() < grace {
+        let alive = children
+            .iter_mut()
+            .flatten()
+            .filter_map(|c| c.try_wait().ok())
+            .filter(Option::is_none)
+            .count();
+        if alive == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for c in children.iter_mut().flatten() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
