@@ -302,3 +302,87 @@ fn train_gpus_2_runs_two_workers_resumes_and_stops_when_one_dies() {
         fpgan::util::safetensors::load(&s).unwrap();
     }
 }
+
+/// Two "machines" (two launchers on this one, `--nnodes 2 --node-rank 0|1`, one worker each)
+/// meet at `--master-addr/--master-port` and train one run, written by machine 0's worker.
+#[test]
+fn two_nodes_meet_at_the_master_address_and_train_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::shapes(tmp.path());
+    let (data, out) = (data.to_str().unwrap(), tmp.path().join("out"));
+    let port = free_port().to_string();
+    let nodes: Vec<_> = (0..2)
+        .map(|k| {
+            let mut args = gpus2_args(data, out.to_str().unwrap(), "0.008");
+            let g = args.iter().position(|x| *x == "--gpus").unwrap();
+            args[g + 1] = "1";
+            let rank = k.to_string();
+            Command::new(env!("CARGO_BIN_EXE_fpgan"))
+                .args(&args)
+                .args([
+                    "--nnodes",
+                    "2",
+                    "--node-rank",
+                    &rank,
+                    "--master-port",
+                    &port,
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (k, n) in nodes.into_iter().enumerate() {
+        let o = n.wait_with_output().unwrap();
+        assert!(o.status.success(), "node {k}: {}", common::text(&o.stderr));
+    }
+    let dirs = run_dirs(&out);
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert!(dirs[0].to_string_lossy().ends_with("-gpus2-batch4"));
+    let log = std::fs::read_to_string(dirs[0].join("log.txt")).unwrap();
+    assert_eq!(log.matches("Starting").count(), 1, "{log}");
+    assert!(log.contains("Done: kimg 0.008"), "{log}");
+}
+
+/// torchrun's variables: read as it sets them; a partial or inconsistent set is an error that
+/// names the variable.
+#[test]
+fn membership_comes_from_torchruns_variables() {
+    use fpgan::dist::launch::Membership;
+    let from = |vars: &[(&str, &str)]| {
+        let map: std::collections::HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Membership::from_vars(|k| map.get(k).cloned())
+    };
+    assert_eq!(from(&[]).unwrap(), None);
+    let m = from(&[
+        ("RANK", "3"),
+        ("WORLD_SIZE", "4"),
+        ("LOCAL_RANK", "1"),
+        ("MASTER_ADDR", "10.0.0.2"),
+        ("MASTER_PORT", "29500"),
+    ])
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        (
+            m.rank,
+            m.world,
+            m.local_rank,
+            m.master_addr.as_str(),
+            m.master_port
+        ),
+        (3, 4, 1, "10.0.0.2", 29500)
+    );
+    let err = |vars: &[(&str, &str)]| format!("{:#}", from(vars).unwrap_err());
+    assert!(err(&[("RANK", "0")]).contains("WORLD_SIZE is not"));
+    let e = err(&[("RANK", "2"), ("WORLD_SIZE", "2"), ("MASTER_PORT", "1")]);
+    assert!(e.contains("not below WORLD_SIZE=2"), "{e}");
+    let e = err(&[("RANK", "0"), ("WORLD_SIZE", "2"), ("MASTER_PORT", "70000")]);
+    assert!(e.contains("not a TCP port"), "{e}");
+    let e = err(&[("RANK", "x"), ("WORLD_SIZE", "2"), ("MASTER_PORT", "1")]);
+    assert!(e.contains("RANK=x is not a number"), "{e}");
+}

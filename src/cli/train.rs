@@ -1,7 +1,7 @@
 //! `fpgan train`: the options of a run from the command line, then the run itself.
 use super::parse::parse_grid;
 use crate::data::ImageSet;
-use crate::dist::launch::{launch_local, Membership};
+use crate::dist::launch::{free_port, launch_local, LocalWorkers, Membership};
 use crate::fastpath::FastPath;
 use crate::nets::generator::GenCfg;
 use crate::train::options::{TrainOptions, DEFAULT_LR};
@@ -44,10 +44,22 @@ pub struct TrainArgs {
     /// (default: batch / gpus).
     #[arg(long)]
     pub batch_gpu: Option<i64>,
-    /// Data-parallel worker processes, one per GPU (on a CPU, processes; default 1, or
-    /// WORLD_SIZE under torchrun). Each trains batch/gpus images of every batch.
+    /// Data-parallel worker processes on this machine, one per GPU (on a CPU, processes;
+    /// default 1). Each of the gpus x nnodes processes trains its share of every batch.
     #[arg(long)]
     pub gpus: Option<i64>,
+    /// Machines of a data-parallel run (start the same command on each, with its --node-rank).
+    #[arg(long, default_value_t = 1)]
+    pub nnodes: usize,
+    /// This machine's number among --nnodes (0 hosts the rendezvous and writes the run).
+    #[arg(long, default_value_t = 0)]
+    pub node_rank: usize,
+    /// Address of machine 0 for the rendezvous.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub master_addr: String,
+    /// TCP port of the rendezvous on machine 0 (default: 29500 with --nnodes, else a free one).
+    #[arg(long)]
+    pub master_port: Option<u16>,
     /// Training length in thousands of real images shown.
     #[arg(long, default_value_t = 25000.0)]
     pub kimg: f64,
@@ -111,16 +123,7 @@ pub struct TrainArgs {
 
 pub fn run(a: TrainArgs) -> Result<()> {
     let member = Membership::from_env()?;
-    let gpus = match (&member, a.gpus) {
-        (Some(m), Some(g)) if g != m.world as i64 => {
-            bail!(
-                "--gpus {g} but WORLD_SIZE={}: leave --gpus out under a launcher",
-                m.world
-            )
-        }
-        (Some(m), _) => m.world as i64,
-        (None, g) => g.unwrap_or(1),
-    };
+    let gpus = a.processes(member.as_ref())?;
     let grid = match a.grid.as_str() {
         "auto" => None,
         g => Some(parse_grid(g)?),
@@ -130,15 +133,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     a.options(String::new(), resolution, (1, 1), gpus)
         .validate()?;
     if member.is_none() && gpus > 1 && !a.dry_run {
-        // one worker per device, each this same command under torchrun's variables
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        signals::install();
-        return launch_local(
-            gpus as usize,
-            &args,
-            Duration::from_secs(30),
-            signals::stop_requested,
-        );
+        return a.launch_workers(gpus);
     }
     let device = parse_device(&a.device)?;
     let set = load_training_set(&a.data, a.res, a.mirror)?;
@@ -179,6 +174,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// torchrun's default rendezvous port.
+const DEFAULT_MASTER_PORT: u16 = 29500;
+
 /// The classes of the run: the dataset's (largest label + 1, as the reference) with --cond, else
 /// 0 (with a hint when the dataset has labels and `say`).
 fn training_classes(cond: bool, set: &ImageSet, data: &Path, say: bool) -> Result<i64> {
@@ -200,6 +198,53 @@ fn training_classes(cond: bool, set: &ImageSet, data: &Path, say: bool) -> Resul
 }
 
 impl TrainArgs {
+    /// The processes of the whole run: --gpus x --nnodes, or WORLD_SIZE under a launcher.
+    fn processes(&self, member: Option<&Membership>) -> Result<i64> {
+        let per_node = self.gpus.unwrap_or(1);
+        if self.nnodes == 0 || self.node_rank >= self.nnodes || per_node < 1 {
+            bail!(
+                "--gpus {per_node} --nnodes {} --node-rank {}: need --gpus >= 1 and --node-rank below --nnodes",
+                self.nnodes,
+                self.node_rank
+            );
+        }
+        let total = per_node * self.nnodes as i64;
+        match member {
+            Some(m) if self.gpus.is_some() && total != m.world as i64 => bail!(
+                "--gpus {per_node} x --nnodes {} but WORLD_SIZE={}: leave --gpus out under a launcher",
+                self.nnodes,
+                m.world
+            ),
+            Some(m) => Ok(m.world as i64),
+            None => Ok(total),
+        }
+    }
+
+    /// Start this machine's --gpus workers, each this same command under torchrun's
+    /// variables, and wait for them.
+    fn launch_workers(&self, world: i64) -> Result<()> {
+        let per_node = self.gpus.unwrap_or(1) as usize;
+        let workers = LocalWorkers {
+            procs: per_node,
+            first_rank: self.node_rank * per_node,
+            world: world as usize,
+            master_addr: self.master_addr.clone(),
+            master_port: match (self.master_port, self.nnodes) {
+                (Some(p), _) => p,
+                (None, 1) => free_port()?,
+                (None, _) => DEFAULT_MASTER_PORT,
+            },
+        };
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        signals::install();
+        launch_local(
+            &workers,
+            &args,
+            Duration::from_secs(30),
+            signals::stop_requested,
+        )
+    }
+
     /// The run's options for a dataset named `dataset_name` at `resolution` on `gpus` processes.
     fn options(
         &self,

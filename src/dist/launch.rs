@@ -61,27 +61,38 @@ pub fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// Run this executable with `args` as `n` workers (RANK = LOCAL_RANK = 0..n-1) and wait for
-/// them. When one exits with an error, the others are stopped (SIGTERM, then SIGKILL after
-/// `grace`) and the error names it; when `stop_requested()` turns true (Ctrl-C, SIGTERM here),
-/// SIGTERM is passed on to them.
+/// The workers of this machine: `procs` of them, ranks `first_rank..first_rank + procs` of
+/// `world`, meeting at `master_addr:master_port`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocalWorkers {
+    pub procs: usize,
+    pub first_rank: usize,
+    pub world: usize,
+    pub master_addr: String,
+    pub master_port: u16,
+}
+
+/// Run this executable with `args` as the workers `w` (RANK, LOCAL_RANK, WORLD_SIZE,
+/// MASTER_ADDR, MASTER_PORT set as torchrun does) and wait for them. When one exits with an
+/// error, the others are stopped (SIGTERM, then SIGKILL after `grace`) and the error names it;
+/// when `stop_requested()` turns true (Ctrl-C, SIGTERM here), SIGTERM is passed on to them.
 pub fn launch_local(
-    n: usize,
+    w: &LocalWorkers,
     args: &[String],
     grace: Duration,
     stop_requested: impl Fn() -> bool,
 ) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the fpgan executable")?;
-    let port = free_port()?.to_string();
+    let n = w.procs;
     let mut children: Vec<Option<Child>> = Vec::with_capacity(n);
     for r in 0..n {
         let child = Command::new(&exe)
             .args(args)
-            .env("RANK", r.to_string())
+            .env("RANK", (w.first_rank + r).to_string())
             .env("LOCAL_RANK", r.to_string())
-            .env("WORLD_SIZE", n.to_string())
-            .env("MASTER_ADDR", "127.0.0.1")
-            .env("MASTER_PORT", &port)
+            .env("WORLD_SIZE", w.world.to_string())
+            .env("MASTER_ADDR", &w.master_addr)
+            .env("MASTER_PORT", w.master_port.to_string())
             .spawn()
             .with_context(|| format!("cannot start worker {r} ({})", exe.display()));
         match child {
@@ -109,7 +120,7 @@ pub fn launch_local(
                 Some(s) => {
                     children[r] = None;
                     stop_all(&mut children, grace);
-                    bail!("worker {r} of {n} exited with {s}; stopped the other workers. The last snapshot is intact: run the same command again to resume");
+                    bail!("worker {} of {} exited with {s}; stopped the other workers here. The last snapshot is intact: run the same command again to resume", w.first_rank + r, w.world);
                 }
             }
         }
