@@ -11,9 +11,11 @@
 #   wait SECONDS       wait for the background training (at most SECONDS), show its progress
 #   fid [METRIC]       FID (default fid10k_full) and an 8x4 sample grid of each trained run
 #   fid50k             the time of one fid50k_full evaluation of the faster run
+#   dist               a data-parallel group of one on CUDA (Gloo with CUDA tensors) against no
+#                      group: that the path works, and what its two all-reduces cost
 #   all MINUTES        stage, check, bench, official, train, wait, fid (one long sitting)
 set -euo pipefail
-STEP=${1:?usage: scripts/gpu/run.sh stage|check|bench|official|train|wait|fid|fid50k|all}
+STEP=${1:?usage: scripts/gpu/run.sh stage|check|bench|official|train|wait|fid|fid50k|dist|all}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 G=${FPGAN_GPU:-/tmp/fpgan-gpu}
 OUT=${OUT:-$ROOT/gpu-out}
@@ -91,6 +93,15 @@ train() {
   log "training in the background: faster, then fastgan, ${minutes} min each (logs in $G)"
 }
 
+dist() {
+  need "$BIN"; need "$DATA"
+  local args=(train --data "$DATA" --cfg faster --batch 64 --kimg 0.768 --tick 0.256 --snap 100
+    --metrics none --device cuda)
+  "$BIN" "${args[@]}" --outdir "$G/dist-none" 2>&1 | grep -E '^(tick|Done)' | tee "$OUT/dist.txt"
+  RANK=0 LOCAL_RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29555 \
+    "$BIN" "${args[@]}" --outdir "$G/dist-group" 2>&1 | grep -E '^(tick|Done)' | tee -a "$OUT/dist.txt"
+}
+
 wait_training() {
   local secs=${1:-540} t=0
   while [ ! -f "$G/train.done" ] && [ "$t" -lt "$secs" ]; do sleep 10; t=$((t + 10)); done
@@ -132,6 +143,7 @@ case $STEP in
   train) train "${2:-}" ;;
   wait) wait_training "${2:-540}" ;;
   fid) fid "${2:-}" ;;
+  dist) dist ;;
   fid50k) fid50k ;;
   all) stage; check; bench; official; train "${2:?all MINUTES}"; wait_training $((2 * ${2} * 60 + 120)); fid ;;
   *) log "unknown step $STEP"; exit 2 ;;
