@@ -386,3 +386,25 @@ fn membership_comes_from_torchruns_variables() {
     let e = err(&[("RANK", "x"), ("WORLD_SIZE", "2"), ("MASTER_PORT", "1")]);
     assert!(e.contains("RANK=x is not a number"), "{e}");
 }
+
+/// A 2-process run stopped and resumed ends where the uninterrupted 2-process run does: every
+/// tensor of the final snapshot (rank 0's) is the same, bit for bit.
+#[test]
+fn a_resumed_two_process_run_continues_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::shapes(tmp.path());
+    let data = data.to_str().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    for (out, kimg) in [(&a, "0.016"), (&b, "0.008"), (&b, "0.016")] {
+        let o = common::fpgan(&gpus2_args(data, out.to_str().unwrap(), kimg));
+        assert!(o.status.success(), "{}", common::text(&o.stderr));
+    }
+    let last = |out: &std::path::Path| fpgan::snapshot::snapshots_in(&run_dirs(out)[0])[0].clone();
+    let (ta, _) = fpgan::util::safetensors::load(&last(&a)).unwrap();
+    let (tb, mb) = fpgan::util::safetensors::load(&last(&b)).unwrap();
+    assert_eq!(mb["progress"]["cur_nimg"], 16);
+    assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
+    for (name, t) in &ta {
+        assert!(t.equal(&tb[name]), "{name} differs after the resume");
+    }
+}
