@@ -228,7 +228,7 @@ fn children_of(pid: u32) -> Vec<u32> {
 }
 
 /// `train --gpus 2` on a CPU: two worker processes, one run directory written by rank 0 alone
-/// (`-gpus2` in its name), a resume that continues it, and a worker killed with SIGKILL stops
+/// (`-gpus2` in its name) with the statistics of both, a resume that continues it, and a worker killed with SIGKILL stops
 /// the run with a message naming it, leaving every snapshot readable for the next resume.
 #[test]
 fn train_gpus_2_runs_two_workers_resumes_and_stops_when_one_dies() {
@@ -254,6 +254,12 @@ fn train_gpus_2_runs_two_workers_resumes_and_stops_when_one_dies() {
         (opts["gpus"].as_i64(), opts["batch_gpu"].as_i64()),
         (Some(2), Some(2))
     );
+    // stats.jsonl sums every rank's statistics: one G loss per rank and iteration (a tick of
+    // 0.004 kimg is one iteration of 4 images)
+    let stats = std::fs::read_to_string(dir.join("stats.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(stats.lines().last().unwrap()).unwrap();
+    assert_eq!(last["Loss/G/loss"]["num"], 2, "{last}");
+    assert_eq!(last["Loss/D/loss"]["num"], 2, "{last}");
 
     // the same command with more kimg resumes the run
     let o = common::fpgan(&gpus2_args(data, out.to_str().unwrap(), "0.016"));

@@ -467,11 +467,13 @@ impl<'a> Run<'a> {
         self.log.pb.set_message(line);
     }
 
-    /// The tick line and stats.jsonl (rank 0); counts the tick.
+    /// The tick line and stats.jsonl (rank 0, with the statistics of every rank); counts the
+    /// tick.
     fn end_tick(&mut self) -> Result<()> {
         let total_sec = self.sec0 + self.start.elapsed().as_secs_f64();
+        self.trainer.reduce_stats()?;
         if !self.rank0 {
-            self.trainer.stats.tick(0.0); // only rank 0's statistics are written
+            self.trainer.stats.tick(0.0); // rank 0 writes them
             self.trainer.progress.cur_tick += 1;
             self.trainer.progress.total_sec = total_sec;
             return Ok(());

@@ -47,6 +47,43 @@ impl Stats {
         self.report(name, &Tensor::from(v));
     }
 
+    /// The names with something reported since the previous tick, in order.
+    pub fn pending(&self) -> Vec<&str> {
+        self.acc.keys().map(String::as_str).collect()
+    }
+
+    /// Replace the pending sums with `reduce`'s result on them, packed as a (names, 3) float64
+    /// tensor of (count, sum, sum of squares) in `pending()` order: with a sum over the ranks
+    /// of a data-parallel run, the tick's statistics are those of every rank together, as the
+    /// reference's.
+    pub fn reduce(
+        &mut self,
+        reduce: impl FnOnce(&mut Tensor) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        if self.acc.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<Tensor> = self
+            .acc
+            .values()
+            .map(|a| {
+                let num = Tensor::from(a.num as f64).to_device(a.sum.device());
+                Tensor::stack(&[num, a.sum.shallow_clone(), a.sumsq.shallow_clone()], 0)
+            })
+            .collect();
+        let mut packed = Tensor::stack(&rows, 0)
+            .to_device(tch::Device::Cpu)
+            .contiguous();
+        reduce(&mut packed)?;
+        for (i, a) in self.acc.values_mut().enumerate() {
+            let row = packed.get(i as i64);
+            a.num = row.double_value(&[0]).round() as i64;
+            a.sum = row.get(1);
+            a.sumsq = row.get(2);
+        }
+        Ok(())
+    }
+
     /// Close the tick: a JSON object with every name (and `timestamp`), and reset the sums.
     pub fn tick(&mut self, timestamp: f64) -> Value {
         for (name, a) in std::mem::take(&mut self.acc) {

@@ -225,6 +225,30 @@ impl Trainer {
         Ok(t.double_value(&[0]) > 0.0)
     }
 
+    /// Sum the tick's pending statistics over the ranks, when every rank has the same names
+    /// (otherwise each keeps its own, with a warning); a collective: every rank must call it.
+    pub fn reduce_stats(&mut self) -> Result<()> {
+        let Some(g) = &self.group else {
+            return Ok(());
+        };
+        let names = self.stats.pending().join("\n");
+        let hash = names
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+        let mut h = Tensor::from_slice(&[(hash >> 8) as f64]);
+        let own = h.copy();
+        g.broadcast(&mut h, 0)?;
+        let mut differ = Tensor::from_slice(&[(!h.equal(&own)) as i32 as f64]);
+        g.all_reduce_sum(&mut differ)?;
+        if differ.double_value(&[0]) > 0.0 {
+            if g.rank == 0 {
+                eprintln!("warning: the ranks reported different statistics this tick; stats.jsonl holds rank 0's");
+            }
+            return Ok(());
+        }
+        self.stats.reduce(|t| g.all_reduce_sum(t))
+    }
+
     /// Wait for every rank of the group (nothing alone).
     pub fn barrier(&self) -> Result<()> {
         self.group.as_ref().map_or(Ok(()), ProcessGroup::barrier)
