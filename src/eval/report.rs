@@ -15,7 +15,7 @@ pub fn metric_line(score: &Score, snapshot: &str) -> serde_json::Value {
         "metric": score.metric.name(),
         "total_time": score.seconds,
         "total_time_str": format!("{:.0}s", score.seconds),
-        "num_gpus": 1,
+        "num_gpus": score.processes,
         "snapshot_pkl": snapshot,
         "timestamp": unix_time(),
     })

@@ -116,11 +116,11 @@ pub fn train_as(
         let m0 = Instant::now();
         run.end_tick()?;
         if done || stop || tick % opts.snap == 0 {
+            let snap = if rank0 { Some(run.snapshot()?) } else { None };
+            if tick != 0 {
+                run.evaluate(snap.as_deref())?; // every rank generates its share
+            }
             if rank0 {
-                let snap = run.snapshot()?;
-                if tick != 0 {
-                    run.evaluate(&snap)?;
-                }
                 run.plot();
             }
             run.trainer.barrier()?; // the others wait for rank 0's snapshot and metrics
@@ -528,18 +528,18 @@ impl<'a> Run<'a> {
     }
 
     /// The metrics of G_ema (the real features are computed once per process) and the best
-    /// snapshot.
-    fn evaluate(&mut self, snap: &Path) -> Result<()> {
+    /// snapshot `snap` (rank 0's; None on the other ranks, which generate their share).
+    fn evaluate(&mut self, snap: Option<&Path>) -> Result<()> {
         if self.metrics.is_empty() {
             return Ok(());
         }
         if self.evaluator.is_none() {
             let (metrics, num_gen) = (self.metrics.clone(), self.opts.metrics_num_gen);
             let (set, device) = (&self.set, self.device);
-            let e = self
-                .log
-                .pb
-                .suspend(|| Evaluator::new(metrics, set, device, num_gen))?;
+            let e = self.log.pb.suspend(|| match snap {
+                Some(_) => Evaluator::new(metrics, set, device, num_gen),
+                None => Evaluator::generating_only(metrics, set, device, num_gen),
+            })?;
             if e.cached {
                 self.log
                     .line("Real-image features for the metrics: from the cache");
@@ -548,8 +548,12 @@ impl<'a> Run<'a> {
         }
         let e = self.evaluator.as_ref().expect("set above");
         let (g, device, seed) = (&self.trainer.g_ema, self.device, self.opts.seed as i64);
-        let scores = self.log.pb.suspend(|| e.run(g, device, seed))?;
-        self.record_scores(snap, &scores)
+        let group = self.trainer.group();
+        let scores = self.log.pb.suspend(|| e.run_in(group, g, device, seed))?;
+        match snap {
+            Some(snap) => self.record_scores(snap, &scores),
+            None => Ok(()),
+        }
     }
 
     /// Append each score to `metric-<name>.jsonl`; when the first FID improves, copy the snapshot

@@ -254,6 +254,11 @@ impl Trainer {
         self.group.as_ref().map_or(Ok(()), ProcessGroup::barrier)
     }
 
+    /// The data-parallel group, if any.
+    pub fn group(&self) -> Option<&ProcessGroup> {
+        self.group.as_ref()
+    }
+
     /// The rank and world size of the data-parallel group ((0, 1) alone).
     pub fn rank_world(&self) -> (usize, usize) {
         self.group.as_ref().map_or((0, 1), |g| (g.rank, g.world))
