@@ -451,3 +451,39 @@ fn a_resumed_two_process_run_continues_exactly() {
         assert!(t.equal(&tb[name]), "{name} differs after the resume");
     }
 }
+
+/// SIGTERM to `train --gpus 2` (what Slurm or `timeout` sends) reaches both workers; they stop
+/// at the same iteration, rank 0 writes a snapshot, and the command exits 0.
+#[test]
+fn sigterm_to_the_launcher_stops_every_worker_with_a_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::shapes(tmp.path());
+    let (data, out) = (data.to_str().unwrap(), tmp.path().join("out"));
+    let mut args = gpus2_args(data, out.to_str().unwrap(), "10");
+    let s = args.iter().position(|x| *x == "--snap").unwrap();
+    args[s + 1] = "1000"; // no snapshot but tick 0's and the stop's
+    let child = Command::new(env!("CARGO_BIN_EXE_fpgan"))
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let snapshots = || {
+        run_dirs(&out)
+            .first()
+            .map_or(0, |d| fpgan::snapshot::snapshots_in(d).len())
+    };
+    while !out.exists() || snapshots() == 0 {
+        assert!(t0.elapsed().as_secs() < 120, "no first snapshot");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3)); // a few iterations
+                                                // SAFETY: kill sends SIGTERM to our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    let stdout = common::text(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", common::text(&o.stderr));
+    assert!(stdout.contains("Stopped at kimg"), "{stdout}");
+    assert_eq!(snapshots(), 2, "tick 0's and the stop's");
+}
