@@ -424,6 +424,13 @@ fn bad_training_options_are_refused_with_the_fix() {
         text(&o.stderr)
     };
     assert!(err(&["--batch", "6", "--batch-gpu", "4"]).contains("multiple of --batch-gpu"));
+    let e = err(&["--batch", "6", "--gpus", "4"]);
+    assert!(
+        e.contains("multiple of 4 processes (--gpus x --nnodes) times --batch-gpu 1"),
+        "{e}"
+    );
+    let e = err(&["--nnodes", "2", "--node-rank", "2"]);
+    assert!(e.contains("--node-rank below --nnodes"), "{e}");
     assert!(err(&["--device", "cuda"]).contains("--device cpu"));
     assert!(err(&["--metrics", "fid1k"]).contains("unknown metric"));
     assert!(err(&["--grid", "0x2"]).contains("COLSxROWS"));

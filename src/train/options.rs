@@ -131,10 +131,13 @@ impl TrainOptions {
             bail!("--gpus {} must be 1 to {MAX_GPUS}", self.gpus);
         }
         if self.batch < 1 || self.batch_gpu < 1 || self.batch % (self.gpus * self.batch_gpu) != 0 {
+            let procs = match self.gpus {
+                1 => String::new(),
+                n => format!("{n} processes (--gpus x --nnodes) times "),
+            };
             bail!(
-                "--batch {} must be a positive multiple of --gpus {} times --batch-gpu {}",
+                "--batch {} must be a positive multiple of {procs}--batch-gpu {}",
                 self.batch,
-                self.gpus,
                 self.batch_gpu
             );
         }
