@@ -2,7 +2,9 @@
 // an rpath to libtorch's lib directory and `--no-as-needed -ltorch` (reference section 15).
 // Without the latter the linker drops libtorch_cuda.so and CUDA is unavailable on a GPU machine.
 // It also compiles csrc/*.cpp against libtorch's headers, for what tch does not expose: the CUDA
-// caching allocator's peak memory statistics, CUDA events, bf16 autocast on CPU or CUDA, channels_last, TF32, the random generator's state, c10d process groups (Gloo).
+// caching allocator's peak memory statistics, CUDA events, bf16 autocast on CPU or CUDA,
+// channels_last, TF32, the random generator's state, c10d process groups (Gloo, and NCCL with
+// the CUDA headers of the wheel's PyPI dependencies).
 use std::path::PathBuf;
 
 fn main() {
@@ -28,7 +30,23 @@ fn main() {
     println!("cargo:rustc-link-search=native={}", lib.display());
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch");
-    cc::Build::new()
+    let mut build = cc::Build::new();
+    // NCCL process groups when the torch wheel's CUDA and NCCL headers (its PyPI dependencies)
+    // are there
+    let nvidia = libtorch.join("..").join("nvidia");
+    let (cuda_inc, nccl_inc) = (nvidia.join("cu13/include"), nvidia.join("nccl/include"));
+    if cuda_inc.join("cuda_runtime_api.h").exists() && nccl_inc.join("nccl.h").exists() {
+        build
+            .include(&cuda_inc)
+            .include(&nccl_inc)
+            .define("FPGAN_NCCL", None)
+            .define("USE_C10D_NCCL", None)
+            .define("USE_CUDA", None);
+        println!("cargo:rustc-link-lib=c10_cuda");
+    } else {
+        println!("cargo:warning=no CUDA/NCCL headers beside libtorch: data-parallel training on GPUs will use Gloo");
+    }
+    build
         .cpp(true)
         .file("csrc/cuda_memory.cpp")
         .file("csrc/autocast.cpp")

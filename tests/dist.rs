@@ -487,3 +487,34 @@ fn sigterm_to_the_launcher_stops_every_worker_with_a_snapshot() {
     assert!(stdout.contains("Stopped at kimg"), "{stdout}");
     assert_eq!(snapshots(), 2, "tick 0's and the stop's");
 }
+
+/// NCCL: on a machine with a GPU, a group of one all-reduces CUDA tensors and (through the GPU)
+/// CPU ones; without a GPU, joining is a clear error, not a crash.
+#[test]
+fn an_nccl_group_of_one_works_on_a_gpu_and_is_an_error_without() {
+    use fpgan::dist::Backend;
+    let r = ProcessGroup::join(
+        Backend::Nccl(0),
+        "127.0.0.1",
+        free_port(),
+        0,
+        1,
+        Duration::from_secs(30),
+    );
+    if !tch::Cuda::is_available() {
+        let e = format!("{:#}", r.err().expect("no GPU: NCCL cannot work"));
+        eprintln!("without a GPU: {e}");
+        assert!(
+            e.contains("cannot join the process group") && e.contains("Nccl"),
+            "{e}"
+        );
+        return;
+    }
+    let g = r.unwrap();
+    let mut t = Tensor::arange(5, (Kind::Float, Device::Cuda(0)));
+    g.all_reduce_sum(&mut t).unwrap();
+    let mut c = arange(5);
+    g.all_reduce_sum(&mut c).unwrap();
+    g.barrier().unwrap();
+    assert!(t.to_device(Device::Cpu).equal(&arange(5)) && c.equal(&arange(5)));
+}

@@ -11,8 +11,8 @@
 #   wait SECONDS       wait for the background training (at most SECONDS), show its progress
 #   fid [METRIC]       FID (default fid10k_full) and an 8x4 sample grid of each trained run
 #   fid50k             the time of one fid50k_full evaluation of the faster run
-#   dist               a data-parallel group of one on CUDA (Gloo with CUDA tensors) against no
-#                      group: that the path works, and what its two all-reduces cost
+#   dist               a data-parallel group of one on CUDA (NCCL, then Gloo) against no group:
+#                      that the path works, and what its two all-reduces cost
 #   all MINUTES        stage, check, bench, official, train, wait, fid (one long sitting)
 set -euo pipefail
 STEP=${1:?usage: scripts/gpu/run.sh stage|check|bench|official|train|wait|fid|fid50k|dist|all}
@@ -98,8 +98,12 @@ dist() {
   local args=(train --data "$DATA" --cfg faster --batch 64 --kimg 0.768 --tick 0.256 --snap 100
     --metrics none --device cuda)
   "$BIN" "${args[@]}" --outdir "$G/dist-none" 2>&1 | grep -E '^(tick|Done)' | tee "$OUT/dist.txt"
-  RANK=0 LOCAL_RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29555 \
-    "$BIN" "${args[@]}" --outdir "$G/dist-group" 2>&1 | grep -E '^(tick|Done)' | tee -a "$OUT/dist.txt"
+  for backend in nccl gloo; do
+    echo "== group of one, $backend" | tee -a "$OUT/dist.txt"
+    FPGAN_DIST_BACKEND=$backend RANK=0 LOCAL_RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 \
+      MASTER_PORT=29555 "$BIN" "${args[@]}" --outdir "$G/dist-$backend" 2>&1 \
+      | grep -E '^(tick|Done|error)' | tee -a "$OUT/dist.txt"
+  done
 }
 
 wait_training() {

@@ -1,5 +1,5 @@
-//! A c10d process group (TCPStore rendezvous, Gloo backend) over `csrc/c10d.cpp`: in-place
-//! all-reduce (sum), broadcast and barrier of tensors.
+//! A c10d process group (TCPStore rendezvous; Gloo for CPU tensors, or NCCL for CUDA ones) over
+//! `csrc/c10d.cpp`: in-place all-reduce (sum), broadcast and barrier of tensors.
 use anyhow::{bail, Result};
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::time::Duration;
@@ -13,6 +13,14 @@ extern "C" {
         rank: i32,
         world: i32,
         timeout_ms: i64,
+    ) -> *mut c_void;
+    fn fpgan_c10d_nccl_new(
+        host: *const c_char,
+        port: i32,
+        rank: i32,
+        world: i32,
+        timeout_ms: i64,
+        device: i32,
     ) -> *mut c_void;
     fn fpgan_c10d_allreduce_sum(g: *mut c_void, t: *mut torch_sys::C_tensor) -> i32;
     fn fpgan_c10d_broadcast(g: *mut c_void, t: *mut torch_sys::C_tensor, root: i32) -> i32;
@@ -28,11 +36,21 @@ fn last_error() -> String {
     full.lines().next().unwrap_or("").trim().to_string()
 }
 
+/// The c10d backend of a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// CPU tensors (CUDA ones are staged through the host by Gloo itself).
+    Gloo,
+    /// CUDA tensors on the given device.
+    Nccl(usize),
+}
+
 /// One process's membership of a group of `world` processes.
 pub struct ProcessGroup {
     handle: *mut c_void,
     pub rank: usize,
     pub world: usize,
+    pub backend: Backend,
 }
 
 // SAFETY: the group is used from one thread at a time (&mut self for collectives is not needed:
@@ -49,23 +67,40 @@ impl ProcessGroup {
         world: usize,
         timeout: Duration,
     ) -> Result<Self> {
+        Self::join(Backend::Gloo, host, port, rank, world, timeout)
+    }
+
+    /// Join the group with `backend` (for NCCL, its CUDA device becomes the current one).
+    pub fn join(
+        backend: Backend,
+        host: &str,
+        port: u16,
+        rank: usize,
+        world: usize,
+        timeout: Duration,
+    ) -> Result<Self> {
         if world == 0 || rank >= world {
             bail!("rank {rank} is not in a group of {world} processes");
         }
         let c_host = CString::new(host)?;
+        let (port, rank_, world_, ms) = (
+            port as i32,
+            rank as i32,
+            world as i32,
+            timeout.as_millis() as i64,
+        );
         // SAFETY: valid C string; the shim catches every C++ exception.
         let handle = unsafe {
-            fpgan_c10d_gloo_new(
-                c_host.as_ptr(),
-                port as i32,
-                rank as i32,
-                world as i32,
-                timeout.as_millis() as i64,
-            )
+            match backend {
+                Backend::Gloo => fpgan_c10d_gloo_new(c_host.as_ptr(), port, rank_, world_, ms),
+                Backend::Nccl(i) => {
+                    fpgan_c10d_nccl_new(c_host.as_ptr(), port, rank_, world_, ms, i as i32)
+                }
+            }
         };
         if handle.is_null() {
             bail!(
-                "cannot join the process group at {host}:{port} as rank {rank} of {world}: {}",
+                "cannot join the process group at {host}:{port} as rank {rank} of {world} ({backend:?}): {}",
                 last_error()
             );
         }
@@ -73,7 +108,24 @@ impl ProcessGroup {
             handle,
             rank,
             world,
+            backend,
         })
+    }
+
+    /// Run `op` on `t`, or with NCCL for a CPU tensor, on a copy on the group's GPU that is
+    /// copied back.
+    fn on_device(&self, t: &mut Tensor, op: impl FnOnce(&mut Tensor) -> i32) -> i32 {
+        match self.backend {
+            Backend::Nccl(i) if !t.device().is_cuda() => {
+                let mut d = t.to_device(tch::Device::Cuda(i));
+                let rc = op(&mut d);
+                if rc == 0 {
+                    t.copy_(&d);
+                }
+                rc
+            }
+            _ => op(t),
+        }
     }
 
     fn check(&self, what: &str, rc: i32) -> Result<()> {
@@ -91,14 +143,18 @@ impl ProcessGroup {
     /// Sum `t` (contiguous, on the CPU) over every rank, in place.
     pub fn all_reduce_sum(&self, t: &mut Tensor) -> Result<()> {
         // SAFETY: `t` outlives the call, which waits for the collective.
-        let rc = unsafe { fpgan_c10d_allreduce_sum(self.handle, t.as_mut_ptr()) };
+        let rc = self.on_device(t, |t| unsafe {
+            fpgan_c10d_allreduce_sum(self.handle, t.as_mut_ptr())
+        });
         self.check("all-reduce", rc)
     }
 
     /// Overwrite `t` on every rank with rank `root`'s.
     pub fn broadcast(&self, t: &mut Tensor, root: usize) -> Result<()> {
         // SAFETY: as in all_reduce_sum.
-        let rc = unsafe { fpgan_c10d_broadcast(self.handle, t.as_mut_ptr(), root as i32) };
+        let rc = self.on_device(t, |t| unsafe {
+            fpgan_c10d_broadcast(self.handle, t.as_mut_ptr(), root as i32)
+        });
         self.check("broadcast", rc)
     }
 

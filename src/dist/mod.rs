@@ -2,4 +2,4 @@
 pub mod group;
 pub mod launch;
 
-pub use group::ProcessGroup;
+pub use group::{Backend, ProcessGroup};

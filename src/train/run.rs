@@ -8,7 +8,7 @@ use super::trainer::Trainer;
 use crate::data::stream::BatchStream;
 use crate::data::ImageSet;
 use crate::dist::launch::Membership;
-use crate::dist::ProcessGroup;
+use crate::dist::{Backend, ProcessGroup};
 use crate::eval::evaluator::{evaluation_rate, images_per_evaluation, Evaluator, Score};
 use crate::eval::metrics::{parse_metrics, Metric};
 use crate::eval::report::{append_metric, metric_files};
@@ -65,7 +65,7 @@ pub fn train_as(
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(true);
     }
-    let group = member.map(|m| join_group(opts, m)).transpose()?;
+    let group = member.map(|m| join_group(opts, m, device)).transpose()?;
     let rank0 = member.is_none_or(|m| m.rank == 0);
     let mut trainer = Trainer::new(opts, device)?;
     if opts.classes > 0 {
@@ -171,9 +171,10 @@ fn real_grid_indices(set: &ImageSet, cols: usize, rows: usize, conditional: bool
     idx
 }
 
-/// Join the data-parallel group of `member` (the TCPStore at MASTER_ADDR:MASTER_PORT). Its
-/// collectives may wait through rank 0's snapshot and metrics, hence the long timeout.
-fn join_group(opts: &TrainOptions, m: &Membership) -> Result<ProcessGroup> {
+/// Join the data-parallel group of `member` (the TCPStore at MASTER_ADDR:MASTER_PORT): NCCL on
+/// CUDA (FPGAN_DIST_BACKEND=gloo to use Gloo there too), Gloo on a CPU. Its collectives may wait
+/// through rank 0's snapshot and metrics, hence the long timeout.
+fn join_group(opts: &TrainOptions, m: &Membership, device: Device) -> Result<ProcessGroup> {
     if m.world as i64 != opts.gpus {
         bail!(
             "WORLD_SIZE={} but --gpus {}: give --gpus {} (or leave it out) under a launcher",
@@ -182,13 +183,14 @@ fn join_group(opts: &TrainOptions, m: &Membership) -> Result<ProcessGroup> {
             m.world
         );
     }
-    ProcessGroup::gloo(
-        &m.master_addr,
-        m.master_port,
-        m.rank,
-        m.world,
-        GROUP_TIMEOUT,
-    )
+    let backend = match (device, std::env::var("FPGAN_DIST_BACKEND").as_deref()) {
+        (_, Ok("gloo")) | (Device::Cpu, _) => Backend::Gloo,
+        (Device::Cuda(i), Ok("nccl") | Err(_)) => Backend::Nccl(i),
+        (_, Ok(other)) => bail!("FPGAN_DIST_BACKEND={other}: use gloo or nccl"),
+        (d, _) => bail!("data-parallel training on {d:?} is not supported; use cpu or cuda"),
+    };
+    let (addr, port) = (&m.master_addr, m.master_port);
+    ProcessGroup::join(backend, addr, port, m.rank, m.world, GROUP_TIMEOUT)
 }
 
 /// How long a rank waits for the others in one collective (rank 0's metrics included).
