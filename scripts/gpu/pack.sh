@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Pack what a GPU machine without network needs into gpu/a, gpu/b, gpu/c (git-ignored), each
-# under the 64 MiB a call may carry: the fpgan binary, the EfficientNet weights, the FID detector
-# and the Pokémon 256 dataset (both split across the bundles), the official Projected GAN code and
-# a timm 0.4.12 wheel for the side-by-side (never committed), and the peer harness pg_bench.py.
+# Pack what a GPU machine without network needs into bundles gpu/a, gpu/b, ... (git-ignored),
+# each with the working tree under the 64 MiB a call may carry: the fpgan binary, the
+# EfficientNet weights, the official Projected GAN code and a timm 0.4.12 wheel for the
+# side-by-side (never committed) and the peer harness pg_bench.py in gpu/a; the FID detector and
+# the Pokémon 256 dataset as one tar cut into parts across the bundles.
 #
 #   scripts/gpu/pack.sh PG_SOURCE
 #
@@ -18,8 +19,11 @@ G=$ROOT/gpu
 log() { printf 'pack: %s\n' "$*" >&2; }
 
 make -C "$ROOT" build >/dev/null
-rm -rf "$G/a" "$G/b" "$G/c"
-mkdir -p "$G/a" "$G/b" "$G/c"
+# a call carries the working tree too: each bundle plus the tracked files must fit in 63 MiB
+tree=$(git -C "$ROOT" ls-files -z | (cd "$ROOT" && xargs -0 du -cb) | tail -1 | cut -f1)
+budget=$((62 * 1048576 - tree))
+rm -rf "$G"/[a-z]
+mkdir -p "$G/a"
 cp "$ROOT/target/release/fpgan" "$G/a/fpgan"
 cp "$W/efficientnet_lite0.safetensors" "$G/a/"
 cp "$SHARED/peers/pg_bench.py" "$G/a/"
@@ -30,30 +34,33 @@ else
 fi
 "$ROOT/.venv/bin/python" -m pip download --quiet --no-deps --disable-pip-version-check \
   -d "$G/a" timm==0.4.12
-# the FID detector (87 MB) in three parts, one per bundle; a smaller first part, since bundle a
-# also carries the binary and the EfficientNet weights
-fid=$W/fid_inception_v3.pt
-size=$(stat -c %s "$fid")
-first=$((24 * 1048576))
-second=$(((size - first + 1) / 2))
-part() { dd if="$fid" of="$G/fid.part-$1" iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none; }
-part 00 0 "$first"
-part 01 "$first" "$second"
-part 02 $((first + second)) "$size"
-mv "$G/fid.part-00" "$G/a/"; mv "$G/fid.part-01" "$G/b/"; mv "$G/fid.part-02" "$G/c/"
-# Pokémon 256 (compressed PNGs) in two parts
+# Pokémon 256 (compressed PNGs)
 if [ ! -f "$G/pokemon256.zip" ]; then
   "$ROOT/fpgan" dataset --source "$SHARED/datasets/pokemon.zip" --dest "$G/pokemon256.zip" \
     --resolution 256 --compress
 fi
-split -n 2 -d "$G/pokemon256.zip" "$G/pokemon.part-"
-mv "$G/pokemon.part-00" "$G/b/"; mv "$G/pokemon.part-01" "$G/c/"
 sha256sum "$W/fid_inception_v3.pt" "$G/pokemon256.zip" | sed "s#  .*/#  #" >"$G/a/SHA256SUMS"
-# a call carries the working tree too: each bundle plus the tracked files must fit in 64 MiB
-tree=$(git -C "$ROOT" ls-files -z | (cd "$ROOT" && xargs -0 du -cb) | tail -1 | cut -f1)
-for b in a b c; do
-  size=$(du -sb "$G/$b" | cut -f1)
-  log "gpu/$b: $((size / 1048576)) MiB + working tree $((tree / 1048576)) MiB ($(ls "$G/$b" | tr '\n' ' '))"
-  [ $((size + tree)) -le $((63 * 1048576)) ] || { log "gpu/$b and the working tree are over 63 MiB: too big for one call"; exit 1; }
+# the FID detector and the dataset as one tar, cut into parts that fill bundle a's remaining room,
+# then one bundle each (b, c, ...)
+tar -C "$W" -cf "$G/data.tar" fid_inception_v3.pt
+tar -C "$G" -rf "$G/data.tar" pokemon256.zip
+total=$(stat -c %s "$G/data.tar")
+first=$((budget - $(du -sb "$G/a" | cut -f1) - 65536))
+[ "$first" -gt 0 ] || { log "bundle a alone is over the budget"; exit 1; }
+dd if="$G/data.tar" of="$G/a/data.part-00" bs=1M iflag=count_bytes count="$first" status=none
+tail -c +$((first + 1)) "$G/data.tar" | split -b $((budget - 65536)) -d -a 2 --numeric-suffixes=1 - "$G/data.part-"
+n=0
+for b in b c d e f g h; do
+  part=$(ls "$G"/data.part-* 2>/dev/null | head -n 1) || true
+  [ -n "$part" ] || break
+  mkdir -p "$G/$b" && mv "$part" "$G/$b/"
+  n=$((n + 1))
 done
-log "carry gpu/a, then gpu/b, then gpu/c (one per call); run scripts/gpu/run.sh stage in each"
+echo $((n + 1)) >"$G/a/DATA_PARTS"
+rm -f "$G/data.tar"
+for b in "$G"/[a-z]; do
+  size=$(du -sb "$b" | cut -f1)
+  log "gpu/$(basename "$b"): $((size / 1048576)) MiB + working tree $((tree / 1048576)) MiB ($(ls "$b" | tr '\n' ' '))"
+  [ $((size + tree)) -le $((63 * 1048576)) ] || { log "gpu/$(basename "$b") and the working tree are over 63 MiB: too big for one call"; exit 1; }
+done
+log "carry $(cd "$G" && ls -d [a-z] | sed 's#^#gpu/#' | tr '\n' ' ')one per call; run scripts/gpu/run.sh stage in each"

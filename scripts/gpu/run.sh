@@ -3,7 +3,7 @@
 # $OUT (default ./gpu-out). Everything lives in $FPGAN_GPU (default /tmp/fpgan-gpu), which
 # survives between calls while the machine stays up. Bundles come from scripts/gpu/pack.sh.
 #
-#   stage              copy the carried bundles (gpu/a, gpu/b, gpu/c) in; assemble and check
+#   stage              copy the carried bundles (gpu/a, gpu/b, ...) in; assemble and check
 #   check              CUDA vs CPU: losses and gradients of one G and D phase (TF32 off)
 #   bench              fpgan bench, 4 configurations x {fp32, --tf32, bf16, bf16+channels_last}
 #   official           the official code (pg_bench.py) for fastgan and fastgan+DSC, fp32
@@ -29,8 +29,8 @@ log() { printf 'gpu: %s\n' "$*" >&2; }
 need() { [ -e "$1" ] || { log "missing $1: carry the bundles and run 'stage' first"; exit 1; }; }
 
 stage() {
-  for b in a b c; do
-    [ -d "$ROOT/gpu/$b" ] && cp -f "$ROOT/gpu/$b"/* "$G/stage/"
+  for b in "$ROOT"/gpu/[a-z]; do
+    [ -d "$b" ] && cp -f "$b"/* "$G/stage/"
   done
   local s=$G/stage
   [ -f "$s/fpgan" ] && install -m 755 "$s/fpgan" "$BIN"
@@ -40,11 +40,9 @@ stage() {
   if ls "$s"/timm-0.4.12-*.whl >/dev/null 2>&1 && [ ! -d "$G/site/timm" ]; then
     $PY -m pip install -q --no-index --no-deps --target "$G/site" "$s"/timm-0.4.12-*.whl
   fi
-  if [ -f "$s/fid.part-00" ] && [ -f "$s/fid.part-01" ] && [ -f "$s/fid.part-02" ]; then
-    cat "$s"/fid.part-0? >"$G/home/weights/fid_inception_v3.pt"
-  fi
-  if [ -f "$s/pokemon.part-00" ] && [ -f "$s/pokemon.part-01" ]; then
-    cat "$s"/pokemon.part-0? >"$DATA"
+  # the FID detector and the dataset: one tar in DATA_PARTS parts across the bundles
+  if [ -f "$s/DATA_PARTS" ] && [ "$(ls "$s"/data.part-* 2>/dev/null | wc -l)" -eq "$(cat "$s/DATA_PARTS")" ]; then
+    cat "$s"/data.part-* | tar -x -C "$G" && mv -f "$G/fid_inception_v3.pt" "$G/home/weights/"
   fi
   if [ -f "$s/SHA256SUMS" ]; then
     (cd "$G/home/weights" && grep fid_inception "$s/SHA256SUMS" | sha256sum -c --quiet - 2>/dev/null) \
