@@ -81,6 +81,7 @@ fn row_mean(img: &image::RgbImage, y: u32) -> [f64; 3] {
 
 #[test]
 fn a_conditional_run_trains_with_class_rows_resumes_exactly_and_generates_per_class() {
+    let _rng = common::torch_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = labelled_dataset(tmp.path(), [2, 3, 2]);
     let data = data.to_str().unwrap();
@@ -160,6 +161,7 @@ fn a_conditional_run_trains_with_class_rows_resumes_exactly_and_generates_per_cl
 
 #[test]
 fn cond_needs_a_labelled_dataset() {
+    let _rng = common::torch_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = common::shapes(tmp.path());
     let out = tmp.path().join("out");
@@ -184,6 +186,7 @@ fn cond_needs_a_labelled_dataset() {
 /// are refused.
 #[test]
 fn conditional_metrics_draw_classes_from_the_dataset_labels() {
+    let _rng = common::torch_rng();
     tch::manual_seed(3);
     let vs = tch::nn::VarStore::new(Device::Cpu);
     let config = GeneratorConfig {
@@ -220,6 +223,7 @@ fn conditional_metrics_draw_classes_from_the_dataset_labels() {
 /// `fpgan metrics` scores a conditional snapshot against its labelled dataset.
 #[test]
 fn metrics_cli_scores_a_conditional_network() {
+    let _rng = common::torch_rng();
     let tmp = tempfile::tempdir().unwrap();
     let home = private_home(tmp.path());
     let data = labelled_dataset(tmp.path(), [2, 2, 2]);
@@ -261,6 +265,7 @@ fn metrics_cli_scores_a_conditional_network() {
 /// fakes are G_ema's images of those classes.
 #[test]
 fn the_sample_grid_has_a_row_per_class_present() {
+    let _rng = common::torch_rng();
     let tmp = tempfile::tempdir().unwrap();
     let mut opts = common::tiny_options(tmp.path());
     (opts.classes, opts.grid) = (4, (2, 3));

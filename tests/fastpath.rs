@@ -8,6 +8,7 @@ use tch::{Device, Kind, Tensor};
 
 #[test]
 fn tf32_is_off_unless_asked_for_and_phases_are_timed_on_a_cpu() {
+    let _rng = common::torch_rng();
     use fpgan::fastpath::{set_tf32, tf32_state};
     let tmp = tempfile::tempdir().unwrap();
     set_tf32(true); // libtorch's own default allows TF32 in cuDNN
@@ -36,6 +37,7 @@ fn tf32_is_off_unless_asked_for_and_phases_are_timed_on_a_cpu() {
 
 #[test]
 fn check_compares_a_device_with_the_cpu() {
+    let _rng = common::torch_rng();
     let tmp = tempfile::tempdir().unwrap();
     let json = tmp.path().join("check.json");
     let o = common::fpgan(&[
@@ -66,6 +68,7 @@ fn check_compares_a_device_with_the_cpu() {
 /// cleanly (None, no exception escaping the C++ shim); on a GPU they time a recorded phase.
 #[test]
 fn cuda_phase_events_are_made_only_with_cuda() {
+    let _rng = common::torch_rng();
     use fpgan::fastpath::cuda_events::PhaseEvents;
     let ev = PhaseEvents::new(0, &["Gboth", "Dmain"]);
     assert_eq!(ev.is_some(), tch::Cuda::is_available());

@@ -47,6 +47,7 @@ fn features(det: &Detector, imgs: &[Tensor]) -> Tensor {
 
 #[test]
 fn features_fid_and_kid_match_the_python_reference() {
+    let _rng = common::torch_rng();
     let fx = fixture();
     let det = Detector::load(Device::Cpu).unwrap();
     let imgs: Vec<Tensor> = (0..24).map(image).collect();
@@ -84,6 +85,7 @@ fn features_fid_and_kid_match_the_python_reference() {
 
 #[test]
 fn fid_is_zero_for_a_set_with_itself_and_grows_with_blur() {
+    let _rng = common::torch_rng();
     let det = Detector::load(Device::Cpu).unwrap();
     tch::manual_seed(0);
     // blocky random images at 64x64 (rank-deficient: 16 images, 2048 dimensions)

@@ -1,5 +1,6 @@
 //! Shapes and parameter counts of the networks, spectral norm against an SVD, gradient flow,
 //! frozen feature network.
+mod common;
 use fpgan::nets::discriminator::Discriminator;
 use fpgan::nets::features::{
     frozen_feature_network, projection_params, trunk_params, FeatureNetwork,
@@ -18,6 +19,7 @@ fn g_params(cfg: GenCfg, res: i64) -> i64 {
 
 #[test]
 fn generator_parameter_counts_match_the_reference() {
+    let _rng = common::torch_rng();
     // reference sections 1.7 and 2 (256, 512, 1024)
     assert_eq!(g_params(GenCfg::Fastgan, 256), 105_684_175);
     assert_eq!(g_params(GenCfg::FastganLite, 256), 79_354_307);
@@ -45,6 +47,7 @@ fn generator_parameter_counts_match_the_reference() {
 
 #[test]
 fn separable_configs_replace_every_upblock_conv_and_nothing_else() {
+    let _rng = common::torch_rng();
     let names = |cfg| {
         let vs = nn::VarStore::new(Device::Cpu);
         let mut c = GeneratorConfig::new(cfg, 256);
@@ -80,6 +83,7 @@ fn separable_configs_replace_every_upblock_conv_and_nothing_else() {
 
 #[test]
 fn generator_outputs_images_at_every_resolution() {
+    let _rng = common::torch_rng();
     for cfg in GenCfg::ALL {
         for res in [128, 256, 512] {
             let vs = nn::VarStore::new(Device::Cpu);
@@ -98,6 +102,7 @@ fn generator_outputs_images_at_every_resolution() {
 
 #[test]
 fn batch_norm_trains_on_batch_stats_and_evaluates_on_running_stats() {
+    let _rng = common::torch_rng();
     let vs = nn::VarStore::new(Device::Cpu);
     let mut c = GeneratorConfig::new(GenCfg::FasterLite, 128);
     c.ngf = 16;
@@ -123,6 +128,7 @@ fn batch_norm_trains_on_batch_stats_and_evaluates_on_running_stats() {
 
 #[test]
 fn noise_is_fresh_per_forward_and_starts_with_zero_weight() {
+    let _rng = common::torch_rng();
     let vs = nn::VarStore::new(Device::Cpu);
     let mut c = GeneratorConfig::new(GenCfg::Faster, 128);
     c.ngf = 16;
@@ -154,6 +160,7 @@ fn top_singular(m: &Tensor) -> f64 {
 
 #[test]
 fn spectral_norm_converges_to_the_top_singular_value() {
+    let _rng = common::torch_rng();
     tch::manual_seed(1);
     for (name, spec, rows_dim1) in [
         ("conv", ConvSpec::new(8, 16, 3).pad(1), false),
@@ -210,6 +217,7 @@ fn features(res: i64) -> (nn::VarStore, FeatureNetwork) {
 
 #[test]
 fn discriminator_counts_and_logit_shapes() {
+    let _rng = common::torch_rng();
     let (fvs, f) = features(256);
     assert_eq!(trunk_params(&fvs), 2_958_848);
     assert_eq!(projection_params(&fvs), 200_128 + 176_640);
@@ -234,6 +242,7 @@ fn discriminator_counts_and_logit_shapes() {
 
 #[test]
 fn ccm_csm_are_seeded_and_differ_between_seeds() {
+    let _rng = common::torch_rng();
     let w = home::weight_file(home::EFFNET_FILE).unwrap();
     let get = |seed| {
         let (vs, _) = frozen_feature_network(Device::Cpu, 256, seed, &w).unwrap();
@@ -250,6 +259,7 @@ fn ccm_csm_are_seeded_and_differ_between_seeds() {
 
 #[test]
 fn gradients_reach_g_through_d_and_the_feature_network_never_changes() {
+    let _rng = common::torch_rng();
     tch::manual_seed(0);
     let gvs = nn::VarStore::new(Device::Cpu);
     let mut c = GeneratorConfig::new(GenCfg::Faster, 128);

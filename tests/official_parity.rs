@@ -213,26 +213,31 @@ fn check_generator(cfg: GenCfg, res: i64) {
 
 #[test]
 fn generator_fastgan_matches_official() {
+    let _rng = common::torch_rng();
     check_generator(GenCfg::Fastgan, 128);
 }
 
 #[test]
 fn generator_fastgan_lite_matches_official() {
+    let _rng = common::torch_rng();
     check_generator(GenCfg::FastganLite, 128);
 }
 
 #[test]
 fn generator_faster_matches_official() {
+    let _rng = common::torch_rng();
     check_generator(GenCfg::Faster, 128);
 }
 
 #[test]
 fn generator_faster_lite_matches_official() {
+    let _rng = common::torch_rng();
     check_generator(GenCfg::FasterLite, 128);
 }
 
 #[test]
 fn generator_fastgan_256_matches_official() {
+    let _rng = common::torch_rng();
     check_generator(GenCfg::Fastgan, 256);
 }
 
@@ -344,11 +349,13 @@ fn check_discriminator(res: i64) {
 
 #[test]
 fn discriminator_128_matches_official() {
+    let _rng = common::torch_rng();
     check_discriminator(128);
 }
 
 #[test]
 fn discriminator_256_matches_official() {
+    let _rng = common::torch_rng();
     check_discriminator(256);
 }
 
@@ -358,6 +365,7 @@ fn discriminator_256_matches_official() {
 /// fp32 on the same input).
 #[test]
 fn trunk_bn_statistics_match_official() {
+    let _rng = common::torch_rng();
     let fx = fixture();
     let (vs, _) = feature_network(&fx, 256);
     let vars = vs.variables();
@@ -404,6 +412,7 @@ fn official_draws(shape: &[i64], seed: i64) -> Tensor {
 /// agree (1e-6: the same element-wise arithmetic; translation and cutout move or zero pixels).
 #[test]
 fn diffaugment_matches_official() {
+    let _rng = common::torch_rng();
     let _guard = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let fx = fixture();
     for (name, shape) in [("a", [4, 3, 64, 64]), ("b", [3, 3, 40, 56])] {
@@ -683,6 +692,7 @@ fn check_step(case: StepCase) {
 
 #[test]
 fn training_iteration_faster_matches_official() {
+    let _rng = common::torch_rng();
     check_step(StepCase {
         cfg: GenCfg::Faster,
         prefix: "step.faster.",
@@ -694,6 +704,7 @@ fn training_iteration_faster_matches_official() {
 
 #[test]
 fn training_iteration_fastgan_lite_matches_official() {
+    let _rng = common::torch_rng();
     check_step(StepCase {
         cfg: GenCfg::FastganLite,
         prefix: "step.fastgan_lite.",
@@ -707,6 +718,7 @@ fn training_iteration_fastgan_lite_matches_official() {
 /// (through G and D in the G phase and D's fake pass), all as the official loss uses them.
 #[test]
 fn training_iteration_conditional_faster_matches_official() {
+    let _rng = common::torch_rng();
     check_step(StepCase {
         cfg: GenCfg::Faster,
         prefix: "stepc.faster.",
@@ -764,21 +776,25 @@ fn check_conditional_generator(cfg: GenCfg) {
 
 #[test]
 fn conditional_generator_fastgan_matches_official() {
+    let _rng = common::torch_rng();
     check_conditional_generator(GenCfg::Fastgan);
 }
 
 #[test]
 fn conditional_generator_fastgan_lite_matches_official() {
+    let _rng = common::torch_rng();
     check_conditional_generator(GenCfg::FastganLite);
 }
 
 #[test]
 fn conditional_generator_faster_matches_official() {
+    let _rng = common::torch_rng();
     check_conditional_generator(GenCfg::Faster);
 }
 
 #[test]
 fn conditional_generator_faster_lite_matches_official() {
+    let _rng = common::torch_rng();
     check_conditional_generator(GenCfg::FasterLite);
 }
 
@@ -786,6 +802,7 @@ fn conditional_generator_faster_lite_matches_official() {
 /// network: D(x, labels) in train mode, DiffAugment off.
 #[test]
 fn conditional_discriminator_matches_official() {
+    let _rng = common::torch_rng();
     let _guard = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let fx = fixture();
     let (_fvs, fnet) = feature_network(&fx, 128);

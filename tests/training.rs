@@ -35,6 +35,7 @@ fn changed(vs: &nn::VarStore, before: &[(String, Tensor)], trainable_only: bool)
 
 #[test]
 fn iterations_update_g_d_and_ema_and_never_the_feature_network() {
+    let _rng = common::torch_rng();
     let tmp = tempfile::tempdir().unwrap();
     let mut t = Trainer::new(&tiny_options(tmp.path()), Device::Cpu).unwrap();
     let (g0, d0, f0) = (copy_vars(&t.gvs), copy_vars(&t.dvs), copy_vars(&t.fvs));
@@ -89,6 +90,7 @@ fn iterations_update_g_d_and_ema_and_never_the_feature_network() {
 
 #[test]
 fn ema_schedule_follows_the_reference() {
+    let _rng = common::torch_rng();
     let s = EmaSchedule::for_batch(64);
     assert_eq!(s.ema_kimg, 20.0);
     assert_eq!(s.beta(0, 64), 0.0);
@@ -100,6 +102,7 @@ fn ema_schedule_follows_the_reference() {
 
 #[test]
 fn adam_steps_like_the_reference_and_cleans_non_finite_gradients() {
+    let _rng = common::torch_rng();
     let vs = nn::VarStore::new(Device::Cpu);
     let p = vs.root().var("p", &[4], nn::Init::Const(1.0));
     let mut opt = Adam::new(&vs, AdamConfig::generator(2e-4));
@@ -140,6 +143,7 @@ fn load(p: &Path) -> (std::collections::BTreeMap<String, Tensor>, SnapshotMeta) 
 
 #[test]
 fn a_resumed_run_continues_exactly_where_the_uninterrupted_one_goes() {
+    let _rng = common::torch_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = shapes(tmp.path());
     let data = data.to_str().unwrap();
@@ -183,6 +187,7 @@ fn a_resumed_run_continues_exactly_where_the_uninterrupted_one_goes() {
 
 #[test]
 fn sigkill_between_snapshots_resumes_from_the_last_one_and_a_corrupt_one_is_reported() {
+    let _rng = common::torch_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = shapes(tmp.path());
     let out = tmp.path().join("runs");
@@ -290,6 +295,7 @@ fn sigkill_between_snapshots_resumes_from_the_last_one_and_a_corrupt_one_is_repo
 
 #[test]
 fn outputs_are_valid_and_generate_is_deterministic_per_seed() {
+    let _rng = common::torch_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = shapes(tmp.path());
     let out = tmp.path().join("runs");
@@ -394,6 +400,7 @@ fn outputs_are_valid_and_generate_is_deterministic_per_seed() {
 
 #[test]
 fn seeds_give_numpy_randomstate_latents() {
+    let _rng = common::torch_rng();
     let fx: std::collections::HashMap<String, Vec<f64>> =
         serde_json::from_str(include_str!("fixtures/numpy_randn.json")).unwrap();
     for (seed, want) in fx {
@@ -409,6 +416,7 @@ fn seeds_give_numpy_randomstate_latents() {
 
 #[test]
 fn bad_training_options_are_refused_with_the_fix() {
+    let _rng = common::torch_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = shapes(tmp.path());
     let d = data.to_str().unwrap();
@@ -469,6 +477,7 @@ fn run_dirs_empty(p: &Path) -> bool {
 
 #[test]
 fn ctrl_c_writes_a_snapshot_and_exits_cleanly() {
+    let _rng = common::torch_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = shapes(tmp.path());
     let out = tmp.path().join("runs");
@@ -509,6 +518,7 @@ fn ctrl_c_writes_a_snapshot_and_exits_cleanly() {
 
 #[test]
 fn bf16_autocast_runs_the_forward_passes_in_bf16_and_keeps_fp32_state() {
+    let _rng = common::torch_rng();
     use fpgan::fastpath::{autocast, Amp};
     let tmp = tempfile::tempdir().unwrap();
     let opts = TrainOptions {
@@ -543,6 +553,7 @@ fn bf16_autocast_runs_the_forward_passes_in_bf16_and_keeps_fp32_state() {
 
 #[test]
 fn channels_last_relays_weights_and_gives_the_same_first_step() {
+    let _rng = common::torch_rng();
     use fpgan::fastpath::is_channels_last;
     let tmp = tempfile::tempdir().unwrap();
     let reals = Tensor::randint(256, [4, 3, 128, 128], (Kind::Uint8, Device::Cpu));
@@ -583,6 +594,7 @@ fn channels_last_relays_weights_and_gives_the_same_first_step() {
 
 #[test]
 fn reference_resume_copies_weights_into_a_new_run_with_fresh_adam_and_kimg_zero() {
+    let _rng = common::torch_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = shapes(tmp.path());
     let out = tmp.path().join("runs");

@@ -311,22 +311,47 @@ impl Trainer {
     /// separate D calls), each summing the gradients of `batch/batch_gpu` chunks, Adam steps on
     /// non-finite-cleaned gradients, then the G EMA.
     pub fn step(&mut self, reals: &Tensor, labels: Option<&Tensor>) -> Result<StepLosses> {
+        // One slice of latents per official phase (Gboth, Dmain, Dreg: the last unused, drawn so
+        // that every later draw is the official one).
+        let batch = self.opts.batch_per_process();
+        let z_all = Tensor::randn([3 * batch, self.g.config.z_dim], (Kind::Float, self.device));
+        let c_all = self.draw_classes(3 * batch);
+        self.step_with(reals, labels, &z_all, c_all.as_ref())
+    }
+
+    /// [`Trainer::step`] with G's latents `z_all` (and classes `c_all`) given: 3 x the batch
+    /// of this process, the first third for the G phase, the second for the D phase.
+    pub fn step_with(
+        &mut self,
+        reals: &Tensor,
+        labels: Option<&Tensor>,
+        z_all: &Tensor,
+        c_all: Option<&Tensor>,
+    ) -> Result<StepLosses> {
         let (batch, chunk) = (self.opts.batch_per_process(), self.opts.batch_gpu);
         let chunks = batch / chunk;
         let dev = self.device;
+        if z_all.size()[0] < 2 * batch {
+            bail!(
+                "{} latents for a batch of {batch}: at least {} needed",
+                z_all.size()[0],
+                2 * batch
+            );
+        }
         let real_c = match (self.g.config.classes, labels) {
             (0, _) => None,
             (_, Some(l)) => Some(l.to_device(dev)),
             (c, None) => bail!("a class-conditional model ({c} classes) trains on labelled images"),
         };
+        if self.g.config.classes > 0 && c_all.is_none() {
+            bail!("a class-conditional model draws its latents with classes");
+        }
         let mut real = reals.to_device(dev).to_kind(Kind::Float) / 127.5 - 1.0;
         if self.opts.fast.channels_last {
             real = fastpath::channels_last(&real);
         }
-        // One slice of latents per official phase (Gboth, Dmain, Dreg: the last unused, drawn so
-        // that every later draw is the official one).
-        let z_all = Tensor::randn([3 * batch, self.g.config.z_dim], (Kind::Float, dev));
-        let c_all = self.draw_classes(3 * batch);
+        let z_all = z_all.to_device(dev);
+        let c_all = c_all.map(|c| c.to_device(dev));
         let part = |t: &Option<Tensor>, start: i64| t.as_ref().map(|t| t.narrow(0, start, chunk));
         let timer = self.time_phases.then(|| PhaseTimer::new(dev));
         let lap = || timer.as_ref().map_or(0.0, PhaseTimer::lap);

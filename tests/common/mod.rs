@@ -198,3 +198,11 @@ pub fn fixture<C: FromIterator<(String, tch::Tensor)>>(file: &str) -> C {
         .into_iter()
         .collect()
 }
+
+/// Hold torch's random generator for a whole test. It is one per process and the tests of a
+/// binary run as threads: in a binary whose tests seed it and expect its draws (weights, latents,
+/// augmentation), every test that draws takes this first.
+pub fn torch_rng() -> std::sync::MutexGuard<'static, ()> {
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
