@@ -1,44 +1,54 @@
 //! `fpgan export`: the TorchScript generator, loaded by PyTorch (the project venv's python),
-//! gives the images `fpgan generate` writes for the same seeds (latent and noise).
+//! gives the images `fpgan generate` writes for the same seeds (latent and noise), and for a
+//! class-conditional generator the same class given one-hot.
 mod common;
 
-use common::{fpgan, g_ema_snapshot, text, venv_python};
+use common::{fpgan, g_ema_snapshot_c, text, venv_python};
 use fpgan::nets::generator::GenCfg;
 use std::process::Command;
 
 const PY: &str = r#"
 import sys, numpy as np, torch
 G = torch.jit.load(sys.argv[1])
+classes, k = int(sys.argv[3]), int(sys.argv[4])
 for seed in (3, 5):
     z = torch.from_numpy(np.random.RandomState(seed).randn(1, 256)).float()
     torch.manual_seed(seed)
     with torch.no_grad():
-        x = G(z)
+        x = G(z, torch.nn.functional.one_hot(torch.tensor([k]), classes).float()) if classes else G(z)
     img = (x * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).contiguous()
     np.save(f"{sys.argv[2]}/py{seed}.npy", img.numpy())
 "#;
 
-#[test]
-fn torchscript_generator_gives_fpgans_images_in_pytorch() {
-    let tmp = tempfile::tempdir().unwrap();
-    let snap = tmp.path().join("network-snapshot-000000.000.safetensors");
-    g_ema_snapshot(&snap, GenCfg::Faster, 0.3); // noise on: the draws must agree too
-    let (s, d) = (snap.to_str().unwrap(), tmp.path().to_str().unwrap());
-    let o = fpgan(&["generate", "--network", s, "--seeds", "3,5", "--outdir", d]);
+/// Export a `classes`-class generator (noise on: the draws must agree too), generate seeds 3
+/// and 5 (of class `k`) with fpgan and with the module in PyTorch: the same pixels. Returns
+/// the snapshot's path.
+fn check_export(tmp: &std::path::Path, classes: i64, k: i64) -> std::path::PathBuf {
+    let snap = tmp.join("network-snapshot-000000.000.safetensors");
+    g_ema_snapshot_c(&snap, GenCfg::Faster, 0.3, classes);
+    let (s, d) = (snap.to_str().unwrap(), tmp.to_str().unwrap());
+    let kk = k.to_string();
+    let mut args = vec!["generate", "--network", s, "--seeds", "3,5", "--outdir", d];
+    if classes > 0 {
+        args.extend(["--class", &kk]);
+    }
+    let o = fpgan(&args);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let pt = tmp.path().join("G.pt");
+    let pt = tmp.join("G.pt");
     let o = fpgan(&["export", "--network", s, "--out", pt.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let o = Command::new(venv_python())
-        .args(["-c", PY, pt.to_str().unwrap(), d])
+        .args(["-c", PY, pt.to_str().unwrap(), d, &classes.to_string(), &kk])
         .output()
         .expect("the project venv's python (make setup)");
     assert!(o.status.success(), "{}", text(&o.stderr));
     for seed in [3, 5] {
-        let ours = image::open(tmp.path().join(format!("seed{seed:04}.png")))
-            .unwrap()
-            .to_rgb8();
-        let py = tch::Tensor::read_npy(tmp.path().join(format!("py{seed}.npy"))).unwrap();
+        let name = match classes {
+            0 => format!("seed{seed:04}.png"),
+            _ => format!("class{k:02}-seed{seed:04}.png"),
+        };
+        let ours = image::open(tmp.join(name)).unwrap().to_rgb8();
+        let py = tch::Tensor::read_npy(tmp.join(format!("py{seed}.npy"))).unwrap();
         let py = Vec::<u8>::try_from(py.flatten(0, -1)).unwrap();
         let worst = ours
             .as_raw()
@@ -52,7 +62,21 @@ fn torchscript_generator_gives_fpgans_images_in_pytorch() {
             "seed {seed}: PyTorch's image differs from fpgan's"
         );
     }
+    snap
+}
+
+#[test]
+fn torchscript_generator_gives_fpgans_images_in_pytorch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = check_export(tmp.path(), 0, 0);
+    let s = snap.to_str().unwrap();
     // a path that cannot be written is refused before any work
     let o = fpgan(&["export", "--network", s, "--out", "/nonexistent/dir/G.pt"]);
     assert!(!o.status.success() && text(&o.stderr).contains("--out"));
+}
+
+#[test]
+fn a_conditional_generator_exports_as_g_of_z_and_one_hot_c() {
+    let tmp = tempfile::tempdir().unwrap();
+    check_export(tmp.path(), 3, 2);
 }

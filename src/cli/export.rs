@@ -11,7 +11,10 @@ use std::path::PathBuf;
 #[command(after_help = "In Python:\n  G = torch.jit.load(\"G.pt\")\n  \
 z = torch.from_numpy(np.random.RandomState(seed).randn(1, 256)).float()\n  \
 torch.manual_seed(seed); img = G(z)   # (1, 3, R, R) in [-1, 1]\n\
-gives the image `fpgan generate --seeds <seed>` writes, as uint8 clamp(img*127.5+128).")]
+gives the image `fpgan generate --seeds <seed>` writes, as uint8 clamp(img*127.5+128).\n\
+A class-conditional generator takes the class one-hot, as the official G(z, c):\n  \
+c = torch.nn.functional.one_hot(torch.tensor([k]), num_classes).float(); img = G(z, c)\n\
+gives `fpgan generate --seeds <seed> --class k`.")]
 pub struct ExportArgs {
     /// A snapshot file or a run directory (its newest snapshot).
     #[arg(long)]
@@ -28,16 +31,14 @@ pub fn run(a: ExportArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
     check_writable_file(&a.out, "--out")?;
     let net = Network::load(&a.network, device)?;
-    if net.classes() > 0 {
-        anyhow::bail!(
-            "{} is class-conditional: export takes unconditional generators (z -> image) only",
-            net.source.display()
-        );
-    }
     export_torchscript(&net, &a.out)?;
     let r = net.g.config.resolution;
+    let c = match net.classes() {
+        0 => String::new(),
+        n => format!(", c one-hot (1, {n})"),
+    };
     println!(
-        "export: G_ema of {} -> {} (TorchScript; z (1, {}) -> image (1, 3, {r}, {r}) in [-1, 1])",
+        "export: G_ema of {} -> {} (TorchScript; z (1, {}){c} -> image (1, 3, {r}, {r}) in [-1, 1])",
         net.source.display(),
         a.out.display(),
         net.g.config.z_dim

@@ -132,11 +132,22 @@ pub fn tiny_options(outdir: &Path) -> fpgan::train::options::TrainOptions {
 /// A snapshot holding only what `generate` reads (G_ema and the header) of `cfg` at 128 px,
 /// ngf 8, with every NoiseInjection weight (G's scalar parameters) set to `noise`; returns its bytes.
 pub fn g_ema_snapshot(path: &Path, cfg: fpgan::nets::generator::GenCfg, noise: f64) -> Vec<u8> {
+    g_ema_snapshot_c(path, cfg, noise, 0)
+}
+
+/// [`g_ema_snapshot`] of a generator with `classes` classes (0: unconditional).
+pub fn g_ema_snapshot_c(
+    path: &Path,
+    cfg: fpgan::nets::generator::GenCfg,
+    noise: f64,
+    classes: i64,
+) -> Vec<u8> {
     use fpgan::nets::generator::{Generator, GeneratorConfig};
     use fpgan::snapshot::{FORMAT, VERSION};
     use fpgan::util::safetensors;
     let config = GeneratorConfig {
         ngf: 8,
+        classes,
         ..GeneratorConfig::new(cfg, 128)
     };
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
