@@ -19,6 +19,26 @@ fn free_port() -> u16 {
     fpgan::dist::launch::free_port().unwrap()
 }
 
+/// Start the ignored test `worker` as ranks 0 and 1 of a new group, each in its own process
+/// (this test binary again), with `env` set too; their output is piped.
+fn spawn_ranks(worker: &str, env: &[(&str, &std::path::Path)]) -> Vec<std::process::Child> {
+    let port = free_port().to_string();
+    let exe = std::env::current_exe().unwrap();
+    (0..2)
+        .map(|r| {
+            Command::new(&exe)
+                .args(["--exact", worker, "--ignored", "--nocapture"])
+                .env(RANK, r.to_string())
+                .env(PORT, &port)
+                .envs(env.iter().copied())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect()
+}
+
 fn arange(n: i64) -> Tensor {
     Tensor::arange(n, (Kind::Float, Device::Cpu))
 }
@@ -82,20 +102,7 @@ fn rank_worker() {
 
 #[test]
 fn two_processes_reduce_and_broadcast() {
-    let port = free_port().to_string();
-    let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..2)
-        .map(|r| {
-            Command::new(&exe)
-                .args(["--exact", "rank_worker", "--ignored", "--nocapture"])
-                .env(RANK, r.to_string())
-                .env(PORT, &port)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let children = spawn_ranks("rank_worker", &[]);
     for (r, c) in children.into_iter().enumerate() {
         let o = c.wait_with_output().unwrap();
         let out = String::from_utf8_lossy(&o.stdout);
@@ -187,20 +194,7 @@ fn trainer_rank_worker() {
 /// reference's.
 #[test]
 fn data_parallel_training_keeps_the_ranks_identical() {
-    let port = free_port().to_string();
-    let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..2)
-        .map(|r| {
-            Command::new(&exe)
-                .args(["--exact", "trainer_rank_worker", "--ignored", "--nocapture"])
-                .env(RANK, r.to_string())
-                .env(PORT, &port)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let children = spawn_ranks("trainer_rank_worker", &[]);
     let states: Vec<String> = children
         .into_iter()
         .enumerate()
@@ -316,27 +310,8 @@ fn gradient_rank_worker() {
 /// iterations does not matter), for every parameter of G and D.
 #[test]
 fn reduced_gradients_are_those_of_one_process_over_the_whole_batch() {
-    let port = free_port().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..2)
-        .map(|r| {
-            Command::new(&exe)
-                .args([
-                    "--exact",
-                    "gradient_rank_worker",
-                    "--ignored",
-                    "--nocapture",
-                ])
-                .env(RANK, r.to_string())
-                .env(PORT, &port)
-                .env(GRADS, dir.path())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let children = spawn_ranks("gradient_rank_worker", &[(GRADS, dir.path())]);
     let mut t = gradient_trainer(dir.path(), 1, 0);
     converge_spectral_norms(&t.gvs);
     converge_spectral_norms(&t.dvs);
