@@ -97,6 +97,11 @@ pub(crate) fn reseed(seed: u64, batch_idx: i64) {
     tch::manual_seed((m.next_u64() >> 1) as i64);
 }
 
+/// Rows `start..start+len` of an optional tensor (a chunk's classes).
+fn narrow(t: Option<&Tensor>, start: i64, len: i64) -> Option<Tensor> {
+    t.map(|t| t.narrow(0, start, len))
+}
+
 impl Trainer {
     /// Fresh networks, optimizers and EMA for `opts` on `device`.
     pub fn new(opts: &TrainOptions, device: Device) -> Result<Self> {
@@ -328,9 +333,7 @@ impl Trainer {
         z_all: &Tensor,
         c_all: Option<&Tensor>,
     ) -> Result<StepLosses> {
-        let (batch, chunk) = (self.opts.batch_per_process(), self.opts.batch_gpu);
-        let chunks = batch / chunk;
-        let dev = self.device;
+        let (batch, dev) = (self.opts.batch_per_process(), self.device);
         if z_all.size()[0] < 2 * batch {
             bail!(
                 "{} latents for a batch of {batch}: at least {} needed",
@@ -352,69 +355,23 @@ impl Trainer {
         }
         let z_all = z_all.to_device(dev);
         let c_all = c_all.map(|c| c.to_device(dev));
-        let part = |t: &Option<Tensor>, start: i64| t.as_ref().map(|t| t.narrow(0, start, chunk));
         let timer = self.time_phases.then(|| PhaseTimer::new(dev));
         let lap = || timer.as_ref().map_or(0.0, PhaseTimer::lap);
 
-        // G phase: D frozen, gradients flow through it into G.
         self.mark_phase(0, false);
-        self.opt_d.set_requires_grad(false);
-        self.opt_g.zero_grad();
-        let mut g_sum = Tensor::zeros([], (Kind::Float, dev));
-        let amp = self.opts.fast.amp;
-        for c in 0..chunks {
-            let z = z_all.narrow(0, c * chunk, chunk);
-            let gc = part(&c_all, c * chunk);
-            let logits = fastpath::autocast(amp, dev, || {
-                let img = self.g.forward_c(&z, gc.as_ref(), true);
-                self.d.forward_c(&self.features, &img, gc.as_ref(), true)
-            })
-            .to_kind(Kind::Float);
-            self.report_scores("fake", &logits);
-            let loss = generator_loss(&logits);
-            self.stats.report("Loss/G/loss", &loss);
-            loss.backward();
-            g_sum += loss.detach();
-        }
-        Self::average_gradients(self.group.as_ref(), &self.opt_g)?;
-        self.opt_g.step();
-        self.opt_d.set_requires_grad(true);
+        let g_loss = self.generator_phase(
+            &z_all.narrow(0, 0, batch),
+            narrow(c_all.as_ref(), 0, batch).as_ref(),
+        )?;
         self.mark_phase(0, true);
         let t_g = lap();
-
-        // D phase: fakes from G in train mode without a graph; fake then real.
         self.mark_phase(1, false);
-        self.opt_d.zero_grad();
-        let mut d_sum = Tensor::zeros([], (Kind::Float, dev));
-        for c in 0..chunks {
-            let z = z_all.narrow(0, batch + c * chunk, chunk);
-            let gc = part(&c_all, batch + c * chunk);
-            let fake = tch::no_grad(|| {
-                fastpath::autocast(amp, dev, || self.g.forward_c(&z, gc.as_ref(), true))
-            });
-            let lf = fastpath::autocast(amp, dev, || {
-                self.d.forward_c(&self.features, &fake, gc.as_ref(), true)
-            })
-            .to_kind(Kind::Float);
-            self.report_scores("fake", &lf);
-            let loss_gen = discriminator_fake_loss(&lf);
-            loss_gen.backward();
-            let rc = part(&real_c, c * chunk);
-            let real_chunk = real.narrow(0, c * chunk, chunk);
-            let lr = fastpath::autocast(amp, dev, || {
-                self.d
-                    .forward_c(&self.features, &real_chunk, rc.as_ref(), true)
-            })
-            .to_kind(Kind::Float);
-            self.report_scores("real", &lr);
-            let loss_real = discriminator_real_loss(&lr);
-            loss_real.backward();
-            let total = loss_gen.detach() + loss_real.detach();
-            self.stats.report("Loss/D/loss", &total);
-            d_sum += total;
-        }
-        Self::average_gradients(self.group.as_ref(), &self.opt_d)?;
-        self.opt_d.step();
+        let d_loss = self.discriminator_phase(
+            &z_all.narrow(0, batch, batch),
+            narrow(c_all.as_ref(), batch, batch).as_ref(),
+            &real,
+            real_c.as_ref(),
+        )?;
         self.mark_phase(1, true);
         let t_d = lap();
         if timer.is_some() {
@@ -430,10 +387,87 @@ impl Trainer {
         self.progress.cur_nimg += self.opts.batch;
         self.progress.batch_idx += 1;
         Ok(StepLosses {
-            g: g_sum / chunks as f64,
-            d: d_sum / chunks as f64,
+            g: g_loss,
+            d: d_loss,
             phase_sec: timer.map(|_| [t_g, t_d, t_ema]),
         })
+    }
+
+    /// The G phase on this process's latents `z` (classes `c`): D frozen, each chunk's
+    /// -mean D(G(z)) back-propagated through D into G, the gradients summed over the chunks and
+    /// averaged over the group, an Adam step. Returns the chunks' mean loss.
+    fn generator_phase(&mut self, z: &Tensor, c: Option<&Tensor>) -> Result<Tensor> {
+        let (chunk, amp, dev) = (self.opts.batch_gpu, self.opts.fast.amp, self.device);
+        let chunks = z.size()[0] / chunk;
+        self.opt_d.set_requires_grad(false);
+        self.opt_g.zero_grad();
+        let mut sum = Tensor::zeros([], (Kind::Float, dev));
+        for i in 0..chunks {
+            let (z, c) = (z.narrow(0, i * chunk, chunk), narrow(c, i * chunk, chunk));
+            let logits = fastpath::autocast(amp, dev, || {
+                let img = self.g.forward_c(&z, c.as_ref(), true);
+                self.d.forward_c(&self.features, &img, c.as_ref(), true)
+            })
+            .to_kind(Kind::Float);
+            self.report_scores("fake", &logits);
+            let loss = generator_loss(&logits);
+            self.stats.report("Loss/G/loss", &loss);
+            loss.backward();
+            sum += loss.detach();
+        }
+        Self::average_gradients(self.group.as_ref(), &self.opt_g)?;
+        self.opt_g.step();
+        self.opt_d.set_requires_grad(true);
+        Ok(sum / chunks as f64)
+    }
+
+    /// The D phase: per chunk, fakes from G (train mode, no graph) then the reals (classes
+    /// `real_c`), each through D with its hinge loss back-propagated; the gradients summed over
+    /// the chunks and averaged over the group, an Adam step. Returns the chunks' mean loss.
+    fn discriminator_phase(
+        &mut self,
+        z: &Tensor,
+        c: Option<&Tensor>,
+        real: &Tensor,
+        real_c: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (chunk, dev) = (self.opts.batch_gpu, self.device);
+        let chunks = z.size()[0] / chunk;
+        self.opt_d.zero_grad();
+        let mut sum = Tensor::zeros([], (Kind::Float, dev));
+        for i in 0..chunks {
+            let at = i * chunk;
+            let (z, c) = (z.narrow(0, at, chunk), narrow(c, at, chunk));
+            let amp = self.opts.fast.amp;
+            let fake = tch::no_grad(|| {
+                fastpath::autocast(amp, dev, || self.g.forward_c(&z, c.as_ref(), true))
+            });
+            let lf = self.d_logits(&fake, c.as_ref());
+            self.report_scores("fake", &lf);
+            let loss_gen = discriminator_fake_loss(&lf);
+            loss_gen.backward();
+            let lr = self.d_logits(
+                &real.narrow(0, at, chunk),
+                narrow(real_c, at, chunk).as_ref(),
+            );
+            self.report_scores("real", &lr);
+            let loss_real = discriminator_real_loss(&lr);
+            loss_real.backward();
+            let total = loss_gen.detach() + loss_real.detach();
+            self.stats.report("Loss/D/loss", &total);
+            sum += total;
+        }
+        Self::average_gradients(self.group.as_ref(), &self.opt_d)?;
+        self.opt_d.step();
+        Ok(sum / chunks as f64)
+    }
+
+    /// D's logits for images `x` (classes `c`) in train mode, under `--amp`, as fp32.
+    fn d_logits(&self, x: &Tensor, c: Option<&Tensor>) -> Tensor {
+        fastpath::autocast(self.opts.fast.amp, self.device, || {
+            self.d.forward_c(&self.features, x, c, true)
+        })
+        .to_kind(Kind::Float)
     }
 
     /// G_ema (eval mode) on the fixed grid latents (and grid classes), as uint8 images:
