@@ -57,6 +57,28 @@ pub fn train_as(
     mode: ResumeMode,
     member: Option<&Membership>,
 ) -> Result<PathBuf> {
+    let (mut run, rank0) = open_run(opts, set, resume, mode, member)?;
+    if run.reached_end() {
+        return Ok(run.dir);
+    }
+    if rank0 {
+        run.announce_metrics()?;
+    }
+    signals::install();
+    run.start_stream();
+    run_ticks(run, opts.snap, rank0)
+}
+
+/// Everything before the first tick: the device (this rank's GPU), the process group, the
+/// trainer and its label distribution, the run directory (new, resumed, or a reference resume
+/// into a new one), its files, and rank 0's weights on every rank. Also whether this is rank 0.
+fn open_run<'a>(
+    opts: &'a TrainOptions,
+    set: ImageSet,
+    resume: &ResumeFrom,
+    mode: ResumeMode,
+    member: Option<&Membership>,
+) -> Result<(Run<'a>, bool)> {
     opts.validate()?;
     let device = match (parse_device(&opts.device)?, member) {
         (Device::Cuda(_), Some(m)) => Device::Cuda(m.local_rank),
@@ -102,20 +124,18 @@ pub fn train_as(
         run.trainer.join(g)?;
         run.trainer.reseed();
     }
-    if run.reached_end() {
-        return Ok(run.dir);
-    }
-    if rank0 {
-        run.announce_metrics()?;
-    }
-    signals::install();
-    run.start_stream();
+    Ok((run, rank0))
+}
+
+/// Train tick after tick until the end or a stop signal: every `snap` ticks (and at the end) a
+/// snapshot, metrics and plots, written by rank 0 only. Returns the run directory.
+fn run_ticks(mut run: Run<'_>, snap: i64, rank0: bool) -> Result<PathBuf> {
     loop {
         let (done, stop) = run.iterate_tick()?;
         let tick = run.trainer.progress.cur_tick;
         let m0 = Instant::now();
         run.end_tick()?;
-        if done || stop || tick % opts.snap == 0 {
+        if done || stop || tick % snap == 0 {
             let snap = if rank0 { Some(run.snapshot()?) } else { None };
             if tick != 0 {
                 run.evaluate(snap.as_deref())?; // every rank generates its share
