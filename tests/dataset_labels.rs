@@ -134,3 +134,63 @@ fn folders_need_every_image_in_a_class_folder_and_every_class_an_image() {
         "{e}"
     );
 }
+
+/// The reference's label vectors (2-D `labels`): each image's class is its vector's first
+/// largest entry (the reference's networks read `c.argmax(1)`), and the classes are the vectors'
+/// length (its `c_dim`), both in a labels file and in a prepared set's own dataset.json.
+#[test]
+fn label_vectors_give_the_argmax_and_their_length_classes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for (n, c) in [
+        ("x.png", [1, 2, 3]),
+        ("y.png", [4, 5, 6]),
+        ("z.png", [7, 8, 9]),
+    ] {
+        png(&src.join(n), c);
+    }
+    let file = tmp.path().join("labels.json");
+    let write = |v: Value| std::fs::write(&file, v.to_string()).unwrap();
+    // x: class 1; y: a tie, the first; z: class 0 (classes 2, 3 of 4 have no image: an error)
+    write(
+        json!({"labels": [["x.png", [0, 1, 0, 0]], ["y.png", [0.5, 0.5, 0, 0]],
+                            ["z.png", [0.9, 0.1, 0.0, 0.0]]]}),
+    );
+    let dest = tmp.path().join("out");
+    let o = dataset(&src, &dest, file.to_str().unwrap());
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("class 2 (2) has no usable image"),
+        "{}",
+        text(&o.stderr)
+    );
+    write(
+        json!({"labels": [["x.png", [0, 1, 0]], ["y.png", [0.5, 0.5, 0]], ["z.png", [0, 0, 1]]]}),
+    );
+    let o = dataset(&src, &dest, file.to_str().unwrap());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let set = ImageSet::open(&dest).unwrap();
+    assert_eq!((set.labels.clone(), set.classes()), (Some(vec![1, 0, 2]), 3));
+    // vectors of different lengths are refused, naming the entry
+    write(json!({"labels": [["x.png", [0, 1]], ["y.png", [1, 0, 0]], ["z.png", [0, 0, 1]]]}));
+    let o = dataset(&src, &tmp.path().join("out2"), file.to_str().unwrap());
+    assert!(
+        !o.status.success() && text(&o.stderr).contains("\"y.png\""),
+        "{}",
+        text(&o.stderr)
+    );
+    // an official prepared set whose dataset.json has vectors with an unused last class
+    let official = tmp.path().join("official");
+    for (i, c) in [[1u8, 2, 3], [4, 5, 6]].iter().enumerate() {
+        png(&official.join(format!("00000/img{i:08}.png")), *c);
+    }
+    std::fs::write(
+        official.join("dataset.json"),
+        json!({"labels": [["00000/img00000000.png", [0.0, 1.0, 0.0, 0.0, 0.0]],
+                          ["00000/img00000001.png", [1.0, 0.0, 0.0, 0.0, 0.0]]]})
+        .to_string(),
+    )
+    .unwrap();
+    let set = ImageSet::open(&official).unwrap();
+    assert_eq!((set.labels.clone(), set.classes()), (Some(vec![1, 0]), 5));
+}

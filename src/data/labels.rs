@@ -75,8 +75,44 @@ pub fn class_table(labels: &[i64], classes: i64, device: tch::Device) -> Result<
 }
 
 /// One entry of the reference's `labels`, `["dir/name.png", class]`, as (name with `/`, class).
+/// A label vector `["dir/name.png", [v0, v1, ...]]` gives its first largest entry's index, the
+/// class the reference's conditional networks read from it (`c.argmax(1)`).
 pub fn label_entry(e: &serde_json::Value) -> Option<(String, i64)> {
-    Some((e[0].as_str()?.replace('\\', "/"), e[1].as_i64()?))
+    let name = e[0].as_str()?.replace('\\', "/");
+    let class = match &e[1] {
+        serde_json::Value::Array(v) => argmax(v)?,
+        c => c.as_i64()?,
+    };
+    Some((name, class))
+}
+
+/// The index of the first largest number of `v` (None when empty or not all numbers).
+fn argmax(v: &[serde_json::Value]) -> Option<i64> {
+    let nums: Option<Vec<f64>> = v.iter().map(serde_json::Value::as_f64).collect();
+    let nums = nums?;
+    let best = nums.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    nums.iter().position(|&x| x == best).map(|k| k as i64)
+}
+
+/// The length of the label vectors of `entries` (the reference's `c_dim` for them), None for
+/// class indices; an error naming the first entry whose vector length differs.
+pub fn label_vector_len(entries: &[serde_json::Value]) -> Result<Option<i64>, String> {
+    let mut len = None;
+    for e in entries {
+        if let Some(v) = e[1].as_array() {
+            match len {
+                None => len = Some(v.len() as i64),
+                Some(n) if n != v.len() as i64 => {
+                    return Err(format!(
+                        "entry {e} has a label vector of {} values, the first one {n}",
+                        v.len()
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(len)
 }
 
 fn from_folders(src: &Source) -> Result<Labeling> {
@@ -121,7 +157,7 @@ fn from_file(src: &Source, file: &Path) -> Result<Labeling> {
     for e in entries {
         let Some((name, label)) = label_entry(e) else {
             bail!(
-                "{}: entry {e} is not [\"name\", class] with a class of 0 or more",
+                "{}: entry {e} is not [\"name\", class] with a class of 0 or more (or [\"name\", [label vector]])",
                 file.display()
             );
         };
@@ -144,7 +180,13 @@ fn from_file(src: &Source, file: &Path) -> Result<Labeling> {
             ),
         }
     }
-    let n = of_file.iter().max().map_or(0, |m| m + 1);
+    let width =
+        label_vector_len(entries).map_err(|m| anyhow::anyhow!("{}: {m}", file.display()))?;
+    let n = of_file
+        .iter()
+        .max()
+        .map_or(0, |m| m + 1)
+        .max(width.unwrap_or(0));
     let classes = (0..n).map(|k| k.to_string()).collect();
     Ok(Labeling { classes, of_file })
 }

@@ -1,7 +1,7 @@
 //! A prepared dataset (ours or the official dataset_tool.py's; a raw folder or zip is prepared on
 //! the fly) in memory as uint8 NCHW RGB, with the reference's optional x-flip mirroring.
 use super::image_ops::{decode, flatten, Background};
-use super::labels::label_entry;
+use super::labels::{label_entry, label_vector_len};
 use super::prepare::{prepare, PrepareOptions};
 use super::source::Source;
 use crate::util::progress;
@@ -26,23 +26,30 @@ pub struct ImageSet {
     pixels: Vec<u8>,
     /// The class of every image (dataset.json's `labels`), or None for an unlabelled set.
     pub labels: Option<Vec<i64>>,
+    /// The length of dataset.json's label vectors (0 for class indices).
+    label_dim: i64,
 }
 
 /// The class of each file of `source` from its dataset.json's reference-format `labels`; None
 /// for an unlabelled set, and for labels that leave an image without a non-negative class (an
 /// unconditional run does not need them; `fpgan dataset --labels` never writes such a set).
-fn read_labels(source: &Source) -> Result<Option<Vec<i64>>> {
+/// With them, the length of its label vectors (0 for class indices, or vectors of mixed length).
+fn read_labels(source: &Source) -> Result<(Option<Vec<i64>>, i64)> {
     let Some(json) = source.dataset_json()? else {
-        return Ok(None);
+        return Ok((None, 0));
     };
     let Some(entries) = json["labels"].as_array() else {
-        return Ok(None);
+        return Ok((None, 0));
     };
     let by_name: std::collections::HashMap<String, i64> =
         entries.iter().filter_map(label_entry).collect();
-    Ok((0..source.len())
+    let labels = (0..source.len())
         .map(|i| by_name.get(source.name(i)).copied().filter(|l| *l >= 0))
-        .collect())
+        .collect();
+    Ok((
+        labels,
+        label_vector_len(entries).ok().flatten().unwrap_or(0),
+    ))
 }
 
 fn dataset_name(path: &Path) -> String {
@@ -72,7 +79,7 @@ impl ImageSet {
         if source.is_empty() {
             bail!("{} holds no images", path.display());
         }
-        let labels = read_labels(&source)?;
+        let (labels, label_dim) = read_labels(&source)?;
         let pb = progress::bar(source.len() as u64, "loading");
         let images: Vec<image::RgbImage> = (0..source.len())
             .into_par_iter()
@@ -112,6 +119,7 @@ impl ImageSet {
             count: images.len(),
             pixels,
             labels,
+            label_dim,
         })
     }
 
@@ -139,6 +147,7 @@ impl ImageSet {
             count,
             pixels,
             labels: None,
+            label_dim: 0,
         })
     }
 
@@ -190,12 +199,13 @@ impl ImageSet {
         Tensor::from_slice(&buf).view([indices.len() as i64, 3, r, r])
     }
 
-    /// Number of classes of a labelled set (largest label + 1, as the reference), else 0.
+    /// Number of classes of a labelled set (largest label + 1, or the length of its label
+    /// vectors, as the reference's `c_dim`), else 0.
     pub fn classes(&self) -> i64 {
         self.labels
             .as_ref()
             .and_then(|l| l.iter().max())
-            .map_or(0, |m| m + 1)
+            .map_or(0, |m| (m + 1).max(self.label_dim))
     }
 
     /// The classes of items `indices` as an int64 tensor (B), or None for an unlabelled set.
