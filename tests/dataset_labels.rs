@@ -170,7 +170,10 @@ fn label_vectors_give_the_argmax_and_their_length_classes() {
     let o = dataset(&src, &dest, file.to_str().unwrap());
     assert!(o.status.success(), "{}", text(&o.stderr));
     let set = ImageSet::open(&dest).unwrap();
-    assert_eq!((set.labels.clone(), set.classes()), (Some(vec![1, 0, 2]), 3));
+    assert_eq!(
+        (set.labels.clone(), set.classes()),
+        (Some(vec![1, 0, 2]), 3)
+    );
     // vectors of different lengths are refused, naming the entry
     write(json!({"labels": [["x.png", [0, 1]], ["y.png", [1, 0, 0]], ["z.png", [0, 0, 1]]]}));
     let o = dataset(&src, &tmp.path().join("out2"), file.to_str().unwrap());
