@@ -1,6 +1,7 @@
 //! `fpgan dataset`: any folder or zip of images into a training set in the reference layout.
 use crate::data::labels::LabelSource;
 use crate::data::{prepare_into, Background, PrepareOptions, Transform};
+use crate::nets::generator::RESOLUTIONS;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -64,6 +65,12 @@ pub fn run(a: DatasetArgs) -> Result<()> {
     );
     if let Some(note) = summary.skipped_note() {
         println!("dataset: {note}");
+    }
+    if !RESOLUTIONS.contains(&width) {
+        eprintln!(
+            "warning: {width}x{width} images cannot be trained: `fpgan train` accepts 128, 256, 512 \
+             or 1024 (the dataset is still written, e.g. for metrics)"
+        );
     }
     Ok(())
 }

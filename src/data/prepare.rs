@@ -3,7 +3,6 @@
 use super::image_ops::{decode_limited, fit, flatten, Background, Transform, DEFAULT_MAX_PIXELS};
 use super::labels::{LabelSource, Labeling};
 use super::source::{max_file_bytes, Source};
-use crate::nets::generator::RESOLUTIONS;
 use crate::util::progress;
 use anyhow::{bail, Result};
 use image::RgbImage;
@@ -62,17 +61,6 @@ impl PrepareOptions {
             bail!("--max-pixels 0 would skip every image: give a positive limit (default {DEFAULT_MAX_PIXELS})");
         }
         Ok(())
-    }
-
-    /// A warning when `fpgan train` cannot use images of this size, `None` when it can.
-    pub fn untrainable_warning(&self) -> Option<String> {
-        let w = self.width;
-        (!RESOLUTIONS.contains(&w)).then(|| {
-            format!(
-                "{w}x{w} images cannot be trained: `fpgan train` accepts 128, 256, 512 or 1024 \
-                 (the dataset is still written, e.g. for metrics)"
-            )
-        })
     }
 
     /// Parse `--resolution` as `N` or `WxH` (H < W only with center-crop-wide).
@@ -248,9 +236,6 @@ pub fn prepare_into(
                 dest.display()
             );
         }
-    }
-    if let Some(w) = opts.untrainable_warning() {
-        eprintln!("warning: {w}");
     }
     let labeling = match &opts.labels {
         Some(spec) => Some(Labeling::of(&src, spec)?),
