@@ -87,6 +87,37 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(true);
     }
+    let mut trainer = bench_trainer(spec, device)?;
+    let (iters, phases) = timed_iterations(&mut trainer, spec, device)?;
+    let gpu = cuda_memory::stats(device, false);
+    let col = |k: usize| median(&phases.iter().map(|p| p[k]).collect::<Vec<_>>());
+    let med = median(&iters);
+    Ok(BenchResult {
+        params_g: trainable_params(&trainer.gvs),
+        params_d: trainable_params(&trainer.dvs),
+        median: med,
+        min: iters.iter().copied().fold(f64::INFINITY, f64::min),
+        max: iters.iter().copied().fold(0.0, f64::max),
+        images_per_sec: spec.batch as f64 / med,
+        sec_per_kimg: med * 1000.0 / spec.batch as f64,
+        peak_rss_gb: crate::util::progress::proc_memory_gb("VmHWM"),
+        peak_gpu_allocated_gb: gpu.map(|m| cuda_memory::gb(m.peak_allocated)),
+        peak_gpu_reserved_gb: gpu.map(|m| cuda_memory::gb(m.peak_reserved)),
+        phases: Phases {
+            data: col(0),
+            g_phase: col(1),
+            d_phase: col(2),
+            ema: col(3),
+        },
+        device: format!("{device:?}"),
+        threads: tch::get_num_threads() as i64,
+        sec_per_iter: iters,
+        spec: spec.clone(),
+    })
+}
+
+/// A trainer of `spec` on synthetic data, timing its phases.
+fn bench_trainer(spec: &BenchSpec, device: tch::Device) -> Result<Trainer> {
     let opts = TrainOptions {
         ngf: spec.ngf,
         classes: spec.classes,
@@ -99,7 +130,17 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
     };
     let mut trainer = Trainer::new(&opts, device)?;
     trainer.time_phases = true;
-    // an in-memory image pool, batches gathered from it as the training data thread does
+    Ok(trainer)
+}
+
+/// Warm-up then measured iterations on batches gathered from an in-memory image pool (as the
+/// training data thread gathers them): each measured iteration's seconds, and its data, G
+/// phase, D phase and EMA seconds. GPU memory peaks count the measured iterations only.
+fn timed_iterations(
+    trainer: &mut Trainer,
+    spec: &BenchSpec,
+    device: tch::Device,
+) -> Result<(Vec<f64>, Vec<[f64; 4]>)> {
     let pool_n = spec.batch.max(16);
     let pool = Tensor::randint(
         256,
@@ -126,31 +167,7 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
             phases.push([data, g, d, ema]);
         }
     }
-    let gpu = cuda_memory::stats(device, false);
-    let col = |k: usize| median(&phases.iter().map(|p| p[k]).collect::<Vec<_>>());
-    let med = median(&iters);
-    Ok(BenchResult {
-        params_g: trainable_params(&trainer.gvs),
-        params_d: trainable_params(&trainer.dvs),
-        median: med,
-        min: iters.iter().copied().fold(f64::INFINITY, f64::min),
-        max: iters.iter().copied().fold(0.0, f64::max),
-        images_per_sec: spec.batch as f64 / med,
-        sec_per_kimg: med * 1000.0 / spec.batch as f64,
-        peak_rss_gb: crate::util::progress::proc_memory_gb("VmHWM"),
-        peak_gpu_allocated_gb: gpu.map(|m| cuda_memory::gb(m.peak_allocated)),
-        peak_gpu_reserved_gb: gpu.map(|m| cuda_memory::gb(m.peak_reserved)),
-        phases: Phases {
-            data: col(0),
-            g_phase: col(1),
-            d_phase: col(2),
-            ema: col(3),
-        },
-        device: format!("{device:?}"),
-        threads: tch::get_num_threads() as i64,
-        sec_per_iter: iters,
-        spec: spec.clone(),
-    })
+    Ok((iters, phases))
 }
 
 /// Run every spec in its own child process (`fpgan bench-worker`) and collect the results (one
