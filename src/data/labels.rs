@@ -74,6 +74,13 @@ pub fn class_table(labels: &[i64], classes: i64, device: tch::Device) -> Result<
     Ok(tch::Tensor::from_slice(labels).to_device(device))
 }
 
+/// `n` classes drawn (torch's RNG) from a [`class_table`]: each the class of a random dataset
+/// image, as the reference draws G's labels.
+pub fn draw_classes(table: &tch::Tensor, n: i64) -> tch::Tensor {
+    let idx = tch::Tensor::randint(table.size()[0], [n], (tch::Kind::Int64, table.device()));
+    table.index_select(0, &idx)
+}
+
 /// One entry of the reference's `labels`, `["dir/name.png", class]`, as (name with `/`, class).
 /// A label vector `["dir/name.png", [v0, v1, ...]]` gives its first largest entry's index, the
 /// class the reference's conditional networks read from it (`c.argmax(1)`).

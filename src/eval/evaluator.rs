@@ -2,7 +2,7 @@
 //! images, and the [`Evaluator`] that scores a generator on a list of metrics.
 use super::detector::Detector;
 use super::metrics::{check_image_count, check_num_gen, evaluate, Metric};
-use crate::data::labels::class_table;
+use crate::data::labels::{class_table, draw_classes};
 use crate::data::ImageSet;
 use crate::dist::ProcessGroup;
 use crate::nets::generator::Generator;
@@ -121,9 +121,7 @@ pub fn generated_features(
     while done < n {
         let b = batch.min(n - done) as i64;
         let z = Tensor::randn([b, g.config.z_dim], (Kind::Float, device));
-        let c = table
-            .as_ref()
-            .map(|t| t.index_select(0, &Tensor::randint(t.size()[0], [b], (Kind::Int64, device))));
+        let c = table.as_ref().map(|t| draw_classes(t, b));
         out.push(detector.features(&to_uint8(&g.forward_c(&z, c.as_ref(), false)))?);
         done += b as usize;
         pb.inc(b as u64);

@@ -5,7 +5,7 @@ use super::loss::{discriminator_fake_loss, discriminator_real_loss, generator_lo
 use super::optim::{Adam, AdamConfig};
 use super::options::TrainOptions;
 use super::stats::Stats;
-use crate::data::labels::class_table;
+use crate::data::labels::{class_table, draw_classes};
 use crate::dist::ProcessGroup;
 use crate::fastpath;
 use crate::fastpath::cuda_events::PhaseEvents;
@@ -280,9 +280,7 @@ impl Trainer {
     /// `n` classes for G drawn from the label distribution (torch's RNG), or None when
     /// unconditional.
     fn draw_classes(&self, n: i64) -> Option<Tensor> {
-        let table = self.gen_labels.as_ref()?;
-        let idx = Tensor::randint(table.size()[0], [n], (Kind::Int64, self.device));
-        Some(table.index_select(0, &idx))
+        self.gen_labels.as_ref().map(|t| draw_classes(t, n))
     }
 
     /// Report the CUDA-event times of the last iteration's phases (`Timing/<phase>`, ms); waits
@@ -397,18 +395,14 @@ impl Trainer {
     /// -mean D(G(z)) back-propagated through D into G, the gradients summed over the chunks and
     /// averaged over the group, an Adam step. Returns the chunks' mean loss.
     fn generator_phase(&mut self, z: &Tensor, c: Option<&Tensor>) -> Result<Tensor> {
-        let (chunk, amp, dev) = (self.opts.batch_gpu, self.opts.fast.amp, self.device);
+        let (chunk, dev) = (self.opts.batch_gpu, self.device);
         let chunks = z.size()[0] / chunk;
         self.opt_d.set_requires_grad(false);
         self.opt_g.zero_grad();
         let mut sum = Tensor::zeros([], (Kind::Float, dev));
         for i in 0..chunks {
             let (z, c) = (z.narrow(0, i * chunk, chunk), narrow(c, i * chunk, chunk));
-            let logits = fastpath::autocast(amp, dev, || {
-                let img = self.g.forward_c(&z, c.as_ref(), true);
-                self.d.forward_c(&self.features, &img, c.as_ref(), true)
-            })
-            .to_kind(Kind::Float);
+            let logits = self.d_logits(&self.g_images(&z, c.as_ref()), c.as_ref());
             self.report_scores("fake", &logits);
             let loss = generator_loss(&logits);
             self.stats.report("Loss/G/loss", &loss);
@@ -438,10 +432,7 @@ impl Trainer {
         for i in 0..chunks {
             let at = i * chunk;
             let (z, c) = (z.narrow(0, at, chunk), narrow(c, at, chunk));
-            let amp = self.opts.fast.amp;
-            let fake = tch::no_grad(|| {
-                fastpath::autocast(amp, dev, || self.g.forward_c(&z, c.as_ref(), true))
-            });
+            let fake = tch::no_grad(|| self.g_images(&z, c.as_ref()));
             let lf = self.d_logits(&fake, c.as_ref());
             self.report_scores("fake", &lf);
             let loss_gen = discriminator_fake_loss(&lf);
@@ -462,6 +453,13 @@ impl Trainer {
         Ok(sum / chunks as f64)
     }
 
+    /// G's images for latents `z` (classes `c`) in train mode, under `--amp`.
+    fn g_images(&self, z: &Tensor, c: Option<&Tensor>) -> Tensor {
+        fastpath::autocast(self.opts.fast.amp, self.device, || {
+            self.g.forward_c(z, c, true)
+        })
+    }
+
     /// D's logits for images `x` (classes `c`) in train mode, under `--amp`, as fp32.
     fn d_logits(&self, x: &Tensor, c: Option<&Tensor>) -> Tensor {
         fastpath::autocast(self.opts.fast.amp, self.device, || {
@@ -475,15 +473,15 @@ impl Trainer {
     pub fn fakes(&self) -> Tensor {
         let _guard = tch::no_grad_guard();
         let step = self.opts.batch_gpu;
-        let parts: Vec<Tensor> = (0..self.grid_z.size()[0])
-            .step_by(step as usize)
-            .map(|s| {
-                let n = step.min(self.grid_z.size()[0] - s);
-                let c = self.grid_c.as_ref().map(|c| c.narrow(0, s, n));
-                let img = self
-                    .g_ema
-                    .forward_c(&self.grid_z.narrow(0, s, n), c.as_ref(), false);
-                to_uint8_grid(&img)
+        let cs = self.grid_c.as_ref().map(|c| c.split(step, 0));
+        let parts: Vec<Tensor> = self
+            .grid_z
+            .split(step, 0)
+            .iter()
+            .enumerate()
+            .map(|(i, z)| {
+                let c = cs.as_ref().map(|cs| &cs[i]);
+                to_uint8_grid(&self.g_ema.forward_c(z, c, false))
             })
             .collect();
         Tensor::cat(&parts, 0)
