@@ -428,8 +428,9 @@ impl<'a> Run<'a> {
     }
 
     /// Train until the end of the tick (tick 0 is one iteration), `--kimg`, or a stop request;
-    /// returns (done, stop). The losses are read back (a GPU synchronisation) every
-    /// [`READBACK_EVERY`] iterations on CUDA, every iteration on a CPU, and at the tick's end.
+    /// returns (done, stop). The losses are read back (a GPU synchronisation) and a stop request
+    /// is looked at every [`READBACK_EVERY`] iterations on CUDA, every iteration on a CPU, and at
+    /// the tick's end.
     fn iterate_tick(&mut self) -> Result<(bool, bool)> {
         let tick_nimg = (self.opts.tick * 1000.0).ceil() as i64;
         loop {
@@ -440,16 +441,18 @@ impl<'a> Run<'a> {
                 .pb
                 .set_position(p.cur_nimg.min(self.total_nimg) as u64);
             let done = p.cur_nimg >= self.total_nimg;
-            // every rank stops at the same iteration, whichever was asked
-            let stop = self.trainer.any_rank(signals::stop_requested())?;
-            let end =
-                done || stop || p.cur_tick == 0 || p.cur_nimg >= self.tick_start_nimg + tick_nimg;
-            if end || !self.device.is_cuda() || p.batch_idx % READBACK_EVERY == 0 {
+            let tick_end =
+                done || p.cur_tick == 0 || p.cur_nimg >= self.tick_start_nimg + tick_nimg;
+            // the points where the host waits for the GPU anyway, the same on every rank
+            let sync = tick_end || !self.device.is_cuda() || p.batch_idx % READBACK_EVERY == 0;
+            // there every rank agrees whether any was asked to stop (a collective)
+            let stop = sync && self.trainer.any_rank(signals::stop_requested())?;
+            if sync {
                 let (g, d) = losses.values();
                 self.check_finite(g, d)?;
                 self.show_live_line(g, d);
             }
-            if end {
+            if tick_end || stop {
                 return Ok((done, stop));
             }
         }
@@ -494,12 +497,18 @@ impl<'a> Run<'a> {
     fn end_tick(&mut self) -> Result<()> {
         let total_sec = self.sec0 + self.start.elapsed().as_secs_f64();
         self.trainer.reduce_stats()?;
-        if !self.rank0 {
+        if self.rank0 {
+            self.report_tick(total_sec)?;
+        } else {
             self.trainer.stats.tick(0.0); // rank 0 writes them
-            self.trainer.progress.cur_tick += 1;
-            self.trainer.progress.total_sec = total_sec;
-            return Ok(());
         }
+        self.trainer.progress.cur_tick += 1;
+        self.trainer.progress.total_sec = total_sec;
+        Ok(())
+    }
+
+    /// The tick line, stats.jsonl and TensorBoard scalars of the tick ending now.
+    fn report_tick(&mut self, total_sec: f64) -> Result<()> {
         let timing = TickTiming {
             total_sec,
             tick_sec: self.tick_start.elapsed().as_secs_f64(),
@@ -516,8 +525,6 @@ impl<'a> Run<'a> {
         if let Some(b) = &mut self.board {
             b.stats(&line, self.trainer.progress.cur_nimg)?;
         }
-        self.trainer.progress.cur_tick += 1;
-        self.trainer.progress.total_sec = total_sec;
         Ok(())
     }
 
@@ -532,10 +539,6 @@ impl<'a> Run<'a> {
         }
         let path = self.dir.join(snapshot_name(nimg));
         self.trainer.save(&path)?;
-        if let Err(e) = plot::progress_png(&self.dir) {
-            self.log
-                .line(&format!("warning: progress.png not drawn: {e:#}"));
-        }
         self.last_good = Some(path.clone());
         snapshot::prune(&self.dir, self.opts.keep, &path);
         Ok(path)
