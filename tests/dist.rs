@@ -4,7 +4,7 @@
 //! variables and a missing rank 0 are clear errors.
 mod common;
 
-use fpgan::dist::ProcessGroup;
+use fpgan::dist::{Backend, ProcessGroup};
 use fpgan::eval::detector::Detector;
 use fpgan::eval::evaluator::{generated_features, generated_features_in};
 use fpgan::nets::generator::{GenCfg, Generator, GeneratorConfig};
@@ -39,6 +39,23 @@ fn spawn_ranks(worker: &str, env: &[(&str, &std::path::Path)]) -> Vec<std::proce
         .collect()
 }
 
+/// Join the group of two as the rank `spawn_ranks` gave this process (RANK, PORT).
+fn join_as_spawned() -> (usize, ProcessGroup) {
+    let rank: usize = std::env::var(RANK).unwrap().parse().unwrap();
+    let port: u16 = std::env::var(PORT).unwrap().parse().unwrap();
+    (rank, gloo(port, rank, 2, 60))
+}
+
+/// Join a Gloo group at 127.0.0.1:`port`, waiting up to `secs`.
+fn gloo(port: u16, rank: usize, world: usize, secs: u64) -> ProcessGroup {
+    try_gloo(port, rank, world, secs).unwrap()
+}
+
+fn try_gloo(port: u16, rank: usize, world: usize, secs: u64) -> anyhow::Result<ProcessGroup> {
+    let timeout = Duration::from_secs(secs);
+    ProcessGroup::join(Backend::Gloo, "127.0.0.1", port, rank, world, timeout)
+}
+
 fn arange(n: i64) -> Tensor {
     Tensor::arange(n, (Kind::Float, Device::Cpu))
 }
@@ -47,9 +64,7 @@ fn arange(n: i64) -> Tensor {
 #[test]
 #[ignore = "a rank of two_processes_reduce_and_broadcast, which starts it"]
 fn rank_worker() {
-    let rank: usize = std::env::var(RANK).unwrap().parse().unwrap();
-    let port: u16 = std::env::var(PORT).unwrap().parse().unwrap();
-    let g = ProcessGroup::gloo("127.0.0.1", port, rank, 2, Duration::from_secs(60)).unwrap();
+    let (rank, g) = join_as_spawned();
     let mut t = arange(1 << 20) * (rank as f64 + 1.0);
     g.all_reduce_sum(&mut t).unwrap();
     assert!(t.equal(&(arange(1 << 20) * 3.0)), "rank {rank}: sum");
@@ -116,7 +131,7 @@ fn two_processes_reduce_and_broadcast() {
 
 #[test]
 fn a_group_of_one_reduces_to_itself() {
-    let g = ProcessGroup::gloo("127.0.0.1", free_port(), 0, 1, Duration::from_secs(30)).unwrap();
+    let g = gloo(free_port(), 0, 1, 30);
     let mut t = arange(7);
     g.all_reduce_sum(&mut t).unwrap();
     g.broadcast(&mut t, 0).unwrap();
@@ -126,17 +141,13 @@ fn a_group_of_one_reduces_to_itself() {
 
 #[test]
 fn bad_ranks_and_a_missing_rank_0_are_errors() {
-    let e = ProcessGroup::gloo("127.0.0.1", 1, 2, 2, Duration::from_secs(1))
-        .err()
-        .unwrap();
+    let e = try_gloo(1, 2, 2, 1).err().unwrap();
     assert!(
         format!("{e}").contains("rank 2 is not in a group of 2"),
         "{e}"
     );
     let port = free_port();
-    let e = ProcessGroup::gloo("127.0.0.1", port, 1, 2, Duration::from_secs(2))
-        .err()
-        .unwrap();
+    let e = try_gloo(port, 1, 2, 2).err().unwrap();
     let msg = format!("{e}");
     assert!(
         msg.contains(&format!(
@@ -151,13 +162,11 @@ fn bad_ranks_and_a_missing_rank_0_are_errors() {
 #[test]
 #[ignore = "a rank of data_parallel_training_keeps_the_ranks_identical, which starts it"]
 fn trainer_rank_worker() {
-    let rank: usize = std::env::var(RANK).unwrap().parse().unwrap();
-    let port: u16 = std::env::var(PORT).unwrap().parse().unwrap();
+    let (rank, g) = join_as_spawned();
     let tmp = tempfile::tempdir().unwrap();
     let mut opts = common::tiny_options(tmp.path());
     (opts.batch, opts.batch_gpu, opts.seed) = (2, 2, 10 + rank as u64);
     let mut t = fpgan::train::trainer::Trainer::new(&opts, Device::Cpu).unwrap();
-    let g = ProcessGroup::gloo("127.0.0.1", port, rank, 2, Duration::from_secs(60)).unwrap();
     t.join(g).unwrap();
     assert_eq!(t.rank_world(), (rank, 2));
     for _ in 0..2 {
@@ -287,11 +296,9 @@ fn converge_spectral_norms(vs: &tch::nn::VarStore) {
 #[test]
 #[ignore = "a rank of reduced_gradients_are_those_of_one_process_over_the_whole_batch, which starts it"]
 fn gradient_rank_worker() {
-    let rank: usize = std::env::var(RANK).unwrap().parse().unwrap();
-    let port: u16 = std::env::var(PORT).unwrap().parse().unwrap();
+    let (rank, g) = join_as_spawned();
     let tmp = tempfile::tempdir().unwrap();
     let mut t = gradient_trainer(tmp.path(), 2, rank as u64);
-    let g = ProcessGroup::gloo("127.0.0.1", port, rank, 2, Duration::from_secs(60)).unwrap();
     t.join(g).unwrap();
     converge_spectral_norms(&t.gvs);
     converge_spectral_norms(&t.dvs);

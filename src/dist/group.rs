@@ -58,19 +58,8 @@ pub struct ProcessGroup {
 unsafe impl Send for ProcessGroup {}
 
 impl ProcessGroup {
-    /// Join the group through the TCPStore at `host:port` (rank 0 serves it) with Gloo; waits up
-    /// to `timeout` for every rank.
-    pub fn gloo(
-        host: &str,
-        port: u16,
-        rank: usize,
-        world: usize,
-        timeout: Duration,
-    ) -> Result<Self> {
-        Self::join(Backend::Gloo, host, port, rank, world, timeout)
-    }
-
-    /// Join the group with `backend` (for NCCL, its CUDA device becomes the current one).
+    /// Join the group through the TCPStore at `host:port` (rank 0 serves it) with `backend`
+    /// (for NCCL, its CUDA device becomes the current one); waits up to `timeout` for every rank.
     pub fn join(
         backend: Backend,
         host: &str,
