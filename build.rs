@@ -3,7 +3,7 @@
 // Without the latter the linker drops libtorch_cuda.so and CUDA is unavailable on a GPU machine.
 // It also compiles csrc/*.cpp against libtorch's headers, for what tch does not expose: the CUDA
 // caching allocator's peak memory statistics, CUDA events, bf16 autocast on CPU or CUDA,
-// channels_last, TF32, the random generator's state, c10d process groups (Gloo, and NCCL with
+// channels_last, TF32, the random generator's state, multi-tensor (foreach) updates, c10d process groups (Gloo, and NCCL with
 // the CUDA headers of the wheel's PyPI dependencies).
 use std::path::PathBuf;
 
@@ -17,6 +17,8 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/rng_state.cpp");
     println!("cargo:rerun-if-changed=csrc/cuda_events.cpp");
     println!("cargo:rerun-if-changed=csrc/c10d.cpp");
+    println!("cargo:rerun-if-changed=csrc/foreach.cpp");
+    println!("cargo:rerun-if-changed=csrc/guarded.h");
     println!("cargo:rerun-if-changed=csrc/gloo_stub");
     let libtorch =
         PathBuf::from(std::env::var("LIBTORCH").unwrap_or_else(|_| ".venv/libtorch".into()));
@@ -55,6 +57,7 @@ fn main() {
         .file("csrc/rng_state.cpp")
         .file("csrc/cuda_events.cpp")
         .file("csrc/c10d.cpp")
+        .file("csrc/foreach.cpp")
         .include(libtorch.join("include"))
         .include(libtorch.join("include/torch/csrc/api/include"))
         .include("csrc/gloo_stub")

@@ -9,6 +9,8 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include "guarded.h"
+
 #include <string>
 #include <vector>
 
@@ -19,25 +21,12 @@ struct Group {
   c10::intrusive_ptr<c10d::Backend> backend;
 };
 
-thread_local std::string last_error;
-
-template <typename F>
-int guarded(F f) {
-  try {
-    f();
-    return 0;
-  } catch (const std::exception& e) {
-    last_error = e.what();
-  } catch (...) {
-    last_error = "unknown C++ exception";
-  }
-  return -1;
-}
+using fpgan::guarded;
 
 }  // namespace
 
 // The message of the last failure on this thread.
-extern "C" const char* fpgan_c10d_error() { return last_error.c_str(); }
+extern "C" const char* fpgan_c10d_error() { return fpgan::last_error().c_str(); }
 
 namespace {
 

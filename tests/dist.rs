@@ -83,8 +83,11 @@ fn rank_worker() {
     let loss = (&params[0] * (&x * r1)).sum(Kind::Float)
         + (&params[1] * (&y * (10.0 * r1))).sum(Kind::Float);
     loss.backward();
-    g.average_gradients(&params.iter().collect::<Vec<_>>())
+    // as Adam::step_with: one flat tensor whose views the gradients become, averaged in place
+    let mut flat = fpgan::util::foreach::flatten_grads(&params.iter().collect::<Vec<_>>())
+        .unwrap()
         .unwrap();
+    g.average(&mut flat).unwrap();
     assert!(params[0].grad().equal(&(&x * 1.5)) && params[1].grad().equal(&(&y * 15.0)));
     // rank 0's weights everywhere
     let w = Tensor::full([3], rank as f64 + 7.0, (Kind::Float, Device::Cpu));

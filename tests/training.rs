@@ -100,32 +100,103 @@ fn ema_schedule_follows_the_reference() {
     assert!((s.beta(64_000, 64) - 0.5f64.powf(64.0 / 3200.0)).abs() < 1e-12);
 }
 
+/// The fixture of scripts/fixtures/make_adam_fixture.py (torch.optim.Adam in the reference's loop).
+fn adam_fixture() -> std::collections::BTreeMap<String, Tensor> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/adam.safetensors");
+    safetensors::load(&path).unwrap().0
+}
+
+/// Largest |a - b| over two tensors.
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
 #[test]
-fn adam_steps_like_the_reference_and_cleans_non_finite_gradients() {
+fn adam_steps_as_torch_optim_adam_in_the_reference_loop() {
     let _rng = common::torch_rng();
-    let vs = nn::VarStore::new(Device::Cpu);
-    let p = vs.root().var("p", &[4], nn::Init::Const(1.0));
-    let mut opt = Adam::new(&vs, AdamConfig::generator(2e-4));
-    let mut g = p.grad();
-    assert!(!g.defined());
-    (&p * Tensor::from_slice(&[2.0f32, -3.0, 0.0, 1.0]))
-        .sum(Kind::Float)
-        .backward();
-    g = p.grad();
-    let _ = g.narrow(0, 2, 1).fill_(f64::NAN);
-    opt.step();
-    // b1 = 0: first step moves by lr * g/|g| (bias-corrected v = g^2); NaN gradient -> 0 -> no move
-    let want = [1.0 - 2e-4, 1.0 + 2e-4, 1.0, 1.0 - 2e-4];
-    for (i, w) in want.iter().enumerate() {
+    let fx = adam_fixture();
+    for (name, config) in [
+        ("G", AdamConfig::generator(2e-4)),
+        ("D", AdamConfig::discriminator(2e-4)),
+    ] {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let params: Vec<Tensor> = (0..4)
+            .map(|i| {
+                let p0 = &fx[&format!("p0.{i}")];
+                let p = vs.root().zeros(&format!("p{i}"), &p0.size());
+                tch::no_grad(|| p.shallow_clone().copy_(p0));
+                p
+            })
+            .collect();
+        let mut opt = Adam::new(&vs, config);
+        for step in 0..3 {
+            opt.zero_grad().unwrap();
+            // d/dp sum(p * g) = g exactly, NaN and inf included; p3 never has a gradient
+            let loss = (0..4)
+                .filter_map(|i| {
+                    fx.get(&format!("grad.{step}.{i}"))
+                        .map(|g| (&params[i] * g).sum(Kind::Float))
+                })
+                .reduce(|a, b| a + b)
+                .unwrap();
+            loss.backward();
+            opt.step().unwrap();
+            for (i, p) in params.iter().enumerate() {
+                for form in ["single", "multi"] {
+                    let want = &fx[&format!("{name}.{form}.{step}.{i}")];
+                    let d = max_diff(p, want);
+                    assert!(
+                        d <= 1e-7,
+                        "{name} step {step} param {i} vs torch ({form}): {d:e}"
+                    );
+                }
+            }
+        }
+        assert_eq!(opt.step, 3);
         assert!(
-            (p.double_value(&[i as i64]) - w).abs() < 1e-7,
-            "{i}: {}",
-            p.double_value(&[i as i64])
+            params[3].equal(&fx["p0.3"]),
+            "a parameter without gradients stays"
+        );
+        assert!(
+            params
+                .iter()
+                .all(|p| p.isfinite().all().int64_value(&[]) == 1),
+            "non-finite gradients were cleaned"
         );
     }
-    assert_eq!(opt.step, 1);
     let d = AdamConfig::discriminator(2e-4);
     assert!((d.lr - 1.88235e-4).abs() < 1e-9 && (d.beta2 - 0.9905855).abs() < 1e-7);
+}
+
+#[test]
+fn ema_updates_as_the_reference_loop() {
+    let fx = adam_fixture();
+    let (src, ema) = (
+        nn::VarStore::new(Device::Cpu),
+        nn::VarStore::new(Device::Cpu),
+    );
+    for (vs, key) in [(&src, "p0"), (&ema, "ema.in")] {
+        for i in 0..4 {
+            let t = &fx[&format!("{key}.{i}")];
+            let v = vs.root().zeros(&format!("w{i}"), &t.size());
+            tch::no_grad(|| v.shallow_clone().copy_(t));
+        }
+        let b = vs.root().zeros_no_train("buffer", &[3]);
+        let _ = tch::no_grad(|| b.shallow_clone().fill_(if key == "p0" { 7.0 } else { 0.0 }));
+    }
+    fpgan::train::ema::Ema::new(&src, &ema)
+        .unwrap()
+        .update(0.9)
+        .unwrap();
+    let e = ema.variables();
+    for i in 0..4 {
+        let d = max_diff(&e[&format!("w{i}")], &fx[&format!("ema.out.{i}")]);
+        assert!(d == 0.0, "EMA of parameter {i}: {d:e}");
+    }
+    assert!(
+        e["buffer"].equal(&Tensor::full([3], 7.0, (Kind::Float, Device::Cpu))),
+        "buffers copied"
+    );
 }
 
 fn run_dir(out: &Path) -> PathBuf {
@@ -347,15 +418,15 @@ fn outputs_are_valid_and_generate_is_deterministic_per_seed() {
         );
     }
 
-    let g = |outdir: &str, seeds: &str| {
+    let g = |network: &Path, outdir: &Path, seeds: &str| {
         let o = fpgan(&[
             "generate",
             "--network",
-            dir.to_str().unwrap(),
+            network.to_str().unwrap(),
             "--seeds",
             seeds,
             "--outdir",
-            outdir,
+            outdir.to_str().unwrap(),
             "--grid",
             "2x1",
             "--device",
@@ -363,16 +434,26 @@ fn outputs_are_valid_and_generate_is_deterministic_per_seed() {
         ]);
         assert!(o.status.success(), "{}", text(&o.stderr));
     };
-    let (g1, g2) = (tmp.path().join("g1"), tmp.path().join("g2"));
-    g(g1.to_str().unwrap(), "3,5");
-    g(g2.to_str().unwrap(), "5");
+    let (g1, g2, g3) = (
+        tmp.path().join("g1"),
+        tmp.path().join("g2"),
+        tmp.path().join("g3"),
+    );
+    g(&dir, &g1, "3,5");
+    g(&dir, &g2, "5");
     let read = |p: PathBuf| image::open(p).unwrap().to_rgb8();
     assert_eq!(
         read(g1.join("seed0005.png")),
         read(g2.join("seed0005.png")),
         "same seed, same image"
     );
-    assert_ne!(read(g1.join("seed0003.png")), read(g1.join("seed0005.png")));
+    // after 3 iterations G_ema's eval-mode output hardly depends on the latent (its BN running
+    // statistics have absorbed the first, huge activations), so that the seeds are told apart on
+    // an untrained G_ema without noise, where only the latent differs
+    let fresh = tmp.path().join("fresh.safetensors");
+    common::g_ema_snapshot(&fresh, fpgan::nets::generator::GenCfg::Faster, 0.0);
+    g(&fresh, &g3, "3,5");
+    assert_ne!(read(g3.join("seed0003.png")), read(g3.join("seed0005.png")));
     assert_eq!(read(g1.join("seed0003.png")).dimensions(), (128, 128));
     assert_eq!(read(g1.join("grid.png")).dimensions(), (256, 128));
     let o = fpgan(&[

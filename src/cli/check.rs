@@ -1,4 +1,5 @@
-//! `fpgan check`: does a device (CUDA) compute the CPU's losses and gradients for one iteration?
+//! `fpgan check`: does a device (CUDA) compute the CPU's losses, gradients and updates for one
+//! iteration?
 use crate::nets::generator::GenCfg;
 use crate::train::devcheck::check;
 use crate::train::options::TrainOptions;
@@ -21,7 +22,8 @@ pub struct CheckArgs {
     /// Generator width (reference 128).
     #[arg(long, default_value_t = 128)]
     pub ngf: i64,
-    /// Largest relative difference accepted (losses, and gradient norms per parameter).
+    /// Largest relative difference accepted (losses, gradient norms per parameter, parameters
+    /// after Adam and EMA updates).
     #[arg(long, default_value_t = 1e-4)]
     pub tol: f64,
     /// Also write the result as JSON here.
@@ -41,13 +43,13 @@ pub fn run(a: CheckArgs) -> Result<()> {
     opts.validate()?;
     let r = check(&opts, device)?;
     println!(
-        "check {} vs CPU ({} at {}, ngf {}, batch {}, TF32 off): G loss {:.2e}, D loss {:.2e}, gradients {:.2e} (worst {}; {} parameters) relative",
-        r.device, a.cfg, a.res, a.ngf, a.batch, r.loss_g, r.loss_d, r.grad, r.worst, r.parameters
+        "check {} vs CPU ({} at {}, ngf {}, batch {}, TF32 off): G loss {:.2e}, D loss {:.2e}, gradients {:.2e} (worst {}; {} parameters), Adam and EMA updates {:.2e} relative",
+        r.device, a.cfg, a.res, a.ngf, a.batch, r.loss_g, r.loss_d, r.grad, r.worst, r.parameters, r.update
     );
     if let Some(p) = &a.json {
         crate::util::atomic::atomic_write(p, |w| Ok(serde_json::to_writer_pretty(w, &r)?))?;
     }
-    if !(r.loss_g <= a.tol && r.loss_d <= a.tol && r.grad <= a.tol) {
+    if !(r.loss_g <= a.tol && r.loss_d <= a.tol && r.grad <= a.tol && r.update <= a.tol) {
         bail!(
             "{} differs from the CPU by more than --tol {}",
             r.device,

@@ -147,29 +147,11 @@ impl ProcessGroup {
         self.check("broadcast", rc)
     }
 
-    /// The reference's gradient exchange: the gradients of `params` (those that have one, in
-    /// the given order, which must be the same on every rank) flattened into one tensor, summed
-    /// over the ranks, divided by the world size and split back.
-    pub fn average_gradients(&self, params: &[&Tensor]) -> Result<()> {
-        let grads: Vec<Tensor> = params
-            .iter()
-            .map(|p| p.grad())
-            .filter(Tensor::defined)
-            .collect();
-        if grads.is_empty() {
-            return Ok(());
-        }
-        let _guard = tch::no_grad_guard();
-        let flat: Vec<Tensor> = grads.iter().map(|g| g.reshape([-1])).collect();
-        let mut flat = Tensor::cat(&flat, 0);
-        self.all_reduce_sum(&mut flat)?;
-        let flat = flat / self.world as f64;
-        let mut at = 0;
-        for mut g in grads {
-            let n = g.numel() as i64;
-            g.copy_(&flat.narrow(0, at, n).view_as(&g));
-            at += n;
-        }
+    /// Average `t` over the group in place (the reference's all-reduce of the flat gradients,
+    /// then `/= world`).
+    pub fn average(&self, t: &mut Tensor) -> Result<()> {
+        self.all_reduce_sum(t)?;
+        let _ = t.g_div_scalar_(self.world as f64);
         Ok(())
     }
 

@@ -1,11 +1,14 @@
-//! `fpgan check`: one G phase and one D phase (losses and every gradient) on a device against the
-//! CPU, from the same weights and inputs, to show that CUDA computes what the CPU does.
+//! `fpgan check`: one G phase and one D phase (losses and every gradient), and Adam and EMA
+//! updates, on a device against the CPU from the same weights and inputs, to show that CUDA
+//! computes what the CPU does.
+use super::ema::Ema;
 use super::loss::{discriminator_fake_loss, discriminator_real_loss, generator_loss};
+use super::optim::{Adam, AdamConfig};
 use super::options::TrainOptions;
 use super::trainer::Trainer;
 use anyhow::{Context, Result};
 use serde::Serialize;
-use tch::{Device, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 /// The largest relative differences found, and where.
 #[derive(Debug, Serialize)]
@@ -18,6 +21,9 @@ pub struct DeviceCheck {
     pub grad: f64,
     pub worst: String,
     pub parameters: usize,
+    /// ||p_dev - p_cpu|| / ||p_cpu|| after two Adam steps and an EMA update of the same
+    /// parameters from the same gradients (the multi-tensor kernels of csrc/foreach.cpp).
+    pub update: f64,
 }
 
 /// Losses and gradients (on the CPU) of one G phase and one D phase without optimizer steps.
@@ -25,15 +31,17 @@ pub struct DeviceCheck {
 /// both depend on random draws, which differ between devices. Their initial weight is 0, so the
 /// noise changes neither the losses nor any other gradient. Parameters without a gradient (G's
 /// unused 256-px blocks below 256) are left out too.
-fn phase_grads(t: &mut Trainer, z: &Tensor, real: &Tensor) -> (f64, f64, Vec<(String, Tensor)>) {
+type PhaseGrads = (f64, f64, Vec<(String, Tensor)>);
+
+fn phase_grads(t: &mut Trainer, z: &Tensor, real: &Tensor) -> Result<PhaseGrads> {
     let dev = t.device;
     let (z, real) = (z.to_device(dev), real.to_device(dev));
     t.d.diffaug = false;
-    t.opt_g.zero_grad();
-    t.opt_d.zero_grad();
+    t.opt_g.zero_grad()?;
+    t.opt_d.zero_grad()?;
     let lg = generator_loss(&t.d.forward_t(&t.features, &t.g.forward_t(&z, true), true));
     lg.backward();
-    t.opt_d.zero_grad();
+    t.opt_d.zero_grad()?;
     let fake = tch::no_grad(|| t.g.forward_t(&z, true));
     let lf = discriminator_fake_loss(&t.d.forward_t(&t.features, &fake, true));
     lf.backward();
@@ -50,7 +58,51 @@ fn phase_grads(t: &mut Trainer, z: &Tensor, real: &Tensor) -> (f64, f64, Vec<(St
         })
         .collect();
     let ld = (&lf + &lr).double_value(&[]);
-    (lg.double_value(&[]), ld, grads)
+    Ok((lg.double_value(&[]), ld, grads))
+}
+
+/// Two Adam steps and an EMA update of a few parameters (zeros, so that the updates are not lost
+/// in their rounding) from the same gradients (NaN and inf included) on `device` and on the CPU;
+/// the largest relative difference of the results.
+fn update_check(device: Device) -> Result<f64> {
+    let run = |dev: Device| -> Result<Vec<Tensor>> {
+        let (vs, ema) = (nn::VarStore::new(dev), nn::VarStore::new(dev));
+        let shapes: [&[i64]; 3] = [&[8, 4, 3, 3], &[16], &[5, 7]];
+        let params: Vec<Tensor> = (shapes.iter().enumerate())
+            .map(|(i, s)| vs.root().zeros(&format!("p{i}"), s))
+            .collect();
+        for (i, s) in shapes.iter().enumerate() {
+            let _ = ema.root().zeros(&format!("p{i}"), s);
+        }
+        let mut opt = Adam::new(&vs, AdamConfig::generator(2e-4));
+        tch::manual_seed(1);
+        for _ in 0..2 {
+            opt.zero_grad()?;
+            let grads: Vec<Tensor> = (shapes.iter())
+                .map(|s| Tensor::randn(*s, (Kind::Float, Device::Cpu)))
+                .collect();
+            let _ = grads[0].view([-1]).narrow(0, 3, 1).fill_(f64::NAN);
+            let _ = grads[1].narrow(0, 2, 1).fill_(f64::INFINITY);
+            let loss = (params.iter().zip(&grads))
+                .map(|(p, g)| (p * g.to_device(dev)).sum(Kind::Float))
+                .reduce(|a, b| a + b)
+                .expect("three parameters");
+            loss.backward();
+            opt.step()?;
+        }
+        Ema::new(&vs, &ema)?.update(0.5)?;
+        let e = ema.variables();
+        Ok((params.iter().map(Tensor::shallow_clone))
+            .chain((0..shapes.len()).map(|i| e[&format!("p{i}")].shallow_clone()))
+            .map(|t| t.to_device(Device::Cpu))
+            .collect())
+    };
+    let (cpu, dev) = (run(Device::Cpu)?, run(device)?);
+    Ok(cpu
+        .iter()
+        .zip(&dev)
+        .map(|(c, d)| (d - c).norm().double_value(&[]) / c.norm().double_value(&[]).max(1e-30))
+        .fold(0.0, f64::max))
 }
 
 fn rel(a: f64, b: f64) -> f64 {
@@ -72,8 +124,8 @@ pub fn check(opts: &TrainOptions, device: Device) -> Result<DeviceCheck> {
     let z = Tensor::randn([opts.batch, cpu.g.config.z_dim], (Kind::Float, Device::Cpu));
     let r = opts.resolution;
     let real = Tensor::rand([opts.batch, 3, r, r], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
-    let (g_c, d_c, grads_c) = phase_grads(&mut cpu, &z, &real);
-    let (g_d, d_d, grads_d) = phase_grads(&mut dev, &z, &real);
+    let (g_c, d_c, grads_c) = phase_grads(&mut cpu, &z, &real)?;
+    let (g_d, d_d, grads_d) = phase_grads(&mut dev, &z, &real)?;
     let mut out = DeviceCheck {
         device: format!("{device:?}"),
         loss_g: rel(g_d, g_c),
@@ -81,6 +133,7 @@ pub fn check(opts: &TrainOptions, device: Device) -> Result<DeviceCheck> {
         grad: 0.0,
         worst: String::new(),
         parameters: grads_c.len(),
+        update: update_check(device)?,
     };
     let names = |g: &[(String, Tensor)]| g.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
     if names(&grads_c) != names(&grads_d) {

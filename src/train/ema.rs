@@ -1,5 +1,6 @@
 //! Exponential moving average of the generator (reference 7.4): parameters averaged with the
 //! reference's ramped-up decay, buffers (BN running stats, SN u/v) copied.
+use crate::util::foreach;
 use tch::{nn, Tensor};
 
 /// The reference's decay: beta = 0.5^(batch / max(ema_nimg, 1e-8)),
@@ -57,14 +58,15 @@ impl Ema {
 
     /// ema = src.lerp(ema, beta) (beta*ema + (1-beta)*src, rounded as the reference's) for
     /// parameters; ema = src for buffers.
-    pub fn update(&self, beta: f64) {
-        tch::no_grad(|| {
-            for (s, e) in &self.params {
-                e.shallow_clone().copy_(&s.lerp(e, beta));
-            }
-            for (s, e) in &self.buffers {
-                e.shallow_clone().copy_(s);
-            }
-        });
+    pub fn update(&self, beta: f64) -> anyhow::Result<()> {
+        let (src, ema) = halves(&self.params);
+        foreach::lerp_into(&src, &ema, beta)?;
+        let (src, ema) = halves(&self.buffers);
+        foreach::copy(&src, &ema)
     }
+}
+
+/// The sources and the EMA copies of `pairs`.
+fn halves(pairs: &[(Tensor, Tensor)]) -> (Vec<&Tensor>, Vec<&Tensor>) {
+    pairs.iter().map(|(s, e)| (s, e)).unzip()
 }

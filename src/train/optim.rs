@@ -1,5 +1,7 @@
 //! Adam as the reference runs it (PyTorch 1.9 Adam, no weight decay, no amsgrad), with its state
 //! visible so that a checkpoint can save it and a resume continue exactly.
+use crate::util::foreach::{self, AdamStep};
+use anyhow::Result;
 use tch::{nn, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -41,8 +43,9 @@ pub struct Slot {
     pub exp_avg_sq: Tensor,
 }
 
-/// Adam with its state visible (moments per slot, and the step). Non-finite gradients are
-/// replaced first, as the reference does (NaN -> 0, ±inf -> ±1e5).
+/// Adam with its state visible (moments per slot, and the step), stepped as the reference's loop
+/// does: gradients gathered into one flat tensor, reduced, non-finite entries replaced (NaN -> 0,
+/// ±inf -> ±1e5), then torch.optim.Adam's multi-tensor update (util::foreach).
 pub struct Adam {
     pub config: AdamConfig,
     pub slots: Vec<Slot>,
@@ -75,14 +78,14 @@ impl Adam {
         }
     }
 
-    /// Drop the gradients of every parameter.
-    pub fn zero_grad(&mut self) {
-        for s in &mut self.slots {
-            let mut g = s.param.grad();
-            if g.defined() {
-                let _ = g.detach_().zero_();
-            }
-        }
+    /// The parameters, in slot order.
+    pub fn params(&self) -> Vec<&Tensor> {
+        self.slots.iter().map(|s| &s.param).collect()
+    }
+
+    /// Drop the gradients of every parameter (the reference's `zero_grad(set_to_none=True)`).
+    pub fn zero_grad(&mut self) -> Result<()> {
+        foreach::grads_to_none(&self.params())
     }
 
     /// Enable or disable gradients for all parameters (the reference's `requires_grad_` per phase).
@@ -92,30 +95,41 @@ impl Adam {
         }
     }
 
-    /// One Adam step. Parameters without a gradient are skipped (unused modules at 128).
-    pub fn step(&mut self) {
-        let c = self.config;
+    /// One Adam step on the gradients as they are (see [`Adam::step_with`]).
+    pub fn step(&mut self) -> Result<()> {
+        self.step_with(|_| Ok(()))
+    }
+
+    /// One Adam step as the reference's loop: the gradients gathered into one flat tensor (each
+    /// becomes a view of it), `reduce`d (a data-parallel group's average), non-finite entries
+    /// replaced, then Adam. Parameters without a gradient are skipped (unused modules at 128).
+    pub fn step_with(&mut self, reduce: impl FnOnce(&mut Tensor) -> Result<()>) -> Result<()> {
         self.step += 1;
-        let bc1 = 1.0 - c.beta1.powi(self.step as i32);
-        let bc2_sqrt = (1.0 - c.beta2.powi(self.step as i32)).sqrt();
-        tch::no_grad(|| {
-            for s in &mut self.slots {
-                let g = s.param.grad();
-                if !g.defined() {
-                    continue;
-                }
-                let g = g.nan_to_num(0.0, 1e5, -1e5);
-                let _ = s
-                    .exp_avg
-                    .g_mul_scalar_(c.beta1)
-                    .g_add_(&(&g * (1.0 - c.beta1)));
-                let _ = s
-                    .exp_avg_sq
-                    .g_mul_scalar_(c.beta2)
-                    .g_add_(&(g.square() * (1.0 - c.beta2)));
-                let denom = s.exp_avg_sq.sqrt() / bc2_sqrt + c.eps;
-                let _ = s.param.addcdiv_(&(&s.exp_avg * (-c.lr / bc1)), &denom);
-            }
-        });
+        let Some(mut flat) = foreach::flatten_grads(&self.params())? else {
+            return Ok(());
+        };
+        reduce(&mut flat)?;
+        let _ = flat.nan_to_num_(0.0, 1e5, -1e5);
+        let live: Vec<&Slot> = self
+            .slots
+            .iter()
+            .filter(|s| s.param.grad().defined())
+            .collect();
+        let (c, t) = (self.config, self.step as f64);
+        let step = AdamStep {
+            lr: c.lr,
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.eps,
+            bc1: 1.0 - c.beta1.powf(t),
+            bc2_sqrt: (1.0 - c.beta2.powf(t)).powf(0.5),
+        };
+        let pick = |f: fn(&Slot) -> &Tensor| live.iter().map(|s| f(s)).collect::<Vec<_>>();
+        foreach::adam(
+            &pick(|s| &s.param),
+            &pick(|s| &s.exp_avg),
+            &pick(|s| &s.exp_avg_sq),
+            step,
+        )
     }
 }

@@ -269,12 +269,9 @@ impl Trainer {
         self.group.as_ref().map_or((0, 1), |g| (g.rank, g.world))
     }
 
-    /// Average the gradients of `opt`'s parameters over the group (nothing alone).
-    fn average_gradients(group: Option<&ProcessGroup>, opt: &Adam) -> Result<()> {
-        let Some(g) = group else {
-            return Ok(());
-        };
-        g.average_gradients(&opt.slots.iter().map(|s| &s.param).collect::<Vec<_>>())
+    /// An Adam step of `opt` on its gradients averaged over the group (as they are alone).
+    fn adam_step(group: Option<&ProcessGroup>, opt: &mut Adam) -> Result<()> {
+        opt.step_with(|flat| group.map_or(Ok(()), |g| g.average(flat)))
     }
 
     /// `n` classes for G drawn from the label distribution (torch's RNG), or None when
@@ -380,7 +377,7 @@ impl Trainer {
         let beta = self
             .ema_schedule
             .beta(self.progress.cur_nimg, self.opts.batch);
-        self.ema.update(beta);
+        self.ema.update(beta)?;
         let t_ema = lap();
         self.progress.cur_nimg += self.opts.batch;
         self.progress.batch_idx += 1;
@@ -398,7 +395,7 @@ impl Trainer {
         let (chunk, dev) = (self.opts.batch_gpu, self.device);
         let chunks = z.size()[0] / chunk;
         self.opt_d.set_requires_grad(false);
-        self.opt_g.zero_grad();
+        self.opt_g.zero_grad()?;
         let mut sum = Tensor::zeros([], (Kind::Float, dev));
         for i in 0..chunks {
             let (z, c) = (z.narrow(0, i * chunk, chunk), narrow(c, i * chunk, chunk));
@@ -409,8 +406,7 @@ impl Trainer {
             loss.backward();
             sum += loss.detach();
         }
-        Self::average_gradients(self.group.as_ref(), &self.opt_g)?;
-        self.opt_g.step();
+        Self::adam_step(self.group.as_ref(), &mut self.opt_g)?;
         self.opt_d.set_requires_grad(true);
         Ok(sum / chunks as f64)
     }
@@ -427,7 +423,7 @@ impl Trainer {
     ) -> Result<Tensor> {
         let (chunk, dev) = (self.opts.batch_gpu, self.device);
         let chunks = z.size()[0] / chunk;
-        self.opt_d.zero_grad();
+        self.opt_d.zero_grad()?;
         let mut sum = Tensor::zeros([], (Kind::Float, dev));
         for i in 0..chunks {
             let at = i * chunk;
@@ -448,8 +444,7 @@ impl Trainer {
             self.stats.report("Loss/D/loss", &total);
             sum += total;
         }
-        Self::average_gradients(self.group.as_ref(), &self.opt_d)?;
-        self.opt_d.step();
+        Self::adam_step(self.group.as_ref(), &mut self.opt_d)?;
         Ok(sum / chunks as f64)
     }
 

@@ -4,6 +4,7 @@ pub mod atomic;
 pub mod clock;
 pub mod device;
 pub mod files;
+pub mod foreach;
 pub mod home;
 pub mod images;
 pub mod progress;
