@@ -3,8 +3,9 @@
 // Without the latter the linker drops libtorch_cuda.so and CUDA is unavailable on a GPU machine.
 // It also compiles csrc/*.cpp against libtorch's headers, for what tch does not expose: the CUDA
 // caching allocator's peak memory statistics, CUDA events, bf16 autocast on CPU or CUDA,
-// channels_last, TF32, the random generator's state, multi-tensor (foreach) updates, c10d process groups (Gloo, and NCCL with
-// the CUDA headers of the wheel's PyPI dependencies).
+// channels_last, TF32, the random generator's state, multi-tensor (foreach) updates, the
+// Kineto profiler, LeakyReLU with a slope, c10d process groups (Gloo, and NCCL with the CUDA
+// headers of the wheel's PyPI dependencies).
 use std::path::PathBuf;
 
 fn main() {
@@ -19,6 +20,8 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/c10d.cpp");
     println!("cargo:rerun-if-changed=csrc/foreach.cpp");
     println!("cargo:rerun-if-changed=csrc/guarded.h");
+    println!("cargo:rerun-if-changed=csrc/profiler.cpp");
+    println!("cargo:rerun-if-changed=csrc/ops.cpp");
     println!("cargo:rerun-if-changed=csrc/gloo_stub");
     let libtorch =
         PathBuf::from(std::env::var("LIBTORCH").unwrap_or_else(|_| ".venv/libtorch".into()));
@@ -58,6 +61,8 @@ fn main() {
         .file("csrc/cuda_events.cpp")
         .file("csrc/c10d.cpp")
         .file("csrc/foreach.cpp")
+        .file("csrc/profiler.cpp")
+        .file("csrc/ops.cpp")
         .include(libtorch.join("include"))
         .include(libtorch.join("include/torch/csrc/api/include"))
         .include("csrc/gloo_stub")

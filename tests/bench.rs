@@ -1,40 +1,45 @@
 //! `fpgan bench` with tiny settings: a well-formed table, ratios against the first config, JSON.
 use std::process::Command;
 
-#[test]
-fn bench_prints_a_table_with_ratios_and_writes_json() {
-    let tmp = tempfile::tempdir().unwrap();
-    let json = tmp.path().join("bench.json");
+/// `fpgan bench ARGS` on the CPU, which must succeed: its standard output.
+fn bench(args: &[&str]) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_fpgan"))
-        .args([
-            "bench",
-            "--cfgs",
-            "fastgan_lite,faster_lite",
-            "--res",
-            "128",
-            "--batch",
-            "4",
-            "--batch-gpu",
-            "2",
-            "--ngf",
-            "8",
-            "--iters",
-            "2",
-            "--warmup",
-            "1",
-            "--device",
-            "cpu",
-            "--json",
-            json.to_str().unwrap(),
-        ])
+        .arg("bench")
+        .args(args)
+        .args(["--device", "cpu"])
         .output()
         .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
         o.status.success(),
         "{out}\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    out
+}
+
+#[test]
+fn bench_prints_a_table_with_ratios_and_writes_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("bench.json");
+    let out = bench(&[
+        "--cfgs",
+        "fastgan_lite,faster_lite",
+        "--res",
+        "128",
+        "--batch",
+        "4",
+        "--batch-gpu",
+        "2",
+        "--ngf",
+        "8",
+        "--iters",
+        "2",
+        "--warmup",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
     let lines: Vec<&str> = out.lines().collect();
     assert!(
         lines[0].starts_with("fpgan bench: 128x128, batch 4 (batch-gpu 2)"),
@@ -145,18 +150,24 @@ fn bench_cond_measures_the_conditional_networks() {
     use fpgan::nets::layers::trainable_params;
     let tmp = tempfile::tempdir().unwrap();
     let json = tmp.path().join("bench.json");
-    let o = Command::new(env!("CARGO_BIN_EXE_fpgan"))
-        .args([
-            "bench", "--cfgs", "faster", "--res", "128", "--batch", "2", "--ngf", "8",
-        ])
-        .args([
-            "--cond", "3", "--iters", "1", "--warmup", "1", "--device", "cpu",
-        ])
-        .args(["--json", json.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = bench(&[
+        "--cfgs",
+        "faster",
+        "--res",
+        "128",
+        "--batch",
+        "2",
+        "--ngf",
+        "8",
+        "--cond",
+        "3",
+        "--iters",
+        "1",
+        "--warmup",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
     assert!(
         out.starts_with("fpgan bench: 128x128, class-conditional (3 classes), batch 2"),
         "{out}"
@@ -176,4 +187,120 @@ fn bench_cond_measures_the_conditional_networks() {
     assert_eq!(v[0]["spec"]["classes"], 3);
     assert_eq!(v[0]["params_g"], trainable_params(&gvs));
     assert_eq!(v[0]["params_d"], trainable_params(&dvs));
+}
+
+#[test]
+fn bench_profile_writes_a_chrome_trace_and_says_where_the_time_goes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, dir) = (tmp.path().join("b.json"), tmp.path().join("prof"));
+    let out = bench(&[
+        "--cfgs",
+        "faster_lite",
+        "--res",
+        "128",
+        "--batch",
+        "2",
+        "--ngf",
+        "8",
+        "--iters",
+        "1",
+        "--warmup",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+        "--profile",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("profile of faster_lite") && out.contains("libtorch operator calls"),
+        "{out}"
+    );
+    let trace: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("faster_lite-fp32.trace.json")).unwrap())
+            .unwrap();
+    let events = trace["traceEvents"].as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["name"] == "aten::convolution_backward"),
+        "the trace holds the backward pass (autograd's operators)"
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let p = &r[0]["profile"];
+    assert_eq!(p["iterations"], 2);
+    assert!(
+        p["ops"].as_f64().unwrap() > 1000.0 && p["kernels"] == 0.0,
+        "{p}"
+    );
+    let top = p["top"].as_array().unwrap();
+    let ms: Vec<f64> = top
+        .iter()
+        .map(|e| e["ms_per_iter"].as_f64().unwrap())
+        .collect();
+    assert!(
+        ms.windows(2).all(|w| w[0] >= w[1]),
+        "heaviest first: {ms:?}"
+    );
+    let own: f64 = ms.iter().sum();
+    assert!(
+        own <= p["wall_ms"].as_f64().unwrap() * 1.01,
+        "own times are not double-counted: {p}"
+    );
+    assert!(
+        top[..3]
+            .iter()
+            .any(|e| e["name"].as_str().unwrap().contains("convolution")),
+        "on a CPU convolutions lead: {p}"
+    );
+}
+
+#[test]
+fn trace_summary_counts_own_time_per_thread_and_prefers_kernels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("t.json");
+    let span = |cat: &str, name: &str, tid: i64, ts: f64, dur: f64| serde_json::json!({"ph": "X", "cat": cat, "name": name, "tid": tid, "ts": ts, "dur": dur});
+    let summary = |events: Vec<serde_json::Value>, iterations: usize| {
+        std::fs::write(
+            &path,
+            serde_json::json!({ "traceEvents": events }).to_string(),
+        )
+        .unwrap();
+        let s = fpgan::util::profiler::summarise(&path, iterations, 5).unwrap();
+        let top: Vec<(String, f64, f64)> = (s.top.iter())
+            .map(|e| (e.name.clone(), e.calls_per_iter, e.ms_per_iter))
+            .collect();
+        (s, top)
+    };
+    // CPU, 2 iterations: thread 1's outer [0, 10 ms) holds inner [2, 5); thread 2's inner [0, 2)
+    let (s, top) = summary(
+        vec![
+            span("cpu_op", "outer", 1, 0.0, 10_000.0),
+            span("cpu_op", "inner", 1, 2_000.0, 3_000.0),
+            span("cpu_op", "inner", 2, 0.0, 2_000.0),
+        ],
+        2,
+    );
+    assert_eq!(
+        (s.ops, s.kernels, s.gpu_ms, s.wall_ms),
+        (1.5, 0.0, 0.0, 5.0)
+    );
+    assert_eq!(
+        top,
+        [("outer".into(), 0.5, 3.5), ("inner".into(), 1.0, 2.5)]
+    );
+    // CUDA, 1 iteration: kernels rank, copies count as GPU time
+    let (s, top) = summary(
+        vec![
+            span("cpu_op", "aten::add", 1, 0.0, 10_000.0),
+            span("kernel", "k1", 7, 1_000.0, 3_000.0),
+            span("kernel", "k1", 7, 5_000.0, 1_000.0),
+            span("gpu_memcpy", "Memcpy HtoD", 7, 6_000.0, 2_000.0),
+        ],
+        1,
+    );
+    assert_eq!(
+        (s.ops, s.kernels, s.gpu_ms, s.wall_ms),
+        (1.0, 2.0, 6.0, 10.0)
+    );
+    assert_eq!(top, [("k1".into(), 2.0, 4.0)]);
 }

@@ -6,6 +6,8 @@
 #   stage              copy the carried bundles (gpu/a, gpu/b, ...) in; assemble and check
 #   check              CUDA vs CPU: losses and gradients of one G and D phase (TF32 off)
 #   bench              fpgan bench, 4 configurations x {fp32, --tf32, bf16, bf16+channels_last}
+#   profile            faster and fastgan under libtorch's profiler (fp32, bf16+channels_last):
+#                      where the time goes (profile.txt) and the Chrome traces (traces.tar.gz)
 #   official           the official code (pg_bench.py) for fastgan and fastgan+DSC, fp32
 #   train MINUTES      background: faster, then fastgan, each MINUTES of wall clock (SIGTERM)
 #   wait SECONDS       wait for the background training (at most SECONDS), show its progress
@@ -15,7 +17,7 @@
 #                      that the path works, and what its two all-reduces cost
 #   all MINUTES        stage, check, bench, official, train, wait, fid (one long sitting)
 set -euo pipefail
-STEP=${1:?usage: scripts/gpu/run.sh stage|check|bench|official|train|wait|fid|fid50k|dist|all}
+STEP=${1:?usage: scripts/gpu/run.sh stage|check|bench|profile|official|train|wait|fid|fid50k|dist|all}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 G=${FPGAN_GPU:-/tmp/fpgan-gpu}
 OUT=${OUT:-$ROOT/gpu-out}
@@ -69,6 +71,16 @@ bench() {
   "$BIN" bench "${common[@]}" --amp bf16 --json "$OUT/bench-gpu-bf16.json" | tee -a "$OUT/bench.txt"
   "$BIN" bench "${common[@]}" --amp bf16 --channels-last --json "$OUT/bench-gpu-bf16-cl.json" \
     | tee -a "$OUT/bench.txt"
+}
+
+profile() {
+  need "$BIN"
+  local common=(--device cuda --res 256 --batch 64 --iters 3 --warmup 3 --cfgs faster,fastgan
+    --profile "$G/prof")
+  "$BIN" bench "${common[@]}" | tee "$OUT/profile.txt"
+  "$BIN" bench "${common[@]}" --amp bf16 --channels-last | tee -a "$OUT/profile.txt"
+  tar -C "$G/prof" -czf "$OUT/traces.tar.gz" .
+  ls -la "$OUT/traces.tar.gz"
 }
 
 official() {
@@ -141,6 +153,7 @@ case $STEP in
   stage) stage ;;
   check) check ;;
   bench) bench ;;
+  profile) profile ;;
   official) official ;;
   train) train "${2:-}" ;;
   wait) wait_training "${2:-540}" ;;

@@ -4,7 +4,7 @@ use crate::nets::generator::{GenCfg, GeneratorConfig};
 use crate::train::bench;
 use crate::util::device::parse_device;
 use crate::util::files::check_writable_file;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -40,6 +40,11 @@ pub struct BenchArgs {
     /// Also write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Run 2 more iterations of each configuration under libtorch's profiler: a Chrome trace
+    /// DIR/<cfg>-<settings>.trace.json (chrome://tracing, ui.perfetto.dev) and a summary of
+    /// operator calls, CUDA kernels, GPU busy time and the heaviest kernels.
+    #[arg(long, value_name = "DIR")]
+    pub profile: Option<PathBuf>,
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -49,6 +54,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     if let Some(p) = &a.json {
         check_writable_file(p, "--json")?;
+    }
+    if let Some(dir) = &a.profile {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "cannot create --profile folder {}: pick a writable folder",
+                dir.display()
+            )
+        })?;
     }
     let batch_gpu = a.batch_gpu.unwrap_or(a.batch);
     let mut specs = Vec::new();
@@ -69,6 +82,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             warmup: a.warmup,
             device: a.device.clone(),
             fast: a.fast,
+            profile: a.profile.clone(),
         };
         // validate before spawning anything
         GeneratorConfig {

@@ -29,6 +29,19 @@ pub struct FastPath {
     pub tf32: bool,
 }
 
+impl FastPath {
+    /// A short tag of the settings for file names: fp32 | bf16, then -tf32, -cl.
+    pub fn tag(&self) -> String {
+        let amp = match self.amp {
+            Amp::None => "fp32",
+            Amp::Bf16 => "bf16",
+        };
+        let tf32 = if self.tf32 { "-tf32" } else { "" };
+        let cl = if self.channels_last { "-cl" } else { "" };
+        format!("{amp}{tf32}{cl}")
+    }
+}
+
 /// Precision of the forward passes (`--amp`). With `bf16`, forward passes of G and D run under
 /// bfloat16 autocast on the training device (csrc/autocast.cpp); parameters, gradients, optimizer
 /// state, losses and EMA stay float32.

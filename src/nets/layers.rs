@@ -307,9 +307,10 @@ pub fn batch_norm(p: &nn::Path, c: i64, eps: f64) -> nn::BatchNorm {
     )
 }
 
-/// LeakyReLU with slope 0.2 (tch's `leaky_relu` is fixed at 0.01).
+/// LeakyReLU with slope 0.2, the reference's `nn.LeakyReLU(0.2)` (tch's `leaky_relu` is fixed at
+/// 0.01).
 pub fn leaky_relu_02(x: &Tensor) -> Tensor {
-    x.maximum(&(x * 0.2))
+    crate::util::ops::leaky_relu(x, 0.2)
 }
 
 /// Number of elements of the trainable variables of `vs`.

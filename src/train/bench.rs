@@ -9,8 +9,10 @@ use crate::nets::info::thousands;
 use crate::nets::layers::trainable_params;
 use crate::util::atomic::atomic_write;
 use crate::util::device::parse_device;
+use crate::util::profiler::{self, TraceSummary};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Kind, Tensor};
 
@@ -30,6 +32,9 @@ pub struct BenchSpec {
     pub device: String,
     #[serde(flatten)]
     pub fast: FastPath,
+    /// Folder for a Chrome trace of a few more iterations under libtorch's profiler.
+    #[serde(default)]
+    pub profile: Option<PathBuf>,
 }
 
 /// Median of the phases of the measured iterations, in seconds.
@@ -60,6 +65,9 @@ pub struct BenchResult {
     pub phases: Phases,
     pub device: String,
     pub threads: i64,
+    /// What the profiled iterations' trace says (`--profile`).
+    #[serde(default)]
+    pub profile: Option<TraceSummary>,
 }
 
 impl BenchResult {
@@ -88,8 +96,12 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
         tch::Cuda::cudnn_set_benchmark(true);
     }
     let mut trainer = bench_trainer(spec, device)?;
-    let (iters, phases) = timed_iterations(&mut trainer, spec, device)?;
+    let data = SyntheticData::new(spec);
+    let (iters, phases) = timed_iterations(&mut trainer, &data, spec, device)?;
     let gpu = cuda_memory::stats(device, false);
+    let profile = (spec.profile.as_deref())
+        .map(|dir| profiled_iterations(&mut trainer, &data, spec, device, dir))
+        .transpose()?;
     let col = |k: usize| median(&phases.iter().map(|p| p[k]).collect::<Vec<_>>());
     let med = median(&iters);
     Ok(BenchResult {
@@ -111,6 +123,7 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
         },
         device: format!("{device:?}"),
         threads: tch::get_num_threads() as i64,
+        profile,
         sec_per_iter: iters,
         spec: spec.clone(),
     })
@@ -133,41 +146,93 @@ fn bench_trainer(spec: &BenchSpec, device: tch::Device) -> Result<Trainer> {
     Ok(trainer)
 }
 
-/// Warm-up then measured iterations on batches gathered from an in-memory image pool (as the
-/// training data thread gathers them): each measured iteration's seconds, and its data, G
-/// phase, D phase and EMA seconds. GPU memory peaks count the measured iterations only.
+/// A pool of random images in memory, from which batches are gathered as the training data
+/// thread gathers them (so that disk and decoding are not measured).
+struct SyntheticData {
+    pool: Tensor,
+}
+
+impl SyntheticData {
+    fn new(spec: &BenchSpec) -> Self {
+        let n = spec.batch.max(16);
+        let shape = [n, 3, spec.res, spec.res];
+        SyntheticData {
+            pool: Tensor::randint(256, shape, (Kind::Uint8, tch::Device::Cpu)),
+        }
+    }
+
+    /// A batch of images, and their labels when class-conditional.
+    fn batch(&self, spec: &BenchSpec) -> (Tensor, Option<Tensor>) {
+        let n = self.pool.size()[0];
+        let idx = Tensor::randint(n, [spec.batch], (Kind::Int64, tch::Device::Cpu));
+        let labels = (spec.classes > 0).then(|| idx.remainder(spec.classes));
+        (self.pool.index_select(0, &idx), labels)
+    }
+}
+
+/// Wait for `device`'s queued work (nothing on a CPU).
+fn synchronize(device: tch::Device) {
+    if let tch::Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// Warm-up then measured iterations: each measured iteration's seconds, and its data, G phase,
+/// D phase and EMA seconds. GPU memory peaks count the measured iterations only.
 fn timed_iterations(
     trainer: &mut Trainer,
+    data: &SyntheticData,
     spec: &BenchSpec,
     device: tch::Device,
 ) -> Result<(Vec<f64>, Vec<[f64; 4]>)> {
-    let pool_n = spec.batch.max(16);
-    let pool = Tensor::randint(
-        256,
-        [pool_n, 3, spec.res, spec.res],
-        (Kind::Uint8, tch::Device::Cpu),
-    );
     let (mut iters, mut phases) = (Vec::new(), Vec::new());
     for it in 0..spec.warmup + spec.iters {
         let t0 = Instant::now();
-        let idx = Tensor::randint(pool_n, [spec.batch], (Kind::Int64, tch::Device::Cpu));
-        let reals = pool.index_select(0, &idx);
-        let labels = (spec.classes > 0).then(|| idx.remainder(spec.classes));
-        let data = t0.elapsed().as_secs_f64();
+        let (reals, labels) = data.batch(spec);
+        let data_sec = t0.elapsed().as_secs_f64();
         let l = trainer.step(&reals, labels.as_ref())?;
-        if let tch::Device::Cuda(i) = device {
-            tch::Cuda::synchronize(i as i64);
-        }
+        synchronize(device);
         if it + 1 == spec.warmup {
             cuda_memory::stats(device, true); // peaks of the measured iterations only
         }
         if it >= spec.warmup {
             iters.push(t0.elapsed().as_secs_f64());
             let [g, d, ema] = l.phase_sec.expect("bench times the phases");
-            phases.push([data, g, d, ema]);
+            phases.push([data_sec, g, d, ema]);
         }
     }
     Ok((iters, phases))
+}
+
+/// Iterations recorded by `--profile`.
+pub const PROFILED_ITERS: usize = 2;
+
+/// [`PROFILED_ITERS`] more iterations under libtorch's profiler, as `fpgan train` runs them
+/// (phases not synchronised): the Chrome trace `<cfg>-<settings>.trace.json` in `dir`, and what
+/// it says.
+fn profiled_iterations(
+    trainer: &mut Trainer,
+    data: &SyntheticData,
+    spec: &BenchSpec,
+    device: tch::Device,
+    dir: &Path,
+) -> Result<TraceSummary> {
+    let path = dir.join(format!(
+        "{}-{}.trace.json",
+        spec.cfg.name(),
+        spec.fast.tag()
+    ));
+    let batches: Vec<_> = (0..PROFILED_ITERS).map(|_| data.batch(spec)).collect();
+    trainer.time_phases = false;
+    synchronize(device);
+    profiler::start(device.is_cuda())?;
+    for (reals, labels) in &batches {
+        trainer.step(reals, labels.as_ref())?;
+    }
+    synchronize(device);
+    profiler::stop(&path)?;
+    trainer.time_phases = true;
+    profiler::summarise(&path, PROFILED_ITERS, 12)
 }
 
 /// Run every spec in its own child process (`fpgan bench-worker`) and collect the results (one
@@ -218,6 +283,46 @@ pub fn render(results: &[BenchResult]) -> String {
     s += &ratio_table(results, base);
     if base.device == "Cpu" {
         s += "(CPU: peak memory is the process's peak RSS, which includes libtorch itself.)\n";
+    }
+    for r in results {
+        if let Some(p) = &r.profile {
+            s += &profile_table(r.spec.cfg.name(), p);
+        }
+    }
+    s
+}
+
+/// What the trace of one configuration's profiled iterations says, per iteration.
+fn profile_table(cfg: &str, p: &TraceSummary) -> String {
+    use std::fmt::Write;
+    let gpu = p.kernels > 0.0;
+    let mut s = format!(
+        "\nprofile of {cfg}, per iteration ({} iterations; trace {}):\n{:.0} libtorch operator calls",
+        p.iterations, p.trace, p.ops
+    );
+    if gpu {
+        let busy = 100.0 * p.gpu_ms / p.wall_ms.max(1e-9);
+        let _ = write!(
+            s,
+            ", {:.0} CUDA kernels; GPU busy {:.1} of {:.1} ms ({busy:.0} %)",
+            p.kernels, p.gpu_ms, p.wall_ms
+        );
+    } else {
+        let _ = write!(s, " in {:.1} ms", p.wall_ms);
+    }
+    let what = if gpu {
+        "kernel"
+    } else {
+        "operator (own time, less the operators it calls)"
+    };
+    let _ = writeln!(s, "\n{:>10} {:>8}  {what}", "ms/iter", "calls");
+    for e in &p.top {
+        let name: String = e.name.chars().take(100).collect();
+        let _ = writeln!(
+            s,
+            "{:>10.3} {:>8.1}  {name}",
+            e.ms_per_iter, e.calls_per_iter
+        );
     }
     s
 }

@@ -1,5 +1,6 @@
 //! Helpers under everything else: files (atomic writes, safetensors), images, devices, seeded
-//! generators, the clock, progress bars and where the pretrained weights live.
+//! generators, the clock, progress bars, libtorch's profiler, multi-tensor updates and where the
+//! pretrained weights live.
 pub mod atomic;
 pub mod clock;
 pub mod device;
@@ -7,6 +8,8 @@ pub mod files;
 pub mod foreach;
 pub mod home;
 pub mod images;
+pub mod ops;
+pub mod profiler;
 pub mod progress;
 pub mod rng;
 pub mod rng_state;

@@ -1,0 +1,48 @@
+// fpgan: libtorch's (Kineto) profiler, which tch does not expose: record the operators of a
+// stretch of work (and on CUDA its kernels, copies and launches) and save it as a Chrome trace
+// (`fpgan bench --profile`). Functions return 0, or -1 with the message in fpgan_profiler_error().
+#include <torch/csrc/autograd/profiler_kineto.h>
+
+#include "guarded.h"
+
+#include <set>
+#include <string>
+
+namespace {
+
+namespace impl = torch::profiler::impl;
+
+impl::ProfilerConfig config() {
+  return impl::ProfilerConfig(impl::ProfilerState::KINETO, /*report_input_shapes=*/false,
+                              /*profile_memory=*/false, /*with_stack=*/false,
+                              /*with_flops=*/false, /*with_modules=*/false);
+}
+
+std::set<impl::ActivityType> activities(int cuda) {
+  std::set<impl::ActivityType> a{impl::ActivityType::CPU};
+  if (cuda) a.insert(impl::ActivityType::CUDA);
+  return a;
+}
+
+}  // namespace
+
+// The message of the last failure on this thread.
+extern "C" const char* fpgan_profiler_error() { return fpgan::last_error().c_str(); }
+
+// Start recording operators (and CUDA activity when `cuda` is non-zero) on this thread and the
+// threads it hands work to (autograd's).
+extern "C" int fpgan_profiler_start(int cuda) {
+  return fpgan::guarded([&] {
+    torch::autograd::profiler::prepareProfiler(config(), activities(cuda));
+    torch::autograd::profiler::enableProfiler(config(), activities(cuda));
+  });
+}
+
+// Stop recording and write the Chrome trace to `path`.
+extern "C" int fpgan_profiler_stop(const char* path) {
+  return fpgan::guarded([&] {
+    auto result = torch::autograd::profiler::disableProfiler();
+    if (!result) throw std::runtime_error("the profiler was not running");
+    result->save(path);
+  });
+}

@@ -1,0 +1,165 @@
+//! libtorch's profiler (csrc/profiler.cpp): a Chrome trace of a stretch of work, and its summary
+//! (operator calls, kernels, GPU busy time and the heaviest entries) for `fpgan bench --profile`.
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::ffi::{c_char, CStr, CString};
+use std::path::Path;
+
+extern "C" {
+    fn fpgan_profiler_error() -> *const c_char;
+    fn fpgan_profiler_start(cuda: i32) -> i32;
+    fn fpgan_profiler_stop(path: *const c_char) -> i32;
+}
+
+fn check(what: &str, rc: i32) -> Result<()> {
+    if rc == 0 {
+        return Ok(());
+    }
+    // SAFETY: the shim keeps the message in a thread-local string until its next failure.
+    let msg = unsafe { CStr::from_ptr(fpgan_profiler_error()) };
+    bail!("{what}: {}", msg.to_string_lossy())
+}
+
+/// Start recording libtorch's operators, and CUDA kernels, copies and launches when `cuda`.
+pub fn start(cuda: bool) -> Result<()> {
+    // SAFETY: a plain call; the shim catches C++ exceptions.
+    check("cannot start the profiler", unsafe {
+        fpgan_profiler_start(i32::from(cuda))
+    })
+}
+
+/// Stop recording and write the Chrome trace (chrome://tracing, ui.perfetto.dev) to `path`.
+pub fn stop(path: &Path) -> Result<()> {
+    let c = CString::new(path.to_string_lossy().as_bytes())
+        .with_context(|| format!("bad trace path {}", path.display()))?;
+    // SAFETY: `c` lives for the call; the shim catches C++ exceptions.
+    check(
+        &format!("cannot write the trace {}", path.display()),
+        unsafe { fpgan_profiler_stop(c.as_ptr()) },
+    )
+}
+
+/// One row of a trace summary: a kernel (CUDA) or operator (CPU) name, its calls and time.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TraceEntry {
+    pub name: String,
+    pub calls_per_iter: f64,
+    pub ms_per_iter: f64,
+}
+
+/// What a trace of `iterations` training iterations says, per iteration.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TraceSummary {
+    pub trace: String,
+    pub iterations: usize,
+    /// libtorch operator calls (nested ones included).
+    pub ops: f64,
+    /// CUDA kernels launched.
+    pub kernels: f64,
+    /// Time the GPU spent in kernels, copies and fills, ms.
+    pub gpu_ms: f64,
+    /// From the first event to the last, ms.
+    pub wall_ms: f64,
+    /// The heaviest CUDA kernels by total time, or on a CPU the heaviest operators by their own
+    /// time (less that of the operators they call).
+    pub top: Vec<TraceEntry>,
+}
+
+#[derive(Deserialize)]
+struct Trace {
+    #[serde(rename = "traceEvents")]
+    events: Vec<Event>,
+}
+
+#[derive(Deserialize)]
+struct Event {
+    #[serde(default)]
+    ph: String,
+    #[serde(default)]
+    cat: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    ts: f64,
+    #[serde(default)]
+    dur: f64,
+    #[serde(default)]
+    tid: serde_json::Value,
+}
+
+/// Each span's own time: its duration less that of the spans nested in it on its thread.
+fn self_times(spans: &[&Event]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..spans.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (spans[a], spans[b]);
+        (x.tid.to_string().cmp(&y.tid.to_string()))
+            .then(x.ts.total_cmp(&y.ts))
+            .then(y.dur.total_cmp(&x.dur))
+    });
+    let mut own: Vec<f64> = spans.iter().map(|e| e.dur).collect();
+    let mut open: Vec<usize> = Vec::new();
+    for &i in &order {
+        let e = spans[i];
+        while let Some(&top) = open.last() {
+            let t = spans[top];
+            if t.tid != e.tid || t.ts + t.dur <= e.ts {
+                open.pop();
+            } else {
+                break;
+            }
+        }
+        if let Some(&parent) = open.last() {
+            own[parent] -= e.dur;
+        }
+        open.push(i);
+    }
+    own
+}
+
+/// Summarise the Chrome trace at `path`, recorded over `iterations` iterations, keeping the
+/// `top` heaviest kernels (or operators on a CPU).
+pub fn summarise(path: &Path, iterations: usize, top: usize) -> Result<TraceSummary> {
+    let text =
+        std::fs::read(path).with_context(|| format!("cannot read the trace {}", path.display()))?;
+    let trace: Trace = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a Chrome trace", path.display()))?;
+    let spans: Vec<&Event> = trace.events.iter().filter(|e| e.ph == "X").collect();
+    let n = iterations.max(1) as f64;
+    let count = |cat: &str| spans.iter().filter(|e| e.cat == cat).count() as f64 / n;
+    let gpu = |e: &&&Event| matches!(e.cat.as_str(), "kernel" | "gpu_memcpy" | "gpu_memset");
+    let (first, last) = spans.iter().fold((f64::INFINITY, 0.0f64), |(a, b), e| {
+        (a.min(e.ts), b.max(e.ts + e.dur))
+    });
+    let kernels = count("kernel");
+    let heavy = if kernels > 0.0 { "kernel" } else { "cpu_op" };
+    let heavy: Vec<&Event> = spans.iter().copied().filter(|e| e.cat == heavy).collect();
+    let mut by_name: HashMap<&str, (f64, f64)> = HashMap::new();
+    for (e, us) in heavy.iter().zip(self_times(&heavy)) {
+        let s = by_name.entry(e.name.as_str()).or_default();
+        (s.0, s.1) = (s.0 + 1.0, s.1 + us);
+    }
+    let mut rows: Vec<TraceEntry> = by_name
+        .into_iter()
+        .map(|(name, (calls, us))| TraceEntry {
+            name: name.to_string(),
+            calls_per_iter: calls / n,
+            ms_per_iter: us / 1e3 / n,
+        })
+        .collect();
+    rows.sort_by(|a, b| b.ms_per_iter.total_cmp(&a.ms_per_iter));
+    rows.truncate(top);
+    Ok(TraceSummary {
+        trace: path.display().to_string(),
+        iterations,
+        ops: count("cpu_op"),
+        kernels,
+        gpu_ms: spans.iter().filter(gpu).map(|e| e.dur).sum::<f64>() / 1e3 / n,
+        wall_ms: if last > first {
+            (last - first) / 1e3 / n
+        } else {
+            0.0
+        },
+        top: rows,
+    })
+}
