@@ -1,4 +1,4 @@
-//! Adam as the reference runs it (PyTorch 1.9 Adam, no weight decay, no amsgrad), with its state
+//! Adam as the reference runs it (torch.optim.Adam, no weight decay, no amsgrad), with its state
 //! visible so that a checkpoint can save it and a resume continue exactly.
 use crate::util::foreach::{self, AdamStep};
 use anyhow::Result;
@@ -49,7 +49,9 @@ pub struct Slot {
 pub struct Adam {
     pub config: AdamConfig,
     pub slots: Vec<Slot>,
-    /// Number of steps taken (bias correction uses it).
+    /// Number of steps taken (bias correction uses it). One count for all parameters: torch
+    /// keeps one per parameter, which is the same here since a parameter of fpgan's networks has
+    /// a gradient in every step or in none.
     pub step: i64,
 }
 
