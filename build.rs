@@ -20,6 +20,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/c10d.cpp");
     println!("cargo:rerun-if-changed=csrc/foreach.cpp");
     println!("cargo:rerun-if-changed=csrc/guarded.h");
+    println!("cargo:rerun-if-changed=csrc/guarded.cpp");
     println!("cargo:rerun-if-changed=csrc/profiler.cpp");
     println!("cargo:rerun-if-changed=csrc/ops.cpp");
     println!("cargo:rerun-if-changed=csrc/gloo_stub");
@@ -60,6 +61,7 @@ fn main() {
         .file("csrc/rng_state.cpp")
         .file("csrc/cuda_events.cpp")
         .file("csrc/c10d.cpp")
+        .file("csrc/guarded.cpp")
         .file("csrc/foreach.cpp")
         .file("csrc/profiler.cpp")
         .file("csrc/ops.cpp")

@@ -25,8 +25,6 @@ using fpgan::guarded;
 
 }  // namespace
 
-// The message of the last failure on this thread.
-extern "C" const char* fpgan_c10d_error() { return fpgan::last_error().c_str(); }
 
 namespace {
 
@@ -44,7 +42,7 @@ c10::intrusive_ptr<c10d::Store> tcp_store(const char* host, int port, int rank, 
 }  // namespace
 
 // Join a group of `world` processes as `rank` through the TCPStore at host:port (rank 0 serves
-// it) with a Gloo backend; null on failure (see fpgan_c10d_error).
+// it) with a Gloo backend; null on failure (see fpgan_last_error).
 extern "C" void* fpgan_c10d_gloo_new(const char* host, int port, int rank, int world,
                                      long timeout_ms) {
   Group* out = nullptr;

@@ -2,7 +2,7 @@
 // the reference's gradient gathering, Adam's update (torch.optim.Adam's default on CUDA) and the
 // EMA in a few kernel launches for all parameters instead of several per parameter. On a CPU the
 // same arithmetic runs tensor by tensor. Takes arrays of tch's tensor handles (at::Tensor*);
-// empty lists are no-ops; functions return 0, or -1 with the message in fpgan_foreach_error().
+// empty lists are no-ops; functions return 0, or -1 with the message in fpgan_last_error().
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
@@ -23,9 +23,6 @@ std::vector<at::Tensor> list(at::Tensor* const* ts, int n) {
 }
 
 }  // namespace
-
-// The message of the last failure on this thread.
-extern "C" const char* fpgan_foreach_error() { return fpgan::last_error().c_str(); }
 
 // Drop the gradients of `params` (PyTorch's zero_grad(set_to_none=True), as the reference).
 extern "C" int fpgan_grads_to_none(at::Tensor* const* params, int n) {

@@ -1,5 +1,6 @@
 // fpgan: C++ exceptions stopped at the C boundary of the shims: a failing call returns -1 and
-// leaves a message (libtorch's, without its backtrace) for this thread's next fpgan_*_error().
+// leaves a message (libtorch's, without its backtrace) for this thread's fpgan_last_error()
+// (guarded.cpp).
 #pragma once
 #include <c10/util/Exception.h>
 

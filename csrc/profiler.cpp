@@ -1,6 +1,6 @@
 // fpgan: libtorch's (Kineto) profiler, which tch does not expose: record the operators of a
 // stretch of work (and on CUDA its kernels, copies and launches) and save it as a Chrome trace
-// (`fpgan bench --profile`). Functions return 0, or -1 with the message in fpgan_profiler_error().
+// (`fpgan bench --profile`). Functions return 0, or -1 with the message in fpgan_last_error().
 #include <torch/csrc/autograd/profiler_kineto.h>
 
 #include "guarded.h"
@@ -25,9 +25,6 @@ std::set<impl::ActivityType> activities(int cuda) {
 }
 
 }  // namespace
-
-// The message of the last failure on this thread.
-extern "C" const char* fpgan_profiler_error() { return fpgan::last_error().c_str(); }
 
 // Start recording operators (and CUDA activity when `cuda` is non-zero) on this thread and the
 // threads it hands work to (autograd's).

@@ -1,12 +1,12 @@
 //! A c10d process group (TCPStore rendezvous; Gloo for CPU tensors, or NCCL for CUDA ones) over
 //! `csrc/c10d.cpp`: in-place all-reduce (sum), broadcast and barrier of tensors.
+use crate::util::shim::last_error;
 use anyhow::{bail, Result};
-use std::ffi::{c_char, c_void, CStr, CString};
+use std::ffi::{c_char, c_void, CString};
 use std::time::Duration;
 use tch::Tensor;
 
 extern "C" {
-    fn fpgan_c10d_error() -> *const c_char;
     fn fpgan_c10d_gloo_new(
         host: *const c_char,
         port: i32,
@@ -26,14 +26,6 @@ extern "C" {
     fn fpgan_c10d_broadcast(g: *mut c_void, t: *mut torch_sys::C_tensor, root: i32) -> i32;
     fn fpgan_c10d_barrier(g: *mut c_void) -> i32;
     fn fpgan_c10d_free(g: *mut c_void);
-}
-
-/// The last c10d failure of this thread: the first line of its message (c10d appends a stack
-/// trace).
-fn last_error() -> String {
-    // SAFETY: the shim returns a NUL-terminated thread-local string.
-    let full = unsafe { CStr::from_ptr(fpgan_c10d_error()) }.to_string_lossy();
-    full.lines().next().unwrap_or("").trim().to_string()
 }
 
 /// The c10d backend of a group.

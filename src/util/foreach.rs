@@ -1,14 +1,13 @@
 //! Multi-tensor ("foreach") updates over lists of tensors (csrc/foreach.cpp): gradients gathered
 //! into one flat tensor, Adam's step and the EMA in a few kernel launches for all parameters.
-use anyhow::{bail, Result};
-use std::ffi::{c_char, CStr};
+use super::shim::check;
+use anyhow::Result;
 use tch::Tensor;
 use torch_sys::C_tensor;
 
 type Handles = *const *const C_tensor;
 
 extern "C" {
-    fn fpgan_foreach_error() -> *const c_char;
     fn fpgan_grads_to_none(params: Handles, n: i32) -> i32;
     fn fpgan_flatten_grads(params: Handles, n: i32, out: *mut *mut C_tensor) -> i32;
     fn fpgan_foreach_adam(
@@ -30,16 +29,6 @@ extern "C" {
 /// The handles of `ts`, valid while `ts` lives.
 fn handles(ts: &[&Tensor]) -> Vec<*const C_tensor> {
     ts.iter().map(|t| t.as_ptr()).collect()
-}
-
-/// Turn the shim's return code into a result naming `what`.
-fn check(what: &str, rc: i32) -> Result<()> {
-    if rc == 0 {
-        return Ok(());
-    }
-    // SAFETY: the shim keeps the message in a thread-local string until its next failure.
-    let msg = unsafe { CStr::from_ptr(fpgan_foreach_error()) };
-    bail!("{what}: {}", msg.to_string_lossy())
 }
 
 /// Drop the gradients of `params` (PyTorch's `zero_grad(set_to_none=True)`, as the reference).

@@ -14,4 +14,5 @@ pub mod progress;
 pub mod rng;
 pub mod rng_state;
 pub mod safetensors;
+pub mod shim;
 pub mod tempfiles;

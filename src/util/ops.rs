@@ -1,10 +1,8 @@
 //! libtorch operators that tch exposes without an argument fpgan needs (csrc/ops.cpp).
-use std::ffi::{c_char, CStr};
 use tch::Tensor;
 use torch_sys::C_tensor;
 
 extern "C" {
-    fn fpgan_ops_error() -> *const c_char;
     fn fpgan_leaky_relu(x: *const C_tensor, slope: f64) -> *mut C_tensor;
 }
 
@@ -15,9 +13,11 @@ pub fn leaky_relu(x: &Tensor, slope: f64) -> Tensor {
     // null.
     let p = unsafe { fpgan_leaky_relu(x.as_ptr(), slope) };
     if p.is_null() {
-        // SAFETY: the shim keeps the message in a thread-local string.
-        let msg = unsafe { CStr::from_ptr(fpgan_ops_error()) };
-        panic!("leaky_relu of {:?}: {}", x.size(), msg.to_string_lossy());
+        panic!(
+            "leaky_relu of {:?}: {}",
+            x.size(),
+            super::shim::last_error()
+        );
     }
     // SAFETY: a new handle owned by the result.
     unsafe { Tensor::from_ptr(p) }

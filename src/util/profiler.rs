@@ -1,24 +1,15 @@
 //! libtorch's profiler (csrc/profiler.cpp): a Chrome trace of a stretch of work, and its summary
 //! (operator calls, kernels, GPU busy time and the heaviest entries) for `fpgan bench --profile`.
-use anyhow::{bail, Context, Result};
+use super::shim::check;
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CString};
 use std::path::Path;
 
 extern "C" {
-    fn fpgan_profiler_error() -> *const c_char;
     fn fpgan_profiler_start(cuda: i32) -> i32;
     fn fpgan_profiler_stop(path: *const c_char) -> i32;
-}
-
-fn check(what: &str, rc: i32) -> Result<()> {
-    if rc == 0 {
-        return Ok(());
-    }
-    // SAFETY: the shim keeps the message in a thread-local string until its next failure.
-    let msg = unsafe { CStr::from_ptr(fpgan_profiler_error()) };
-    bail!("{what}: {}", msg.to_string_lossy())
 }
 
 /// Start recording libtorch's operators, and CUDA kernels, copies and launches when `cuda`.
