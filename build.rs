@@ -5,7 +5,7 @@
 // caching allocator's peak memory statistics, CUDA events, bf16 autocast on CPU or CUDA,
 // channels_last, TF32, the random generator's state, multi-tensor (foreach) updates, the
 // Kineto profiler, LeakyReLU with a slope, c10d process groups (Gloo, and NCCL with the CUDA
-// headers of the wheel's PyPI dependencies).
+// headers of the wheel's PyPI dependencies) and CUDA graphs (with those headers too).
 use std::path::PathBuf;
 
 fn main() {
@@ -23,6 +23,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/guarded.cpp");
     println!("cargo:rerun-if-changed=csrc/profiler.cpp");
     println!("cargo:rerun-if-changed=csrc/ops.cpp");
+    println!("cargo:rerun-if-changed=csrc/cuda_graph.cpp");
     println!("cargo:rerun-if-changed=csrc/gloo_stub");
     let libtorch =
         PathBuf::from(std::env::var("LIBTORCH").unwrap_or_else(|_| ".venv/libtorch".into()));
@@ -37,8 +38,8 @@ fn main() {
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch");
     let mut build = cc::Build::new();
-    // NCCL process groups when the torch wheel's CUDA and NCCL headers (its PyPI dependencies)
-    // are there
+    // NCCL process groups and CUDA graphs when the torch wheel's CUDA and NCCL headers (its PyPI
+    // dependencies) are there
     let nvidia = libtorch.join("..").join("nvidia");
     let (cuda_inc, nccl_inc) = (nvidia.join("cu13/include"), nvidia.join("nccl/include"));
     if cuda_inc.join("cuda_runtime_api.h").exists() && nccl_inc.join("nccl.h").exists() {
@@ -46,11 +47,13 @@ fn main() {
             .include(&cuda_inc)
             .include(&nccl_inc)
             .define("FPGAN_NCCL", None)
+            .define("FPGAN_CUDA", None)
             .define("USE_C10D_NCCL", None)
             .define("USE_CUDA", None);
         println!("cargo:rustc-link-lib=c10_cuda");
+        println!("cargo:rustc-link-lib=torch_cuda");
     } else {
-        println!("cargo:warning=no CUDA/NCCL headers beside libtorch: data-parallel training on GPUs will use Gloo");
+        println!("cargo:warning=no CUDA/NCCL headers beside libtorch: data-parallel training on GPUs will use Gloo, and --cuda-graphs is unavailable");
     }
     build
         .cpp(true)
@@ -65,6 +68,7 @@ fn main() {
         .file("csrc/foreach.cpp")
         .file("csrc/profiler.cpp")
         .file("csrc/ops.cpp")
+        .file("csrc/cuda_graph.cpp")
         .include(libtorch.join("include"))
         .include(libtorch.join("include/torch/csrc/api/include"))
         .include("csrc/gloo_stub")

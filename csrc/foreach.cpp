@@ -68,11 +68,16 @@ extern "C" int fpgan_flatten_grads(at::Tensor* const* params, int n, at::Tensor*
 }
 
 // torch.optim.Adam's multi-tensor step (torch 2.11 `_multi_tensor_adam`; no weight decay, no
-// amsgrad) for `params`, all with a gradient, and their moments; bc1 = 1 - beta1^t and
-// bc2_sqrt = (1 - beta2^t)^0.5 for step t.
+// amsgrad) for `params`, all with a gradient, and their moments, with its bias corrections read
+// from 0-d float tensors on the parameters' device, written before each step t: bc2_sqrt =
+// (1 - beta2^t)^0.5 and step_size = -lr / (1 - beta1^t). A host number would be frozen into a CUDA
+// graph; read from the device, one captured step replays every later one. The update
+// p += (m * step_size) / (sqrt(v) / bc2_sqrt + eps) rounds as torch's on a CPU (its addcdiv
+// multiplies before it divides).
 extern "C" int fpgan_foreach_adam(at::Tensor* const* params, at::Tensor* const* exp_avgs,
-                                  at::Tensor* const* exp_avg_sqs, int n, double lr, double beta1,
-                                  double beta2, double eps, double bc1, double bc2_sqrt) {
+                                  at::Tensor* const* exp_avg_sqs, int n, double beta1,
+                                  double beta2, double eps, const at::Tensor* bc2_sqrt,
+                                  const at::Tensor* step_size) {
   return guarded([&] {
     if (n == 0) return;
     at::NoGradGuard no_grad;
@@ -84,9 +89,11 @@ extern "C" int fpgan_foreach_adam(at::Tensor* const* params, at::Tensor* const* 
     at::_foreach_mul_(v, beta2);
     at::_foreach_addcmul_(v, g, g, 1 - beta2);
     auto denom = at::_foreach_sqrt(v);
-    at::_foreach_div_(denom, bc2_sqrt);
+    at::_foreach_div_(denom, *bc2_sqrt);
     at::_foreach_add_(denom, eps);
-    at::_foreach_addcdiv_(p, m, denom, (lr / bc1) * -1);
+    auto update = at::_foreach_mul(m, *step_size);
+    at::_foreach_div_(update, denom);
+    at::_foreach_add_(p, update);
   });
 }
 

@@ -122,6 +122,9 @@ fn bench_rejects_bad_options() {
         "cpu"
     ])
     .contains("multiple"));
+    let e = run(&["bench", "--cuda-graphs", "--device", "cpu"]);
+    assert!(e.contains("--cuda-graphs needs a CUDA device"), "{e}");
+    assert_eq!(e.lines().count(), 1, "one line: {e}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! TF32 (process-wide libtorch switches, so in a test binary of its own): off by default as the
-//! reference's training loop, on with `--tf32`; phase timing and lazy loss read-back of the step.
+//! reference's training loop, on with `--tf32`; phase timing and lazy loss read-back of the step;
+//! `fpgan check`; the step as `--cuda-graphs` runs it.
 mod common;
 
 use fpgan::train::options::TrainOptions;
@@ -58,6 +59,10 @@ fn check_compares_a_device_with_the_cpu() {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(r["loss_g"], 0.0, "the CPU agrees with itself: {r}");
     assert_eq!(r["grad"], 0.0, "{r}");
+    assert_eq!(
+        r["graphs"], 0.0,
+        "the graph step trains as the eager one: {r}"
+    );
     // every gradient of G and D except the noise weights and G's unused 256-px blocks
     assert!(r["parameters"].as_u64().unwrap() > 80, "{r}");
     let o = common::fpgan(&["check", "--device", "cpu", "--res", "100"]);
@@ -83,5 +88,54 @@ fn cuda_phase_events_are_made_only_with_cuda() {
         let ms = ev.elapsed_ms();
         assert_eq!(ms.len(), 2);
         assert!(ms.iter().all(|(_, t)| *t > 0.0), "{ms:?}");
+    }
+}
+
+/// The step as `--cuda-graphs` runs it (fixed inputs, Adam's bias corrections on the device,
+/// statistics of replays), here on a CPU without the graph itself, trains as the eager step to
+/// the bit: the same losses each iteration, statistics and parameters, unconditional and
+/// conditional (new images and latents every iteration, so fixed inputs that were not refreshed
+/// would show).
+#[test]
+fn the_graph_step_trains_as_the_eager_step() {
+    let _rng = common::torch_rng();
+    let tmp = tempfile::tempdir().unwrap();
+    for classes in [0, 3] {
+        let opts = TrainOptions {
+            classes,
+            ..common::tiny_options(tmp.path())
+        };
+        let run = |graphs: bool| {
+            let mut t = Trainer::new(&opts, Device::Cpu).unwrap();
+            if graphs {
+                t.use_graphs().unwrap();
+            }
+            tch::manual_seed(11);
+            let mut losses = Vec::new();
+            for _ in 0..fpgan::train::graphed::EAGER_ITERATIONS + 3 {
+                let reals = Tensor::randint(256, [4, 3, 128, 128], (Kind::Uint8, Device::Cpu));
+                let labels = (classes > 0).then(|| Tensor::from_slice(&[0i64, 2, 1, 2]));
+                losses.push(t.step(&reals, labels.as_ref()).unwrap().values());
+            }
+            let stats = t.stats.tick(0.0);
+            let params: Vec<Tensor> = (t.opt_g.slots.iter().chain(&t.opt_d.slots))
+                .map(|s| s.param.copy())
+                .collect();
+            (losses, stats, params)
+        };
+        let (eager, graph) = (run(false), run(true));
+        assert_eq!(eager.0, graph.0, "classes {classes}: losses per iteration");
+        assert!(
+            eager.2.iter().zip(&graph.2).all(|(e, g)| e.equal(g)),
+            "classes {classes}: parameters"
+        );
+        let loss_stats = |s: &serde_json::Value| {
+            let m = s.as_object().unwrap().clone();
+            m.into_iter()
+                .filter(|(n, _)| n.starts_with("Loss/"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(loss_stats(&eager.1).len(), 6, "{}", eager.1);
+        assert_eq!(loss_stats(&eager.1), loss_stats(&graph.1));
     }
 }

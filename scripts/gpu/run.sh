@@ -8,6 +8,7 @@
 #   bench              fpgan bench, 4 configurations x {fp32, --tf32, bf16, bf16+channels_last}
 #   profile            faster and fastgan under libtorch's profiler (fp32, bf16+channels_last):
 #                      where the time goes (profile.txt) and the Chrome traces (traces.tar.gz)
+#   graphs             faster and fastgan with --cuda-graphs (fp32, bf16+channels_last)
 #   official           the official code (pg_bench.py) for fastgan and fastgan+DSC, fp32
 #   train MINUTES      background: faster, then fastgan, each MINUTES of wall clock (SIGTERM)
 #   wait SECONDS       wait for the background training (at most SECONDS), show its progress
@@ -15,9 +16,9 @@
 #   fid50k             the time of one fid50k_full evaluation of the faster run
 #   dist               a data-parallel group of one on CUDA (NCCL, then Gloo) against no group:
 #                      that the path works, and what its two all-reduces cost
-#   all MINUTES        stage, check, bench, official, train, wait, fid (one long sitting)
+#   all MINUTES        stage, check, bench, graphs, official, train, wait, fid (one long sitting)
 set -euo pipefail
-STEP=${1:?usage: scripts/gpu/run.sh stage|check|bench|profile|official|train|wait|fid|fid50k|dist|all}
+STEP=${1:?usage: scripts/gpu/run.sh stage|check|bench|profile|graphs|official|train|wait|fid|fid50k|dist|all}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 G=${FPGAN_GPU:-/tmp/fpgan-gpu}
 OUT=${OUT:-$ROOT/gpu-out}
@@ -81,6 +82,15 @@ profile() {
   "$BIN" bench "${common[@]}" --amp bf16 --channels-last | tee -a "$OUT/profile.txt"
   tar -C "$G/prof" -czf "$OUT/traces.tar.gz" .
   ls -la "$OUT/traces.tar.gz"
+}
+
+graphs() {
+  need "$BIN"
+  local common=(--device cuda --res 256 --batch 64 --iters 20 --warmup 5 --cfgs faster,fastgan
+    --cuda-graphs)
+  "$BIN" bench "${common[@]}" --json "$OUT/bench-gpu-fp32-graphs.json" | tee "$OUT/graphs.txt"
+  "$BIN" bench "${common[@]}" --amp bf16 --channels-last --json "$OUT/bench-gpu-bf16-cl-graphs.json" \
+    | tee -a "$OUT/graphs.txt"
 }
 
 official() {
@@ -154,12 +164,13 @@ case $STEP in
   check) check ;;
   bench) bench ;;
   profile) profile ;;
+  graphs) graphs ;;
   official) official ;;
   train) train "${2:-}" ;;
   wait) wait_training "${2:-540}" ;;
   fid) fid "${2:-}" ;;
   dist) dist ;;
   fid50k) fid50k ;;
-  all) stage; check; bench; official; train "${2:?all MINUTES}"; wait_training $((2 * ${2} * 60 + 120)); fid ;;
+  all) stage; check; bench; graphs; official; train "${2:?all MINUTES}"; wait_training $((2 * ${2} * 60 + 120)); fid ;;
   *) log "unknown step $STEP"; exit 2 ;;
 esac

@@ -48,9 +48,19 @@ pub struct BenchArgs {
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
-    parse_device(&a.device)?;
+    let device = parse_device(&a.device)?;
+    if a.fast.cuda_graphs && !device.is_cuda() {
+        anyhow::bail!("--cuda-graphs needs a CUDA device (--device cuda), not {device:?}");
+    }
     if a.iters == 0 {
         anyhow::bail!("--iters must be at least 1");
+    }
+    let first_replay = crate::train::graphed::EAGER_ITERATIONS + 1;
+    if a.fast.cuda_graphs && a.warmup < first_replay {
+        anyhow::bail!(
+            "--warmup {} is too short for --cuda-graphs: at least {first_replay} (the eager iterations and the capture)",
+            a.warmup
+        );
     }
     if let Some(p) = &a.json {
         check_writable_file(p, "--json")?;

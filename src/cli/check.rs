@@ -1,5 +1,5 @@
 //! `fpgan check`: does a device (CUDA) compute the CPU's losses, gradients and updates for one
-//! iteration?
+//! iteration, and the eager step's with `--cuda-graphs`?
 use crate::nets::generator::GenCfg;
 use crate::train::devcheck::check;
 use crate::train::options::TrainOptions;
@@ -26,6 +26,11 @@ pub struct CheckArgs {
     /// after Adam and EMA updates).
     #[arg(long, default_value_t = 1e-4)]
     pub tol: f64,
+    /// Largest relative difference accepted between the step with --cuda-graphs and the eager
+    /// step on the device over a few iterations (summation orders that vary from run to run
+    /// compound over the iterations).
+    #[arg(long, default_value_t = 1e-3)]
+    pub graphs_tol: f64,
     /// Also write the result as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -43,8 +48,8 @@ pub fn run(a: CheckArgs) -> Result<()> {
     opts.validate()?;
     let r = check(&opts, device)?;
     println!(
-        "check {} vs CPU ({} at {}, ngf {}, batch {}, TF32 off): G loss {:.2e}, D loss {:.2e}, gradients {:.2e} (worst {}; {} parameters), Adam and EMA updates {:.2e} relative",
-        r.device, a.cfg, a.res, a.ngf, a.batch, r.loss_g, r.loss_d, r.grad, r.worst, r.parameters, r.update
+        "check {} vs CPU ({} at {}, ngf {}, batch {}, TF32 off): G loss {:.2e}, D loss {:.2e}, gradients {:.2e} (worst {}; {} parameters), Adam and EMA updates {:.2e} relative; --cuda-graphs vs eager on {}: {:.2e}",
+        r.device, a.cfg, a.res, a.ngf, a.batch, r.loss_g, r.loss_d, r.grad, r.worst, r.parameters, r.update, r.device, r.graphs
     );
     if let Some(p) = &a.json {
         crate::util::atomic::atomic_write(p, |w| Ok(serde_json::to_writer_pretty(w, &r)?))?;
@@ -56,6 +61,16 @@ pub fn run(a: CheckArgs) -> Result<()> {
             a.tol
         );
     }
-    println!("check: within {}", a.tol);
+    if let Some(e) = &r.graphs_error {
+        bail!("the step with --cuda-graphs failed on {}: {e}", r.device);
+    }
+    if r.graphs > a.graphs_tol {
+        bail!(
+            "the step with --cuda-graphs differs from the eager step on {} by more than --graphs-tol {}",
+            r.device,
+            a.graphs_tol
+        );
+    }
+    println!("check: within {} (graphs within {})", a.tol, a.graphs_tol);
     Ok(())
 }

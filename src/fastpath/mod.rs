@@ -1,6 +1,8 @@
-//! The opt-in fast path: bf16 autocast (`--amp bf16`) and channels-last layout
-//! (`--channels-last`); the defaults keep the reference's fp32 NCHW.
+//! The opt-in fast path: bf16 autocast (`--amp bf16`), channels-last layout
+//! (`--channels-last`), TF32 (`--tf32`) and CUDA graphs (`--cuda-graphs`); the defaults keep the
+//! reference's fp32 NCHW, launched operator by operator.
 pub mod cuda_events;
+pub mod cuda_graph;
 pub mod cuda_memory;
 
 use tch::nn::VarStore;
@@ -27,10 +29,16 @@ pub struct FastPath {
     #[arg(long)]
     #[serde(default)]
     pub tf32: bool,
+    /// Capture the G and D phases in CUDA graphs after 3 eager iterations and replay them: one
+    /// launch per phase instead of thousands of kernel launches (one process on CUDA; Adam's
+    /// bias corrections then round differently in the last bits).
+    #[arg(long)]
+    #[serde(default)]
+    pub cuda_graphs: bool,
 }
 
 impl FastPath {
-    /// A short tag of the settings for file names: fp32 | bf16, then -tf32, -cl.
+    /// A short tag of the settings for file names: fp32 | bf16, then -tf32, -cl, -graphs.
     pub fn tag(&self) -> String {
         let amp = match self.amp {
             Amp::None => "fp32",
@@ -38,7 +46,8 @@ impl FastPath {
         };
         let tf32 = if self.tf32 { "-tf32" } else { "" };
         let cl = if self.channels_last { "-cl" } else { "" };
-        format!("{amp}{tf32}{cl}")
+        let graphs = if self.cuda_graphs { "-graphs" } else { "" };
+        format!("{amp}{tf32}{cl}{graphs}")
     }
 }
 

@@ -331,7 +331,7 @@ fn profile_table(cfg: &str, p: &TraceSummary) -> String {
 fn header_line(base: &BenchResult) -> String {
     let sp = &base.spec;
     let precision = format!(
-        "{}{}{}",
+        "{}{}{}{}",
         match sp.fast.amp {
             Amp::None => "fp32",
             Amp::Bf16 => "bf16 autocast",
@@ -343,6 +343,11 @@ fn header_line(base: &BenchResult) -> String {
         },
         if sp.fast.channels_last {
             ", channels_last"
+        } else {
+            ""
+        },
+        if sp.fast.cuda_graphs {
+            ", CUDA graphs"
         } else {
             ""
         }

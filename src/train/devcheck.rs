@@ -1,7 +1,8 @@
 //! `fpgan check`: one G phase and one D phase (losses and every gradient), and Adam and EMA
 //! updates, on a device against the CPU from the same weights and inputs, to show that CUDA
-//! computes what the CPU does.
+//! computes what the CPU does; and the step with `--cuda-graphs` against the eager step.
 use super::ema::Ema;
+use super::graphed::EAGER_ITERATIONS;
 use super::loss::{discriminator_fake_loss, discriminator_real_loss, generator_loss};
 use super::optim::{Adam, AdamConfig};
 use super::options::TrainOptions;
@@ -24,6 +25,12 @@ pub struct DeviceCheck {
     /// ||p_dev - p_cpu|| / ||p_cpu|| after two Adam steps and an EMA update of the same
     /// parameters from the same gradients (the multi-tensor kernels of csrc/foreach.cpp).
     pub update: f64,
+    /// The step as `--cuda-graphs` runs it against the eager step on the device, from the same
+    /// weights, seed and images: the largest relative difference of the losses of every
+    /// iteration and of the parameters after the last (the CPU runs the replays without graphs);
+    /// infinite when that failed, with the reason in `graphs_error`.
+    pub graphs: f64,
+    pub graphs_error: Option<String>,
 }
 
 /// Losses and gradients (on the CPU) of one G phase and one D phase without optimizer steps.
@@ -105,6 +112,39 @@ fn update_check(device: Device) -> Result<f64> {
         .fold(0.0, f64::max))
 }
 
+/// Iterations of [`graphs_check`]: the eager ones, the capture and two more replays.
+const GRAPH_CHECK_ITERATIONS: usize = EAGER_ITERATIONS + 3;
+
+/// `--cuda-graphs` against the eager step on `device` (see [`DeviceCheck::graphs`]).
+fn graphs_check(opts: &TrainOptions, device: Device) -> Result<f64> {
+    let run = |graphs: bool| -> Result<(Vec<f64>, Vec<Tensor>)> {
+        let mut t = Trainer::new(opts, device)?;
+        if graphs {
+            t.use_graphs()?;
+        }
+        tch::manual_seed(opts.seed as i64 + 1);
+        let r = opts.resolution;
+        let mut losses = Vec::new();
+        for _ in 0..GRAPH_CHECK_ITERATIONS {
+            let reals = Tensor::randint(256, [opts.batch, 3, r, r], (Kind::Uint8, Device::Cpu));
+            let (g, d) = t.step(&reals, None)?.values();
+            losses.extend([g, d]);
+        }
+        let params = (t.opt_g.slots.iter().chain(&t.opt_d.slots))
+            .map(|s| s.param.to_device(Device::Cpu))
+            .collect();
+        Ok((losses, params))
+    };
+    let (eager, graphed) = (run(false)?, run(true)?);
+    let losses = (eager.0.iter().zip(&graphed.0)).map(|(e, g)| rel(*g, *e));
+    let params = (eager.1.iter().zip(&graphed.1))
+        .map(|(e, g)| (g - e).norm().double_value(&[]) / e.norm().double_value(&[]).max(1e-30));
+    Ok(losses.chain(params).fold(
+        0.0,
+        |m, x| if x.is_nan() { f64::INFINITY } else { m.max(x) },
+    ))
+}
+
 fn rel(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs().max(1e-12)
 }
@@ -134,6 +174,8 @@ pub fn check(opts: &TrainOptions, device: Device) -> Result<DeviceCheck> {
         worst: String::new(),
         parameters: grads_c.len(),
         update: update_check(device)?,
+        graphs: f64::INFINITY,
+        graphs_error: None,
     };
     let names = |g: &[(String, Tensor)]| g.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
     if names(&grads_c) != names(&grads_d) {
@@ -144,6 +186,11 @@ pub fn check(opts: &TrainOptions, device: Device) -> Result<DeviceCheck> {
         if err > out.grad || !err.is_finite() {
             (out.grad, out.worst) = (err, name.clone());
         }
+    }
+    // last, and without failing the check: a failed capture must not cost the figures above
+    match graphs_check(opts, device) {
+        Ok(d) => out.graphs = d,
+        Err(e) => out.graphs_error = Some(format!("{e:#}")),
     }
     Ok(out)
 }

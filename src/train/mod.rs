@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod devcheck;
 pub mod ema;
+pub mod graphed;
 pub mod import;
 pub mod loss;
 pub mod optim;

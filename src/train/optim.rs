@@ -1,8 +1,8 @@
 //! Adam as the reference runs it (torch.optim.Adam, no weight decay, no amsgrad), with its state
 //! visible so that a checkpoint can save it and a resume continue exactly.
-use crate::util::foreach::{self, AdamStep};
+use crate::util::foreach;
 use anyhow::Result;
-use tch::{nn, Tensor};
+use tch::{nn, Kind, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdamConfig {
@@ -53,6 +53,11 @@ pub struct Adam {
     /// keeps one per parameter, which is the same here since a parameter of fpgan's networks has
     /// a gradient in every step or in none.
     pub step: i64,
+    /// (1 - beta2^t)^0.5 and -lr / (1 - beta1^t) for the current step t, as 0-d float tensors
+    /// on the parameters' device (torch's `capturable` form: a CUDA graph of the update reads
+    /// each step's values).
+    bc2_sqrt: Tensor,
+    step_size: Tensor,
 }
 
 impl Adam {
@@ -73,10 +78,13 @@ impl Adam {
                 param,
             })
             .collect();
+        let device = vs.device();
         Adam {
             config,
             slots,
             step: 0,
+            bc2_sqrt: Tensor::zeros([], (Kind::Float, device)),
+            step_size: Tensor::zeros([], (Kind::Float, device)),
         }
     }
 
@@ -102,11 +110,25 @@ impl Adam {
         self.step_with(|_| Ok(()))
     }
 
-    /// One Adam step as the reference's loop: the gradients gathered into one flat tensor (each
-    /// becomes a view of it), `reduce`d (a data-parallel group's average), non-finite entries
-    /// replaced, then Adam. Parameters without a gradient are skipped (unused modules at 128).
+    /// One Adam step as the reference's loop: [`Adam::advance`], then [`Adam::apply`].
     pub fn step_with(&mut self, reduce: impl FnOnce(&mut Tensor) -> Result<()>) -> Result<()> {
+        self.advance();
+        self.apply(reduce)
+    }
+
+    /// Count the next step and write its bias corrections (outside a CUDA graph of the update).
+    pub fn advance(&mut self) {
         self.step += 1;
+        let (c, t) = (self.config, self.step as f64);
+        let _ = self.bc2_sqrt.fill_((1.0 - c.beta2.powf(t)).powf(0.5));
+        let _ = self.step_size.fill_(-c.lr / (1.0 - c.beta1.powf(t)));
+    }
+
+    /// The update of the step counted by the last [`Adam::advance`]: the gradients gathered into
+    /// one flat tensor (each becomes a view of it), `reduce`d (a data-parallel group's average),
+    /// non-finite entries replaced, then Adam. Parameters without a gradient are skipped (unused
+    /// modules at 128).
+    pub fn apply(&mut self, reduce: impl FnOnce(&mut Tensor) -> Result<()>) -> Result<()> {
         let Some(mut flat) = foreach::flatten_grads(&self.params())? else {
             return Ok(());
         };
@@ -117,21 +139,14 @@ impl Adam {
             .iter()
             .filter(|s| s.param.grad().defined())
             .collect();
-        let (c, t) = (self.config, self.step as f64);
-        let step = AdamStep {
-            lr: c.lr,
-            beta1: c.beta1,
-            beta2: c.beta2,
-            eps: c.eps,
-            bc1: 1.0 - c.beta1.powf(t),
-            bc2_sqrt: (1.0 - c.beta2.powf(t)).powf(0.5),
-        };
         let pick = |f: fn(&Slot) -> &Tensor| live.iter().map(|s| f(s)).collect::<Vec<_>>();
-        foreach::adam(
-            &pick(|s| &s.param),
-            &pick(|s| &s.exp_avg),
-            &pick(|s| &s.exp_avg_sq),
-            step,
-        )
+        let (p, m, v) = (
+            pick(|s| &s.param),
+            pick(|s| &s.exp_avg),
+            pick(|s| &s.exp_avg_sq),
+        );
+        let c = self.config;
+        let betas_eps = (c.beta1, c.beta2, c.eps);
+        foreach::adam(&p, &m, &v, betas_eps, &self.bc2_sqrt, &self.step_size)
     }
 }

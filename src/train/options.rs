@@ -130,6 +130,12 @@ impl TrainOptions {
         if !(1..=MAX_GPUS).contains(&self.gpus) {
             bail!("--gpus {} must be 1 to {MAX_GPUS}", self.gpus);
         }
+        if self.fast.cuda_graphs && self.gpus > 1 {
+            bail!(
+                "--cuda-graphs trains in one process: leave it out with --gpus {}",
+                self.gpus
+            );
+        }
         if self.batch < 1 || self.batch_gpu < 1 || self.batch % (self.gpus * self.batch_gpu) != 0 {
             let procs = match self.gpus {
                 1 => String::new(),

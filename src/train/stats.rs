@@ -16,29 +16,64 @@ struct Acc {
 pub struct Stats {
     acc: BTreeMap<String, Acc>,
     last: BTreeMap<String, Value>,
+    /// While a phase is captured in a CUDA graph: its reports, kept apart (see [`Captured`]).
+    capture: Option<Vec<Report>>,
 }
+
+/// One report: the name, its element count, and the sum and sum of squares of its elements.
+struct Report(String, i64, Tensor, Tensor);
+
+/// The reports made while a phase was captured in a CUDA graph: their sums are the graph's
+/// outputs, which each replay overwrites, so they are added to the tick's sums after each replay
+/// ([`Stats::add_captured`]).
+#[derive(Default)]
+pub struct Captured(Vec<Report>);
 
 impl Stats {
     /// Add every element of `t` to `name`.
     pub fn report(&mut self, name: &str, t: &Tensor) {
         let t = t.detach().to_kind(Kind::Double);
         let (s, s2) = (t.sum(Kind::Double), t.square().sum(Kind::Double));
+        let r = Report(name.to_string(), t.numel() as i64, s, s2);
+        match &mut self.capture {
+            Some(c) => c.push(r),
+            None => self.add(&r, false),
+        }
+    }
+
+    fn add(&mut self, Report(name, num, s, s2): &Report, copy: bool) {
         match self.acc.get_mut(name) {
             Some(a) => {
-                a.num += t.numel() as i64;
+                a.num += num;
                 a.sum += s;
                 a.sumsq += s2;
             }
             None => {
-                self.acc.insert(
-                    name.to_string(),
-                    Acc {
-                        num: t.numel() as i64,
-                        sum: s,
-                        sumsq: s2,
-                    },
-                );
+                let own = |t: &Tensor| if copy { t.copy() } else { t.shallow_clone() };
+                let acc = Acc {
+                    num: *num,
+                    sum: own(s),
+                    sumsq: own(s2),
+                };
+                self.acc.insert(name.clone(), acc);
             }
+        }
+    }
+
+    /// Keep the reports from now on apart, for [`Stats::end_capture`].
+    pub fn begin_capture(&mut self) {
+        self.capture = Some(Vec::new());
+    }
+
+    /// The reports since [`Stats::begin_capture`]; reports are added to the sums again.
+    pub fn end_capture(&mut self) -> Captured {
+        Captured(self.capture.take().unwrap_or_default())
+    }
+
+    /// Add the current values of captured reports (after a replay of their graph).
+    pub fn add_captured(&mut self, c: &Captured) {
+        for r in &c.0 {
+            self.add(r, true);
         }
     }
 

@@ -1,6 +1,7 @@
 //! The training state and one Projected GAN iteration (reference section 7); snapshots are
 //! `state.rs`, the run around it `run.rs`.
 use super::ema::{Ema, EmaSchedule};
+use super::graphed::{HasStats, Phase, PhaseInputs, StepGraphs};
 use super::loss::{discriminator_fake_loss, discriminator_real_loss, generator_loss};
 use super::optim::{Adam, AdamConfig};
 use super::options::TrainOptions;
@@ -87,6 +88,14 @@ pub struct Trainer {
     /// Otherwise on CUDA: events around the phases, read at the end of a tick (the last
     /// iteration's times, as the reference reports them).
     phase_events: Option<PhaseEvents>,
+    /// `--cuda-graphs`: the phases captured and replayed (see [`Trainer::use_graphs`]).
+    graphs: Option<StepGraphs>,
+}
+
+impl HasStats for Trainer {
+    fn stats(&mut self) -> &mut Stats {
+        &mut self.stats
+    }
 }
 
 /// Torch's RNG is reseeded from (seed, batch_idx) after every snapshot, so a run resumed from a
@@ -106,6 +115,15 @@ impl Trainer {
     /// Fresh networks, optimizers and EMA for `opts` on `device`.
     pub fn new(opts: &TrainOptions, device: Device) -> Result<Self> {
         opts.validate()?;
+        if opts.fast.cuda_graphs && !device.is_cuda() {
+            bail!("--cuda-graphs needs a CUDA device (--device cuda), not {device:?}");
+        }
+        // before any CUDA work: graphs move this thread's work to a side stream
+        let graphs = opts
+            .fast
+            .cuda_graphs
+            .then(|| StepGraphs::new(device))
+            .transpose()?;
         fastpath::set_tf32(opts.fast.tf32);
         tch::manual_seed(opts.seed as i64);
         let gcfg = opts.generator_config();
@@ -160,7 +178,19 @@ impl Trainer {
                 Device::Cuda(i) => PhaseEvents::new(i, &["Gboth", "Dmain"]),
                 _ => None,
             },
+            graphs,
         })
+    }
+
+    /// Run the phases as `--cuda-graphs` runs them from now on: after a few eager iterations each
+    /// phase is captured once and replayed. On a CPU (for the tests) the phases run eagerly on fixed inputs with
+    /// their statistics handled as a replay's: everything but the graph itself.
+    pub fn use_graphs(&mut self) -> Result<()> {
+        if self.group.is_some() {
+            bail!("--cuda-graphs trains in one process: leave it out for data-parallel training");
+        }
+        self.graphs = Some(StepGraphs::new(self.device)?);
+        Ok(())
     }
 
     /// Draw G's classes from the labels of a dataset's images, and show its classes in the grid
@@ -186,6 +216,9 @@ impl Trainer {
     /// and buffers (G, G_ema, D heads, projections) are copied to every rank now (call it again
     /// after a resume), and each phase averages its gradients over the ranks before the step.
     pub fn join(&mut self, group: ProcessGroup) -> Result<()> {
+        if self.graphs.is_some() {
+            bail!("--cuda-graphs trains in one process: leave it out for data-parallel training");
+        }
         let mut vars: Vec<(String, Tensor)> = Vec::new();
         for (prefix, vs) in [
             ("G.", &self.gvs),
@@ -269,9 +302,9 @@ impl Trainer {
         self.group.as_ref().map_or((0, 1), |g| (g.rank, g.world))
     }
 
-    /// An Adam step of `opt` on its gradients averaged over the group (as they are alone).
-    fn adam_step(group: Option<&ProcessGroup>, opt: &mut Adam) -> Result<()> {
-        opt.step_with(|flat| group.map_or(Ok(()), |g| g.average(flat)))
+    /// The Adam update of `opt` on its gradients averaged over the group (as they are alone).
+    fn adam_update(group: Option<&ProcessGroup>, opt: &mut Adam) -> Result<()> {
+        opt.apply(|flat| group.map_or(Ok(()), |g| g.average(flat)))
     }
 
     /// `n` classes for G drawn from the label distribution (torch's RNG), or None when
@@ -353,20 +386,26 @@ impl Trainer {
         let timer = self.time_phases.then(|| PhaseTimer::new(dev));
         let lap = || timer.as_ref().map_or(0.0, PhaseTimer::lap);
 
+        let g_in = PhaseInputs {
+            z: z_all.narrow(0, 0, batch),
+            c: narrow(c_all.as_ref(), 0, batch),
+            real: None,
+            real_c: None,
+        };
+        let d_in = PhaseInputs {
+            z: z_all.narrow(0, batch, batch),
+            c: narrow(c_all.as_ref(), batch, batch),
+            real: Some(real),
+            real_c,
+        };
         self.mark_phase(0, false);
-        let g_loss = self.generator_phase(
-            &z_all.narrow(0, 0, batch),
-            narrow(c_all.as_ref(), 0, batch).as_ref(),
-        )?;
+        self.opt_g.advance();
+        let g_loss = self.run_phase(false, &g_in)?;
         self.mark_phase(0, true);
         let t_g = lap();
         self.mark_phase(1, false);
-        let d_loss = self.discriminator_phase(
-            &z_all.narrow(0, batch, batch),
-            narrow(c_all.as_ref(), batch, batch).as_ref(),
-            &real,
-            real_c.as_ref(),
-        )?;
+        self.opt_d.advance();
+        let d_loss = self.run_phase(true, &d_in)?;
         self.mark_phase(1, true);
         let t_d = lap();
         if timer.is_some() {
@@ -388,11 +427,28 @@ impl Trainer {
         })
     }
 
+    /// The G phase (`discriminator` false) or the D phase on `inputs`, eagerly or through its
+    /// CUDA graph (`--cuda-graphs`). The phase's Adam step must have been counted
+    /// ([`Adam::advance`]).
+    fn run_phase(&mut self, discriminator: bool, inputs: &PhaseInputs) -> Result<Tensor> {
+        let phase: Phase<Self> = match discriminator {
+            false => Self::generator_phase,
+            true => Self::discriminator_phase,
+        };
+        let Some(mut graphs) = self.graphs.take() else {
+            return phase(self, inputs);
+        };
+        let loss = graphs.run(self, discriminator, inputs, phase);
+        self.graphs = Some(graphs);
+        loss
+    }
+
     /// The G phase on this process's latents `z` (classes `c`): D frozen, each chunk's
     /// -mean D(G(z)) back-propagated through D into G, the gradients summed over the chunks and
-    /// averaged over the group, an Adam step. Returns the chunks' mean loss.
-    fn generator_phase(&mut self, z: &Tensor, c: Option<&Tensor>) -> Result<Tensor> {
+    /// averaged over the group, an Adam update. Returns the chunks' mean loss.
+    fn generator_phase(&mut self, inputs: &PhaseInputs) -> Result<Tensor> {
         let (chunk, dev) = (self.opts.batch_gpu, self.device);
+        let (z, c) = (&inputs.z, inputs.c.as_ref());
         let chunks = z.size()[0] / chunk;
         self.opt_d.set_requires_grad(false);
         self.opt_g.zero_grad()?;
@@ -406,22 +462,24 @@ impl Trainer {
             loss.backward();
             sum += loss.detach();
         }
-        Self::adam_step(self.group.as_ref(), &mut self.opt_g)?;
+        Self::adam_update(self.group.as_ref(), &mut self.opt_g)?;
         self.opt_d.set_requires_grad(true);
         Ok(sum / chunks as f64)
     }
 
-    /// The D phase: per chunk, fakes from G (train mode, no graph) then the reals (classes
-    /// `real_c`), each through D with its hinge loss back-propagated; the gradients summed over
-    /// the chunks and averaged over the group, an Adam step. Returns the chunks' mean loss.
-    fn discriminator_phase(
-        &mut self,
-        z: &Tensor,
-        c: Option<&Tensor>,
-        real: &Tensor,
-        real_c: Option<&Tensor>,
-    ) -> Result<Tensor> {
+    /// The D phase: per chunk, fakes from G (train mode, no graph) then the reals, each through
+    /// D with its hinge loss back-propagated; the gradients summed over the chunks and averaged
+    /// over the group, an Adam update. Returns the chunks' mean loss.
+    fn discriminator_phase(&mut self, inputs: &PhaseInputs) -> Result<Tensor> {
         let (chunk, dev) = (self.opts.batch_gpu, self.device);
+        let (z, c) = (&inputs.z, inputs.c.as_ref());
+        let (real, real_c) = (
+            inputs
+                .real
+                .as_ref()
+                .context("the D phase reads real images")?,
+            inputs.real_c.as_ref(),
+        );
         let chunks = z.size()[0] / chunk;
         self.opt_d.zero_grad()?;
         let mut sum = Tensor::zeros([], (Kind::Float, dev));
@@ -444,7 +502,7 @@ impl Trainer {
             self.stats.report("Loss/D/loss", &total);
             sum += total;
         }
-        Self::adam_step(self.group.as_ref(), &mut self.opt_d)?;
+        Self::adam_update(self.group.as_ref(), &mut self.opt_d)?;
         Ok(sum / chunks as f64)
     }
 

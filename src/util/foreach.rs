@@ -15,12 +15,11 @@ extern "C" {
         exp_avgs: Handles,
         exp_avg_sqs: Handles,
         n: i32,
-        lr: f64,
         beta1: f64,
         beta2: f64,
         eps: f64,
-        bc1: f64,
-        bc2_sqrt: f64,
+        bc2_sqrt: *const C_tensor,
+        step_size: *const C_tensor,
     ) -> i32;
     fn fpgan_foreach_lerp_into(src: Handles, dst: Handles, n: i32, weight: f64) -> i32;
     fn fpgan_foreach_copy(src: Handles, dst: Handles, n: i32) -> i32;
@@ -54,41 +53,32 @@ pub fn flatten_grads(params: &[&Tensor]) -> Result<Option<Tensor>> {
     Ok((!out.is_null()).then(|| unsafe { Tensor::from_ptr(out) }))
 }
 
-/// One step of torch.optim.Adam (its multi-tensor form; no weight decay, no amsgrad).
-#[derive(Clone, Copy, Debug)]
-pub struct AdamStep {
-    pub lr: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    /// 1 - beta1^t for step t.
-    pub bc1: f64,
-    /// (1 - beta2^t)^0.5.
-    pub bc2_sqrt: f64,
-}
-
-/// Adam's update of `params` (each with a gradient) and their moments, in place.
+/// Adam's update of `params` (each with a gradient) and their moments, in place: torch.optim.Adam's
+/// multi-tensor step (no weight decay, no amsgrad) with its bias corrections read from 0-d float
+/// tensors on the parameters' device, `bc2_sqrt` = (1 - beta2^t)^0.5 and `step_size` =
+/// -lr / (1 - beta1^t), written before step t (so that a CUDA graph replays later steps).
 pub fn adam(
     params: &[&Tensor],
     exp_avgs: &[&Tensor],
     exp_avg_sqs: &[&Tensor],
-    s: AdamStep,
+    (beta1, beta2, eps): (f64, f64, f64),
+    bc2_sqrt: &Tensor,
+    step_size: &Tensor,
 ) -> Result<()> {
     assert!(params.len() == exp_avgs.len() && params.len() == exp_avg_sqs.len());
     let (p, m, v) = (handles(params), handles(exp_avgs), handles(exp_avg_sqs));
-    // SAFETY: as above.
+    // SAFETY: as above; the two scalars are live tensors for the call.
     check("Adam step", unsafe {
         fpgan_foreach_adam(
             p.as_ptr(),
             m.as_ptr(),
             v.as_ptr(),
             p.len() as i32,
-            s.lr,
-            s.beta1,
-            s.beta2,
-            s.eps,
-            s.bc1,
-            s.bc2_sqrt,
+            beta1,
+            beta2,
+            eps,
+            bc2_sqrt.as_ptr(),
+            step_size.as_ptr(),
         )
     })
 }
