@@ -67,30 +67,54 @@ extern "C" int fpgan_flatten_grads(at::Tensor* const* params, int n, at::Tensor*
   });
 }
 
+// Adam's moments of `p`'s gradients, in place (m = lerp(m, g, 1 - beta1), v = beta2 v +
+// (1 - beta2) g^2), and its denominator sqrt(v) / bc2_sqrt + eps; bc2_sqrt is a number or a 0-d
+// tensor on the parameters' device.
+template <typename S>
+std::vector<at::Tensor> adam_denom(const std::vector<at::Tensor>& p, std::vector<at::Tensor>& m,
+                                   std::vector<at::Tensor> v, double beta1, double beta2,
+                                   double eps, const S& bc2_sqrt) {
+  std::vector<at::Tensor> g;
+  g.reserve(p.size());
+  for (auto& t : p) g.push_back(t.grad());
+  at::_foreach_lerp_(m, g, 1 - beta1);
+  at::_foreach_mul_(v, beta2);
+  at::_foreach_addcmul_(v, g, g, 1 - beta2);
+  auto denom = at::_foreach_sqrt(v);
+  at::_foreach_div_(denom, bc2_sqrt);
+  at::_foreach_add_(denom, eps);
+  return denom;
+}
+
 // torch.optim.Adam's multi-tensor step (torch 2.11 `_multi_tensor_adam`; no weight decay, no
-// amsgrad) for `params`, all with a gradient, and their moments, with its bias corrections read
-// from 0-d float tensors on the parameters' device, written before each step t: bc2_sqrt =
-// (1 - beta2^t)^0.5 and step_size = -lr / (1 - beta1^t). A host number would be frozen into a CUDA
-// graph; read from the device, one captured step replays every later one. The update
-// p += (m * step_size) / (sqrt(v) / bc2_sqrt + eps) rounds as torch's on a CPU (its addcdiv
-// multiplies before it divides).
+// amsgrad) for `params`, all with a gradient, and their moments; bc1 = 1 - beta1^t and
+// bc2_sqrt = (1 - beta2^t)^0.5 for step t.
 extern "C" int fpgan_foreach_adam(at::Tensor* const* params, at::Tensor* const* exp_avgs,
-                                  at::Tensor* const* exp_avg_sqs, int n, double beta1,
-                                  double beta2, double eps, const at::Tensor* bc2_sqrt,
-                                  const at::Tensor* step_size) {
+                                  at::Tensor* const* exp_avg_sqs, int n, double lr, double beta1,
+                                  double beta2, double eps, double bc1, double bc2_sqrt) {
   return guarded([&] {
     if (n == 0) return;
     at::NoGradGuard no_grad;
-    auto p = list(params, n), m = list(exp_avgs, n), v = list(exp_avg_sqs, n);
-    std::vector<at::Tensor> g;
-    g.reserve(n);
-    for (auto& t : p) g.push_back(t.grad());
-    at::_foreach_lerp_(m, g, 1 - beta1);
-    at::_foreach_mul_(v, beta2);
-    at::_foreach_addcmul_(v, g, g, 1 - beta2);
-    auto denom = at::_foreach_sqrt(v);
-    at::_foreach_div_(denom, *bc2_sqrt);
-    at::_foreach_add_(denom, eps);
+    auto p = list(params, n), m = list(exp_avgs, n);
+    auto denom = adam_denom(p, m, list(exp_avg_sqs, n), beta1, beta2, eps, bc2_sqrt);
+    at::_foreach_addcdiv_(p, m, denom, (lr / bc1) * -1);
+  });
+}
+
+// The same step with its bias corrections read from 0-d float tensors on the parameters' device
+// (torch.optim.Adam's `capturable` form: a host number would be frozen into a CUDA graph),
+// written before each step t: bc2_sqrt = (1 - beta2^t)^0.5 and step_size = -lr / (1 - beta1^t).
+// p += (m * step_size) / denom rounds as the form above on a CPU (addcdiv multiplies first).
+extern "C" int fpgan_foreach_adam_capturable(at::Tensor* const* params,
+                                             at::Tensor* const* exp_avgs,
+                                             at::Tensor* const* exp_avg_sqs, int n, double beta1,
+                                             double beta2, double eps, const at::Tensor* bc2_sqrt,
+                                             const at::Tensor* step_size) {
+  return guarded([&] {
+    if (n == 0) return;
+    at::NoGradGuard no_grad;
+    auto p = list(params, n), m = list(exp_avgs, n);
+    auto denom = adam_denom(p, m, list(exp_avg_sqs, n), beta1, beta2, eps, *bc2_sqrt);
     auto update = at::_foreach_mul(m, *step_size);
     at::_foreach_div_(update, denom);
     at::_foreach_add_(p, update);

@@ -109,6 +109,9 @@ fn the_graph_step_trains_as_the_eager_step() {
             let mut t = Trainer::new(&opts, Device::Cpu).unwrap();
             if graphs {
                 t.use_graphs().unwrap();
+            } else {
+                t.opt_g.make_capturable();
+                t.opt_d.make_capturable();
             }
             tch::manual_seed(11);
             let mut losses = Vec::new();

@@ -121,6 +121,10 @@ fn graphs_check(opts: &TrainOptions, device: Device) -> Result<f64> {
         let mut t = Trainer::new(opts, device)?;
         if graphs {
             t.use_graphs()?;
+        } else {
+            // the update the graphs capture, so that only the graphs differ
+            t.opt_g.make_capturable();
+            t.opt_d.make_capturable();
         }
         tch::manual_seed(opts.seed as i64 + 1);
         let r = opts.resolution;

@@ -1,6 +1,6 @@
 //! Adam as the reference runs it (torch.optim.Adam, no weight decay, no amsgrad), with its state
 //! visible so that a checkpoint can save it and a resume continue exactly.
-use crate::util::foreach;
+use crate::util::foreach::{self, AdamStep};
 use anyhow::Result;
 use tch::{nn, Kind, Tensor};
 
@@ -53,9 +53,14 @@ pub struct Adam {
     /// keeps one per parameter, which is the same here since a parameter of fpgan's networks has
     /// a gradient in every step or in none.
     pub step: i64,
-    /// (1 - beta2^t)^0.5 and -lr / (1 - beta1^t) for the current step t, as 0-d float tensors
-    /// on the parameters' device (torch's `capturable` form: a CUDA graph of the update reads
-    /// each step's values).
+    /// The bias corrections in device tensors, when the update may be captured in a CUDA graph
+    /// ([`Adam::make_capturable`]).
+    capturable: Option<BiasCorrections>,
+}
+
+/// (1 - beta2^t)^0.5 and -lr / (1 - beta1^t) for the current step t, as 0-d float tensors on the
+/// parameters' device.
+struct BiasCorrections {
     bc2_sqrt: Tensor,
     step_size: Tensor,
 }
@@ -78,14 +83,28 @@ impl Adam {
                 param,
             })
             .collect();
-        let device = vs.device();
         Adam {
             config,
             slots,
             step: 0,
-            bc2_sqrt: Tensor::zeros([], (Kind::Float, device)),
-            step_size: Tensor::zeros([], (Kind::Float, device)),
+            capturable: None,
         }
+    }
+
+    /// Read the bias corrections from device tensors that [`Adam::advance`] writes (torch's
+    /// `capturable=True`), so that [`Adam::apply`] can be captured in a CUDA graph and replayed
+    /// for later steps. On a CPU the same numbers to the bit; it makes three passes over the
+    /// parameters where the default form makes one.
+    pub fn make_capturable(&mut self) {
+        let device = self
+            .slots
+            .first()
+            .map_or(tch::Device::Cpu, |s| s.param.device());
+        let scalar = || Tensor::zeros([], (Kind::Float, device));
+        self.capturable = Some(BiasCorrections {
+            bc2_sqrt: scalar(),
+            step_size: scalar(),
+        });
     }
 
     /// The parameters, in slot order.
@@ -116,12 +135,28 @@ impl Adam {
         self.apply(reduce)
     }
 
-    /// Count the next step and write its bias corrections (outside a CUDA graph of the update).
+    /// Count the next step (and, when capturable, write its bias corrections: outside a CUDA
+    /// graph of the update).
     pub fn advance(&mut self) {
         self.step += 1;
+        let s = self.hyper();
+        if let Some(b) = &mut self.capturable {
+            let _ = b.bc2_sqrt.fill_(s.bc2_sqrt);
+            let _ = b.step_size.fill_(-s.lr / s.bc1);
+        }
+    }
+
+    /// The hyper-parameters and bias corrections of the current step.
+    fn hyper(&self) -> AdamStep {
         let (c, t) = (self.config, self.step as f64);
-        let _ = self.bc2_sqrt.fill_((1.0 - c.beta2.powf(t)).powf(0.5));
-        let _ = self.step_size.fill_(-c.lr / (1.0 - c.beta1.powf(t)));
+        AdamStep {
+            lr: c.lr,
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.eps,
+            bc1: 1.0 - c.beta1.powf(t),
+            bc2_sqrt: (1.0 - c.beta2.powf(t)).powf(0.5),
+        }
     }
 
     /// The update of the step counted by the last [`Adam::advance`]: the gradients gathered into
@@ -145,8 +180,11 @@ impl Adam {
             pick(|s| &s.exp_avg),
             pick(|s| &s.exp_avg_sq),
         );
-        let c = self.config;
-        let betas_eps = (c.beta1, c.beta2, c.eps);
-        foreach::adam(&p, &m, &v, betas_eps, &self.bc2_sqrt, &self.step_size)
+        match &self.capturable {
+            None => foreach::adam(&p, &m, &v, self.hyper()),
+            Some(b) => {
+                foreach::adam_capturable(&p, &m, &v, self.hyper(), &b.bc2_sqrt, &b.step_size)
+            }
+        }
     }
 }

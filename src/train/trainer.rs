@@ -142,8 +142,12 @@ impl Trainer {
                 fastpath::vars_to_channels_last(vs);
             }
         }
-        let opt_g = Adam::new(&gvs, AdamConfig::generator(opts.lr));
-        let opt_d = Adam::new(&dvs, AdamConfig::discriminator(opts.lr));
+        let mut opt_g = Adam::new(&gvs, AdamConfig::generator(opts.lr));
+        let mut opt_d = Adam::new(&dvs, AdamConfig::discriminator(opts.lr));
+        if graphs.is_some() {
+            opt_g.make_capturable();
+            opt_d.make_capturable();
+        }
         let ema = Ema::new(&gvs, &ema_vs)?;
         let (gw, gh) = opts.grid;
         let grid_z = Tensor::randn([gw * gh, gcfg.z_dim], (Kind::Float, device));
@@ -182,14 +186,17 @@ impl Trainer {
         })
     }
 
-    /// Run the phases as `--cuda-graphs` runs them from now on: after a few eager iterations each
-    /// phase is captured once and replayed. On a CPU (for the tests) the phases run eagerly on fixed inputs with
+    /// Run the phases as `--cuda-graphs` runs them from now on: the Adam updates read their bias
+    /// corrections from device tensors, and after a few eager iterations each phase is captured
+    /// once and replayed. On a CPU (for the tests) the phases run eagerly on fixed inputs with
     /// their statistics handled as a replay's: everything but the graph itself.
     pub fn use_graphs(&mut self) -> Result<()> {
         if self.group.is_some() {
             bail!("--cuda-graphs trains in one process: leave it out for data-parallel training");
         }
         self.graphs = Some(StepGraphs::new(self.device)?);
+        self.opt_g.make_capturable();
+        self.opt_d.make_capturable();
         Ok(())
     }
 

@@ -15,6 +15,18 @@ extern "C" {
         exp_avgs: Handles,
         exp_avg_sqs: Handles,
         n: i32,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        bc1: f64,
+        bc2_sqrt: f64,
+    ) -> i32;
+    fn fpgan_foreach_adam_capturable(
+        params: Handles,
+        exp_avgs: Handles,
+        exp_avg_sqs: Handles,
+        n: i32,
         beta1: f64,
         beta2: f64,
         eps: f64,
@@ -53,15 +65,53 @@ pub fn flatten_grads(params: &[&Tensor]) -> Result<Option<Tensor>> {
     Ok((!out.is_null()).then(|| unsafe { Tensor::from_ptr(out) }))
 }
 
-/// Adam's update of `params` (each with a gradient) and their moments, in place: torch.optim.Adam's
-/// multi-tensor step (no weight decay, no amsgrad) with its bias corrections read from 0-d float
-/// tensors on the parameters' device, `bc2_sqrt` = (1 - beta2^t)^0.5 and `step_size` =
-/// -lr / (1 - beta1^t), written before step t (so that a CUDA graph replays later steps).
+/// One step of torch.optim.Adam (its multi-tensor form; no weight decay, no amsgrad): the
+/// hyper-parameters and, for step t, `bc1` = 1 - beta1^t and `bc2_sqrt` = (1 - beta2^t)^0.5.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamStep {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub bc1: f64,
+    pub bc2_sqrt: f64,
+}
+
+/// Adam's update of `params` (each with a gradient) and their moments, in place.
 pub fn adam(
     params: &[&Tensor],
     exp_avgs: &[&Tensor],
     exp_avg_sqs: &[&Tensor],
-    (beta1, beta2, eps): (f64, f64, f64),
+    s: AdamStep,
+) -> Result<()> {
+    assert!(params.len() == exp_avgs.len() && params.len() == exp_avg_sqs.len());
+    let (p, m, v) = (handles(params), handles(exp_avgs), handles(exp_avg_sqs));
+    // SAFETY: as above.
+    check("Adam step", unsafe {
+        fpgan_foreach_adam(
+            p.as_ptr(),
+            m.as_ptr(),
+            v.as_ptr(),
+            p.len() as i32,
+            s.lr,
+            s.beta1,
+            s.beta2,
+            s.eps,
+            s.bc1,
+            s.bc2_sqrt,
+        )
+    })
+}
+
+/// [`adam`] with the bias corrections read from 0-d float tensors on the parameters' device,
+/// written before each step t: `bc2_sqrt` = (1 - beta2^t)^0.5 and `step_size` = -lr / (1 -
+/// beta1^t) (torch.optim.Adam's `capturable` form, which a CUDA graph replays with each step's
+/// values; on a CPU it rounds as [`adam`]).
+pub fn adam_capturable(
+    params: &[&Tensor],
+    exp_avgs: &[&Tensor],
+    exp_avg_sqs: &[&Tensor],
+    s: AdamStep,
     bc2_sqrt: &Tensor,
     step_size: &Tensor,
 ) -> Result<()> {
@@ -69,14 +119,14 @@ pub fn adam(
     let (p, m, v) = (handles(params), handles(exp_avgs), handles(exp_avg_sqs));
     // SAFETY: as above; the two scalars are live tensors for the call.
     check("Adam step", unsafe {
-        fpgan_foreach_adam(
+        fpgan_foreach_adam_capturable(
             p.as_ptr(),
             m.as_ptr(),
             v.as_ptr(),
             p.len() as i32,
-            beta1,
-            beta2,
-            eps,
+            s.beta1,
+            s.beta2,
+            s.eps,
             bc2_sqrt.as_ptr(),
             step_size.as_ptr(),
         )
