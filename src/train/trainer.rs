@@ -118,12 +118,6 @@ impl Trainer {
         if opts.fast.cuda_graphs && !device.is_cuda() {
             bail!("--cuda-graphs needs a CUDA device (--device cuda), not {device:?}");
         }
-        // before any CUDA work: graphs move this thread's work to a side stream
-        let graphs = opts
-            .fast
-            .cuda_graphs
-            .then(|| StepGraphs::new(device))
-            .transpose()?;
         fastpath::set_tf32(opts.fast.tf32);
         tch::manual_seed(opts.seed as i64);
         let gcfg = opts.generator_config();
@@ -142,12 +136,8 @@ impl Trainer {
                 fastpath::vars_to_channels_last(vs);
             }
         }
-        let mut opt_g = Adam::new(&gvs, AdamConfig::generator(opts.lr));
-        let mut opt_d = Adam::new(&dvs, AdamConfig::discriminator(opts.lr));
-        if graphs.is_some() {
-            opt_g.make_capturable();
-            opt_d.make_capturable();
-        }
+        let opt_g = Adam::new(&gvs, AdamConfig::generator(opts.lr));
+        let opt_d = Adam::new(&dvs, AdamConfig::discriminator(opts.lr));
         let ema = Ema::new(&gvs, &ema_vs)?;
         let (gw, gh) = opts.grid;
         let grid_z = Tensor::randn([gw * gh, gcfg.z_dim], (Kind::Float, device));
@@ -155,7 +145,7 @@ impl Trainer {
         let all: Vec<i64> = (0..classes).collect();
         let grid_c = (classes > 0).then(|| grid_classes(gw, gh, &all).to_device(device));
         let gen_labels = (classes > 0).then(|| Tensor::arange(classes, (Kind::Int64, device)));
-        Ok(Trainer {
+        let mut t = Trainer {
             opts: opts.clone(),
             device,
             gvs,
@@ -182,8 +172,12 @@ impl Trainer {
                 Device::Cuda(i) => PhaseEvents::new(i, &["Gboth", "Dmain"]),
                 _ => None,
             },
-            graphs,
-        })
+            graphs: None,
+        };
+        if opts.fast.cuda_graphs {
+            t.use_graphs()?;
+        }
+        Ok(t)
     }
 
     /// Run the phases as `--cuda-graphs` runs them from now on: the Adam updates read their bias
