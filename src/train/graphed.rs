@@ -122,8 +122,8 @@ impl PhaseGraph {
 /// the order they were captured: G, then D).
 pub struct StepGraphs {
     pool: Option<Pool>,
-    pub generator: PhaseGraph,
-    pub discriminator: PhaseGraph,
+    generator: PhaseGraph,
+    discriminator: PhaseGraph,
 }
 
 impl StepGraphs {
