@@ -30,8 +30,9 @@ pub struct FastPath {
     #[serde(default)]
     pub tf32: bool,
     /// Capture the G and D phases in CUDA graphs after 3 eager iterations and replay them: one
-    /// launch per phase instead of thousands of kernel launches (one process on CUDA; Adam's
-    /// bias corrections then round differently in the last bits).
+    /// launch per phase instead of thousands of kernel launches (one process on CUDA; Adam then
+    /// reads its bias corrections from the GPU, which may round the update differently in the
+    /// last bits).
     #[arg(long)]
     #[serde(default)]
     pub cuda_graphs: bool,
