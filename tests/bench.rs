@@ -18,28 +18,35 @@ fn bench(args: &[&str]) -> String {
     out
 }
 
+/// `fpgan bench` of `cfgs` at 128 px, ngf 8, batch `batch`, `iters` iterations after one warm-up,
+/// writing JSON to `json`, with `extra` arguments: its standard output.
+fn tiny_bench(
+    cfgs: &str,
+    batch: &str,
+    iters: &str,
+    json: &std::path::Path,
+    extra: &[&str],
+) -> String {
+    let mut args = vec![
+        "--cfgs", cfgs, "--res", "128", "--ngf", "8", "--batch", batch, "--iters", iters,
+        "--warmup", "1", "--json",
+    ];
+    args.push(json.to_str().unwrap());
+    args.extend_from_slice(extra);
+    bench(&args)
+}
+
 #[test]
 fn bench_prints_a_table_with_ratios_and_writes_json() {
     let tmp = tempfile::tempdir().unwrap();
     let json = tmp.path().join("bench.json");
-    let out = bench(&[
-        "--cfgs",
+    let out = tiny_bench(
         "fastgan_lite,faster_lite",
-        "--res",
-        "128",
-        "--batch",
         "4",
-        "--batch-gpu",
         "2",
-        "--ngf",
-        "8",
-        "--iters",
-        "2",
-        "--warmup",
-        "1",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+        &json,
+        &["--batch-gpu", "2"],
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert!(
         lines[0].starts_with("fpgan bench: 128x128, batch 4 (batch-gpu 2)"),
@@ -153,24 +160,7 @@ fn bench_cond_measures_the_conditional_networks() {
     use fpgan::nets::layers::trainable_params;
     let tmp = tempfile::tempdir().unwrap();
     let json = tmp.path().join("bench.json");
-    let out = bench(&[
-        "--cfgs",
-        "faster",
-        "--res",
-        "128",
-        "--batch",
-        "2",
-        "--ngf",
-        "8",
-        "--cond",
-        "3",
-        "--iters",
-        "1",
-        "--warmup",
-        "1",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+    let out = tiny_bench("faster", "2", "1", &json, &["--cond", "3"]);
     assert!(
         out.starts_with("fpgan bench: 128x128, class-conditional (3 classes), batch 2"),
         "{out}"
@@ -196,24 +186,13 @@ fn bench_cond_measures_the_conditional_networks() {
 fn bench_profile_writes_a_chrome_trace_and_says_where_the_time_goes() {
     let tmp = tempfile::tempdir().unwrap();
     let (json, dir) = (tmp.path().join("b.json"), tmp.path().join("prof"));
-    let out = bench(&[
-        "--cfgs",
+    let out = tiny_bench(
         "faster_lite",
-        "--res",
-        "128",
-        "--batch",
         "2",
-        "--ngf",
-        "8",
-        "--iters",
         "1",
-        "--warmup",
-        "1",
-        "--json",
-        json.to_str().unwrap(),
-        "--profile",
-        dir.to_str().unwrap(),
-    ]);
+        &json,
+        &["--profile", dir.to_str().unwrap()],
+    );
     assert!(
         out.contains("profile of faster_lite") && out.contains("libtorch operator calls"),
         "{out}"

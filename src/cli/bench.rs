@@ -49,8 +49,8 @@ pub struct BenchArgs {
 
 pub fn run(a: BenchArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
-    if a.fast.cuda_graphs && !device.is_cuda() {
-        anyhow::bail!("--cuda-graphs needs a CUDA device (--device cuda), not {device:?}");
+    if a.fast.cuda_graphs {
+        crate::fastpath::cuda_graph::check_supported(Some(device), false)?;
     }
     if a.iters == 0 {
         anyhow::bail!("--iters must be at least 1");

@@ -1,8 +1,9 @@
 //! CUDA graphs (`--cuda-graphs`): work captured once and replayed as one launch, on a side
 //! stream, graphs sharing one memory pool (csrc/cuda_graph.cpp).
 use crate::util::shim::check;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use std::ffi::c_void;
+use tch::Device;
 
 extern "C" {
     fn fpgan_cuda_side_stream(device: i32) -> i32;
@@ -12,6 +13,20 @@ extern "C" {
     fn fpgan_cuda_graph_end(graph: *mut c_void) -> i32;
     fn fpgan_cuda_graph_replay(graph: *mut c_void) -> i32;
     fn fpgan_cuda_graph_free(graph: *mut c_void);
+}
+
+/// Refuse `--cuda-graphs` where it cannot run: in a data-parallel run (the gradient all-reduce
+/// is not captured) or on a `device` other than CUDA (when known).
+pub fn check_supported(device: Option<Device>, data_parallel: bool) -> Result<()> {
+    if data_parallel {
+        bail!("--cuda-graphs trains in one process: leave it out for data-parallel training");
+    }
+    match device {
+        Some(d) if !d.is_cuda() => {
+            bail!("--cuda-graphs needs a CUDA device (--device cuda), not {d:?}")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Run this thread's later CUDA work on `device` on a new stream from libtorch's pool (a graph

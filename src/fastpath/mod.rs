@@ -50,6 +50,27 @@ impl FastPath {
         let graphs = if self.cuda_graphs { "-graphs" } else { "" };
         format!("{amp}{tf32}{cl}{graphs}")
     }
+
+    /// The settings in words, for tables: e.g. `fp32 (TF32 off)`, `bf16 autocast, TF32,
+    /// channels_last, CUDA graphs`.
+    pub fn describe(&self) -> String {
+        let amp = match self.amp {
+            Amp::None => "fp32",
+            Amp::Bf16 => "bf16 autocast",
+        };
+        let tf32 = if self.tf32 { ", TF32" } else { " (TF32 off)" };
+        let cl = if self.channels_last {
+            ", channels_last"
+        } else {
+            ""
+        };
+        let graphs = if self.cuda_graphs {
+            ", CUDA graphs"
+        } else {
+            ""
+        };
+        format!("{amp}{tf32}{cl}{graphs}")
+    }
 }
 
 /// Precision of the forward passes (`--amp`). With `bf16`, forward passes of G and D run under

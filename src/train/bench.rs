@@ -3,7 +3,7 @@
 use super::options::TrainOptions;
 use super::trainer::Trainer;
 use crate::fastpath::cuda_memory;
-use crate::fastpath::{Amp, FastPath};
+use crate::fastpath::FastPath;
 use crate::nets::generator::GenCfg;
 use crate::nets::info::thousands;
 use crate::nets::layers::trainable_params;
@@ -330,28 +330,6 @@ fn profile_table(cfg: &str, p: &TraceSummary) -> String {
 /// The settings shared by every row.
 fn header_line(base: &BenchResult) -> String {
     let sp = &base.spec;
-    let precision = format!(
-        "{}{}{}{}",
-        match sp.fast.amp {
-            Amp::None => "fp32",
-            Amp::Bf16 => "bf16 autocast",
-        },
-        if sp.fast.tf32 {
-            ", TF32"
-        } else {
-            " (TF32 off)"
-        },
-        if sp.fast.channels_last {
-            ", channels_last"
-        } else {
-            ""
-        },
-        if sp.fast.cuda_graphs {
-            ", CUDA graphs"
-        } else {
-            ""
-        }
-    );
     format!(
         "fpgan bench: {r}x{r}{}, batch {} (batch-gpu {}), ngf {}, {} iterations after {} warm-up, device {} ({}; {} threads), {}\n",
         match sp.classes {
@@ -366,7 +344,7 @@ fn header_line(base: &BenchResult) -> String {
         base.device,
         if base.device == "Cpu" { cpu_name() } else { "CUDA".into() },
         base.threads,
-        precision,
+        sp.fast.describe(),
         r = sp.res
     )
 }

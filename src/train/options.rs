@@ -1,7 +1,7 @@
 //! The options of a training run, with the reference's defaults and their validation: one
 //! `TrainOptions`, saved as `training_options.json` and in every snapshot.
 use crate::eval::metrics::{check_num_gen, parse_metrics};
-use crate::fastpath::FastPath;
+use crate::fastpath::{cuda_graph, FastPath};
 use crate::nets::generator::{GenCfg, GeneratorConfig};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -130,11 +130,8 @@ impl TrainOptions {
         if !(1..=MAX_GPUS).contains(&self.gpus) {
             bail!("--gpus {} must be 1 to {MAX_GPUS}", self.gpus);
         }
-        if self.fast.cuda_graphs && self.gpus > 1 {
-            bail!(
-                "--cuda-graphs trains in one process: leave it out with --gpus {}",
-                self.gpus
-            );
+        if self.fast.cuda_graphs {
+            cuda_graph::check_supported(None, self.gpus > 1)?;
         }
         if self.batch < 1 || self.batch_gpu < 1 || self.batch % (self.gpus * self.batch_gpu) != 0 {
             let procs = match self.gpus {

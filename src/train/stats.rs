@@ -33,15 +33,20 @@ impl Stats {
     /// Add every element of `t` to `name`.
     pub fn report(&mut self, name: &str, t: &Tensor) {
         let t = t.detach().to_kind(Kind::Double);
-        let (s, s2) = (t.sum(Kind::Double), t.square().sum(Kind::Double));
-        let r = Report(name.to_string(), t.numel() as i64, s, s2);
+        let (num, s, s2) = (
+            t.numel() as i64,
+            t.sum(Kind::Double),
+            t.square().sum(Kind::Double),
+        );
         match &mut self.capture {
-            Some(c) => c.push(r),
-            None => self.add(&r, false),
+            Some(c) => c.push(Report(name.to_string(), num, s, s2)),
+            None => self.add(name, num, &s, &s2, Tensor::shallow_clone),
         }
     }
 
-    fn add(&mut self, Report(name, num, s, s2): &Report, copy: bool) {
+    /// Add `num` elements with sum `s` and sum of squares `s2` to `name`; a new name keeps
+    /// `keep(s)` and `keep(s2)`.
+    fn add(&mut self, name: &str, num: i64, s: &Tensor, s2: &Tensor, keep: fn(&Tensor) -> Tensor) {
         match self.acc.get_mut(name) {
             Some(a) => {
                 a.num += num;
@@ -49,13 +54,12 @@ impl Stats {
                 a.sumsq += s2;
             }
             None => {
-                let own = |t: &Tensor| if copy { t.copy() } else { t.shallow_clone() };
                 let acc = Acc {
-                    num: *num,
-                    sum: own(s),
-                    sumsq: own(s2),
+                    num,
+                    sum: keep(s),
+                    sumsq: keep(s2),
                 };
-                self.acc.insert(name.clone(), acc);
+                self.acc.insert(name.to_string(), acc);
             }
         }
     }
@@ -70,10 +74,11 @@ impl Stats {
         Captured(self.capture.take().unwrap_or_default())
     }
 
-    /// Add the current values of captured reports (after a replay of their graph).
+    /// Add the current values of captured reports (after a replay of their graph; a new name
+    /// keeps copies, since the next replay overwrites them).
     pub fn add_captured(&mut self, c: &Captured) {
-        for r in &c.0 {
-            self.add(r, true);
+        for Report(name, num, s, s2) in &c.0 {
+            self.add(name, *num, s, s2, Tensor::copy);
         }
     }
 

@@ -10,6 +10,7 @@ use crate::data::labels::{class_table, draw_classes};
 use crate::dist::ProcessGroup;
 use crate::fastpath;
 use crate::fastpath::cuda_events::PhaseEvents;
+use crate::fastpath::cuda_graph;
 use crate::nets::discriminator::Discriminator;
 use crate::nets::features::{frozen_feature_network, FeatureNetwork};
 use crate::nets::generator::Generator;
@@ -115,8 +116,8 @@ impl Trainer {
     /// Fresh networks, optimizers and EMA for `opts` on `device`.
     pub fn new(opts: &TrainOptions, device: Device) -> Result<Self> {
         opts.validate()?;
-        if opts.fast.cuda_graphs && !device.is_cuda() {
-            bail!("--cuda-graphs needs a CUDA device (--device cuda), not {device:?}");
+        if opts.fast.cuda_graphs {
+            cuda_graph::check_supported(Some(device), false)?;
         }
         fastpath::set_tf32(opts.fast.tf32);
         tch::manual_seed(opts.seed as i64);
@@ -185,9 +186,8 @@ impl Trainer {
     /// once and replayed. On a CPU (for the tests) the phases run eagerly on fixed inputs with
     /// their statistics handled as a replay's: everything but the graph itself.
     pub fn use_graphs(&mut self) -> Result<()> {
-        if self.group.is_some() {
-            bail!("--cuda-graphs trains in one process: leave it out for data-parallel training");
-        }
+        // any device: on a CPU the tests run the phases as replays would
+        cuda_graph::check_supported(None, self.group.is_some())?;
         self.graphs = Some(StepGraphs::new(self.device)?);
         self.opt_g.make_capturable();
         self.opt_d.make_capturable();
@@ -218,7 +218,7 @@ impl Trainer {
     /// after a resume), and each phase averages its gradients over the ranks before the step.
     pub fn join(&mut self, group: ProcessGroup) -> Result<()> {
         if self.graphs.is_some() {
-            bail!("--cuda-graphs trains in one process: leave it out for data-parallel training");
+            cuda_graph::check_supported(None, true)?; // a group makes the run data-parallel
         }
         let mut vars: Vec<(String, Tensor)> = Vec::new();
         for (prefix, vs) in [
