@@ -16,12 +16,14 @@
 #   fid50k             the time of one fid50k_full evaluation of the faster run
 #   dist               a data-parallel group of one on CUDA (NCCL, then Gloo) against no group:
 #                      that the path works, and what its two all-reduces cost
-#   all MINUTES        stage, check, bench, graphs, official, train, wait, fid (one long sitting)
+#   all MINUTES        stage, check, bench, graphs, official, train, wait, fid (one long sitting;
+#                      a failed step is reported and the next ones still run)
 set -euo pipefail
-STEP=${1:?usage: scripts/gpu/run.sh stage|check|bench|profile|graphs|official|train|wait|fid|fid50k|dist|all}
+: "${1:?usage: scripts/gpu/run.sh stage|check|bench|profile|graphs|official|train|wait|fid|fid50k|dist|all}"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 G=${FPGAN_GPU:-/tmp/fpgan-gpu}
 OUT=${OUT:-$ROOT/gpu-out}
+export FPGAN_GPU=$G OUT  # for the steps that "all" runs as processes of their own
 mkdir -p "$G/home/weights" "$G/stage" "$OUT"
 export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-/opt/torch/.venv/lib/python3.12/site-packages/torch/lib}
 export FPGAN_HOME=$G/home
@@ -141,13 +143,30 @@ fid() {
   local metric=${1:-fid10k_full}
   need "$G/home/weights/fid_inception_v3.pt"
   for cfg in faster fastgan; do
-    local dir; dir=$(run_dir "$cfg")
-    [ -n "$dir" ] || { log "no run of $cfg"; continue; }
-    "$BIN" metrics --network "$dir" --data "$DATA" --metrics "$metric" --device cuda | tee "$OUT/fid-$cfg.txt"
-    "$BIN" generate --network "$dir" --seeds 0-31 --grid 8x4 --outdir "$G/samples-$cfg" --device cuda
-    cp "$G/samples-$cfg/grid.png" "$OUT/samples-$cfg.png"
-    tail -n 3 "$dir/log.txt" >>"$OUT/fid-$cfg.txt"
+    fid_of "$cfg" "$metric" || log "fid of $cfg failed (the other run is still evaluated)"
   done
+}
+
+fid_of() {  # a function called in a || list runs without set -e: each failure returns
+  local cfg=$1 metric=$2 dir; dir=$(run_dir "$cfg")
+  [ -n "$dir" ] || { log "no run of $cfg"; return 1; }
+  "$BIN" metrics --network "$dir" --data "$DATA" --metrics "$metric" --device cuda \
+    | tee "$OUT/fid-$cfg.txt" || return 1
+  "$BIN" generate --network "$dir" --seeds 0-31 --grid 8x4 --outdir "$G/samples-$cfg" \
+    --device cuda || return 1
+  cp "$G/samples-$cfg/grid.png" "$OUT/samples-$cfg.png" || return 1
+  tail -n 3 "$dir/log.txt" >>"$OUT/fid-$cfg.txt"
+}
+
+# run the steps in turn, each in its own process (with set -e); a failed one is reported and
+# the next ones still run
+steps() {
+  local failed=0
+  for s in "$@"; do
+    # shellcheck disable=SC2086 # "train 5" is a step with its argument
+    "$ROOT/scripts/gpu/run.sh" $s || { log "step '$s' failed"; failed=1; }
+  done
+  return $failed
 }
 
 fid50k() {
@@ -159,18 +178,25 @@ fid50k() {
     | tee -a "$OUT/fid50k.txt"
 }
 
-case $STEP in
-  stage) stage ;;
-  check) check ;;
-  bench) bench ;;
-  profile) profile ;;
-  graphs) graphs ;;
-  official) official ;;
-  train) train "${2:-}" ;;
-  wait) wait_training "${2:-540}" ;;
-  fid) fid "${2:-}" ;;
-  dist) dist ;;
-  fid50k) fid50k ;;
-  all) stage; check; bench; graphs; official; train "${2:?all MINUTES}"; wait_training $((2 * ${2} * 60 + 120)); fid ;;
-  *) log "unknown step $STEP"; exit 2 ;;
-esac
+main() {
+  case $1 in
+    stage) stage ;;
+    check) check ;;
+    bench) bench ;;
+    profile) profile ;;
+    graphs) graphs ;;
+    official) official ;;
+    train) train "${2:-}" ;;
+    wait) wait_training "${2:-540}" ;;
+    fid) fid "${2:-}" ;;
+    dist) dist ;;
+    fid50k) fid50k ;;
+    all)
+      local m=${2:?all MINUTES}
+      steps stage check bench graphs official "train $m" "wait $((2 * m * 60 + 120))" fid
+      ;;
+    *) log "unknown step $1"; exit 2 ;;
+  esac
+}
+
+main "$@"

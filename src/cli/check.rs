@@ -49,7 +49,7 @@ pub fn run(a: CheckArgs) -> Result<()> {
     let r = check(&opts, device)?;
     println!(
         "check {} vs CPU ({} at {}, ngf {}, batch {}, TF32 off): G loss {:.2e}, D loss {:.2e}, gradients {:.2e} (worst {}; {} parameters), Adam and EMA updates {:.2e} relative; --cuda-graphs vs eager on {}: {:.2e}",
-        r.device, a.cfg, a.res, a.ngf, a.batch, r.loss_g, r.loss_d, r.grad, r.worst, r.parameters, r.update, r.device, r.graphs
+        r.device, a.cfg, a.res, a.ngf, a.batch, r.loss_g, r.loss_d, r.grad, if r.worst.is_empty() { "none" } else { &r.worst }, r.parameters, r.update, r.device, r.graphs
     );
     if let Some(p) = &a.json {
         crate::util::atomic::atomic_write(p, |w| Ok(serde_json::to_writer_pretty(w, &r)?))?;

@@ -10,7 +10,7 @@ use crate::snapshot::Network;
 use crate::train::options::TrainOptions;
 use crate::train::resume::{load_training_set, ResumeFrom};
 use crate::train::run::train;
-use crate::util::device::parse_device;
+use crate::util::device::{device_name, parse_device};
 use crate::util::files::create_output_dir;
 use crate::util::progress::count;
 use crate::util::{home, images};
@@ -126,8 +126,10 @@ fn train_briefly(a: &DemoArgs, dest: &Path, device: Device) -> Result<PathBuf> {
     let set = load_training_set(dest, Some(a.res as i64), true)?;
     let opts = options(a, dest, &set.name);
     println!(
-        "demo: training faster (ngf {}) for {} kimg on {device:?}; progress below, full log in the run directory",
-        a.ngf, a.kimg
+        "demo: training faster (ngf {}) for {} kimg on {}; progress below, full log in the run directory",
+        a.ngf,
+        a.kimg,
+        device_name(device)
     );
     train(&opts, set, &ResumeFrom::Never)
 }

@@ -8,7 +8,7 @@ use crate::train::options::{TrainOptions, DEFAULT_LR};
 use crate::train::resume::{load_training_set, ResumeFrom, ResumeMode};
 use crate::train::run::train_as;
 use crate::train::signals;
-use crate::util::device::parse_device;
+use crate::util::device::{device_name, parse_device};
 use crate::util::progress::count;
 use anyhow::{bail, Result};
 use clap::Args;
@@ -163,9 +163,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if a.dry_run {
         println!("{}", serde_json::to_string_pretty(&opts)?);
         println!(
-            "dataset: {} ({} with x-flips) of {r}x{r}; device {device:?}",
+            "dataset: {}{} of {r}x{r}; device {}",
             count(set.num_images() as u64, "image"),
-            set.len(),
+            match a.mirror {
+                true => format!(" ({} with x-flips)", set.len()),
+                false => String::new(),
+            },
+            device_name(device),
             r = resolution
         );
         return Ok(());

@@ -23,7 +23,10 @@ pub fn check_supported(device: Option<Device>, data_parallel: bool) -> Result<()
     }
     match device {
         Some(d) if !d.is_cuda() => {
-            bail!("--cuda-graphs needs a CUDA device (--device cuda), not {d:?}")
+            bail!(
+                "--cuda-graphs needs a CUDA device (--device cuda), not {}",
+                crate::util::device::device_name(d)
+            )
         }
         _ => Ok(()),
     }

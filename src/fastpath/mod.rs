@@ -167,7 +167,11 @@ pub fn autocast<T>(amp: Amp, device: Device, f: impl FnOnce() -> T) -> T {
     let cuda = device.is_cuda() as i32;
     // SAFETY: plain C calls into libtorch's autocast state; exceptions are caught there.
     let was = unsafe { fpgan_autocast_enter(cuda) };
-    assert!(was >= 0, "cannot enable bf16 autocast on {device:?}");
+    assert!(
+        was >= 0,
+        "cannot enable bf16 autocast on {}",
+        crate::util::device::device_name(device)
+    );
     let out = f();
     // SAFETY: as above; restores the state saved by the matching enter.
     unsafe { fpgan_autocast_exit(cuda, was) };

@@ -8,7 +8,7 @@ use crate::nets::generator::GenCfg;
 use crate::nets::info::thousands;
 use crate::nets::layers::trainable_params;
 use crate::util::atomic::atomic_write;
-use crate::util::device::parse_device;
+use crate::util::device::{device_name, parse_device};
 use crate::util::profiler::{self, TraceSummary};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -121,7 +121,7 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
             d_phase: col(2),
             ema: col(3),
         },
-        device: format!("{device:?}"),
+        device: device_name(device),
         threads: tch::get_num_threads() as i64,
         profile,
         sec_per_iter: iters,
@@ -281,7 +281,7 @@ pub fn render(results: &[BenchResult]) -> String {
     let mut s = header_line(base);
     s += &absolute_table(results);
     s += &ratio_table(results, base);
-    if base.device == "Cpu" {
+    if base.device == "cpu" {
         s += "(CPU: peak memory is the process's peak RSS, which includes libtorch itself.)\n";
     }
     for r in results {
@@ -342,7 +342,7 @@ fn header_line(base: &BenchResult) -> String {
         sp.iters,
         sp.warmup,
         base.device,
-        if base.device == "Cpu" { cpu_name() } else { "CUDA".into() },
+        if base.device == "cpu" { cpu_name() } else { "CUDA".into() },
         base.threads,
         sp.fast.describe(),
         r = sp.res

@@ -7,6 +7,7 @@ use super::loss::{discriminator_fake_loss, discriminator_real_loss, generator_lo
 use super::optim::{Adam, AdamConfig};
 use super::options::TrainOptions;
 use super::trainer::Trainer;
+use crate::util::device::device_name;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use tch::{nn, Device, Kind, Tensor};
@@ -171,7 +172,7 @@ pub fn check(opts: &TrainOptions, device: Device) -> Result<DeviceCheck> {
     let (g_c, d_c, grads_c) = phase_grads(&mut cpu, &z, &real)?;
     let (g_d, d_d, grads_d) = phase_grads(&mut dev, &z, &real)?;
     let mut out = DeviceCheck {
-        device: format!("{device:?}"),
+        device: device_name(device),
         loss_g: rel(g_d, g_c),
         loss_d: rel(d_d, d_c),
         grad: 0.0,
@@ -183,7 +184,10 @@ pub fn check(opts: &TrainOptions, device: Device) -> Result<DeviceCheck> {
     };
     let names = |g: &[(String, Tensor)]| g.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
     if names(&grads_c) != names(&grads_d) {
-        anyhow::bail!("{device:?} and the CPU computed gradients for different parameters");
+        anyhow::bail!(
+            "{} and the CPU computed gradients for different parameters",
+            device_name(device)
+        );
     }
     for ((name, gc), (_, gd)) in grads_c.iter().zip(&grads_d) {
         let err = (gd - gc).norm().double_value(&[]) / gc.norm().double_value(&[]).max(1e-30);

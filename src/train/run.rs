@@ -16,7 +16,7 @@ use crate::monitor::board::Board;
 use crate::monitor::plot;
 use crate::snapshot::{self, snapshot_name, snapshots_in};
 use crate::util::atomic::{atomic_write, TMP_TAG};
-use crate::util::device::parse_device;
+use crate::util::device::{device_name, parse_device};
 use crate::util::files::{keep_lines, lock_dir};
 use crate::util::images;
 use crate::util::progress;
@@ -207,7 +207,10 @@ fn join_group(opts: &TrainOptions, m: &Membership, device: Device) -> Result<Pro
         (_, Ok("gloo")) | (Device::Cpu, _) => Backend::Gloo,
         (Device::Cuda(i), Ok("nccl") | Err(_)) => Backend::Nccl(i),
         (_, Ok(other)) => bail!("FPGAN_DIST_BACKEND={other}: use gloo or nccl"),
-        (d, _) => bail!("data-parallel training on {d:?} is not supported; use cpu or cuda"),
+        (d, _) => bail!(
+            "data-parallel training on {} is not supported; use cpu or cuda",
+            device_name(d)
+        ),
     };
     let (addr, port) = (&m.master_addr, m.master_port);
     ProcessGroup::join(backend, addr, port, m.rank, m.world, GROUP_TIMEOUT)
@@ -313,9 +316,9 @@ impl<'a> Run<'a> {
             return Ok(());
         }
         self.log.line(&format!(
-            "Starting {} on {:?}",
+            "Starting {} on {}",
             self.dir.display(),
-            self.device
+            device_name(self.device)
         ));
         let json = serde_json::to_string_pretty(self.opts)?;
         atomic_write(&self.dir.join("training_options.json"), |w| {
@@ -385,10 +388,10 @@ impl<'a> Run<'a> {
         let secs = n as f64 / rate;
         let names: Vec<&str> = self.metrics.iter().map(|m| m.name()).collect();
         let mut line = format!(
-            "Metrics {} at every snapshot: about {} each ({n} generated images at {rate:.1} img/s on {:?})",
+            "Metrics {} at every snapshot: about {} each ({n} generated images at {rate:.1} img/s on {})",
             names.join(","),
             format_time(secs),
-            self.device
+            device_name(self.device)
         );
         if secs > 600.0 {
             line += "; for quicker looks use --num-gen 2000 (not comparable) or --metrics none";
