@@ -3,7 +3,7 @@
 //! generation, and FID drawing classes from the dataset's labels as the reference's metrics.
 mod common;
 
-use common::{fpgan, fpgan_with_home, private_home, text, train_args};
+use common::{dataset, fpgan, fpgan_with_home, private_home, text, train_args};
 use fpgan::eval::detector::Detector;
 use fpgan::eval::evaluator::generated_features;
 use fpgan::nets::generator::{GenCfg, Generator, GeneratorConfig};
@@ -34,18 +34,7 @@ fn labelled_dataset(dir: &Path, counts: [usize; 3]) -> PathBuf {
         }
     }
     let dest = dir.join("labelled");
-    let (s, d) = (src.to_str().unwrap(), dest.to_str().unwrap());
-    let o = fpgan(&[
-        "dataset",
-        "--source",
-        s,
-        "--dest",
-        d,
-        "--resolution",
-        "128",
-        "--labels",
-        "folders",
-    ]);
+    let o = dataset(&src, &dest, &["--resolution", "128", "--labels", "folders"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     dest
 }

@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{fpgan, text, write_leftovers};
+use common::{dataset, dataset_args, text, write_leftovers};
 
 /// A `w` x `h` image with a pattern that depends on `seed`.
 fn picture(w: u32, h: u32, seed: u8) -> RgbImage {
@@ -91,16 +91,6 @@ fn dead_pid() -> u32 {
     let pid = child.id();
     child.wait().unwrap();
     pid
-}
-
-fn dataset_args<'a>(src: &'a Path, dest: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["dataset", "--source", s(src), "--dest", s(dest)];
-    args.extend(extra);
-    args
-}
-
-fn dataset(src: &Path, dest: &Path, extra: &[&str]) -> Output {
-    fpgan(&dataset_args(src, dest, extra))
 }
 
 /// `dataset` at 128 px, or None if it still runs after `secs`.
@@ -613,15 +603,7 @@ fn a_full_disk_gives_one_clean_error_line_and_leaves_nothing() {
     }
     for dest in ["full.zip", "full"] {
         let d = tmp.path().join(dest);
-        let o = fpgan_with_small_disk(&[
-            "dataset",
-            "--source",
-            s(&src),
-            "--dest",
-            s(&d),
-            "--resolution",
-            "128",
-        ]);
+        let o = fpgan_with_small_disk(&dataset_args(&src, &d, &["--resolution", "128"]));
         let e = one_error_line(&o);
         assert!(e.contains("disk full?") && e.contains(s(&d)), "{e}");
         assert!(

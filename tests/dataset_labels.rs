@@ -3,7 +3,7 @@
 //! back by the loader; every defect is a clear error naming it.
 mod common;
 
-use common::{fpgan, text};
+use common::{dataset, text};
 use fpgan::data::ImageSet;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -16,19 +16,8 @@ fn png(path: &Path, rgb: [u8; 3]) {
         .unwrap();
 }
 
-fn dataset(src: &Path, dest: &Path, labels: &str) -> std::process::Output {
-    let (s, d) = (src.to_str().unwrap(), dest.to_str().unwrap());
-    fpgan(&[
-        "dataset",
-        "--source",
-        s,
-        "--dest",
-        d,
-        "--resolution",
-        "32",
-        "--labels",
-        labels,
-    ])
+fn labelled(src: &Path, dest: &Path, labels: &str) -> std::process::Output {
+    dataset(src, dest, &["--resolution", "32", "--labels", labels])
 }
 
 fn dataset_json(dest: &Path) -> Value {
@@ -45,7 +34,7 @@ fn folders_name_the_classes_in_sorted_order() {
     png(&src.join("grass/deeper/d.png"), [0, 255, 0]);
     std::fs::write(src.join("water/broken.png"), b"not an image").unwrap();
     let dest = tmp.path().join("out");
-    let o = dataset(&src, &dest, "folders");
+    let o = labelled(&src, &dest, "folders");
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("3 classes"), "{}", text(&o.stdout));
     // sources in path order: fire/b, fire/c, grass/deeper/d, water/a (water/broken skipped)
@@ -80,14 +69,14 @@ fn a_labels_file_in_the_reference_format_is_used_and_checked() {
     let f = file.to_str().unwrap();
     write(json!({"labels": [["x.png", 1], ["y.png", 0], ["sub\\z.png", 1]]}));
     let dest = tmp.path().join("out.zip");
-    let o = dataset(&src, &dest, f);
+    let o = labelled(&src, &dest, f);
     assert!(o.status.success(), "{}", text(&o.stderr));
     // sorted sources: sub/z, x, y
     assert_eq!(ImageSet::open(&dest).unwrap().labels, Some(vec![1, 1, 0]));
     // every defect names what to fix
     let err = |v: Value| {
         write(v);
-        let o = dataset(&src, &tmp.path().join("bad"), f);
+        let o = labelled(&src, &tmp.path().join("bad"), f);
         assert!(!o.status.success());
         text(&o.stderr)
     };
@@ -117,7 +106,7 @@ fn folders_need_every_image_in_a_class_folder_and_every_class_an_image() {
     let src = tmp.path().join("src");
     png(&src.join("cats/a.png"), [9, 9, 9]);
     png(&src.join("stray.png"), [9, 9, 9]);
-    let o = dataset(&src, &tmp.path().join("out"), "folders");
+    let o = labelled(&src, &tmp.path().join("out"), "folders");
     let e = text(&o.stderr);
     assert!(
         !o.status.success() && e.contains("stray.png") && e.contains("class folder"),
@@ -127,7 +116,7 @@ fn folders_need_every_image_in_a_class_folder_and_every_class_an_image() {
     // a class whose only image cannot be read is left empty
     std::fs::create_dir_all(src.join("dogs")).unwrap();
     std::fs::write(src.join("dogs/only.png"), b"broken").unwrap();
-    let o = dataset(&src, &tmp.path().join("out"), "folders");
+    let o = labelled(&src, &tmp.path().join("out"), "folders");
     let e = text(&o.stderr);
     assert!(
         !o.status.success() && e.contains("dogs") && e.contains("no usable image"),
@@ -157,7 +146,7 @@ fn label_vectors_give_the_argmax_and_their_length_classes() {
                             ["z.png", [0.9, 0.1, 0.0, 0.0]]]}),
     );
     let dest = tmp.path().join("out");
-    let o = dataset(&src, &dest, file.to_str().unwrap());
+    let o = labelled(&src, &dest, file.to_str().unwrap());
     assert!(!o.status.success());
     assert!(
         text(&o.stderr).contains("class 2 (2) has no usable image"),
@@ -167,7 +156,7 @@ fn label_vectors_give_the_argmax_and_their_length_classes() {
     write(
         json!({"labels": [["x.png", [0, 1, 0]], ["y.png", [0.5, 0.5, 0]], ["z.png", [0, 0, 1]]]}),
     );
-    let o = dataset(&src, &dest, file.to_str().unwrap());
+    let o = labelled(&src, &dest, file.to_str().unwrap());
     assert!(o.status.success(), "{}", text(&o.stderr));
     let set = ImageSet::open(&dest).unwrap();
     assert_eq!(
@@ -176,7 +165,7 @@ fn label_vectors_give_the_argmax_and_their_length_classes() {
     );
     // vectors of different lengths are refused, naming the entry
     write(json!({"labels": [["x.png", [0, 1]], ["y.png", [1, 0, 0]], ["z.png", [0, 0, 1]]]}));
-    let o = dataset(&src, &tmp.path().join("out2"), file.to_str().unwrap());
+    let o = labelled(&src, &tmp.path().join("out2"), file.to_str().unwrap());
     assert!(
         !o.status.success() && text(&o.stderr).contains("\"y.png\""),
         "{}",

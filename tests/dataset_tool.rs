@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{fpgan, text, write_leftovers};
+use common::{dataset, fpgan, text, write_leftovers};
 
 /// Left half `a`, right half `b`.
 fn halves(w: u32, h: u32, a: [u8; 3], b: [u8; 3]) -> RgbImage {
@@ -155,15 +155,7 @@ fn every_kind_of_input_becomes_rgb_and_bad_files_are_skipped_with_a_warning() {
     let src = tmp.path().join("src");
     let order = write_all_kinds(&src);
     let dest = tmp.path().join("out.zip");
-    let o = fpgan(&[
-        "dataset",
-        "--source",
-        src.to_str().unwrap(),
-        "--dest",
-        dest.to_str().unwrap(),
-        "--resolution",
-        "32",
-    ]);
+    let o = dataset(&src, &dest, &["--resolution", "32"]);
     let (out, err) = (text(&o.stdout), text(&o.stderr));
     assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
     assert!(out.contains("13 images written, 4 skipped"), "{out}");
@@ -238,15 +230,7 @@ fn output_follows_the_reference_layout_and_round_trips() {
     let zip_dest = tmp.path().join("set.zip");
     let dir_dest = tmp.path().join("set_dir");
     for d in [&zip_dest, &dir_dest] {
-        let o = fpgan(&[
-            "dataset",
-            "--source",
-            src.to_str().unwrap(),
-            "--dest",
-            d.to_str().unwrap(),
-            "--resolution",
-            "16",
-        ]);
+        let o = dataset(&src, d, &["--resolution", "16"]);
         assert!(o.status.success(), "{}", text(&o.stderr));
     }
     // zip: STORED entries, reference names, dataset.json
@@ -304,15 +288,7 @@ fn mirror_appends_flipped_copies_and_batches_are_nchw_uint8() {
         .save(src.join("1.png"))
         .unwrap();
     let dest = tmp.path().join("d.zip");
-    let o = fpgan(&[
-        "dataset",
-        "--source",
-        src.to_str().unwrap(),
-        "--dest",
-        dest.to_str().unwrap(),
-        "--resolution",
-        "8",
-    ]);
+    let o = dataset(&src, &dest, &["--resolution", "8"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let set = ImageSet::open(&dest).unwrap().with_mirror(true);
     assert_eq!((set.num_images(), set.len()), (2, 4));
@@ -379,8 +355,8 @@ fn reference_made_datasets_load_and_raw_folders_are_prepared_on_the_fly() {
     );
 }
 
-fn dataset_err(args: &[&str]) -> (i32, String) {
-    let o = fpgan(args);
+fn dataset_err(src: &Path, dest: &Path, extra: &[&str]) -> (i32, String) {
+    let o = dataset(src, dest, extra);
     assert!(!o.status.success());
     let err = text(&o.stderr);
     (o.status.code().unwrap_or(-1), err)
@@ -397,7 +373,7 @@ fn bad_invocations_fail_with_one_clear_line_and_leave_nothing_behind() {
 
     // missing source
     let missing = tmp.path().join("nope");
-    let (_, e) = dataset_err(&["dataset", "--source", &s(&missing), "--dest", &s(&dest)]);
+    let (_, e) = dataset_err(&missing, &dest, &[]);
     assert!(
         e.starts_with("error:") && e.contains(&s(&missing)) && e.trim().lines().count() == 1,
         "{e}"
@@ -405,100 +381,42 @@ fn bad_invocations_fail_with_one_clear_line_and_leave_nothing_behind() {
     // empty folder
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let (_, e) = dataset_err(&["dataset", "--source", &s(&empty), "--dest", &s(&dest)]);
+    let (_, e) = dataset_err(&empty, &dest, &[]);
     assert!(e.contains("contains no files"), "{e}");
     // only bad files
     let junk = tmp.path().join("junk");
     std::fs::create_dir_all(&junk).unwrap();
     std::fs::write(junk.join("a.png"), b"nope").unwrap();
-    let (_, e) = dataset_err(&["dataset", "--source", &s(&junk), "--dest", &s(&dest)]);
+    let (_, e) = dataset_err(&junk, &dest, &[]);
     assert!(
         e.contains("no usable image") && e.contains(&s(&junk)),
         "{e}"
     );
     // resolution not a power of two; unknown transform; unknown option (clap: exit 2)
-    let (_, e) = dataset_err(&[
-        "dataset",
-        "--source",
-        &s(&src),
-        "--dest",
-        &s(&dest),
-        "--resolution",
-        "300",
-    ]);
+    let (_, e) = dataset_err(&src, &dest, &["--resolution", "300"]);
     assert!(e.contains("power of two"), "{e}");
-    let (c, _) = dataset_err(&[
-        "dataset",
-        "--source",
-        &s(&src),
-        "--dest",
-        &s(&dest),
-        "--transform",
-        "zoom",
-    ]);
+    let (c, _) = dataset_err(&src, &dest, &["--transform", "zoom"]);
     assert_eq!(c, 2);
-    let (c, e) = dataset_err(&[
-        "dataset",
-        "--source",
-        &s(&src),
-        "--dest",
-        &s(&dest),
-        "--colour",
-        "red",
-    ]);
+    let (c, e) = dataset_err(&src, &dest, &["--colour", "red"]);
     assert_eq!(c, 2, "{e}");
-    let (_, e) = dataset_err(&[
-        "dataset",
-        "--source",
-        &s(&src),
-        "--dest",
-        &s(&dest),
-        "--background",
-        "1,2",
-    ]);
+    let (_, e) = dataset_err(&src, &dest, &["--background", "1,2"]);
     assert!(e.contains("bad colour"), "{e}");
     assert!(!dest.exists(), "failed runs create no destination");
 
     // an existing non-empty destination is kept unless --force
     std::fs::create_dir_all(&dest).unwrap();
     std::fs::write(dest.join("keep.txt"), "precious").unwrap();
-    let (_, e) = dataset_err(&[
-        "dataset",
-        "--source",
-        &s(&src),
-        "--dest",
-        &s(&dest),
-        "--resolution",
-        "8",
-    ]);
+    let (_, e) = dataset_err(&src, &dest, &["--resolution", "8"]);
     assert!(e.contains("--force") && e.contains(&s(&dest)), "{e}");
     assert_eq!(
         std::fs::read_to_string(dest.join("keep.txt")).unwrap(),
         "precious"
     );
     // a failing --force run keeps the old content too
-    let _ = dataset_err(&[
-        "dataset",
-        "--source",
-        &s(&junk),
-        "--dest",
-        &s(&dest),
-        "--force",
-    ]);
+    let _ = dataset_err(&junk, &dest, &["--force"]);
     assert!(dest.join("keep.txt").exists());
     // --force replaces only a dataset: a folder holding keep.txt is refused, and kept
-    let force = |res: &str| {
-        fpgan(&[
-            "dataset",
-            "--source",
-            &s(&src),
-            "--dest",
-            &s(&dest),
-            "--resolution",
-            res,
-            "--force",
-        ])
-    };
+    let force = |res: &str| dataset(&src, &dest, &["--resolution", res, "--force"]);
     let o = force("8");
     assert!(!o.status.success() && text(&o.stderr).contains("keep.txt"));
     assert!(dest.join("keep.txt").exists());
@@ -511,15 +429,7 @@ fn bad_invocations_fail_with_one_clear_line_and_leave_nothing_behind() {
     // an existing empty directory is fine without --force (as the reference)
     let empty_dest = tmp.path().join("empty_dest");
     std::fs::create_dir_all(&empty_dest).unwrap();
-    let o = fpgan(&[
-        "dataset",
-        "--source",
-        &s(&src),
-        "--dest",
-        &s(&empty_dest),
-        "--resolution",
-        "8",
-    ]);
+    let o = dataset(&src, &empty_dest, &["--resolution", "8"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
 
     let leftovers = write_leftovers(tmp.path());
@@ -533,31 +443,22 @@ fn max_images_and_zip_sources() {
     write_all_kinds(&src);
     // a zip source (made by the tool itself) re-prepared at a smaller size with a limit
     let first = tmp.path().join("first.zip");
-    assert!(fpgan(&[
-        "dataset",
-        "--source",
-        src.to_str().unwrap(),
-        "--dest",
-        first.to_str().unwrap(),
-        "--resolution",
-        "16"
-    ])
-    .status
-    .success());
+    assert!(dataset(&src, &first, &["--resolution", "16"])
+        .status
+        .success());
     let second = tmp.path().join("second");
-    let o = fpgan(&[
-        "dataset",
-        "--source",
-        first.to_str().unwrap(),
-        "--dest",
-        second.to_str().unwrap(),
-        "--resolution",
-        "8",
-        "--max-images",
-        "5",
-        "--transform",
-        "pad",
-    ]);
+    let o = dataset(
+        &first,
+        &second,
+        &[
+            "--resolution",
+            "8",
+            "--max-images",
+            "5",
+            "--transform",
+            "pad",
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o.stderr));
     let set = ImageSet::open(&second).unwrap();
     assert_eq!((set.num_images(), set.resolution), (5, 8));

@@ -3,7 +3,7 @@
 //! or survived without losing data; the binary never panics, segfaults or aborts.
 mod common;
 
-use common::{fpgan, fpgan_with_home, shapes, text, train_args, wait_for_snapshots};
+use common::{dataset, fpgan, fpgan_with_home, shapes, text, train_args, wait_for_snapshots};
 use fpgan::snapshot::snapshots_in;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -300,9 +300,9 @@ fn advice_names_values_that_work() {
     let tmp = tempfile::tempdir().unwrap();
     let data = shapes(tmp.path());
     let ds = tmp.path().join("ds.zip");
-    let (d, z) = (data.to_str().unwrap(), ds.to_str().unwrap());
-    let o = fpgan(&["dataset", "--source", d, "--dest", z, "--resolution", "128"]);
+    let o = dataset(&data, &ds, &["--resolution", "128"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
+    let z = ds.to_str().unwrap();
     let unused = tmp.path().join("unused");
     let mut args = train_args(z, unused.to_str().unwrap(), "0.002");
     let i = args.iter().position(|a| *a == "--res").unwrap();
@@ -415,9 +415,9 @@ fn messages_say_what_to_do() {
     refused(fpgan(&args), &["--ngf 8", "--ngf 16"]);
     // metrics on a dataset of another size: no advice about a --res that metrics lacks
     let ds = tmp.path().join("ds256.zip");
-    let (d, z) = (data.to_str().unwrap(), ds.to_str().unwrap());
-    let o = fpgan(&["dataset", "--source", d, "--dest", z, "--resolution", "256"]);
+    let o = dataset(&data, &ds, &["--resolution", "256"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
+    let z = ds.to_str().unwrap();
     let (r, n) = (run.to_str().unwrap(), "8");
     let o = fpgan(&["metrics", "--network", r, "--data", z, "--num-gen", n]);
     let err = refused(o, &["the network makes 128x128"]);

@@ -13,6 +13,19 @@ pub fn fpgan(args: &[&str]) -> Output {
         .expect("run fpgan")
 }
 
+/// `fpgan dataset --source src --dest dest extra...`'s arguments.
+pub fn dataset_args<'a>(src: &'a Path, dest: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let (s, d) = (src.to_str().unwrap(), dest.to_str().unwrap());
+    let mut args = vec!["dataset", "--source", s, "--dest", d];
+    args.extend(extra);
+    args
+}
+
+/// Run `fpgan dataset --source src --dest dest extra...` to completion.
+pub fn dataset(src: &Path, dest: &Path, extra: &[&str]) -> Output {
+    fpgan(&dataset_args(src, dest, extra))
+}
+
 /// Run `fpgan args...` with `FPGAN_HOME=home`.
 pub fn fpgan_with_home(home: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fpgan"))
