@@ -1,25 +1,35 @@
 //! `fpgan bench` with tiny settings: a well-formed table, ratios against the first config, JSON.
 use std::process::Command;
 
-/// `fpgan bench ARGS` on the CPU, which must succeed: its standard output.
-fn bench(args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_fpgan"))
+/// `fpgan bench ARGS` on the CPU.
+fn bench_output(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_fpgan"))
         .arg("bench")
         .args(args)
         .args(["--device", "cpu"])
         .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "{out}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
+        .unwrap()
 }
 
 /// `fpgan bench` of `cfgs` at 128 px, ngf 8, batch `batch`, `iters` iterations after one warm-up,
-/// writing JSON to `json`, with `extra` arguments: its standard output.
+/// writing JSON to `json`, with `extra` arguments.
+fn tiny_bench_output(
+    cfgs: &str,
+    batch: &str,
+    iters: &str,
+    json: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "--cfgs", cfgs, "--res", "128", "--ngf", "8", "--batch", batch, "--iters", iters,
+        "--warmup", "1", "--json",
+    ];
+    args.push(json.to_str().unwrap());
+    args.extend_from_slice(extra);
+    bench_output(&args)
+}
+
+/// [`tiny_bench_output`], which must succeed: its standard output.
 fn tiny_bench(
     cfgs: &str,
     batch: &str,
@@ -27,13 +37,14 @@ fn tiny_bench(
     json: &std::path::Path,
     extra: &[&str],
 ) -> String {
-    let mut args = vec![
-        "--cfgs", cfgs, "--res", "128", "--ngf", "8", "--batch", batch, "--iters", iters,
-        "--warmup", "1", "--json",
-    ];
-    args.push(json.to_str().unwrap());
-    args.extend_from_slice(extra);
-    bench(&args)
+    let o = tiny_bench_output(cfgs, batch, iters, json, extra);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
 }
 
 #[test]
@@ -285,4 +296,49 @@ fn trace_summary_counts_own_time_per_thread_and_prefers_kernels() {
         (1.0, 2.0, 6.0, 10.0)
     );
     assert_eq!(top, [("k1".into(), 2.0, 4.0)]);
+}
+
+/// A configuration whose worker fails (here: its trace file cannot be written) costs only its
+/// own figures: the others are measured, shown and written, and the command fails naming it.
+#[test]
+fn a_failing_configuration_costs_only_its_own_figures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, dir) = (tmp.path().join("b.json"), tmp.path().join("prof"));
+    let blocked = dir.join("fastgan_lite-fp32.trace.json");
+    // a folder (not empty: libtorch would replace an empty one) where the trace file would go
+    std::fs::create_dir_all(&blocked).unwrap();
+    std::fs::write(blocked.join("keep"), "").unwrap();
+    let o = tiny_bench_output(
+        "fastgan_lite,faster_lite",
+        "2",
+        "1",
+        &json,
+        &["--profile", dir.to_str().unwrap()],
+    );
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(!o.status.success(), "{out}\n{err}");
+    let last = err.trim().lines().last().unwrap();
+    assert!(
+        last.starts_with("error: 1 of 2 configurations failed")
+            && last.contains("fastgan_lite")
+            && last.contains(blocked.to_str().unwrap()),
+        "{err}"
+    );
+    let rows: Vec<&str> = out.lines().filter(|l| l.contains("_lite ")).collect();
+    assert!(
+        rows.iter().any(|l| l.starts_with("faster_lite"))
+            && !rows.iter().any(|l| l.starts_with("fastgan_lite")),
+        "{out}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let cfgs: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["spec"]["cfg"].as_str().unwrap())
+        .collect();
+    assert_eq!(cfgs, ["faster_lite"]);
 }

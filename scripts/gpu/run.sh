@@ -66,40 +66,58 @@ check() {
   "$BIN" check --device cuda --res 256 --batch 4 --json "$OUT/check.json" | tee "$OUT/check.txt"
 }
 
+# `fpgan bench ARGS`, its table appended to $OUT/TXT; a failure is reported and the step goes
+# on to its next invocation, failing at the end (`settle`)
+FAILED=0
+bench_to() {
+  local txt=$1; shift
+  "$BIN" bench "$@" | tee -a "$OUT/$txt" || { log "failed: fpgan bench $*"; FAILED=1; }
+}
+settle() { return "$FAILED"; }
+
 bench() {
   need "$BIN"
   local common=(--device cuda --res 256 --batch 64 --iters 20 --warmup 5)
-  "$BIN" bench "${common[@]}" --json "$OUT/bench-gpu-fp32.json" | tee "$OUT/bench.txt"
-  "$BIN" bench "${common[@]}" --tf32 --json "$OUT/bench-gpu-tf32.json" | tee -a "$OUT/bench.txt"
-  "$BIN" bench "${common[@]}" --amp bf16 --json "$OUT/bench-gpu-bf16.json" | tee -a "$OUT/bench.txt"
-  "$BIN" bench "${common[@]}" --amp bf16 --channels-last --json "$OUT/bench-gpu-bf16-cl.json" \
-    | tee -a "$OUT/bench.txt"
+  : >"$OUT/bench.txt"
+  bench_to bench.txt "${common[@]}" --json "$OUT/bench-gpu-fp32.json"
+  bench_to bench.txt "${common[@]}" --tf32 --json "$OUT/bench-gpu-tf32.json"
+  bench_to bench.txt "${common[@]}" --amp bf16 --json "$OUT/bench-gpu-bf16.json"
+  bench_to bench.txt "${common[@]}" --amp bf16 --channels-last --json "$OUT/bench-gpu-bf16-cl.json"
+  settle
 }
 
 profile() {
   need "$BIN"
   local common=(--device cuda --res 256 --batch 64 --iters 3 --warmup 3 --cfgs faster,fastgan
     --profile "$G/prof")
-  "$BIN" bench "${common[@]}" | tee "$OUT/profile.txt"
-  "$BIN" bench "${common[@]}" --amp bf16 --channels-last | tee -a "$OUT/profile.txt"
+  : >"$OUT/profile.txt"
+  bench_to profile.txt "${common[@]}"
+  bench_to profile.txt "${common[@]}" --amp bf16 --channels-last
   tar -C "$G/prof" -czf "$OUT/traces.tar.gz" .
   ls -la "$OUT/traces.tar.gz"
+  settle
 }
 
 graphs() {
   need "$BIN"
   local common=(--device cuda --res 256 --batch 64 --iters 20 --warmup 5 --cfgs faster,fastgan
     --cuda-graphs)
-  "$BIN" bench "${common[@]}" --json "$OUT/bench-gpu-fp32-graphs.json" | tee "$OUT/graphs.txt"
-  "$BIN" bench "${common[@]}" --amp bf16 --channels-last --json "$OUT/bench-gpu-bf16-cl-graphs.json" \
-    | tee -a "$OUT/graphs.txt"
+  : >"$OUT/graphs.txt"
+  bench_to graphs.txt "${common[@]}" --json "$OUT/bench-gpu-fp32-graphs.json"
+  bench_to graphs.txt "${common[@]}" --amp bf16 --channels-last --json "$OUT/bench-gpu-bf16-cl-graphs.json"
+  settle
 }
 
 official() {
   need "$G/pg"; need "$G/pg_bench.py"; need "$G/site/timm"
   local args=(--repo "$G/pg" --res 256 --batch 64 --iters 20 --warmup 5 --device cuda --json)
-  PYTHONPATH=$G/site $PY "$G/pg_bench.py" "${args[@]}" --cfg fastgan | tee "$OUT/official.jsonl"
-  PYTHONPATH=$G/site $PY "$G/pg_bench.py" "${args[@]}" --cfg fastgan --dsc | tee -a "$OUT/official.jsonl"
+  : >"$OUT/official.jsonl"
+  for dsc in "" --dsc; do
+    # shellcheck disable=SC2086 # $dsc: no argument, or --dsc
+    PYTHONPATH=$G/site $PY "$G/pg_bench.py" "${args[@]}" --cfg fastgan $dsc | tee -a "$OUT/official.jsonl" \
+      || { log "failed: pg_bench.py --cfg fastgan $dsc"; FAILED=1; }
+  done
+  settle
 }
 
 train() {

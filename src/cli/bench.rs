@@ -109,11 +109,23 @@ pub fn run(a: BenchArgs) -> Result<()> {
         }
         specs.push(spec);
     }
-    let results = bench::run_all(&specs)?;
-    print!("{}", bench::render(&results));
-    if let Some(p) = &a.json {
-        bench::write_json(&results, p)?;
-        println!("bench: results written to {}", p.display());
+    let outcome = bench::run_all(&specs)?;
+    if !outcome.results.is_empty() {
+        print!("{}", bench::render(&outcome.results));
+        if let Some(p) = &a.json {
+            bench::write_json(&outcome.results, p)?;
+            println!("bench: results written to {}", p.display());
+        }
+    }
+    if let Some((cfg, e)) = outcome.failures.first() {
+        let (failed, all) = (outcome.failures.len(), specs.len());
+        match (failed, all) {
+            (_, 1) => anyhow::bail!("{cfg}: {e}"),
+            (f, a) if f == a => anyhow::bail!("all {a} configurations failed; {cfg}: {e}"),
+            (f, a) => {
+                anyhow::bail!("{f} of {a} configurations failed (the others are above); {cfg}: {e}")
+            }
+        }
     }
     Ok(())
 }

@@ -235,30 +235,54 @@ fn profiled_iterations(
     profiler::summarise(&path, PROFILED_ITERS, 12)
 }
 
+/// What [`run_all`] measured: the results of the configurations whose worker succeeded, and
+/// for each of the others its configuration and its error (the worker's last line).
+pub struct BenchOutcome {
+    pub results: Vec<BenchResult>,
+    pub failures: Vec<(GenCfg, String)>,
+}
+
 /// Run every spec in its own child process (`fpgan bench-worker`) and collect the results (one
-/// configuration per process so that peak memory is per configuration).
-pub fn run_all(specs: &[BenchSpec]) -> Result<Vec<BenchResult>> {
+/// configuration per process so that peak memory is per configuration). A configuration that
+/// fails (out of memory, say) is reported with the worker's messages and costs only its own
+/// figures: the others still run.
+pub fn run_all(specs: &[BenchSpec]) -> Result<BenchOutcome> {
     let exe = std::env::current_exe().context("cannot find the fpgan executable")?;
-    let mut out = Vec::new();
+    let mut out = BenchOutcome {
+        results: Vec::new(),
+        failures: Vec::new(),
+    };
     for spec in specs {
         eprintln!("bench: {} ...", spec.cfg);
-        let o = std::process::Command::new(&exe)
-            .arg("bench-worker")
-            .arg(serde_json::to_string(spec)?)
-            .output()
-            .with_context(|| format!("cannot start {}", exe.display()))?;
-        if !o.status.success() {
-            bail!(
-                "bench of {} failed: {}",
-                spec.cfg,
-                String::from_utf8_lossy(&o.stderr).trim()
-            );
+        match run_worker(&exe, spec) {
+            Ok(r) => out.results.push(r),
+            Err(e) => {
+                eprintln!("bench: {} failed (its messages above)", spec.cfg);
+                out.failures.push((spec.cfg, format!("{e:#}")));
+            }
         }
-        let stdout = String::from_utf8_lossy(&o.stdout);
-        let line = stdout.lines().last().unwrap_or_default();
-        out.push(serde_json::from_str(line).with_context(|| format!("bad worker output: {line}"))?);
     }
     Ok(out)
+}
+
+/// One `fpgan bench-worker` process for `spec`: its result, or its error (the worker's
+/// messages are passed on to standard error).
+fn run_worker(exe: &Path, spec: &BenchSpec) -> Result<BenchResult> {
+    let o = std::process::Command::new(exe)
+        .arg("bench-worker")
+        .arg(serde_json::to_string(spec)?)
+        .output()
+        .with_context(|| format!("cannot start {}", exe.display()))?;
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    if !o.status.success() {
+        eprint!("{stderr}");
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+        let last = last.unwrap_or("the worker failed without a message").trim();
+        bail!("{}", last.strip_prefix("error: ").unwrap_or(last));
+    }
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).with_context(|| format!("bad worker output: {line}"))
 }
 
 fn cpu_name() -> String {
