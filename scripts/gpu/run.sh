@@ -63,15 +63,19 @@ stage() {
 
 check() {
   need "$BIN"
-  "$BIN" check --device cuda --res 256 --batch 4 --json "$OUT/check.json" | tee "$OUT/check.txt"
+  # bounded: the check is the first to capture a CUDA graph, and a hang must not cost the bench
+  timeout -k 10 300 "$BIN" check --device cuda --res 256 --batch 4 --json "$OUT/check.json" \
+    | tee "$OUT/check.txt"
 }
 
-# `fpgan bench ARGS`, its table appended to $OUT/TXT; a failure is reported and the step goes
-# on to its next invocation, failing at the end (`settle`)
+# `fpgan bench ARGS`, its table appended to $OUT/TXT, stopped after LIMIT seconds if the caller
+# sets one (0: none); a failure is reported and the step goes on to its next invocation, failing
+# at the end (`settle`)
 FAILED=0
 bench_to() {
   local txt=$1; shift
-  "$BIN" bench "$@" | tee -a "$OUT/$txt" || { log "failed: fpgan bench $*"; FAILED=1; }
+  timeout -k 10 "${LIMIT:-0}" "$BIN" bench "$@" | tee -a "$OUT/$txt" \
+    || { log "failed: fpgan bench $*"; FAILED=1; }
 }
 settle() { return "$FAILED"; }
 
@@ -102,6 +106,7 @@ graphs() {
   need "$BIN"
   local common=(--device cuda --res 256 --batch 64 --iters 20 --warmup 5 --cfgs faster,fastgan
     --cuda-graphs)
+  local LIMIT=240  # a capture that hangs must not cost the profile after it
   : >"$OUT/graphs.txt"
   bench_to graphs.txt "${common[@]}" --json "$OUT/bench-gpu-fp32-graphs.json"
   bench_to graphs.txt "${common[@]}" --amp bf16 --channels-last --json "$OUT/bench-gpu-bf16-cl-graphs.json"
