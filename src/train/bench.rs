@@ -236,7 +236,7 @@ fn profiled_iterations(
 }
 
 /// What [`run_all`] measured: the results of the configurations whose worker succeeded, and
-/// for each of the others its configuration and its error (the worker's last line).
+/// for each of the others its configuration and its error (the worker's error line).
 pub struct BenchOutcome {
     pub results: Vec<BenchResult>,
     pub failures: Vec<(GenCfg, String)>,
@@ -276,9 +276,11 @@ fn run_worker(exe: &Path, spec: &BenchSpec) -> Result<BenchResult> {
     let stderr = String::from_utf8_lossy(&o.stderr);
     if !o.status.success() {
         eprint!("{stderr}");
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
-        let last = last.unwrap_or("the worker failed without a message").trim();
-        bail!("{}", last.strip_prefix("error: ").unwrap_or(last));
+        // its error line (libtorch's messages may follow it with stack frames), else its status
+        match stderr.lines().rev().find_map(|l| l.strip_prefix("error: ")) {
+            Some(e) => bail!("{}", e.trim()),
+            None => bail!("the worker ended with {} and no error line", o.status),
+        }
     }
     let stdout = String::from_utf8_lossy(&o.stdout);
     let line = stdout.lines().last().unwrap_or_default();
