@@ -1,43 +1,31 @@
 //! `fpgan bench` with tiny settings: a well-formed table, ratios against the first config, JSON.
 use std::process::Command;
 
-/// `fpgan bench ARGS` on the CPU.
-fn bench_output(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_fpgan"))
-        .arg("bench")
-        .args(args)
-        .args(["--device", "cpu"])
-        .output()
-        .unwrap()
-}
-
-/// `fpgan bench` of `cfgs` at 128 px, ngf 8, batch `batch`, `iters` iterations after one warm-up,
-/// writing JSON to `json`, with `extra` arguments.
-fn tiny_bench_output(
-    cfgs: &str,
-    batch: &str,
-    iters: &str,
-    json: &std::path::Path,
-    extra: &[&str],
-) -> std::process::Output {
-    let mut args = vec![
-        "--cfgs", cfgs, "--res", "128", "--ngf", "8", "--batch", batch, "--iters", iters,
-        "--warmup", "1", "--json",
-    ];
-    args.push(json.to_str().unwrap());
-    args.extend_from_slice(extra);
-    bench_output(&args)
-}
-
-/// [`tiny_bench_output`], which must succeed: its standard output.
+/// `fpgan bench` on the CPU of `cfgs` at 128 px, ngf 8, batch `batch`, `iters` iterations after
+/// one warm-up, writing JSON to `json`, with `extra` arguments.
 fn tiny_bench(
     cfgs: &str,
     batch: &str,
     iters: &str,
     json: &std::path::Path,
     extra: &[&str],
-) -> String {
-    let o = tiny_bench_output(cfgs, batch, iters, json, extra);
+) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_fpgan"))
+        .arg("bench")
+        .args([
+            "--cfgs", cfgs, "--res", "128", "--ngf", "8", "--batch", batch,
+        ])
+        .args([
+            "--iters", iters, "--warmup", "1", "--device", "cpu", "--json",
+        ])
+        .arg(json)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// The standard output of a command that must have succeeded.
+fn succeeded(o: std::process::Output) -> String {
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
         o.status.success(),
@@ -51,13 +39,13 @@ fn tiny_bench(
 fn bench_prints_a_table_with_ratios_and_writes_json() {
     let tmp = tempfile::tempdir().unwrap();
     let json = tmp.path().join("bench.json");
-    let out = tiny_bench(
+    let out = succeeded(tiny_bench(
         "fastgan_lite,faster_lite",
         "4",
         "2",
         &json,
         &["--batch-gpu", "2"],
-    );
+    ));
     let lines: Vec<&str> = out.lines().collect();
     assert!(
         lines[0].starts_with("fpgan bench: 128x128, batch 4 (batch-gpu 2)"),
@@ -171,7 +159,7 @@ fn bench_cond_measures_the_conditional_networks() {
     use fpgan::nets::layers::trainable_params;
     let tmp = tempfile::tempdir().unwrap();
     let json = tmp.path().join("bench.json");
-    let out = tiny_bench("faster", "2", "1", &json, &["--cond", "3"]);
+    let out = succeeded(tiny_bench("faster", "2", "1", &json, &["--cond", "3"]));
     assert!(
         out.starts_with("fpgan bench: 128x128, class-conditional (3 classes), batch 2"),
         "{out}"
@@ -197,13 +185,13 @@ fn bench_cond_measures_the_conditional_networks() {
 fn bench_profile_writes_a_chrome_trace_and_says_where_the_time_goes() {
     let tmp = tempfile::tempdir().unwrap();
     let (json, dir) = (tmp.path().join("b.json"), tmp.path().join("prof"));
-    let out = tiny_bench(
+    let out = succeeded(tiny_bench(
         "faster_lite",
         "2",
         "1",
         &json,
         &["--profile", dir.to_str().unwrap()],
-    );
+    ));
     assert!(
         out.contains("profile of faster_lite") && out.contains("libtorch operator calls"),
         "{out}"
@@ -308,7 +296,7 @@ fn a_failing_configuration_costs_only_its_own_figures() {
     // a folder (not empty: libtorch would replace an empty one) where the trace file would go
     std::fs::create_dir_all(&blocked).unwrap();
     std::fs::write(blocked.join("keep"), "").unwrap();
-    let o = tiny_bench_output(
+    let o = tiny_bench(
         "fastgan_lite,faster_lite",
         "2",
         "1",

@@ -61,42 +61,41 @@ stage() {
   ls -la "$G" "$G/home/weights" >&2
 }
 
-check() {
-  need "$BIN"
-  # bounded: the check is the first to capture a CUDA graph, and a hang must not cost the bench
-  timeout -k 10 300 "$BIN" check --device cuda --res 256 --batch 4 --json "$OUT/check.json" \
-    | tee "$OUT/check.txt"
-}
-
-# `fpgan bench ARGS`, its table appended to $OUT/TXT, stopped after LIMIT seconds if the caller
-# sets one (0: none); a failure is reported and the step goes on to its next invocation, failing
-# at the end (`settle`)
+# run CMD..., its output appended to $OUT/TXT, stopped after LIMIT seconds (0: never); a failure
+# is reported and the step goes on to its next command, failing at its end (`settle`)
 FAILED=0
-bench_to() {
-  local txt=$1; shift
-  timeout -k 10 "${LIMIT:-0}" "$BIN" bench "$@" | tee -a "$OUT/$txt" \
-    || { log "failed: fpgan bench $*"; FAILED=1; }
+attempt() {
+  local txt=$1 limit=$2; shift 2
+  timeout -k 10 "$limit" "$@" | tee -a "$OUT/$txt" || { log "failed: $*"; FAILED=1; }
 }
 settle() { return "$FAILED"; }
 
+check() {
+  need "$BIN"
+  : >"$OUT/check.txt"
+  # bounded: the check is the first to capture a CUDA graph, and a hang must not cost the bench
+  attempt check.txt 300 "$BIN" check --device cuda --res 256 --batch 4 --json "$OUT/check.json"
+  settle
+}
+
 bench() {
   need "$BIN"
-  local common=(--device cuda --res 256 --batch 64 --iters 20 --warmup 5)
+  local b=("$BIN" bench --device cuda --res 256 --batch 64 --iters 20 --warmup 5)
   : >"$OUT/bench.txt"
-  bench_to bench.txt "${common[@]}" --json "$OUT/bench-gpu-fp32.json"
-  bench_to bench.txt "${common[@]}" --tf32 --json "$OUT/bench-gpu-tf32.json"
-  bench_to bench.txt "${common[@]}" --amp bf16 --json "$OUT/bench-gpu-bf16.json"
-  bench_to bench.txt "${common[@]}" --amp bf16 --channels-last --json "$OUT/bench-gpu-bf16-cl.json"
+  attempt bench.txt 0 "${b[@]}" --json "$OUT/bench-gpu-fp32.json"
+  attempt bench.txt 0 "${b[@]}" --tf32 --json "$OUT/bench-gpu-tf32.json"
+  attempt bench.txt 0 "${b[@]}" --amp bf16 --json "$OUT/bench-gpu-bf16.json"
+  attempt bench.txt 0 "${b[@]}" --amp bf16 --channels-last --json "$OUT/bench-gpu-bf16-cl.json"
   settle
 }
 
 profile() {
   need "$BIN"
-  local common=(--device cuda --res 256 --batch 64 --iters 3 --warmup 3 --cfgs faster,fastgan
+  local b=("$BIN" bench --device cuda --res 256 --batch 64 --iters 3 --warmup 3 --cfgs faster,fastgan
     --profile "$G/prof")
   : >"$OUT/profile.txt"
-  bench_to profile.txt "${common[@]}"
-  bench_to profile.txt "${common[@]}" --amp bf16 --channels-last
+  attempt profile.txt 0 "${b[@]}"
+  attempt profile.txt 0 "${b[@]}" --amp bf16 --channels-last
   tar -C "$G/prof" -czf "$OUT/traces.tar.gz" .
   ls -la "$OUT/traces.tar.gz"
   settle
@@ -104,24 +103,22 @@ profile() {
 
 graphs() {
   need "$BIN"
-  local common=(--device cuda --res 256 --batch 64 --iters 20 --warmup 5 --cfgs faster,fastgan
+  local b=("$BIN" bench --device cuda --res 256 --batch 64 --iters 20 --warmup 5 --cfgs faster,fastgan
     --cuda-graphs)
-  local LIMIT=240  # a capture that hangs must not cost the profile after it
   : >"$OUT/graphs.txt"
-  bench_to graphs.txt "${common[@]}" --json "$OUT/bench-gpu-fp32-graphs.json"
-  bench_to graphs.txt "${common[@]}" --amp bf16 --channels-last --json "$OUT/bench-gpu-bf16-cl-graphs.json"
+  # bounded (4 min each): a capture that hangs must not cost the profile after it
+  attempt graphs.txt 240 "${b[@]}" --json "$OUT/bench-gpu-fp32-graphs.json"
+  attempt graphs.txt 240 "${b[@]}" --amp bf16 --channels-last --json "$OUT/bench-gpu-bf16-cl-graphs.json"
   settle
 }
 
 official() {
   need "$G/pg"; need "$G/pg_bench.py"; need "$G/site/timm"
-  local args=(--repo "$G/pg" --res 256 --batch 64 --iters 20 --warmup 5 --device cuda --json)
+  local p=(env "PYTHONPATH=$G/site" "$PY" "$G/pg_bench.py" --repo "$G/pg" --res 256 --batch 64
+    --iters 20 --warmup 5 --device cuda --json --cfg fastgan)
   : >"$OUT/official.jsonl"
-  for dsc in "" --dsc; do
-    # shellcheck disable=SC2086 # $dsc: no argument, or --dsc
-    PYTHONPATH=$G/site $PY "$G/pg_bench.py" "${args[@]}" --cfg fastgan $dsc | tee -a "$OUT/official.jsonl" \
-      || { log "failed: pg_bench.py --cfg fastgan $dsc"; FAILED=1; }
-  done
+  attempt official.jsonl 0 "${p[@]}"
+  attempt official.jsonl 0 "${p[@]}" --dsc
   settle
 }
 
