@@ -1,4 +1,6 @@
 //! `fpgan bench` with tiny settings: a well-formed table, ratios against the first config, JSON.
+mod common;
+
 use std::process::Command;
 
 /// `fpgan bench` on the CPU of `cfgs` at 128 px, ngf 8, batch `batch`, `iters` iterations after
@@ -329,4 +331,74 @@ fn a_failing_configuration_costs_only_its_own_figures() {
         .map(|r| r["spec"]["cfg"].as_str().unwrap())
         .collect();
     assert_eq!(cfgs, ["faster_lite"]);
+}
+
+/// scripts/gpu/targets.py (the GPU results against the targets) reads `fpgan bench --json` and
+/// pg_bench.py's JSON lines, and judges each target by the ratio of the figures it names.
+#[test]
+fn gpu_targets_script_judges_the_ratios_of_bench_json_and_official_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("bench-gpu-fp32.json");
+    succeeded(tiny_bench("fastgan,faster", "2", "1", &json, &[]));
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let img_s = |cfg: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["spec"]["cfg"] == cfg)
+            .unwrap()["images_per_sec"]
+            .as_f64()
+            .unwrap()
+    };
+    let faster = img_s("faster");
+    // pg_bench.py's keys: the official fastgan at a quarter of fpgan faster's speed, fastgan+DSC
+    // at half; a warning line between them is not JSON
+    let official = |variant: &str, img: f64| {
+        serde_json::json!({"variant": variant, "res": 128, "batch": 2, "images_per_s": img,
+            "median_s_per_iter": 2.0 / img, "device": "cpu"})
+        .to_string()
+    };
+    std::fs::write(
+        tmp.path().join("official.jsonl"),
+        format!(
+            "{}\nwarning: something\n{}\n",
+            official("fastgan", faster / 4.0),
+            official("fastgan+dsc", faster / 2.0)
+        ),
+    )
+    .unwrap();
+    let o = Command::new(common::venv_python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/gpu/targets.py"
+        ))
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    let out = succeeded(o);
+    let target = |name: &str| {
+        let line = out.lines().find(|l| l.contains(name)).unwrap();
+        let cells: Vec<String> = line.split('|').map(|c| c.trim().to_string()).collect();
+        (cells[2].clone(), cells[3].clone())
+    };
+    let paper = faster / img_s("fastgan");
+    let verdict = if paper >= 1.2 { "yes" } else { "**no**" };
+    assert_eq!(
+        target("faster / fastgan images/s"),
+        (format!("{paper:.3}x"), verdict.into()),
+        "{out}"
+    );
+    assert_eq!(
+        target("faster / fastgan peak allocated"),
+        ("-".into(), "not measured".into()),
+        "no GPU memory on a CPU: {out}"
+    );
+    let official_dsc = target("fpgan faster fp32 / official fastgan+DSC fp32, images/s");
+    assert_eq!(official_dsc, ("2.000x".into(), "yes".into()), "{out}");
+    let best_dsc = target("best fast path / official fastgan+DSC");
+    assert_eq!(best_dsc, ("2.000x".into(), "yes".into()), "{out}");
+    let best_fastgan = target("best fast path / official fastgan fp32");
+    assert_eq!(best_fastgan, ("4.000x".into(), "yes".into()), "{out}");
+    assert_eq!(out.matches("| official |").count(), 2, "{out}");
 }

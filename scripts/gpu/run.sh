@@ -10,16 +10,18 @@
 #                      where the time goes (profile.txt) and the Chrome traces (traces.tar.gz)
 #   graphs             faster and fastgan with --cuda-graphs (fp32, bf16+channels_last)
 #   official           the official code (pg_bench.py) for fastgan and fastgan+DSC, fp32
+#   targets            the bench, graphs and official results in $OUT against the targets
+#                      (targets.md; scripts/gpu/targets.py, which also runs where they are copied)
 #   train MINUTES      background: faster, then fastgan, each MINUTES of wall clock (SIGTERM)
 #   wait SECONDS       wait for the background training (at most SECONDS), show its progress
 #   fid [METRIC]       FID (default fid10k_full) and an 8x4 sample grid of each trained run
 #   fid50k             the time of one fid50k_full evaluation of the faster run
 #   dist               a data-parallel group of one on CUDA (NCCL, then Gloo) against no group:
 #                      that the path works, and what its two all-reduces cost
-#   all MINUTES        stage, check, bench, graphs, official, train, wait, fid (one long sitting;
+#   all MINUTES        stage, check, bench, graphs, official, targets, train, wait, fid (one long sitting;
 #                      a failed step is reported and the next ones still run)
 set -euo pipefail
-: "${1:?usage: scripts/gpu/run.sh stage|check|bench|profile|graphs|official|train|wait|fid|fid50k|dist|all}"
+: "${1:?usage: scripts/gpu/run.sh stage|check|bench|profile|graphs|official|targets|train|wait|fid|fid50k|dist|all}"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 G=${FPGAN_GPU:-/tmp/fpgan-gpu}
 OUT=${OUT:-$ROOT/gpu-out}
@@ -122,6 +124,10 @@ official() {
   settle
 }
 
+targets() {
+  "$PY" "$ROOT/scripts/gpu/targets.py" "$OUT" | tee "$OUT/targets.md"
+}
+
 train() {
   local minutes=${1:?train MINUTES}
   need "$BIN"; need "$DATA"
@@ -206,6 +212,7 @@ main() {
     profile) profile ;;
     graphs) graphs ;;
     official) official ;;
+    targets) targets ;;
     train) train "${2:-}" ;;
     wait) wait_training "${2:-540}" ;;
     fid) fid "${2:-}" ;;
@@ -213,7 +220,7 @@ main() {
     fid50k) fid50k ;;
     all)
       local m=${2:?all MINUTES}
-      steps stage check bench graphs official "train $m" "wait $((2 * m * 60 + 120))" fid
+      steps stage check bench graphs official targets "train $m" "wait $((2 * m * 60 + 120))" fid
       ;;
     *) log "unknown step $1"; exit 2 ;;
   esac

@@ -11,6 +11,18 @@ pub struct CudaMemory {
     pub peak_reserved: i64,
 }
 
+impl CudaMemory {
+    /// These figures with each peak raised to `earlier`'s (peaks over two spans read in turn).
+    pub fn max_peaks(self, earlier: Option<CudaMemory>) -> CudaMemory {
+        let e = earlier.unwrap_or(self);
+        CudaMemory {
+            peak_allocated: self.peak_allocated.max(e.peak_allocated),
+            peak_reserved: self.peak_reserved.max(e.peak_reserved),
+            ..self
+        }
+    }
+}
+
 extern "C" {
     fn fpgan_cuda_memory(device: i32, out: *mut i64, reset_peaks: i32) -> i32;
 }
@@ -39,4 +51,29 @@ fn read(device: i32, reset_peaks: bool) -> Option<CudaMemory> {
 /// Bytes to GB (2^30), as PyTorch's reports.
 pub fn gb(bytes: i64) -> f64 {
     bytes as f64 / (1u64 << 30) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_peaks_keeps_the_higher_peak_of_two_spans_and_the_later_current_figures() {
+        let later = CudaMemory {
+            allocated: 5,
+            peak_allocated: 7,
+            reserved: 9,
+            peak_reserved: 20,
+        };
+        let earlier = CudaMemory {
+            allocated: 1,
+            peak_allocated: 11,
+            reserved: 2,
+            peak_reserved: 12,
+        };
+        let both = later.max_peaks(Some(earlier));
+        assert_eq!((both.allocated, both.reserved), (5, 9));
+        assert_eq!((both.peak_allocated, both.peak_reserved), (11, 20));
+        assert_eq!(later.max_peaks(None), later);
+    }
 }

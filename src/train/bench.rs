@@ -2,7 +2,7 @@
 //! each configuration, as a table with ratios to the first configuration.
 use super::options::TrainOptions;
 use super::trainer::Trainer;
-use crate::fastpath::cuda_memory;
+use crate::fastpath::cuda_memory::{self, CudaMemory};
 use crate::fastpath::FastPath;
 use crate::nets::generator::GenCfg;
 use crate::nets::info::thousands;
@@ -62,6 +62,12 @@ pub struct BenchResult {
     /// CUDA: peak allocated and peak reserved memory of the measured iterations, GB (2^30).
     pub peak_gpu_allocated_gb: Option<f64>,
     pub peak_gpu_reserved_gb: Option<f64>,
+    /// CUDA: the same peaks from the end of set-up, warm-up included (cuDNN's algorithm search
+    /// allocates its workspaces then), as the official harness pg_bench.py reports them, GB.
+    #[serde(default)]
+    pub peak_gpu_allocated_with_warmup_gb: Option<f64>,
+    #[serde(default)]
+    pub peak_gpu_reserved_with_warmup_gb: Option<f64>,
     pub phases: Phases,
     pub device: String,
     pub threads: i64,
@@ -97,8 +103,12 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
     }
     let mut trainer = bench_trainer(spec, device)?;
     let data = SyntheticData::new(spec);
-    let (iters, phases) = timed_iterations(&mut trainer, &data, spec, device)?;
-    let gpu = cuda_memory::stats(device, false);
+    let Timed {
+        iters,
+        phases,
+        gpu,
+        gpu_with_warmup,
+    } = timed_iterations(&mut trainer, &data, spec, device)?;
     let profile = (spec.profile.as_deref())
         .map(|dir| profiled_iterations(&mut trainer, &data, spec, device, dir))
         .transpose()?;
@@ -115,6 +125,9 @@ pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
         peak_rss_gb: crate::util::progress::proc_memory_gb("VmHWM"),
         peak_gpu_allocated_gb: gpu.map(|m| cuda_memory::gb(m.peak_allocated)),
         peak_gpu_reserved_gb: gpu.map(|m| cuda_memory::gb(m.peak_reserved)),
+        peak_gpu_allocated_with_warmup_gb: gpu_with_warmup
+            .map(|m| cuda_memory::gb(m.peak_allocated)),
+        peak_gpu_reserved_with_warmup_gb: gpu_with_warmup.map(|m| cuda_memory::gb(m.peak_reserved)),
         phases: Phases {
             data: col(0),
             g_phase: col(1),
@@ -177,15 +190,28 @@ fn synchronize(device: tch::Device) {
     }
 }
 
-/// Warm-up then measured iterations: each measured iteration's seconds, and its data, G phase,
-/// D phase and EMA seconds. GPU memory peaks count the measured iterations only.
+/// What the warm-up and measured iterations of one configuration gave.
+struct Timed {
+    /// Each measured iteration's seconds.
+    iters: Vec<f64>,
+    /// Each measured iteration's data, G phase, D phase and EMA seconds.
+    phases: Vec<[f64; 4]>,
+    /// CUDA memory, peaks over the measured iterations only.
+    gpu: Option<CudaMemory>,
+    /// CUDA memory, peaks from the end of set-up (warm-up included).
+    gpu_with_warmup: Option<CudaMemory>,
+}
+
+/// Warm-up then measured iterations, timed, with the GPU memory they took.
 fn timed_iterations(
     trainer: &mut Trainer,
     data: &SyntheticData,
     spec: &BenchSpec,
     device: tch::Device,
-) -> Result<(Vec<f64>, Vec<[f64; 4]>)> {
-    let (mut iters, mut phases) = (Vec::new(), Vec::new());
+) -> Result<Timed> {
+    let (mut iters, mut phases, mut warm) = (Vec::new(), Vec::new(), None);
+    synchronize(device);
+    cuda_memory::stats(device, true); // peaks from the end of set-up
     for it in 0..spec.warmup + spec.iters {
         let t0 = Instant::now();
         let (reals, labels) = data.batch(spec);
@@ -193,7 +219,8 @@ fn timed_iterations(
         let l = trainer.step(&reals, labels.as_ref())?;
         synchronize(device);
         if it + 1 == spec.warmup {
-            cuda_memory::stats(device, true); // peaks of the measured iterations only
+            // the warm-up's peaks; from here on, those of the measured iterations only
+            warm = cuda_memory::stats(device, true);
         }
         if it >= spec.warmup {
             iters.push(t0.elapsed().as_secs_f64());
@@ -201,7 +228,13 @@ fn timed_iterations(
             phases.push([data_sec, g, d, ema]);
         }
     }
-    Ok((iters, phases))
+    let gpu = cuda_memory::stats(device, false);
+    Ok(Timed {
+        iters,
+        phases,
+        gpu,
+        gpu_with_warmup: gpu.map(|m| m.max_peaks(warm)),
+    })
 }
 
 /// Iterations recorded by `--profile`.
