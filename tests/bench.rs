@@ -356,7 +356,7 @@ fn gpu_targets_script_judges_the_ratios_of_bench_json_and_official_lines() {
     // at half; a warning line between them is not JSON
     let official = |variant: &str, img: f64| {
         serde_json::json!({"variant": variant, "res": 128, "batch": 2, "images_per_s": img,
-            "median_s_per_iter": 2.0 / img, "device": "cpu"})
+            "median_s_per_iter": 2.0 / img, "device": "cpu", "peak_rss_mib": 1536})
         .to_string()
     };
     std::fs::write(
@@ -400,5 +400,10 @@ fn gpu_targets_script_judges_the_ratios_of_bench_json_and_official_lines() {
     assert_eq!(best_dsc, ("2.000x".into(), "yes".into()), "{out}");
     let best_fastgan = target("best fast path / official fastgan fp32");
     assert_eq!(best_fastgan, ("4.000x".into(), "yes".into()), "{out}");
-    assert_eq!(out.matches("| official |").count(), 2, "{out}");
+    let official_rows: Vec<&str> = out.lines().filter(|l| l.contains("| official |")).collect();
+    assert_eq!(official_rows.len(), 2, "{out}");
+    assert!(
+        official_rows[0].contains("| 1.50 |"),
+        "peak RSS in GB: {out}"
+    );
 }

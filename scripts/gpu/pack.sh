@@ -2,8 +2,8 @@
 # Pack what a GPU machine without network needs into bundles gpu/a, gpu/b, ... (git-ignored),
 # each with the working tree under the 64 MiB a call may carry: the fpgan binary, the
 # EfficientNet weights, the official Projected GAN code and a timm 0.4.12 wheel for the
-# side-by-side (never committed) and the peer harness pg_bench.py in gpu/a; the FID detector and
-# the Pokémon 256 dataset as one tar cut into parts across the bundles.
+# side-by-side (never committed) and the peer harness pg_bench.py in gpu/a; the Pokémon 256
+# dataset, then the FID detector, cut into parts across the bundles.
 #
 #   scripts/gpu/pack.sh PG_SOURCE
 #
@@ -40,24 +40,28 @@ if [ ! -f "$G/pokemon256.zip" ]; then
     --resolution 256 --compress
 fi
 sha256sum "$W/fid_inception_v3.pt" "$G/pokemon256.zip" | sed "s#  .*/#  #" >"$G/a/SHA256SUMS"
-# the FID detector and the dataset as one tar, cut into parts that fill bundle a's remaining room,
-# then one bundle each (b, c, ...)
-tar -C "$W" -cf "$G/data.tar" fid_inception_v3.pt
-tar -C "$G" -rf "$G/data.tar" pokemon256.zip
-total=$(stat -c %s "$G/data.tar")
-first=$((budget - $(du -sb "$G/a" | cut -f1) - 65536))
-[ "$first" -gt 0 ] || { log "bundle a alone is over the budget"; exit 1; }
-dd if="$G/data.tar" of="$G/a/data.part-00" bs=1M iflag=count_bytes count="$first" status=none
-tail -c +$((first + 1)) "$G/data.tar" | split -b $((budget - 65536)) -d -a 2 --numeric-suffixes=1 - "$G/data.part-"
-n=0
-for b in b c d e f g h; do
-  part=$(ls "$G"/data.part-* 2>/dev/null | head -n 1) || true
-  [ -n "$part" ] || break
-  mkdir -p "$G/$b" && mv "$part" "$G/$b/"
-  n=$((n + 1))
+# the dataset, then the FID detector, each cut into parts that fill bundle a's remaining room and
+# then one bundle after another (b, c, ...); PARTS says how many parts each file has. The dataset
+# comes first so that training can start as soon as its parts are staged.
+bundle=a
+room=$((budget - $(du -sb "$G/a" | cut -f1) - 65536))
+[ "$room" -gt 0 ] || { log "bundle a alone is over the budget"; exit 1; }
+: >"$G/a/PARTS"
+for f in "$G/pokemon256.zip" "$W/fid_inception_v3.pt"; do
+  name=$(basename "$f") size=$(stat -c %s "$f") off=0 k=0
+  while [ "$off" -lt "$size" ]; do
+    if [ "$room" -le 0 ]; then
+      bundle=$(echo "$bundle" | tr 'a-y' 'b-z')
+      mkdir -p "$G/$bundle"
+      room=$((budget - 65536))
+    fi
+    n=$((size - off < room ? size - off : room))
+    dd if="$f" of="$G/$bundle/$name.part-$(printf %02d "$k")" bs=1M iflag=skip_bytes,count_bytes \
+      skip="$off" count="$n" status=none
+    off=$((off + n)) room=$((room - n)) k=$((k + 1))
+  done
+  echo "$name $k" >>"$G/a/PARTS"
 done
-echo $((n + 1)) >"$G/a/DATA_PARTS"
-rm -f "$G/data.tar"
 for b in "$G"/[a-z]; do
   size=$(du -sb "$b" | cut -f1)
   log "gpu/$(basename "$b"): $((size / 1048576)) MiB + working tree $((tree / 1048576)) MiB ($(ls "$b" | tr '\n' ' '))"

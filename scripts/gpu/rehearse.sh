@@ -17,6 +17,7 @@ R=${REHEARSE_DIR:-/tmp/fpgan-rehearse}
 [ -d "$ROOT/gpu/a" ] || { echo "rehearse: no bundles in $ROOT/gpu: run scripts/gpu/pack.sh first" >&2; exit 1; }
 mkdir -p "$R/scripts/gpu"
 ln -sfn "$ROOT/gpu" "$R/gpu"
+ln -sfn "$ROOT/scripts/gpu/targets.py" "$R/scripts/gpu/targets.py"  # run.sh's steps call it
 sed -e 's/--device cuda/--device cpu/g' \
   -e 's/--batch 64/--batch 2/g' \
   -e 's/--iters 20 --warmup 5/--iters 1 --warmup 4/g' \
@@ -35,6 +36,7 @@ done
 grep -q -- '--num-gen 64' "$R/scripts/gpu/run.sh" \
   || { echo "rehearse: the fid step was not shortened: update scripts/gpu/rehearse.sh" >&2; exit 1; }
 export FPGAN_GPU=$R/g OUT=$R/out
+rm -rf "$OUT"  # a call's $OUT starts empty; the staged files in g/ stay, as on a warm machine
 export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-$ROOT/.venv/libtorch/lib}
 export PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
 failed=0

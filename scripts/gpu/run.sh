@@ -5,7 +5,8 @@
 #
 #   stage              copy the carried bundles (gpu/a, gpu/b, ...) in; assemble and check
 #   check              CUDA vs CPU: losses and gradients of one G and D phase (TF32 off)
-#   bench              fpgan bench, 4 configurations x {fp32, --tf32, bf16, bf16+channels_last}
+#   bench [SETTING...] fpgan bench, the 4 configurations at each SETTING in turn: fp32 (TF32
+#                      off), tf32, bf16, bf16-cl (bf16 + channels_last); default all four
 #   profile            faster and fastgan under libtorch's profiler (fp32, bf16+channels_last):
 #                      where the time goes (profile.txt) and the Chrome traces (traces.tar.gz)
 #   graphs             faster and fastgan with --cuda-graphs (fp32, bf16+channels_last)
@@ -47,20 +48,37 @@ stage() {
   if ls "$s"/timm-0.4.12-*.whl >/dev/null 2>&1 && [ ! -d "$G/site/timm" ]; then
     $PY -m pip install -q --no-index --no-deps --target "$G/site" "$s"/timm-0.4.12-*.whl
   fi
-  # the FID detector and the dataset: one tar in DATA_PARTS parts across the bundles
-  if [ -f "$s/DATA_PARTS" ] && [ "$(ls "$s"/data.part-* 2>/dev/null | wc -l)" -eq "$(cat "$s/DATA_PARTS")" ]; then
-    cat "$s"/data.part-* | tar -x -C "$G" && mv -f "$G/fid_inception_v3.pt" "$G/home/weights/"
-  fi
-  if [ -f "$s/SHA256SUMS" ]; then
-    (cd "$G/home/weights" && grep fid_inception "$s/SHA256SUMS" | sha256sum -c --quiet - 2>/dev/null) \
-      && log "FID detector complete" || log "FID detector not complete yet"
-    (cd "$G" && grep pokemon256 "$s/SHA256SUMS" | sha256sum -c --quiet - 2>/dev/null) \
-      && log "pokemon256.zip complete" || log "pokemon256.zip not complete yet"
+  # the dataset and the FID detector, each in parts across the bundles (PARTS: name and count);
+  # a file is joined once all its parts are here, checked against SHA256SUMS, then renamed
+  if [ -f "$s/PARTS" ]; then
+    while read -r name count; do
+      join_parts "$name" "$count"
+    done <"$s/PARTS"
   fi
   if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
   fi
   ls -la "$G" "$G/home/weights" >&2
+}
+
+# where a carried data file goes
+data_dest() { case $1 in fid_inception_v3.pt) echo "$G/home/weights" ;; *) echo "$G" ;; esac; }
+
+# join NAME's COUNT parts from the staging folder once all are here; report how far it is
+join_parts() {
+  local name=$1 count=$2 s=$G/stage dest have want got
+  dest=$(data_dest "$name")
+  [ -f "$dest/$name" ] && { log "$name complete"; return 0; }
+  have=$(ls "$s/$name".part-* 2>/dev/null | wc -l)
+  [ "$have" -eq "$count" ] || { log "$name not complete yet ($have of $count parts)"; return 0; }
+  cat "$s/$name".part-* >"$dest/$name.tmp"
+  want=$(awk -v n="$name" '$2 == n { print $1 }' "$s/SHA256SUMS")
+  got=$(sha256sum "$dest/$name.tmp" | cut -d' ' -f1)
+  if [ "$got" = "$want" ]; then
+    mv -f "$dest/$name.tmp" "$dest/$name" && log "$name complete"
+  else
+    rm -f "$dest/$name.tmp"; log "$name: joined parts do not match SHA256SUMS (re-pack and carry again)"
+  fi
 }
 
 # run CMD..., its output appended to $OUT/TXT, stopped after LIMIT seconds (0: never); a failure
@@ -80,14 +98,26 @@ check() {
   settle
 }
 
-bench() {
+# the fast-path flags of a bench setting
+settings_flags() {
+  case $1 in
+    fp32) ;;
+    tf32) echo --tf32 ;;
+    bf16) echo --amp bf16 ;;
+    bf16-cl) echo --amp bf16 --channels-last ;;
+    *) log "unknown bench setting $1 (fp32, tf32, bf16, bf16-cl)"; return 1 ;;
+  esac
+}
+
+bench() {  # bench [SETTING...]: the four configurations at each setting, in the order given
   need "$BIN"
-  local b=("$BIN" bench --device cuda --res 256 --batch 64 --iters 20 --warmup 5)
-  : >"$OUT/bench.txt"
-  attempt bench.txt 0 "${b[@]}" --json "$OUT/bench-gpu-fp32.json"
-  attempt bench.txt 0 "${b[@]}" --tf32 --json "$OUT/bench-gpu-tf32.json"
-  attempt bench.txt 0 "${b[@]}" --amp bf16 --json "$OUT/bench-gpu-bf16.json"
-  attempt bench.txt 0 "${b[@]}" --amp bf16 --channels-last --json "$OUT/bench-gpu-bf16-cl.json"
+  local b=("$BIN" bench --device cuda --res 256 --batch 64 --iters 20 --warmup 5) setting flags
+  [ $# -gt 0 ] || set -- fp32 tf32 bf16 bf16-cl
+  for setting in "$@"; do
+    flags=$(settings_flags "$setting") || { FAILED=1; continue; }
+    # shellcheck disable=SC2086 # the flags are words
+    attempt bench.txt 0 "${b[@]}" $flags --json "$OUT/bench-gpu-$setting.json"
+  done
   settle
 }
 
@@ -208,7 +238,7 @@ main() {
   case $1 in
     stage) stage ;;
     check) check ;;
-    bench) bench ;;
+    bench) shift; bench "$@" ;;
     profile) profile ;;
     graphs) graphs ;;
     official) official ;;

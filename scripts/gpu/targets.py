@@ -42,7 +42,7 @@ def fpgan_rows(folder):
                     img_s=r["images_per_sec"], sec_iter=r["median"],
                     alloc=r.get("peak_gpu_allocated_gb"),
                     alloc_warm=r.get("peak_gpu_allocated_with_warmup_gb"),
-                    reserved=r.get("peak_gpu_reserved_gb"),
+                    reserved=r.get("peak_gpu_reserved_gb"), rss=r.get("peak_rss_gb"),
                     file=os.path.basename(path)))
     return rows
 
@@ -70,7 +70,7 @@ def official_rows(folder):
                 img_s=r["images_per_s"], sec_iter=r["median_s_per_iter"],
                 alloc=None, alloc_warm=None if mib is None else mib * 2**20 / GIB,
                 reserved=None if reserved is None else reserved * 2**20 / GIB,
-                file="official.jsonl"))
+                rss=r.get("peak_rss_mib", 0) * 2**20 / GIB or None, file="official.jsonl"))
     return rows
 
 
@@ -80,13 +80,14 @@ def fmt(v, digits=2):
 
 def table(rows):
     out = ["| code | cfg | settings | device | res | batch | img/s | sec/iter | peak alloc GB "
-           "| peak alloc GB incl. warm-up | peak reserved GB | file |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| peak alloc GB incl. warm-up | peak reserved GB | peak RSS GB | file |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['code']} | {r['cfg']} | {r['settings']} | {r['device']} | {r['res']} "
                    f"| {r['batch']} "
-                   f"| {fmt(r['img_s'], 1)} | {fmt(r['sec_iter'], 3)} | {fmt(r['alloc'])} "
-                   f"| {fmt(r['alloc_warm'])} | {fmt(r['reserved'])} | {r['file']} |")
+                   f"| {fmt(r['img_s'])} | {fmt(r['sec_iter'], 3)} | {fmt(r['alloc'])} "
+                   f"| {fmt(r['alloc_warm'])} | {fmt(r['reserved'])} | {fmt(r['rss'])} "
+                   f"| {r['file']} |")
     return "\n".join(out)
 
 
