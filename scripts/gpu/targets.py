@@ -37,7 +37,8 @@ def fpgan_rows(folder):
                 spec = r["spec"]
                 rows.append(dict(
                     code="fpgan", cfg=spec["cfg"], settings=settings(spec),
-                    fp32=spec.get("amp") == "none" and not spec.get("tf32"),
+                    fp32=spec.get("amp") == "none" and not any(
+                        spec.get(k) for k in ("tf32", "channels_last", "cuda_graphs")),
                     batch=spec["batch"], res=spec["res"], device=r["device"],
                     img_s=r["images_per_sec"], sec_iter=r["median"],
                     alloc=r.get("peak_gpu_allocated_gb"),
@@ -92,7 +93,8 @@ def table(rows):
 
 
 def pick(rows, code, cfg, fp32_only=True):
-    """The fastest row of `code`'s `cfg` (among the fp32 reference rows if `fp32_only`)."""
+    """The fastest row of `code`'s `cfg` (if `fp32_only`, among the rows of the reference's
+    settings: fp32 with TF32 off, eager, NCHW)."""
     found = [r for r in rows if r["code"] == code and r["cfg"] == cfg
              and (r["fp32"] or not fp32_only)]
     return max(found, key=lambda r: r["img_s"], default=None)
