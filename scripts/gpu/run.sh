@@ -69,7 +69,7 @@ join_parts() {
   local name=$1 count=$2 s=$G/stage dest have want got
   dest=$(data_dest "$name")
   [ -f "$dest/$name" ] && { log "$name complete"; return 0; }
-  have=$(ls "$s/$name".part-* 2>/dev/null | wc -l)
+  have=$(find "$s" -maxdepth 1 -name "$name.part-*" | wc -l)  # (ls fails on none: set -e)
   [ "$have" -eq "$count" ] || { log "$name not complete yet ($have of $count parts)"; return 0; }
   cat "$s/$name".part-* >"$dest/$name.tmp"
   want=$(awk -v n="$name" '$2 == n { print $1 }' "$s/SHA256SUMS")
