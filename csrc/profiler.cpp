@@ -1,7 +1,9 @@
 // fpgan: libtorch's (Kineto) profiler, which tch does not expose: record the operators of a
 // stretch of work (and on CUDA its kernels, copies and launches) and save it as a Chrome trace
-// (`fpgan bench --profile`). Functions return 0, or -1 with the message in fpgan_last_error().
+// (`fpgan bench --profile`), with labelled spans (the phases). Functions return 0, or -1 with the
+// message in fpgan_last_error().
 #include <torch/csrc/autograd/profiler_kineto.h>
+#include <torch/csrc/autograd/record_function_ops.h>
 
 #include "guarded.h"
 
@@ -42,4 +44,22 @@ extern "C" int fpgan_profiler_stop(const char* path) {
     if (!result) throw std::runtime_error("the profiler was not running");
     result->save(path);
   });
+}
+
+// Open a labelled span (a record_function range, as Python's `record_function(name)`) in the
+// trace being recorded; `name` must outlive the span. Returns a handle for
+// fpgan_profiler_range_exit, or null on failure (the work goes on unlabelled).
+extern "C" void* fpgan_profiler_range_enter(const char* name) {
+  void* handle = nullptr;
+  fpgan::guarded([&] {
+    handle = torch::autograd::profiler::record_function_enter_new(name).release();
+  });
+  return handle;
+}
+
+// Close the span opened by fpgan_profiler_range_enter (null: nothing to close).
+extern "C" void fpgan_profiler_range_exit(void* handle) {
+  if (handle == nullptr) return;
+  using Range = torch::autograd::profiler::PythonRecordFunction;
+  fpgan::guarded([&] { c10::intrusive_ptr<Range>::reclaim(static_cast<Range*>(handle)); });
 }

@@ -235,6 +235,147 @@ fn bench_profile_writes_a_chrome_trace_and_says_where_the_time_goes() {
             .any(|e| e["name"].as_str().unwrap().contains("convolution")),
         "on a CPU convolutions lead: {p}"
     );
+    // the phases are labelled with the official loop's names, once per iteration each (batch =
+    // batch-gpu), in the order they run, and fill most of the iteration
+    let phases = p["phases"].as_array().unwrap();
+    let names: Vec<&str> = phases.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, PHASES, "{p}");
+    assert!(phases.iter().all(|e| e["calls_per_iter"] == 1.0), "{p}");
+    let phase_ms: f64 = phases
+        .iter()
+        .map(|e| e["ms_per_iter"].as_f64().unwrap())
+        .sum();
+    let wall = p["wall_ms"].as_f64().unwrap();
+    assert!(
+        phase_ms <= wall && phase_ms > 0.8 * wall,
+        "{phase_ms} of {wall} ms: {p}"
+    );
+    assert!(
+        out.contains("phases, wall ms/iter: Gmain_forward "),
+        "{out}"
+    );
+    // scripts/gpu/phases.py reads the trace: every phase has operators of its own
+    let table = phases_script(&[&format!(
+        "fpgan={}",
+        dir.join("faster_lite-fp32.trace.json").display()
+    )]);
+    for phase in PHASES {
+        let row = table_row(&table, phase);
+        let op_ms: f64 = row[3].parse().unwrap();
+        let ops: f64 = row[4].parse().unwrap();
+        assert!(op_ms > 0.0 && ops >= 1.0, "{phase}: {row:?}\n{table}");
+    }
+}
+
+/// The official loop's phase labels, in the order a training iteration runs them.
+const PHASES: [&str; 9] = [
+    "Gmain_forward",
+    "Gmain_backward",
+    "Gboth_opt",
+    "Dgen_forward",
+    "Dgen_backward",
+    "Dreal_forward",
+    "Dreal_backward",
+    "Dmain_opt",
+    "Gema",
+];
+
+/// scripts/gpu/phases.py with `args`: its standard output.
+fn phases_script(args: &[&str]) -> String {
+    let o = Command::new(common::venv_python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/gpu/phases.py"
+        ))
+        .args(args)
+        .output()
+        .unwrap();
+    succeeded(o)
+}
+
+/// The cells of the Markdown table row of `phase` in `table`.
+fn table_row(table: &str, phase: &str) -> Vec<String> {
+    let line = (table.lines())
+        .find(|l| l.starts_with(&format!("| {phase} |")))
+        .unwrap_or_else(|| panic!("no row {phase}:\n{table}"));
+    line.split('|').map(|c| c.trim().to_string()).collect()
+}
+
+/// phases.py gives an operator to the labelled span (of any thread) in which it starts, counts
+/// its own time, a kernel to the span in which it was launched (not where it ran), and sets two
+/// traces side by side with the largest differences.
+#[test]
+fn gpu_phases_script_attributes_operators_and_kernels_to_the_labelled_phases() {
+    let tmp = tempfile::tempdir().unwrap();
+    let span = |cat: &str, name: &str, tid: i64, ts: f64, dur: f64| serde_json::json!({"ph": "X", "cat": cat, "name": name, "tid": tid, "ts": ts, "dur": dur});
+    let with_corr = |mut e: serde_json::Value, id: i64| {
+        e["args"] = serde_json::json!({ "correlation": id });
+        e
+    };
+    let write = |name: &str, events: Vec<serde_json::Value>| {
+        let path = tmp.path().join(name);
+        std::fs::write(
+            &path,
+            serde_json::json!({ "traceEvents": events }).to_string(),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    // A, one iteration: Dgen_forward [0, 10 ms) on thread 1 holds aten::conv [1, 5) with
+    // aten::add [2, 3) nested; the backward's aten::mul starts on thread 2 inside
+    // Dgen_backward [10, 20); Gboth_opt [20, 21) counts the iteration; aten::cat after all spans
+    let a = write(
+        "a.json",
+        vec![
+            span("user_annotation", "Dgen_forward", 1, 0.0, 10_000.0),
+            span("cpu_op", "aten::conv", 1, 1_000.0, 4_000.0),
+            span("cpu_op", "aten::add", 1, 2_000.0, 1_000.0),
+            span("user_annotation", "Dgen_backward", 1, 10_000.0, 10_000.0),
+            span("cpu_op", "aten::mul", 2, 11_000.0, 2_000.0),
+            span("user_annotation", "Gboth_opt", 1, 20_000.0, 1_000.0),
+            span("cpu_op", "aten::cat", 1, 30_000.0, 500.0),
+        ],
+    );
+    // B: the same phases, aten::conv twice as long
+    let b = write(
+        "b.json",
+        vec![
+            span("user_annotation", "Dgen_forward", 1, 0.0, 10_000.0),
+            span("cpu_op", "aten::conv", 1, 1_000.0, 8_000.0),
+            span("user_annotation", "Gboth_opt", 1, 20_000.0, 1_000.0),
+        ],
+    );
+    let out = phases_script(&[&format!("a={a}"), &format!("b={b}")]);
+    let row = table_row(&out, "Dgen_forward");
+    // wall, op ms (conv 3 + add 1), ops for a; then for b
+    assert_eq!(row[2..8], ["10.0", "4.0", "2", "10.0", "8.0", "1"], "{out}");
+    assert_eq!(
+        table_row(&out, "Dgen_backward")[3..5],
+        ["2.0", "1"],
+        "{out}"
+    );
+    assert_eq!(table_row(&out, "other")[3..5], ["0.5", "1"], "{out}");
+    let conv = (out.lines())
+        .find(|l| l.ends_with("aten::conv"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let cells: Vec<&str> = conv.split_whitespace().collect();
+    assert_eq!(cells[..3], ["3.00", "8.00", "-5.00"], "{out}");
+    // CUDA, two iterations: a kernel launched inside Dreal_forward runs after it ended
+    let c = write(
+        "c.json",
+        vec![
+            span("user_annotation", "Dreal_forward", 1, 0.0, 1_000.0),
+            with_corr(span("cuda_runtime", "cudaLaunchKernel", 1, 500.0, 10.0), 7),
+            with_corr(span("kernel", "conv_kernel", 9, 5_000.0, 4_000.0), 7),
+            span("user_annotation", "Gboth_opt", 1, 2_000.0, 100.0),
+            span("user_annotation", "Gboth_opt", 1, 3_000.0, 100.0),
+        ],
+    );
+    let out = phases_script(&[&format!("c={c}")]);
+    let row = table_row(&out, "Dreal_forward");
+    // wall, op ms, ops, GPU ms, kernels, per iteration
+    assert_eq!(row[2..7], ["0.5", "0.0", "0", "2.0", "0.5"], "{out}");
+    assert!(out.contains("c 2 iterations"), "{out}");
 }
 
 #[test]

@@ -17,17 +17,20 @@ R=${REHEARSE_DIR:-/tmp/fpgan-rehearse}
 [ -d "$ROOT/gpu/a" ] || { echo "rehearse: no bundles in $ROOT/gpu: run scripts/gpu/pack.sh first" >&2; exit 1; }
 mkdir -p "$R/scripts/gpu"
 ln -sfn "$ROOT/gpu" "$R/gpu"
-ln -sfn "$ROOT/scripts/gpu/targets.py" "$R/scripts/gpu/targets.py"  # run.sh's steps call it
+for py in targets.py pg_profile.py phases.py; do  # run.sh's steps call them
+  ln -sfn "$ROOT/scripts/gpu/$py" "$R/scripts/gpu/$py"
+done
 sed -e 's/--device cuda/--device cpu/g' \
   -e 's/--batch 64/--batch 2/g' \
   -e 's/--iters 20 --warmup 5/--iters 1 --warmup 4/g' \
   -e 's/--iters 3 --warmup 3/--iters 1 --warmup 1/' \
+  -e 's/--iters 2 --warmup 3/--iters 1 --warmup 1/' \
   -e 's/--metrics "\$metric" --device cpu/--metrics "$metric" --num-gen 64 --device cpu/' \
   -e 's/--kimg 0.768 --tick 0.256/--kimg 0.008 --tick 0.004/' \
   "$ROOT/scripts/gpu/run.sh" >"$R/scripts/gpu/run.sh"
 chmod +x "$R/scripts/gpu/run.sh"
 # every substitution must have matched: a run.sh that changed needs this script changed too
-for gone in '--device cuda' '--batch 64' '--iters 20' '--iters 3 ' '--kimg 0.768'; do
+for gone in '--device cuda' '--batch 64' '--iters 20' '--iters 3 ' '--iters 2 ' '--kimg 0.768'; do
   if grep -q -- "$gone" "$R/scripts/gpu/run.sh"; then
     echo "rehearse: '$gone' is still in the rewritten run.sh: update scripts/gpu/rehearse.sh" >&2
     exit 1

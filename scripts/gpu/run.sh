@@ -7,8 +7,10 @@
 #   check              CUDA vs CPU: losses and gradients of one G and D phase (TF32 off)
 #   bench [SETTING...] fpgan bench, the 4 configurations at each SETTING in turn: fp32 (TF32
 #                      off), tf32, bf16, bf16-cl (bf16 + channels_last); default all four
-#   profile            faster and fastgan under libtorch's profiler (fp32, bf16+channels_last):
-#                      where the time goes (profile.txt) and the Chrome traces (traces.tar.gz)
+#   profile            faster and fastgan under libtorch's profiler (fp32, bf16+channels_last)
+#                      and the official code's fastgan+DSC and fastgan (fp32): where the time
+#                      goes, phase by phase against the official code (profile.txt), and the
+#                      Chrome traces (traces.tar.gz)
 #   graphs             faster and fastgan with --cuda-graphs (fp32, bf16+channels_last)
 #   official           the official code (pg_bench.py) for fastgan and fastgan+DSC, fp32
 #   targets            the bench, graphs and official results in $OUT against the targets
@@ -124,11 +126,30 @@ bench() {  # bench [SETTING...]: the four configurations at each setting, in the
 profile() {
   need "$BIN"
   local b=("$BIN" bench --device cuda --res 256 --batch 64 --iters 3 --warmup 3 --cfgs faster,fastgan
-    --profile "$G/prof")
+    --profile "$G/prof") pr=$G/prof
   : >"$OUT/profile.txt"
   attempt profile.txt 0 "${b[@]}"
+  # the official code's iteration under torch.profiler, phases labelled as fpgan's, then both
+  # phase by phase (scripts/gpu/phases.py); not without the official code (gpu/a)
+  if [ -d "$G/pg" ] && [ -d "$G/site/timm" ]; then
+    local p=(env "PYTHONPATH=$G/site" "$PY" "$ROOT/scripts/gpu/pg_profile.py") cfg
+    local q=("$G/pg_bench.py" --repo "$G/pg" --res 256 --batch 64 --iters 2 --warmup 3 --device cuda
+      --json --cfg fastgan)
+    attempt profile.txt 0 "${p[@]}" "$pr/official-fastgan+dsc-fp32.trace.json" "${q[@]}" --dsc
+    attempt profile.txt 0 "${p[@]}" "$pr/official-fastgan-fp32.trace.json" "${q[@]}"
+    for cfg in faster:fastgan+dsc fastgan:fastgan; do
+      echo "## fpgan ${cfg%%:*} against the official ${cfg#*:}, fp32" | tee -a "$OUT/profile.txt"
+      attempt profile.txt 0 "$PY" "$ROOT/scripts/gpu/phases.py" "fpgan=$pr/${cfg%%:*}-fp32.trace.json" \
+        "official=$pr/official-${cfg#*:}-fp32.trace.json"
+    done
+  fi
   attempt profile.txt 0 "${b[@]}" --amp bf16 --channels-last
-  tar -C "$G/prof" -czf "$OUT/traces.tar.gz" .
+  tar -C "$pr" -czf "$OUT/traces.tar.gz" .
+  if [ "$(stat -c %s "$OUT/traces.tar.gz")" -gt $((15 << 20)) ]; then  # a call returns <= 16 MiB
+    log "traces.tar.gz over 15 MiB: keeping the fp32 traces only"
+    (cd "$pr" && tar -czf "$(realpath "$OUT")/traces.tar.gz" -- *-fp32.trace.json) \
+      || { log "cannot pack the fp32 traces"; FAILED=1; }
+  fi
   ls -la "$OUT/traces.tar.gz"
   settle
 }

@@ -383,6 +383,12 @@ fn profile_table(cfg: &str, p: &TraceSummary) -> String {
             e.ms_per_iter, e.calls_per_iter
         );
     }
+    if !p.phases.is_empty() {
+        let phases: Vec<String> = (p.phases.iter())
+            .map(|e| format!("{} {:.1}", e.name, e.ms_per_iter))
+            .collect();
+        let _ = writeln!(s, "phases, wall ms/iter: {}", phases.join(", "));
+    }
     s
 }
 

@@ -16,6 +16,7 @@ use crate::nets::features::{frozen_feature_network, FeatureNetwork};
 use crate::nets::generator::Generator;
 use crate::util::home;
 use crate::util::images::to_uint8_grid;
+use crate::util::profiler::range;
 use crate::util::rng::SplitMix;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -417,7 +418,7 @@ impl Trainer {
         let beta = self
             .ema_schedule
             .beta(self.progress.cur_nimg, self.opts.batch);
-        self.ema.update(beta)?;
+        range(c"Gema", || self.ema.update(beta))?;
         let t_ema = lap();
         self.progress.cur_nimg += self.opts.batch;
         self.progress.batch_idx += 1;
@@ -456,14 +457,18 @@ impl Trainer {
         let mut sum = Tensor::zeros([], (Kind::Float, dev));
         for i in 0..chunks {
             let (z, c) = (z.narrow(0, i * chunk, chunk), narrow(c, i * chunk, chunk));
-            let logits = self.d_logits(&self.g_images(&z, c.as_ref()), c.as_ref());
-            self.report_scores("fake", &logits);
-            let loss = generator_loss(&logits);
+            let loss = range(c"Gmain_forward", || {
+                let logits = self.d_logits(&self.g_images(&z, c.as_ref()), c.as_ref());
+                self.report_scores("fake", &logits);
+                generator_loss(&logits)
+            });
             self.stats.report("Loss/G/loss", &loss);
-            loss.backward();
+            range(c"Gmain_backward", || loss.backward());
             sum += loss.detach();
         }
-        Self::adam_update(self.group.as_ref(), &mut self.opt_g)?;
+        range(c"Gboth_opt", || {
+            Self::adam_update(self.group.as_ref(), &mut self.opt_g)
+        })?;
         self.opt_d.set_requires_grad(true);
         Ok(sum / chunks as f64)
     }
@@ -487,23 +492,27 @@ impl Trainer {
         for i in 0..chunks {
             let at = i * chunk;
             let (z, c) = (z.narrow(0, at, chunk), narrow(c, at, chunk));
-            let fake = tch::no_grad(|| self.g_images(&z, c.as_ref()));
-            let lf = self.d_logits(&fake, c.as_ref());
-            self.report_scores("fake", &lf);
-            let loss_gen = discriminator_fake_loss(&lf);
-            loss_gen.backward();
-            let lr = self.d_logits(
-                &real.narrow(0, at, chunk),
-                narrow(real_c, at, chunk).as_ref(),
-            );
-            self.report_scores("real", &lr);
-            let loss_real = discriminator_real_loss(&lr);
-            loss_real.backward();
+            let loss_gen = range(c"Dgen_forward", || {
+                let fake = tch::no_grad(|| self.g_images(&z, c.as_ref()));
+                let lf = self.d_logits(&fake, c.as_ref());
+                self.report_scores("fake", &lf);
+                discriminator_fake_loss(&lf)
+            });
+            range(c"Dgen_backward", || loss_gen.backward());
+            let loss_real = range(c"Dreal_forward", || {
+                let real = real.narrow(0, at, chunk);
+                let lr = self.d_logits(&real, narrow(real_c, at, chunk).as_ref());
+                self.report_scores("real", &lr);
+                discriminator_real_loss(&lr)
+            });
+            range(c"Dreal_backward", || loss_real.backward());
             let total = loss_gen.detach() + loss_real.detach();
             self.stats.report("Loss/D/loss", &total);
             sum += total;
         }
-        Self::adam_update(self.group.as_ref(), &mut self.opt_d)?;
+        range(c"Dmain_opt", || {
+            Self::adam_update(self.group.as_ref(), &mut self.opt_d)
+        })?;
         Ok(sum / chunks as f64)
     }
 

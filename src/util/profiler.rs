@@ -4,12 +4,26 @@ use super::shim::check;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::Path;
 
 extern "C" {
     fn fpgan_profiler_start(cuda: i32) -> i32;
     fn fpgan_profiler_stop(path: *const c_char) -> i32;
+    fn fpgan_profiler_range_enter(name: *const c_char) -> *mut c_void;
+    fn fpgan_profiler_range_exit(handle: *mut c_void);
+}
+
+/// `f` inside a span labelled `name` in the trace being recorded (as Python's
+/// `record_function(name)`; the official loop's names, so that scripts/gpu/phases.py sets the
+/// traces of both side by side). Costs an allocation when no profiler runs.
+pub fn range<T>(name: &'static CStr, f: impl FnOnce() -> T) -> T {
+    // SAFETY: `name` is static; the shim catches C++ exceptions and returns null on failure.
+    let handle = unsafe { fpgan_profiler_range_enter(name.as_ptr()) };
+    let out = f();
+    // SAFETY: `handle` came from fpgan_profiler_range_enter and is closed once (null: no-op).
+    unsafe { fpgan_profiler_range_exit(handle) };
+    out
 }
 
 /// Start recording libtorch's operators, and CUDA kernels, copies and launches when `cuda`.
@@ -55,6 +69,10 @@ pub struct TraceSummary {
     /// The heaviest CUDA kernels by total time, or on a CPU the heaviest operators by their own
     /// time (less that of the operators they call).
     pub top: Vec<TraceEntry>,
+    /// The labelled spans ([`range`]: the phases), in order of first appearance, with their
+    /// wall time (on a GPU: the host's, launches and waits).
+    #[serde(default)]
+    pub phases: Vec<TraceEntry>,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +158,26 @@ pub fn summarise(path: &Path, iterations: usize, top: usize) -> Result<TraceSumm
         .collect();
     rows.sort_by(|a, b| b.ms_per_iter.total_cmp(&a.ms_per_iter));
     rows.truncate(top);
+    let mut marks: Vec<&Event> = (spans.iter().copied())
+        .filter(|e| e.cat == "user_annotation")
+        .collect();
+    marks.sort_by(|a, b| a.ts.total_cmp(&b.ts));
+    let mut phases: Vec<TraceEntry> = Vec::new();
+    for e in marks {
+        match phases.iter_mut().find(|p| p.name == e.name) {
+            Some(p) => {
+                (p.calls_per_iter, p.ms_per_iter) = (p.calls_per_iter + 1.0, p.ms_per_iter + e.dur)
+            }
+            None => phases.push(TraceEntry {
+                name: e.name.clone(),
+                calls_per_iter: 1.0,
+                ms_per_iter: e.dur,
+            }),
+        }
+    }
+    for p in &mut phases {
+        (p.calls_per_iter, p.ms_per_iter) = (p.calls_per_iter / n, p.ms_per_iter / 1e3 / n);
+    }
     Ok(TraceSummary {
         trace: path.display().to_string(),
         iterations,
@@ -152,5 +190,6 @@ pub fn summarise(path: &Path, iterations: usize, top: usize) -> Result<TraceSumm
             0.0
         },
         top: rows,
+        phases,
     })
 }
