@@ -43,15 +43,17 @@ stage() {
     [ -d "$b" ] && cp -f "$b"/* "$G/stage/"
   done
   local s=$G/stage
-  [ -f "$s/fpgan" ] && install -m 755 "$s/fpgan" "$BIN"
-  [ -f "$s/efficientnet_lite0.safetensors" ] && cp -f "$s/efficientnet_lite0.safetensors" "$G/home/weights/"
+  if [ -f "$s/fpgan.gz" ]; then unpack "$s/fpgan.gz" "$BIN" && chmod 755 "$BIN"; fi
+  if [ -f "$s/efficientnet_lite0.safetensors.gz" ]; then
+    unpack "$s/efficientnet_lite0.safetensors.gz" "$G/home/weights/efficientnet_lite0.safetensors"
+  fi
   [ -f "$s/pg_bench.py" ] && cp -f "$s/pg_bench.py" "$G/"
   if [ -f "$s/pg.tar.gz" ] && [ ! -d "$G/pg" ]; then mkdir -p "$G/pg" && tar -xzf "$s/pg.tar.gz" -C "$G/pg"; fi
   if ls "$s"/timm-0.4.12-*.whl >/dev/null 2>&1 && [ ! -d "$G/site/timm" ]; then
     $PY -m pip install -q --no-index --no-deps --target "$G/site" "$s"/timm-0.4.12-*.whl
   fi
   # the dataset and the FID detector, each in parts across the bundles (PARTS: name and count);
-  # a file is joined once all its parts are here, checked against SHA256SUMS, then renamed
+  # a file is joined once all its parts are here, checked against SHA256SUMS, then unpacked
   if [ -f "$s/PARTS" ]; then
     while read -r name count; do
       join_parts "$name" "$count"
@@ -63,24 +65,38 @@ stage() {
   ls -la "$G" "$G/home/weights" >&2
 }
 
-# where a carried data file goes
-data_dest() { case $1 in fid_inception_v3.pt) echo "$G/home/weights" ;; *) echo "$G" ;; esac; }
+# SRC (gzip-compressed when it ends in .gz) to DEST, through DEST.tmp and a rename
+unpack() {
+  case $1 in
+    *.gz) gunzip -c "$1" >"$2.tmp" ;;
+    *) cp -f "$1" "$2.tmp" ;;
+  esac && mv -f "$2.tmp" "$2"
+}
 
-# join NAME's COUNT parts from the staging folder once all are here; report how far it is
+# where a carried data file goes, unpacked (fid_inception_v3.pt.gz -> weights/fid_inception_v3.pt)
+data_dest() {
+  case $1 in fid_inception_v3.pt*) echo "$G/home/weights/${1%.gz}" ;; *) echo "$G/${1%.gz}" ;; esac
+}
+
+# join NAME's COUNT parts from the staging folder once all are here, check them against
+# SHA256SUMS and unpack them; report how far it is
 join_parts() {
   local name=$1 count=$2 s=$G/stage dest have want got
   dest=$(data_dest "$name")
-  [ -f "$dest/$name" ] && { log "$name complete"; return 0; }
+  [ -f "$dest" ] && { log "$name complete"; return 0; }
   have=$(find "$s" -maxdepth 1 -name "$name.part-*" | wc -l)  # (ls fails on none: set -e)
   [ "$have" -eq "$count" ] || { log "$name not complete yet ($have of $count parts)"; return 0; }
-  cat "$s/$name".part-* >"$dest/$name.tmp"
+  cat "$s/$name".part-* >"$G/joined-$name"
   want=$(awk -v n="$name" '$2 == n { print $1 }' "$s/SHA256SUMS")
-  got=$(sha256sum "$dest/$name.tmp" | cut -d' ' -f1)
-  if [ "$got" = "$want" ]; then
-    mv -f "$dest/$name.tmp" "$dest/$name" && log "$name complete"
+  got=$(sha256sum "$G/joined-$name" | cut -d' ' -f1)
+  if [ "$got" != "$want" ]; then
+    log "$name: joined parts do not match SHA256SUMS (re-pack and carry again)"
+  elif case $name in *.gz) unpack "$G/joined-$name" "$dest" ;; *) mv -f "$G/joined-$name" "$dest" ;; esac; then
+    log "$name complete"
   else
-    rm -f "$dest/$name.tmp"; log "$name: joined parts do not match SHA256SUMS (re-pack and carry again)"
+    log "$name: cannot unpack the joined parts"
   fi
+  rm -f "$G/joined-$name"
 }
 
 # run CMD..., its output appended to $OUT/TXT, stopped after LIMIT seconds (0: never); a failure
