@@ -302,8 +302,9 @@ fn table_row(table: &str, phase: &str) -> Vec<String> {
 }
 
 /// phases.py gives an operator to the labelled span (of any thread) in which it starts, counts
-/// its own time, a kernel to the span in which it was launched (not where it ran), and sets two
-/// traces side by side with the largest differences.
+/// its own time, a kernel or copy to the span in which it was launched through the runtime or
+/// the driver API (not where it ran), and sets two traces side by side with the largest
+/// differences.
 #[test]
 fn gpu_phases_script_attributes_operators_and_kernels_to_the_labelled_phases() {
     let tmp = tempfile::tempdir().unwrap();
@@ -367,6 +368,11 @@ fn gpu_phases_script_attributes_operators_and_kernels_to_the_labelled_phases() {
             span("user_annotation", "Dreal_forward", 1, 0.0, 1_000.0),
             with_corr(span("cuda_runtime", "cudaLaunchKernel", 1, 500.0, 10.0), 7),
             with_corr(span("kernel", "conv_kernel", 9, 5_000.0, 4_000.0), 7),
+            // cuDNN launches through the driver API; a copy is GPU time but no kernel
+            with_corr(span("cuda_driver", "cuLaunchKernelEx", 1, 600.0, 10.0), 8),
+            with_corr(span("kernel", "cudnn_kernel", 9, 9_000.0, 2_000.0), 8),
+            with_corr(span("cuda_runtime", "cudaMemcpyAsync", 1, 700.0, 10.0), 9),
+            with_corr(span("gpu_memcpy", "Memcpy DtoD", 9, 11_000.0, 1_000.0), 9),
             span("user_annotation", "Gboth_opt", 1, 2_000.0, 100.0),
             span("user_annotation", "Gboth_opt", 1, 3_000.0, 100.0),
         ],
@@ -374,7 +380,7 @@ fn gpu_phases_script_attributes_operators_and_kernels_to_the_labelled_phases() {
     let out = phases_script(&[&format!("c={c}")]);
     let row = table_row(&out, "Dreal_forward");
     // wall, op ms, ops, GPU ms, kernels, per iteration
-    assert_eq!(row[2..7], ["0.5", "0.0", "0", "2.0", "0.5"], "{out}");
+    assert_eq!(row[2..7], ["0.5", "0.0", "0", "3.5", "1"], "{out}");
     assert!(out.contains("c 2 iterations"), "{out}");
 }
 

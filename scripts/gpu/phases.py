@@ -10,13 +10,15 @@ scripts/gpu/pg_profile.py the official code's. An operator belongs to the labell
 thread) in which it starts, a CUDA kernel to the span in which it was launched; the rest is
 "other". Per phase and iteration (iterations: the number of Gboth_opt spans) it prints the wall
 time of the labelled spans, the operators' own time (less that of the operators they call), the
-operator calls, and on CUDA the kernels' GPU time and count; then, per phase, the N operators
-(kernels on CUDA) whose time differs most between the first two traces. Standard library only.
+operator calls, and on CUDA the GPU time (kernels, copies and fills) and the kernels launched;
+then, per phase, the N operators (on CUDA kernels, copies and fills) whose time differs most
+between the first two traces. Standard library only.
 """
 import collections
 import json
 import sys
 
+GPU_WORK = ("kernel", "gpu_memcpy", "gpu_memset")
 LABELS = ["Gmain_forward", "Gmain_backward", "Gboth_opt", "Dgen_forward", "Dgen_backward",
           "Dreal_forward", "Dreal_backward", "Dmain_opt", "Gema"]
 
@@ -67,17 +69,18 @@ class Phases:
             at = label(e["ts"])
             self.op_ms[at][e["name"]] += us / 1e3
             self.op_calls[at] += 1
+        # launches through the runtime or the driver API (cuDNN's kernels come through the driver)
         launches = {e.get("args", {}).get("correlation"): e["ts"] for e in events
-                    if e.get("cat") == "cuda_runtime"}
+                    if e.get("cat") in ("cuda_runtime", "cuda_driver")}
         self.kernel_ms = collections.defaultdict(collections.Counter)
         self.kernels = collections.Counter()
         for e in events:
-            if e.get("cat") != "kernel":
+            if e.get("cat") not in GPU_WORK:
                 continue
             at = label(launches.get(e.get("args", {}).get("correlation"), -1.0))
             self.kernel_ms[at][e["name"]] += e.get("dur", 0) / 1e3
-            self.kernels[at] += 1
-        self.cuda = bool(self.kernels)
+            self.kernels[at] += e.get("cat") == "kernel"
+        self.cuda = any(self.kernels.values())
 
     def per_iter(self, value):
         return value / self.iterations
