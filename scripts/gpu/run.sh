@@ -160,14 +160,22 @@ profile() {
     done
   fi
   attempt profile.txt 0 "${b[@]}" --amp bf16 --channels-last
-  tar -C "$pr" -czf "$OUT/traces.tar.gz" .
-  if [ "$(stat -c %s "$OUT/traces.tar.gz")" -gt $((15 << 20)) ]; then  # a call returns <= 16 MiB
-    log "traces.tar.gz over 15 MiB: keeping the fp32 traces only"
-    (cd "$pr" && tar -czf "$(realpath "$OUT")/traces.tar.gz" -- *-fp32.trace.json) \
-      || { log "cannot pack the fp32 traces"; FAILED=1; }
-  fi
-  ls -la "$OUT/traces.tar.gz"
+  pack_traces "$pr"
   settle
+}
+
+# the Chrome traces in folder $1 as $OUT/traces.tar.gz, under the 16 MiB a call returns: all of
+# them, else the fp32 ones, else fpgan's fp32 ones (fast*), else faster's alone
+pack_traces() {
+  local set tgz
+  tgz=$(realpath "$OUT")/traces.tar.gz
+  for set in '*.trace.json' '*-fp32.trace.json' 'fast*-fp32.trace.json' 'faster-fp32.trace.json'; do
+    # shellcheck disable=SC2086 # the set is a glob
+    (cd "$1" && tar -czf "$tgz" -- $set) 2>/dev/null || continue
+    [ "$(stat -c %s "$tgz")" -le $((15 << 20)) ] && { log "traces.tar.gz: $set"; ls -la "$tgz"; return 0; }
+    log "traces.tar.gz with $set is over 15 MiB"
+  done
+  rm -f "$tgz"; log "no trace set fits in 15 MiB: the traces stay in $1"
 }
 
 graphs() {
