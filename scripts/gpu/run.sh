@@ -151,11 +151,12 @@ profile() {
     local p=(env "PYTHONPATH=$G/site" "$PY" "$ROOT/scripts/gpu/pg_profile.py") cfg
     local q=("$G/pg_bench.py" --repo "$G/pg" --res 256 --batch 64 --iters 2 --warmup 3 --device cuda
       --json --cfg fastgan)
-    attempt profile.txt 0 "${p[@]}" "$pr/official-fastgan+dsc-fp32.trace.json" "${q[@]}" --dsc
-    attempt profile.txt 0 "${p[@]}" "$pr/official-fastgan-fp32.trace.json" "${q[@]}"
+    # bounded (4 min each, about 1 expected): a hang must not cost the bf16 profile after it
+    attempt profile.txt 240 "${p[@]}" "$pr/official-fastgan+dsc-fp32.trace.json" "${q[@]}" --dsc
+    attempt profile.txt 240 "${p[@]}" "$pr/official-fastgan-fp32.trace.json" "${q[@]}"
     for cfg in faster:fastgan+dsc fastgan:fastgan; do
       echo "## fpgan ${cfg%%:*} against the official ${cfg#*:}, fp32" | tee -a "$OUT/profile.txt"
-      attempt profile.txt 0 "$PY" "$ROOT/scripts/gpu/phases.py" "fpgan=$pr/${cfg%%:*}-fp32.trace.json" \
+      attempt profile.txt 120 "$PY" "$ROOT/scripts/gpu/phases.py" "fpgan=$pr/${cfg%%:*}-fp32.trace.json" \
         "official=$pr/official-${cfg#*:}-fp32.trace.json"
     done
   fi
