@@ -33,6 +33,7 @@ fn one_line_panics() {
 }
 
 fn main() {
+    fpgan::util::malloc::keep_freed_memory();
     let cli = fpgan::cli::Cli::parse();
     one_line_panics();
     if let Err(e) = fpgan::cli::run(cli) {

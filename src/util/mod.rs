@@ -8,6 +8,7 @@ pub mod files;
 pub mod foreach;
 pub mod home;
 pub mod images;
+pub mod malloc;
 pub mod ops;
 pub mod profiler;
 pub mod progress;
