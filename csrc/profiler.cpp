@@ -48,8 +48,10 @@ extern "C" int fpgan_profiler_stop(const char* path) {
 
 // Open a labelled span (a record_function range, as Python's `record_function(name)`) in the
 // trace being recorded; `name` must outlive the span. Returns a handle for
-// fpgan_profiler_range_exit, or null on failure (the work goes on unlabelled).
+// fpgan_profiler_range_exit, or null when nothing records or on failure (the work goes on
+// unlabelled).
 extern "C" void* fpgan_profiler_range_enter(const char* name) {
+  if (!at::hasCallbacks()) return nullptr;  // no profiler running: nothing to label
   void* handle = nullptr;
   fpgan::guarded([&] {
     handle = torch::autograd::profiler::record_function_enter_new(name).release();

@@ -4,8 +4,9 @@ Usage: python convert_effnet.py [--trunk] <in.pth> <out.safetensors>
 
 Keeps the EfficientNet-PyTorch key names ('_conv_stem.weight', '_blocks.3._bn1.running_var', ...),
 drops nothing (with --trunk: the classifier head '_conv_head', '_bn1' and '_fc', which the
-feature network does not use: 12 MB instead of 19, for carrying to a machine), and writes the safetensors format by hand (no extra package needed): an 8-byte little
-endian header length, a JSON header with dtype/shape/offsets, then the raw little-endian tensor bytes.
+feature network does not use: 12 MB instead of 19, for carrying to a machine), and writes the
+safetensors format by hand (no extra package needed): an 8-byte little endian header length, a
+JSON header with dtype/shape/offsets, then the raw little-endian tensor bytes.
 """
 import json
 import struct

@@ -61,7 +61,7 @@ def main(argv):
     if args.device == "cuda":
         activities.append(ProfilerActivity.CUDA)
     prof = profile(activities=activities)
-    chunks = args.batch // (args.batch_gpu or args.batch)
+    chunks = args.batch // args.batch_gpu  # parse_args sets batch_gpu (default: batch)
     start_at = args.warmup * chunks  # the first chunk of the first profiled G phase
     seen = {"Gboth": 0}
     accumulate = ProjectedGANLoss.accumulate_gradients

@@ -91,8 +91,8 @@ class Phases:
         return {k: self.per_iter(v) for k, v in table[phase].items()}
 
 
-def fmt(x, digits=1):
-    return f"{x:.{digits}f}"
+def fmt(x):
+    return f"{x:.1f}"
 
 
 def count(x):
@@ -101,9 +101,9 @@ def count(x):
 
 
 def summary(named, phases):
-    cols = " | ".join(f"{n} {what}" for n in named for what in
-                      (["wall ms", "op ms", "ops"] + (["GPU ms", "kernels"] if phases[n].cuda else [])))
-    lines = [f"| phase | {cols} |", "|---" * (1 + cols.count("|") + 1) + "|"]
+    cols = ["phase"] + [f"{n} {what}" for n in named for what in
+                        ["wall ms", "op ms", "ops"] + (["GPU ms", "kernels"] if phases[n].cuda else [])]
+    lines = ["| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
     for phase in LABELS + ["other"]:
         row = []
         for n in named:

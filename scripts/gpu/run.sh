@@ -65,13 +65,8 @@ stage() {
   ls -la "$G" "$G/home/weights" >&2
 }
 
-# SRC (gzip-compressed when it ends in .gz) to DEST, through DEST.tmp and a rename
-unpack() {
-  case $1 in
-    *.gz) gunzip -c "$1" >"$2.tmp" ;;
-    *) cp -f "$1" "$2.tmp" ;;
-  esac && mv -f "$2.tmp" "$2"
-}
+# the gzip-compressed SRC to DEST, through DEST.tmp and a rename
+unpack() { gunzip -c "$1" >"$2.tmp" && mv -f "$2.tmp" "$2"; }
 
 # where a carried data file goes, unpacked (fid_inception_v3.pt.gz -> weights/fid_inception_v3.pt)
 data_dest() {

@@ -16,7 +16,7 @@ extern "C" {
 
 /// `f` inside a span labelled `name` in the trace being recorded (as Python's
 /// `record_function(name)`; the official loop's names, so that scripts/gpu/phases.py sets the
-/// traces of both side by side). Costs an allocation when no profiler runs.
+/// traces of both side by side). Without a profiler running it costs one check.
 pub fn range<T>(name: &'static CStr, f: impl FnOnce() -> T) -> T {
     // SAFETY: `name` is static; the shim catches C++ exceptions and returns null on failure.
     let handle = unsafe { fpgan_profiler_range_enter(name.as_ptr()) };
