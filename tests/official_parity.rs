@@ -491,7 +491,9 @@ fn check_fingerprint(what: &str, ours: &Tensor, want: &Tensor, tol: f64) -> f64 
 /// rounding into a whole step of +-lr, in the official code as in fpgan (biases before a
 /// train-mode BN have a zero gradient up to rounding; so does the direction of W in a
 /// spectral-normalised conv with one output), so there the two may differ by up to 2 lr; every
-/// other element must agree to `tol` relative to the tensor's largest element.
+/// other element must agree to `tol` relative to the tensor's largest element. The first step
+/// is lr g / (|g| + eps): near eps it moves with the gradient's rounding, so `floor` is also at
+/// least a hundred eps (`adam_floor`).
 fn check_param(
     what: &str,
     ours: &Tensor,
@@ -524,6 +526,14 @@ fn check_param(
         "{what}: {noise:.3e} more than two Adam steps apart"
     );
     e
+}
+
+/// Below this gradient, Adam's first step is not a function of the gradient at `tol`: rounding
+/// (1e-4 of the phase's largest gradient) or the neighbourhood of eps: a relative error d of g
+/// moves lr g / (|g| + eps) by lr d eps |g| / (|g| + eps)^2, a quarter of lr d at |g| = eps and
+/// a hundredth of it at 100 eps.
+fn adam_floor(gmax: f64, eps: f64) -> f64 {
+    (1e-4 * gmax).max(100.0 * eps)
 }
 
 /// The script's real batch: round((sin(0.37 i) + 1) * 127.5) as uint8.
@@ -606,10 +616,14 @@ fn phase_scale(fx: &HashMap<String, Tensor>, prefix: &str) -> f64 {
 ///
 /// Tolerances. Each network is the official function to the bit (the tests above), but the
 /// backward sums of a whole iteration round differently (CCM/CSM and DiffAugment gradients
-/// meet in other orders), by about 1e-7 of a phase's largest gradient. Gradients and first
-/// moments are therefore compared relative to that scale (1e-5), second moments relative to
-/// its square (times 1 - beta2), parameters as `check_param` says; losses, buffers and G_ema to
-/// 1e-5 relative.
+/// meet in other orders), mostly by about 1e-7 of a phase's largest gradient, but one channel's
+/// gradient can differ by a tenth (presumably an activation at a LeakyReLU's kink that the
+/// rounding moves across; measured 1.2e-3 of the D phase's scale in the
+/// conditional step; the official code against itself on an AVX-512 and an AVX2 CPU differs by
+/// up to 3.8e-3). Gradients and first moments are therefore compared relative to that scale
+/// (`TOL_GRAD`), second moments relative to its square (times 1 - beta2); parameters, whose
+/// first Adam step is the gradient's sign, as `check_param` says to 1e-5, and losses, buffers
+/// and G_ema to 1e-5 relative.
 fn check_step(case: StepCase) {
     let _guard = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let fx = fixture();
@@ -627,6 +641,7 @@ fn check_step(case: StepCase) {
     let losses = t.step(&reals, real_labels.as_ref()).unwrap();
     let (lg, ld) = losses.values();
     let tol = 1e-5;
+    const TOL_GRAD: f64 = 1e-2;
     let want = |k: &str| fx[&format!("{p}{k}")].mean(Kind::Double).double_value(&[]);
     let eg = (lg - want("loss_g")).abs() / want("loss_g").abs();
     let ed = (ld - want("loss_d")).abs() / want("loss_d").abs();
@@ -649,16 +664,16 @@ fn check_step(case: StepCase) {
             let e = match kind {
                 "grad" => {
                     n_grads += 1;
-                    check_scaled(k, &vars[n].grad(), want, gmax, tol)
+                    check_scaled(k, &vars[n].grad(), want, gmax, TOL_GRAD)
                 }
-                "exp_avg" => check_scaled(k, &slot().exp_avg, want, gmax, tol),
+                "exp_avg" => check_scaled(k, &slot().exp_avg, want, gmax, TOL_GRAD),
                 "exp_avg_sq" => {
                     let scale = (1.0 - c.beta2) * gmax * gmax;
-                    check_scaled(k, &slot().exp_avg_sq, want, scale, tol)
+                    check_scaled(k, &slot().exp_avg_sq, want, scale, TOL_GRAD)
                 }
                 "param" => {
                     let grad = &fx[&format!("{p}{who}.grad.{n}")];
-                    check_param(k, &vars[n], want, grad, 1e-4 * gmax, c.lr, tol)
+                    check_param(k, &vars[n], want, grad, adam_floor(gmax, c.eps), c.lr, tol)
                 }
                 "buf" => check_fingerprint(k, &vars[n], want, tol),
                 _ => panic!("unexpected fixture key {k}"),
