@@ -1,6 +1,7 @@
 //! `fpgan bench` with tiny settings: a well-formed table, ratios against the first config, JSON.
 mod common;
 
+use fpgan::util::profiler::PHASES;
 use std::process::Command;
 
 /// `fpgan bench` on the CPU of `cfgs` at 128 px, ngf 8, batch `batch`, `iters` iterations after
@@ -254,8 +255,8 @@ fn bench_profile_writes_a_chrome_trace_and_says_where_the_time_goes() {
         out.contains("phases, wall ms/iter: Gmain_forward "),
         "{out}"
     );
-    // scripts/gpu/phases.py reads the trace: every phase has operators of its own
-    let table = phases_script(&[&format!(
+    // `fpgan phases` reads the trace: every phase has operators of its own
+    let table = run_phases(&[&format!(
         "fpgan={}",
         dir.join("faster_lite-fp32.trace.json").display()
     )]);
@@ -267,26 +268,10 @@ fn bench_profile_writes_a_chrome_trace_and_says_where_the_time_goes() {
     }
 }
 
-/// The official loop's phase labels, in the order a training iteration runs them.
-const PHASES: [&str; 9] = [
-    "Gmain_forward",
-    "Gmain_backward",
-    "Gboth_opt",
-    "Dgen_forward",
-    "Dgen_backward",
-    "Dreal_forward",
-    "Dreal_backward",
-    "Dmain_opt",
-    "Gema",
-];
-
-/// scripts/gpu/phases.py with `args`: its standard output.
-fn phases_script(args: &[&str]) -> String {
-    let o = Command::new(common::venv_python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/gpu/phases.py"
-        ))
+/// `fpgan phases` with `args`: its standard output.
+fn run_phases(args: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_fpgan"))
+        .arg("phases")
         .args(args)
         .output()
         .unwrap();
@@ -301,12 +286,12 @@ fn table_row(table: &str, phase: &str) -> Vec<String> {
     line.split('|').map(|c| c.trim().to_string()).collect()
 }
 
-/// phases.py gives an operator to the labelled span (of any thread) in which it starts, counts
-/// its own time, a kernel or copy to the span in which it was launched through the runtime or
-/// the driver API (not where it ran), and sets two traces side by side with the largest
-/// differences.
+/// `fpgan phases` gives an operator to the labelled span (of any thread) in which it starts,
+/// counts its own time, a kernel or copy to the span in which it was launched through the
+/// runtime or the driver API (not where it ran), and sets two traces side by side with the
+/// largest differences.
 #[test]
-fn gpu_phases_script_attributes_operators_and_kernels_to_the_labelled_phases() {
+fn phases_attributes_operators_and_kernels_to_the_labelled_phases() {
     let tmp = tempfile::tempdir().unwrap();
     let span = |cat: &str, name: &str, tid: i64, ts: f64, dur: f64| serde_json::json!({"ph": "X", "cat": cat, "name": name, "tid": tid, "ts": ts, "dur": dur});
     let with_corr = |mut e: serde_json::Value, id: i64| {
@@ -346,7 +331,7 @@ fn gpu_phases_script_attributes_operators_and_kernels_to_the_labelled_phases() {
             span("user_annotation", "Gboth_opt", 1, 20_000.0, 1_000.0),
         ],
     );
-    let out = phases_script(&[&format!("a={a}"), &format!("b={b}")]);
+    let out = run_phases(&[&format!("a={a}"), &format!("b={b}")]);
     let row = table_row(&out, "Dgen_forward");
     // wall, op ms (conv 3 + add 1), ops for a; then for b
     assert_eq!(row[2..8], ["10.0", "4.0", "2", "10.0", "8.0", "1"], "{out}");
@@ -377,11 +362,30 @@ fn gpu_phases_script_attributes_operators_and_kernels_to_the_labelled_phases() {
             span("user_annotation", "Gboth_opt", 1, 3_000.0, 100.0),
         ],
     );
-    let out = phases_script(&[&format!("c={c}")]);
+    let out = run_phases(&[&format!("c={c}")]);
     let row = table_row(&out, "Dreal_forward");
     // wall, op ms, ops, GPU ms, kernels, per iteration
     assert_eq!(row[2..7], ["0.5", "0.0", "0", "3.5", "1"], "{out}");
     assert!(out.contains("c 2 iterations"), "{out}");
+    // bad input: one line naming the argument or the file and what to give
+    let not_a_trace = write("bad.json", vec![]).replace("bad.json", "stats.jsonl");
+    std::fs::write(&not_a_trace, "{\"kimg\": 1}\n{}").unwrap();
+    for (arg, says) in [
+        (a.clone(), "NAME=TRACE.json"),
+        (format!("x={not_a_trace}"), "is not a Chrome trace"),
+        (
+            format!("x={}/missing.json", tmp.path().display()),
+            "cannot read the trace",
+        ),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_fpgan"))
+            .args(["phases", &arg])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(says), "{arg}: {err}");
+        assert!(err.trim().lines().count() <= 2, "{arg}: {err}");
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """pg_profile.py - the official training iteration (pg_bench.py) under torch.profiler, with its
-phases labelled as fpgan labels its own, so that scripts/gpu/phases.py can set the two traces
-side by side.
+phases labelled as fpgan labels its own, so that `fpgan phases` can set the two traces side by
+side.
 
     python3 scripts/gpu/pg_profile.py TRACE.json PG_BENCH.py [pg_bench.py arguments...]
 

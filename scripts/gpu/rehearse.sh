@@ -17,7 +17,7 @@ R=${REHEARSE_DIR:-/tmp/fpgan-rehearse}
 [ -d "$ROOT/gpu/a" ] || { echo "rehearse: no bundles in $ROOT/gpu: run scripts/gpu/pack.sh first" >&2; exit 1; }
 mkdir -p "$R/scripts/gpu"
 ln -sfn "$ROOT/gpu" "$R/gpu"
-for py in targets.py pg_profile.py phases.py; do  # run.sh's steps call them
+for py in targets.py pg_profile.py; do  # run.sh's steps call them
   ln -sfn "$ROOT/scripts/gpu/$py" "$R/scripts/gpu/$py"
 done
 sed -e 's/--device cuda/--device cpu/g' \

@@ -141,7 +141,7 @@ profile() {
   : >"$OUT/profile.txt"
   attempt profile.txt 0 "${b[@]}"
   # the official code's iteration under torch.profiler, phases labelled as fpgan's, then both
-  # phase by phase (scripts/gpu/phases.py); not without the official code (gpu/a)
+  # phase by phase (fpgan phases); not without the official code (gpu/a)
   if [ -d "$G/pg" ] && [ -d "$G/site/timm" ]; then
     local p=(env "PYTHONPATH=$G/site" "$PY" "$ROOT/scripts/gpu/pg_profile.py") cfg
     local q=("$G/pg_bench.py" --repo "$G/pg" --res 256 --batch 64 --iters 2 --warmup 3 --device cuda
@@ -151,7 +151,7 @@ profile() {
     attempt profile.txt 240 "${p[@]}" "$pr/official-fastgan-fp32.trace.json" "${q[@]}"
     for cfg in faster:fastgan+dsc fastgan:fastgan; do
       echo "## fpgan ${cfg%%:*} against the official ${cfg#*:}, fp32" | tee -a "$OUT/profile.txt"
-      attempt profile.txt 120 "$PY" "$ROOT/scripts/gpu/phases.py" "fpgan=$pr/${cfg%%:*}-fp32.trace.json" \
+      attempt profile.txt 120 "$BIN" phases "fpgan=$pr/${cfg%%:*}-fp32.trace.json" \
         "official=$pr/official-${cfg#*:}-fp32.trace.json"
     done
   fi

@@ -10,6 +10,7 @@ mod import;
 mod info;
 mod metrics;
 mod parse;
+mod phases;
 mod plot;
 mod train;
 
@@ -49,6 +50,9 @@ pub enum Command {
     Plot(plot::PlotArgs),
     /// Measure training speed and memory of generator configurations side by side.
     Bench(bench::BenchArgs),
+    /// Set Chrome traces of training iterations (bench --profile, the official code's) side by
+    /// side, phase by phase.
+    Phases(phases::PhasesArgs),
     /// (internal) measure one configuration given as JSON; used by `bench`.
     #[command(hide = true)]
     BenchWorker { spec: String },
@@ -67,6 +71,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Generate(a) => generate::run(a),
         Command::Metrics(a) => metrics::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Phases(a) => phases::run(a),
         Command::BenchWorker { spec } => {
             let spec: crate::train::bench::BenchSpec =
                 serde_json::from_str(&spec).context("bad bench spec")?;

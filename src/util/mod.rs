@@ -10,6 +10,7 @@ pub mod home;
 pub mod images;
 pub mod malloc;
 pub mod ops;
+pub mod phases;
 pub mod profiler;
 pub mod progress;
 pub mod rng;

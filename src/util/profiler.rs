@@ -15,8 +15,8 @@ extern "C" {
 }
 
 /// `f` inside a span labelled `name` in the trace being recorded (as Python's
-/// `record_function(name)`; the official loop's names, so that scripts/gpu/phases.py sets the
-/// traces of both side by side). Without a profiler running it costs one check.
+/// `record_function(name)`; the official loop's names, [`PHASES`], so that `fpgan phases` sets
+/// the traces of both side by side). Without a profiler running it costs one check.
 pub fn range<T>(name: &'static CStr, f: impl FnOnce() -> T) -> T {
     // SAFETY: `name` is static; the shim catches C++ exceptions and returns null on failure.
     let handle = unsafe { fpgan_profiler_range_enter(name.as_ptr()) };
@@ -25,6 +25,20 @@ pub fn range<T>(name: &'static CStr, f: impl FnOnce() -> T) -> T {
     unsafe { fpgan_profiler_range_exit(handle) };
     out
 }
+
+/// The labels of a training iteration's phases, in the order it runs them: the official loop's
+/// `record_function` names, which the trainer gives its [`range`]s.
+pub const PHASES: [&str; 9] = [
+    "Gmain_forward",
+    "Gmain_backward",
+    "Gboth_opt",
+    "Dgen_forward",
+    "Dgen_backward",
+    "Dreal_forward",
+    "Dreal_backward",
+    "Dmain_opt",
+    "Gema",
+];
 
 /// Start recording libtorch's operators, and CUDA kernels, copies and launches when `cuda`.
 pub fn start(cuda: bool) -> Result<()> {
@@ -81,24 +95,47 @@ struct Trace {
     events: Vec<Event>,
 }
 
+/// One event of a Chrome trace (times in microseconds).
 #[derive(Deserialize)]
-struct Event {
+pub(crate) struct Event {
     #[serde(default)]
-    ph: String,
+    pub ph: String,
     #[serde(default)]
-    cat: String,
+    pub cat: String,
     #[serde(default)]
-    name: String,
+    pub name: String,
     #[serde(default)]
-    ts: f64,
+    pub ts: f64,
     #[serde(default)]
-    dur: f64,
+    pub dur: f64,
     #[serde(default)]
-    tid: serde_json::Value,
+    pub tid: serde_json::Value,
+    #[serde(default)]
+    pub args: EventArgs,
+}
+
+/// The part of an event's `args` read here: the id tying a CUDA launch to its kernel.
+#[derive(Deserialize, Default)]
+pub(crate) struct EventArgs {
+    #[serde(default)]
+    pub correlation: Option<serde_json::Value>,
+}
+
+/// The complete spans (`ph` "X") of the Chrome trace at `path`.
+pub(crate) fn read_spans(path: &Path) -> Result<Vec<Event>> {
+    let text =
+        std::fs::read(path).with_context(|| format!("cannot read the trace {}", path.display()))?;
+    let trace: Trace = serde_json::from_slice(&text).with_context(|| {
+        format!(
+            "{} is not a Chrome trace (fpgan bench --profile and pg_profile.py write them)",
+            path.display()
+        )
+    })?;
+    Ok(trace.events.into_iter().filter(|e| e.ph == "X").collect())
 }
 
 /// Each span's own time: its duration less that of the spans nested in it on its thread.
-fn self_times(spans: &[&Event]) -> Vec<f64> {
+pub(crate) fn self_times(spans: &[&Event]) -> Vec<f64> {
     let mut order: Vec<usize> = (0..spans.len()).collect();
     order.sort_by(|&a, &b| {
         let (x, y) = (spans[a], spans[b]);
@@ -129,11 +166,8 @@ fn self_times(spans: &[&Event]) -> Vec<f64> {
 /// Summarise the Chrome trace at `path`, recorded over `iterations` iterations, keeping the
 /// `top` heaviest kernels (or operators on a CPU).
 pub fn summarise(path: &Path, iterations: usize, top: usize) -> Result<TraceSummary> {
-    let text =
-        std::fs::read(path).with_context(|| format!("cannot read the trace {}", path.display()))?;
-    let trace: Trace = serde_json::from_slice(&text)
-        .with_context(|| format!("{} is not a Chrome trace", path.display()))?;
-    let spans: Vec<&Event> = trace.events.iter().filter(|e| e.ph == "X").collect();
+    let events = read_spans(path)?;
+    let spans: Vec<&Event> = events.iter().collect();
     let n = iterations.max(1) as f64;
     let count = |cat: &str| spans.iter().filter(|e| e.cat == cat).count() as f64 / n;
     let gpu = |e: &&&Event| matches!(e.cat.as_str(), "kernel" | "gpu_memcpy" | "gpu_memset");
