@@ -29,7 +29,21 @@ const SEED_TRAIN: i64 = 1234;
 const SEED_EVAL: i64 = 4321;
 const SEED_AUG: i64 = 777;
 
+/// The fixture, once the CPU kernels are those it was made with (.cargo/config.toml sets them
+/// for `cargo test`; a test binary run by hand needs them too, or its sums round otherwise).
 fn fixture() -> HashMap<String, Tensor> {
+    for (k, v) in [
+        ("ATEN_CPU_CAPABILITY", "avx2"),
+        ("ONEDNN_MAX_CPU_ISA", "AVX2"),
+        ("MKL_CBWR", "AVX2"),
+    ] {
+        let got = std::env::var(k).unwrap_or_default();
+        assert!(
+            got.eq_ignore_ascii_case(v),
+            "{k}={got:?}: the fixture was made with {k}={v}; run through `cargo test` \
+             (.cargo/config.toml sets it) or set it"
+        );
+    }
     common::fixture("official.safetensors")
 }
 
