@@ -630,14 +630,14 @@ fn phase_scale(fx: &HashMap<String, Tensor>, prefix: &str) -> f64 {
 ///
 /// Tolerances. Each network is the official function to the bit (the tests above), but the
 /// backward sums of a whole iteration round differently (CCM/CSM and DiffAugment gradients
-/// meet in other orders), mostly by about 1e-7 of a phase's largest gradient, but one channel's
-/// gradient can differ by a tenth (presumably an activation at a LeakyReLU's kink that the
-/// rounding moves across; measured 1.2e-3 of the D phase's scale in the
-/// conditional step; the official code against itself on an AVX-512 and an AVX2 CPU differs by
-/// up to 3.8e-3). Gradients and first moments are therefore compared relative to that scale
-/// (`TOL_GRAD`), second moments relative to its square (times 1 - beta2); parameters, whose
-/// first Adam step is the gradient's sign, as `check_param` says to 1e-5, and losses, buffers
-/// and G_ema to 1e-5 relative.
+/// meet in other orders), by 1e-8 to 7e-6 of a phase's largest gradient with the kernels the
+/// fixture pins; but one channel's gradient can differ by a tenth (presumably an activation at
+/// a LeakyReLU's kink that the rounding moves across: 1.2e-3 of the D phase's scale in the
+/// conditional step with MKL's default code path, same machine), and the official code against
+/// itself on an AVX-512 and an AVX2 CPU differs by up to 3.8e-3. Gradients and first moments are
+/// therefore compared relative to that scale (`TOL_GRAD`), second moments relative to its
+/// square (times 1 - beta2); parameters, whose first Adam step is the gradient's sign, as
+/// `check_param` says to 1e-5, and losses, buffers and G_ema to 1e-5 relative.
 fn check_step(case: StepCase) {
     let _guard = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let fx = fixture();

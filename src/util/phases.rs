@@ -1,6 +1,6 @@
 //! Chrome traces of training iterations set side by side phase by phase (`fpgan phases`): fpgan's
 //! from `bench --profile`, the official code's from scripts/gpu/pg_profile.py.
-use super::profiler::{read_spans, self_times, Event, PHASES};
+use super::profiler::{read_spans, self_times, Event, GPU_WORK, PHASES};
 use anyhow::Result;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -23,8 +23,6 @@ pub struct Phases {
     phases: Vec<Phase>,
     cuda: bool,
 }
-
-const GPU_WORK: [&str; 3] = ["kernel", "gpu_memcpy", "gpu_memset"];
 
 impl Phases {
     /// Read the trace at `path`. An operator belongs to the labelled span (of any thread) in

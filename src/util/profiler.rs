@@ -95,6 +95,9 @@ struct Trace {
     events: Vec<Event>,
 }
 
+/// The trace categories of work done on the GPU: kernels, copies and fills.
+pub(crate) const GPU_WORK: [&str; 3] = ["kernel", "gpu_memcpy", "gpu_memset"];
+
 /// One event of a Chrome trace (times in microseconds).
 #[derive(Deserialize)]
 pub(crate) struct Event {
@@ -170,7 +173,7 @@ pub fn summarise(path: &Path, iterations: usize, top: usize) -> Result<TraceSumm
     let spans: Vec<&Event> = events.iter().collect();
     let n = iterations.max(1) as f64;
     let count = |cat: &str| spans.iter().filter(|e| e.cat == cat).count() as f64 / n;
-    let gpu = |e: &&&Event| matches!(e.cat.as_str(), "kernel" | "gpu_memcpy" | "gpu_memset");
+    let gpu = |e: &&&Event| GPU_WORK.contains(&e.cat.as_str());
     let (first, last) = spans.iter().fold((f64::INFINITY, 0.0f64), |(a, b), e| {
         (a.min(e.ts), b.max(e.ts + e.dur))
     });
