@@ -29,21 +29,20 @@ const SEED_TRAIN: i64 = 1234;
 const SEED_EVAL: i64 = 4321;
 const SEED_AUG: i64 = 777;
 
-/// The fixture, once the CPU kernels are those it was made with (.cargo/config.toml sets them
-/// for `cargo test`; a test binary run by hand needs them too, or its sums round otherwise).
+/// Tolerance of every check on values (outputs, logits, buffers, losses, parameters), relative
+/// to the official value's largest element. fpgan runs the official operations in the official
+/// order, so on the processor that made the fixture it gives the official bits (measured: 0 for
+/// G's and D's outputs; `docs/networks.md`). On another processor libtorch's CPU kernels round
+/// differently, even held to AVX2 as `cargo test` holds them (.cargo/config.toml; oneDNN blocks
+/// its convolutions by the processor's cache sizes): the official code against itself differs by
+/// up to 4.3e-5 in D's logits and the trunk's BN statistics (an Intel Xeon's AVX-512 kernels
+/// against its AVX2 ones; an AMD EPYC against the Xeon, both held to AVX2: 3.0e-5). 2e-4 allows
+/// about five times that and still fails a LeakyReLU slope of 0.201 for 0.2 (D's logits 6.3e-4
+/// off) or a BN momentum of 0.101 for 0.1 (1.1e-3).
+const TOL: f64 = 2e-4;
+
+/// The fixture made by scripts/fixtures/make_official_fixture.py.
 fn fixture() -> HashMap<String, Tensor> {
-    for (k, v) in [
-        ("ATEN_CPU_CAPABILITY", "avx2"),
-        ("ONEDNN_MAX_CPU_ISA", "AVX2"),
-        ("MKL_CBWR", "AVX2"),
-    ] {
-        let got = std::env::var(k).unwrap_or_default();
-        assert!(
-            got.eq_ignore_ascii_case(v),
-            "{k}={got:?}: the fixture was made with {k}={v}; run through `cargo test` \
-             (.cargo/config.toml sets it) or set it"
-        );
-    }
     common::fixture("official.safetensors")
 }
 
@@ -197,12 +196,12 @@ fn check_generator(cfg: GenCfg, res: i64) {
     tch::manual_seed(SEED_TRAIN);
     let out = tch::no_grad(|| g.forward_t(z, true));
     let out = if res == 128 { out } else { sub(&out, 1) };
-    // Same operations in the same order as the official modules: 1e-5.
+    // Same operations in the same order as the official modules.
     check(
         &format!("{p}out_train"),
         &out,
         &fx[&format!("{p}out_train")],
-        1e-5,
+        TOL,
     );
     // buffers after the train-mode forward: u/v after one power iteration, BN running stats
     let vars = vs.variables();
@@ -210,10 +209,7 @@ fn check_generator(cfg: GenCfg, res: i64) {
     for (k, want) in &fx {
         if let Some(n) = k.strip_prefix(&format!("{p}after.")) {
             let e = rel_err(&vars[n], want);
-            assert!(
-                e <= 1e-5,
-                "{p}{n} after the forward: relative error {e:.3e}"
-            );
+            assert!(e <= TOL, "{p}{n} after the forward: relative error {e:.3e}");
             worst = worst.max(e);
         }
     }
@@ -221,7 +217,7 @@ fn check_generator(cfg: GenCfg, res: i64) {
     if let Some(want) = fx.get(&format!("{p}out_eval")) {
         tch::manual_seed(SEED_EVAL);
         let out = tch::no_grad(|| g.forward_t(z, false));
-        check(&format!("{p}out_eval"), &sub(&out, 1), want, 1e-5);
+        check(&format!("{p}out_eval"), &sub(&out, 1), want, TOL);
     }
 }
 
@@ -297,24 +293,24 @@ fn check_discriminator(res: i64) {
     let proj = tch::no_grad(|| fnet.forward(&x));
     for i in 0..4 {
         // The trunk is the same arithmetic (TF-same padding by an explicit pad, then conv; BN in
-        // eval); 1e-5.
+        // eval).
         check(
             &format!("{p}trunk{i}"),
             &sub(&trunk[i], 4),
             &fx[&format!("{p}trunk{i}")],
-            1e-5,
+            TOL,
         );
         check(
             &format!("{p}ccm{i}"),
             &sub(&ccm[i], 4),
             &fx[&format!("{p}ccm{i}")],
-            1e-5,
+            TOL,
         );
         check(
             &format!("{p}proj{i}"),
             &sub(&proj[i], 4),
             &fx[&format!("{p}proj{i}")],
-            1e-5,
+            TOL,
         );
     }
     // heads (train mode: batch statistics, one power iteration) on fpgan's own features
@@ -326,17 +322,14 @@ fn check_discriminator(res: i64) {
             &format!("{p}logits{i}"),
             &logits.narrow(1, i * per_head, per_head),
             &fx[&format!("{p}logits{i}")],
-            1e-5,
+            TOL,
         );
     }
     let vars = dvs.variables();
     for (k, want) in &fx {
         if let Some(n) = k.strip_prefix(&format!("{p}after.")) {
             let e = rel_err(&vars[&format!("discriminator.{n}")], want);
-            assert!(
-                e <= 1e-5,
-                "{p}{n} after the forward: relative error {e:.3e}"
-            );
+            assert!(e <= TOL, "{p}{n} after the forward: relative error {e:.3e}");
         }
     }
     // the whole D(x), DiffAugment off, from the initial buffers again
@@ -346,7 +339,7 @@ fn check_discriminator(res: i64) {
         &format!("{p}logits"),
         &full,
         &fx[&format!("{p}logits")],
-        1e-5,
+        TOL,
     );
     // and with DiffAugment on: the same draws after the same seed, the same logits
     let (_dvs, mut d) = discriminator(&fx);
@@ -357,7 +350,7 @@ fn check_discriminator(res: i64) {
         &format!("{p}logits_aug"),
         &full,
         &fx[&format!("{p}logits_aug")],
-        1e-5,
+        TOL,
     );
 }
 
@@ -375,8 +368,8 @@ fn discriminator_256_matches_official() {
 
 /// The official F_RandomProj moves every trunk BN's running statistics once at construction
 /// (`calc_channels` runs zeros(1, 3, 224, 224) through the trunk in train mode); fpgan makes the
-/// same pass, so its trunk statistics are the official ones (1e-6: one batch-norm update in
-/// fp32 on the same input).
+/// same pass, so its trunk statistics are the official ones (to `TOL`: the batch statistics of
+/// the trunk's convolutions, which round by the processor).
 #[test]
 fn trunk_bn_statistics_match_official() {
     let _rng = common::torch_rng();
@@ -388,7 +381,7 @@ fn trunk_bn_statistics_match_official() {
         if let Some(name) = k.strip_prefix("d.trunk_bn.") {
             let ours = &vars[&format!("pretrained.{name}")];
             let e = rel_err(ours, want);
-            assert!(e <= 1e-6, "{name}: relative error {e:.3e}");
+            assert!(e <= TOL, "{name}: relative error {e:.3e}");
             n += 1;
         }
     }
@@ -490,13 +483,16 @@ fn check_scaled(what: &str, ours: &Tensor, want: &Tensor, scale: f64, tol: f64) 
     e
 }
 
-/// `ours` against an official fingerprint relative to the official tensor's largest element.
+/// `ours` against an official fingerprint relative to the official tensor's largest element, or
+/// to `FINGERPRINT_FLOOR` where that is smaller: BN running means of activations near zero are
+/// sums that cancel, and across processors one 3e-4 small differs by 8e-8, 2.8e-4 of its size.
 fn check_fingerprint(what: &str, ours: &Tensor, want: &Tensor, tol: f64) -> f64 {
+    const FINGERPRINT_FLOOR: f64 = 1e-2;
     let scale = elems(want)
         .abs()
         .max()
         .double_value(&[])
-        .max(f64::MIN_POSITIVE);
+        .max(FINGERPRINT_FLOOR);
     check_scaled(what, ours, want, scale, tol)
 }
 
@@ -628,16 +624,18 @@ fn phase_scale(fx: &HashMap<String, Tensor>, prefix: &str) -> f64 {
 /// random draw (latents, noise, DiffAugment) is the official one because fpgan draws the same
 /// things in the same order from libtorch's generator.
 ///
-/// Tolerances. Each network is the official function to the bit (the tests above), but the
-/// backward sums of a whole iteration round differently (CCM/CSM and DiffAugment gradients
-/// meet in other orders), by 1e-8 to 7e-6 of a phase's largest gradient with the kernels the
-/// fixture pins; but one channel's gradient can differ by a tenth (presumably an activation at
-/// a LeakyReLU's kink that the rounding moves across: 1.2e-3 of the D phase's scale in the
-/// conditional step with MKL's default code path, same machine), and the official code against
-/// itself on an AVX-512 and an AVX2 CPU differs by up to 3.8e-3. Gradients and first moments are
-/// therefore compared relative to that scale (`TOL_GRAD`), second moments relative to its
-/// square (times 1 - beta2); parameters, whose first Adam step is the gradient's sign, as
-/// `check_param` says to 1e-5, and losses, buffers and G_ema to 1e-5 relative.
+/// Tolerances. Each network is the official function (the tests above), but the backward sums
+/// of a whole iteration round differently (CCM/CSM and DiffAugment gradients meet in other
+/// orders): by 1e-8 to 7e-6 of a phase's largest gradient on the processor that made the
+/// fixture, and one channel's gradient can differ by a tenth (presumably an activation at a
+/// LeakyReLU's kink that the rounding moves across: 1.2e-3 of the D phase's scale in the
+/// conditional step with MKL's default code path, same machine). On another processor the
+/// official code differs from itself by up to 2.4e-3 of the G phase's scale (AMD EPYC against
+/// Intel Xeon, both held to AVX2; 3.8e-3 AVX2 against AVX-512). Gradients and first moments are
+/// therefore compared relative to that scale (`TOL_GRAD`), second moments (1 - beta2) g^2,
+/// whose error is 2 g dg, relative to its square (times 1 - beta2) at twice that; parameters,
+/// whose first Adam step is the gradient's sign, as `check_param` says to `TOL`, and losses,
+/// buffers and G_ema to `TOL` relative (buffers and G_ema as `check_fingerprint` scales them).
 fn check_step(case: StepCase) {
     let _guard = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let fx = fixture();
@@ -654,7 +652,7 @@ fn check_step(case: StepCase) {
     tch::manual_seed(STEP_SEED);
     let losses = t.step(&reals, real_labels.as_ref()).unwrap();
     let (lg, ld) = losses.values();
-    let tol = 1e-5;
+    let tol = TOL;
     const TOL_GRAD: f64 = 1e-2;
     let want = |k: &str| fx[&format!("{p}{k}")].mean(Kind::Double).double_value(&[]);
     let eg = (lg - want("loss_g")).abs() / want("loss_g").abs();
@@ -683,7 +681,7 @@ fn check_step(case: StepCase) {
                 "exp_avg" => check_scaled(k, &slot().exp_avg, want, gmax, TOL_GRAD),
                 "exp_avg_sq" => {
                     let scale = (1.0 - c.beta2) * gmax * gmax;
-                    check_scaled(k, &slot().exp_avg_sq, want, scale, TOL_GRAD)
+                    check_scaled(k, &slot().exp_avg_sq, want, scale, 2.0 * TOL_GRAD)
                 }
                 "param" => {
                     let grad = &fx[&format!("{p}{who}.grad.{n}")];
@@ -778,13 +776,13 @@ fn check_conditional_generator(cfg: GenCfg) {
         &format!("{p}out_train"),
         &sub(&out, 1),
         &fx[&format!("{p}out_train")],
-        1e-5,
+        TOL,
     );
     let vars = vs.variables();
     let mut n = 0;
     for (k, want) in &fx {
         if let Some(name) = k.strip_prefix(&format!("{p}after.")) {
-            check(&format!("{p}{name} after"), &vars[name], want, 1e-5);
+            check(&format!("{p}{name} after"), &vars[name], want, TOL);
             n += 1;
         }
     }
@@ -795,7 +793,7 @@ fn check_conditional_generator(cfg: GenCfg) {
         &format!("{p}out_eval"),
         &sub(&out, 1),
         &fx[&format!("{p}out_eval")],
-        1e-5,
+        TOL,
     );
     // another class gives another image
     tch::manual_seed(SEED_EVAL);
@@ -842,7 +840,7 @@ fn conditional_discriminator_matches_official() {
     let x = test_image(&[2, 3, 128, 128], 128.0);
     let labels = &fx["dc.128.labels"];
     let logits = tch::no_grad(|| d.forward_c(&fnet, &x, Some(labels), true));
-    check("dc.128.logits", &logits, &fx["dc.128.logits"], 1e-5);
+    check("dc.128.logits", &logits, &fx["dc.128.logits"], TOL);
     load_official(&vs, &fx, "dc.w.", "dc.param.", "", "discriminator.");
     let other = tch::no_grad(|| d.forward_c(&fnet, &x, Some(&(labels + 1)), true));
     assert!(
