@@ -19,8 +19,11 @@ pub struct DeviceCheck {
     /// |L_dev - L_cpu| / |L_cpu| of the G loss and the D loss.
     pub loss_g: f64,
     pub loss_d: f64,
-    /// max over parameters of ||grad_dev - grad_cpu|| / ||grad_cpu||, and that parameter.
-    pub grad: f64,
+    /// ||grad_dev - grad_cpu|| / ||grad_cpu|| over all of G's gradients, and over all of D's
+    /// ([`network_error`]).
+    pub grad_g: f64,
+    pub grad_d: f64,
+    /// The parameter whose gradient differs most (the largest ||grad_dev - grad_cpu||).
     pub worst: String,
     pub parameters: usize,
     /// ||p_dev - p_cpu|| / ||p_cpu|| after two Adam steps and an EMA update of the same
@@ -28,8 +31,9 @@ pub struct DeviceCheck {
     pub update: f64,
     /// The step as `--cuda-graphs` runs it against the eager step on the device, from the same
     /// weights, seed and images: the largest relative difference of the losses of every
-    /// iteration and of the parameters after the last (the CPU runs the replays without graphs);
-    /// infinite when that failed, with the reason in `graphs_error`.
+    /// iteration and of G's and D's parameters after the last ([`network_error`]; the CPU runs
+    /// the replays without graphs); infinite when that failed, with the reason in
+    /// `graphs_error`.
     pub graphs: f64,
     pub graphs_error: Option<String>,
 }
@@ -39,9 +43,9 @@ pub struct DeviceCheck {
 /// both depend on random draws, which differ between devices. Their initial weight is 0, so the
 /// noise changes neither the losses nor any other gradient. Parameters without a gradient (G's
 /// unused 256-px blocks below 256) are left out too.
-type PhaseGrads = (f64, f64, Vec<(String, Tensor)>);
+pub type PhaseGrads = (f64, f64, Vec<(String, Tensor)>);
 
-fn phase_grads(t: &mut Trainer, z: &Tensor, real: &Tensor) -> Result<PhaseGrads> {
+pub fn phase_grads(t: &mut Trainer, z: &Tensor, real: &Tensor) -> Result<PhaseGrads> {
     let dev = t.device;
     let (z, real) = (z.to_device(dev), real.to_device(dev));
     t.d.diffaug = false;
@@ -118,7 +122,7 @@ const GRAPH_CHECK_ITERATIONS: usize = EAGER_ITERATIONS + 3;
 
 /// `--cuda-graphs` against the eager step on `device` (see [`DeviceCheck::graphs`]).
 fn graphs_check(opts: &TrainOptions, device: Device) -> Result<f64> {
-    let run = |graphs: bool| -> Result<(Vec<f64>, Vec<Tensor>)> {
+    let run = |graphs: bool| -> Result<(Vec<f64>, [Vec<Tensor>; 2])> {
         let mut t = Trainer::new(opts, device)?;
         if graphs {
             t.use_graphs()?;
@@ -135,15 +139,15 @@ fn graphs_check(opts: &TrainOptions, device: Device) -> Result<f64> {
             let (g, d) = t.step(&reals, None)?.values();
             losses.extend([g, d]);
         }
-        let params = (t.opt_g.slots.iter().chain(&t.opt_d.slots))
-            .map(|s| s.param.to_device(Device::Cpu))
-            .collect();
-        Ok((losses, params))
+        let params = |opt: &Adam| -> Vec<Tensor> {
+            let on_cpu = opt.slots.iter().map(|s| s.param.to_device(Device::Cpu));
+            on_cpu.collect()
+        };
+        Ok((losses, [params(&t.opt_g), params(&t.opt_d)]))
     };
     let (eager, graphed) = (run(false)?, run(true)?);
     let losses = (eager.0.iter().zip(&graphed.0)).map(|(e, g)| rel(*g, *e));
-    let params = (eager.1.iter().zip(&graphed.1))
-        .map(|(e, g)| (g - e).norm().double_value(&[]) / e.norm().double_value(&[]).max(1e-30));
+    let params = (eager.1.iter().zip(&graphed.1)).map(|(e, g)| network_error(e, g).0);
     Ok(losses.chain(params).fold(
         0.0,
         |m, x| if x.is_nan() { f64::INFINITY } else { m.max(x) },
@@ -152,6 +156,37 @@ fn graphs_check(opts: &TrainOptions, device: Device) -> Result<f64> {
 
 fn rel(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs().max(1e-12)
+}
+
+/// How far a network's tensors `dev` are from `cpu` (its gradients, or its parameters):
+/// ||dev - cpu|| / ||cpu|| over all of them as one vector, and the index of the tensor with
+/// the largest ||dev - cpu||. Per tensor the ratio says nothing where the CPU's value is
+/// rounding: a conv's bias before a train-mode BN has a zero gradient up to rounding, which two
+/// devices (or two CPU kernel families) round differently by 140 % of itself.
+pub fn network_error(cpu: &[Tensor], dev: &[Tensor]) -> (f64, usize) {
+    let sq = |t: Tensor| t.square().sum(Kind::Double).double_value(&[]);
+    let diffs: Vec<f64> = cpu.iter().zip(dev).map(|(c, d)| sq(d - c)).collect();
+    let norm: f64 = cpu.iter().map(|c| sq(c.shallow_clone())).sum();
+    let worst = (0..diffs.len()).fold(0, |w, i| if diffs[i] > diffs[w] { i } else { w });
+    let err = (diffs.iter().sum::<f64>() / norm.max(1e-300)).sqrt();
+    (if err.is_nan() { f64::INFINITY } else { err }, worst)
+}
+
+/// G's or D's gradients (names starting with `prefix`) on the CPU and on the device: their
+/// [`network_error`] and the name of the parameter that differs most.
+pub fn compare_network(
+    prefix: &str,
+    cpu: &[(String, Tensor)],
+    dev: &[(String, Tensor)],
+) -> (f64, String) {
+    let of_net = |g: &[(String, Tensor)]| -> Vec<Tensor> {
+        let mine = g.iter().filter(|(n, _)| n.starts_with(prefix));
+        mine.map(|(_, t)| t.shallow_clone()).collect()
+    };
+    let (err, worst) = network_error(&of_net(cpu), &of_net(dev));
+    let mut names = cpu.iter().map(|(n, _)| n).filter(|n| n.starts_with(prefix));
+    let worst = names.nth(worst).filter(|_| err > 0.0);
+    (err, worst.cloned().unwrap_or_default())
 }
 
 /// Compare `device` with the CPU for `opts` (its batch, resolution and configuration).
@@ -171,17 +206,6 @@ pub fn check(opts: &TrainOptions, device: Device) -> Result<DeviceCheck> {
     let real = Tensor::rand([opts.batch, 3, r, r], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
     let (g_c, d_c, grads_c) = phase_grads(&mut cpu, &z, &real)?;
     let (g_d, d_d, grads_d) = phase_grads(&mut dev, &z, &real)?;
-    let mut out = DeviceCheck {
-        device: device_name(device),
-        loss_g: rel(g_d, g_c),
-        loss_d: rel(d_d, d_c),
-        grad: 0.0,
-        worst: String::new(),
-        parameters: grads_c.len(),
-        update: update_check(device)?,
-        graphs: f64::INFINITY,
-        graphs_error: None,
-    };
     let names = |g: &[(String, Tensor)]| g.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
     if names(&grads_c) != names(&grads_d) {
         anyhow::bail!(
@@ -189,16 +213,45 @@ pub fn check(opts: &TrainOptions, device: Device) -> Result<DeviceCheck> {
             device_name(device)
         );
     }
-    for ((name, gc), (_, gd)) in grads_c.iter().zip(&grads_d) {
-        let err = (gd - gc).norm().double_value(&[]) / gc.norm().double_value(&[]).max(1e-30);
-        if err > out.grad || !err.is_finite() {
-            (out.grad, out.worst) = (err, name.clone());
-        }
-    }
+    let (grad_g, worst_g) = compare_network("G.", &grads_c, &grads_d);
+    let (grad_d, worst_d) = compare_network("D.", &grads_c, &grads_d);
+    let worst = if grad_g >= grad_d { worst_g } else { worst_d };
+    let mut out = DeviceCheck {
+        device: device_name(device),
+        loss_g: rel(g_d, g_c),
+        loss_d: rel(d_d, d_c),
+        grad_g,
+        grad_d,
+        worst,
+        parameters: grads_c.len(),
+        update: update_check(device)?,
+        graphs: f64::INFINITY,
+        graphs_error: None,
+    };
     // last, and without failing the check: a failed capture must not cost the figures above
     match graphs_check(opts, device) {
         Ok(d) => out.graphs = d,
         Err(e) => out.graphs_error = Some(format!("{e:#}")),
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gradient that is zero up to rounding (a bias before a train-mode BN) differs between
+    /// devices by as much as itself; over the network that is nothing.
+    #[test]
+    fn network_error_is_not_fooled_by_rounding_level_tensors() {
+        let weight = Tensor::from_slice(&[1.0f32, -2.0, 3.0, 0.5]);
+        let cpu = [weight.copy(), Tensor::from_slice(&[1e-9f32, -2e-9])];
+        let dev = [&weight * 1.0001, Tensor::from_slice(&[-1e-9f32, 1e-9])];
+        let (err, worst) = network_error(&cpu, &dev);
+        assert!((err - 1e-4).abs() < 1e-6, "{err}");
+        assert_eq!(worst, 0, "the weight's difference is the larger one");
+        let nan = [weight.copy(), Tensor::from_slice(&[f32::NAN, 0.0])];
+        assert_eq!(network_error(&cpu, &nan).0, f64::INFINITY);
+        assert_eq!(network_error(&cpu, &cpu).0, 0.0);
+    }
 }
