@@ -102,6 +102,7 @@ extern "C" {
     fn fpgan_channels_last(t: *mut torch_sys::C_tensor) -> *mut torch_sys::C_tensor;
     fn fpgan_set_tf32(allow: i32) -> i32;
     fn fpgan_tf32_state() -> i32;
+    fn fpgan_set_deterministic_cudnn(on: i32) -> i32;
 }
 
 /// Allow (`--tf32`) or forbid (the default, as the reference's training loop) TF32 for float32
@@ -118,6 +119,15 @@ pub fn tf32_state() -> (bool, bool) {
     let s = unsafe { fpgan_tf32_state() };
     assert!(s >= 0, "libtorch refused to report TF32");
     (s & 1 != 0, s & 2 != 0)
+}
+
+/// Restrict cuDNN to deterministic algorithms (`on`) or let it pick (libtorch's default), as
+/// torch.backends.cudnn.deterministic; returns the previous setting. No effect on a CPU.
+pub fn set_deterministic_cudnn(on: bool) -> bool {
+    // SAFETY: sets one flag of libtorch's global context.
+    let was = unsafe { fpgan_set_deterministic_cudnn(i32::from(on)) };
+    assert!(was >= 0, "libtorch refused to set cuDNN's determinism");
+    was == 1
 }
 
 /// A channels_last (NHWC) copy of a 4-D tensor (csrc/memory_format.cpp). With

@@ -31,10 +31,14 @@ pub struct DeviceCheck {
     pub update: f64,
     /// The step as `--cuda-graphs` runs it against the eager step on the device, from the same
     /// weights, seed and images: the largest relative difference of the losses of every
-    /// iteration and of G's and D's parameters after the last ([`network_error`]; the CPU runs
-    /// the replays without graphs); infinite when that failed, with the reason in
-    /// `graphs_error`.
+    /// iteration and of G's and D's updates over the run ([`network_error`]; the CPU runs the
+    /// replays without graphs); infinite when that failed, with the reason in `graphs_error`.
     pub graphs: f64,
+    /// Per iteration, the larger relative difference of its G and D losses: 0 through the eager
+    /// iterations; a difference that starts small at the first graphed iteration and grows
+    /// tenfold per iteration is rounding that training amplifies (Adam's early steps follow
+    /// the gradients' signs), one that starts large is a fault.
+    pub graphs_losses: Vec<f64>,
     pub graphs_error: Option<String>,
 }
 
@@ -120,38 +124,98 @@ fn update_check(device: Device) -> Result<f64> {
 /// Iterations of [`graphs_check`]: the eager ones, the capture and two more replays.
 const GRAPH_CHECK_ITERATIONS: usize = EAGER_ITERATIONS + 3;
 
-/// `--cuda-graphs` against the eager step on `device` (see [`DeviceCheck::graphs`]).
-fn graphs_check(opts: &TrainOptions, device: Device) -> Result<f64> {
-    let run = |graphs: bool| -> Result<(Vec<f64>, [Vec<Tensor>; 2])> {
-        let mut t = Trainer::new(opts, device)?;
-        if graphs {
-            t.use_graphs()?;
-        } else {
-            // the update the graphs capture, so that only the graphs differ
-            t.opt_g.make_capturable();
-            t.opt_d.make_capturable();
-        }
-        tch::manual_seed(opts.seed as i64 + 1);
-        let r = opts.resolution;
-        let mut losses = Vec::new();
-        for _ in 0..GRAPH_CHECK_ITERATIONS {
-            let reals = Tensor::randint(256, [opts.batch, 3, r, r], (Kind::Uint8, Device::Cpu));
-            let (g, d) = t.step(&reals, None)?.values();
-            losses.extend([g, d]);
-        }
-        let params = |opt: &Adam| -> Vec<Tensor> {
-            let on_cpu = opt.slots.iter().map(|s| s.param.to_device(Device::Cpu));
-            on_cpu.collect()
+/// What [`train_steps`] leaves: every iteration's G and D losses, and G's and D's parameters
+/// before the first iteration and after the last (on the CPU).
+pub struct StepsRun {
+    pub losses: Vec<f64>,
+    pub before: [Vec<Tensor>; 2],
+    pub after: [Vec<Tensor>; 2],
+}
+
+impl StepsRun {
+    /// G's and D's parameter updates (after - before).
+    pub fn updates(&self) -> [Vec<Tensor>; 2] {
+        let diff = |i: usize| -> Vec<Tensor> {
+            let pairs = self.after[i].iter().zip(&self.before[i]);
+            pairs.map(|(a, b)| a - b).collect()
         };
-        Ok((losses, [params(&t.opt_g), params(&t.opt_d)]))
+        [diff(0), diff(1)]
+    }
+}
+
+/// [`GRAPH_CHECK_ITERATIONS`] training iterations of fresh networks for `opts` on `device`, with
+/// `--cuda-graphs` or eagerly with the update the graphs capture, on random reals drawn after
+/// the seed.
+pub fn train_steps(opts: &TrainOptions, device: Device, graphs: bool) -> Result<StepsRun> {
+    let mut t = Trainer::new(opts, device)?;
+    if graphs {
+        t.use_graphs()?;
+    } else {
+        // the update the graphs capture, so that only the graphs differ
+        t.opt_g.make_capturable();
+        t.opt_d.make_capturable();
+    }
+    let params = |t: &Trainer| -> [Vec<Tensor>; 2] {
+        let on_cpu = |opt: &Adam| -> Vec<Tensor> {
+            // a copy: on a CPU to_device is the tensor itself
+            let each = opt
+                .slots
+                .iter()
+                .map(|s| s.param.to_device(Device::Cpu).copy());
+            each.collect()
+        };
+        [on_cpu(&t.opt_g), on_cpu(&t.opt_d)]
     };
-    let (eager, graphed) = (run(false)?, run(true)?);
-    let losses = (eager.0.iter().zip(&graphed.0)).map(|(e, g)| rel(*g, *e));
-    let params = (eager.1.iter().zip(&graphed.1)).map(|(e, g)| network_error(e, g).0);
-    Ok(losses.chain(params).fold(
-        0.0,
-        |m, x| if x.is_nan() { f64::INFINITY } else { m.max(x) },
-    ))
+    let before = params(&t);
+    tch::manual_seed(opts.seed as i64 + 1);
+    let r = opts.resolution;
+    let mut losses = Vec::new();
+    for _ in 0..GRAPH_CHECK_ITERATIONS {
+        let reals = Tensor::randint(256, [opts.batch, 3, r, r], (Kind::Uint8, Device::Cpu));
+        let (g, d) = t.step(&reals, None)?.values();
+        losses.extend([g, d]);
+    }
+    let after = params(&t);
+    Ok(StepsRun {
+        losses,
+        before,
+        after,
+    })
+}
+
+/// `--cuda-graphs` against the eager step on `device` (see [`DeviceCheck::graphs`]), both with
+/// cuDNN's deterministic algorithms: otherwise two runs differ at rounding level, which
+/// training amplifies (two CPU kernel families: see `examples/kernel_spread.rs`), and the
+/// comparison could not tell a fault from chaos.
+fn graphs_check(opts: &TrainOptions, device: Device) -> Result<(f64, Vec<f64>)> {
+    let was = crate::fastpath::set_deterministic_cudnn(true);
+    let runs = train_steps(opts, device, false).and_then(|eager| {
+        let graphed = train_steps(opts, device, true)?;
+        Ok((eager, graphed))
+    });
+    crate::fastpath::set_deterministic_cudnn(was);
+    let (eager, graphed) = runs?;
+    let losses = (eager.losses.iter().zip(&graphed.losses)).map(|(e, g)| rel(*g, *e));
+    let per_iteration: Vec<f64> = (losses.collect::<Vec<_>>().chunks(2))
+        .map(|gd| gd.iter().copied().fold(0.0, worse))
+        .collect();
+    let (ue, ug) = (eager.updates(), graphed.updates());
+    let updates = ue.iter().zip(&ug).map(|(e, g)| network_error(e, g).0);
+    let all = per_iteration
+        .iter()
+        .copied()
+        .chain(updates)
+        .fold(0.0, worse);
+    Ok((all, per_iteration))
+}
+
+/// The larger of two differences, a NaN counting as infinite.
+fn worse(m: f64, x: f64) -> f64 {
+    if x.is_nan() {
+        f64::INFINITY
+    } else {
+        m.max(x)
+    }
 }
 
 fn rel(a: f64, b: f64) -> f64 {
@@ -226,11 +290,12 @@ pub fn check(opts: &TrainOptions, device: Device) -> Result<DeviceCheck> {
         parameters: grads_c.len(),
         update: update_check(device)?,
         graphs: f64::INFINITY,
+        graphs_losses: Vec::new(),
         graphs_error: None,
     };
     // last, and without failing the check: a failed capture must not cost the figures above
     match graphs_check(opts, device) {
-        Ok(d) => out.graphs = d,
+        Ok((d, per_iteration)) => (out.graphs, out.graphs_losses) = (d, per_iteration),
         Err(e) => out.graphs_error = Some(format!("{e:#}")),
     }
     Ok(out)
