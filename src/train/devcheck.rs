@@ -118,7 +118,7 @@ fn update_check(device: Device) -> Result<f64> {
         .iter()
         .zip(&dev)
         .map(|(c, d)| (d - c).norm().double_value(&[]) / c.norm().double_value(&[]).max(1e-30))
-        .fold(0.0, f64::max))
+        .fold(0.0, worse))
 }
 
 /// Iterations of [`graphs_check`]: the eager ones, the capture and two more replays.
