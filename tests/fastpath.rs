@@ -79,6 +79,13 @@ fn check_compares_a_device_with_the_cpu() {
     assert!(r["parameters"].as_u64().unwrap() > 80, "{r}");
     let o = common::fpgan(&["check", "--device", "cpu", "--res", "100"]);
     assert!(!o.status.success());
+    let o = common::fpgan(&["check", "--device", "cpu", "--grad-tol", "NaN"]);
+    assert!(!o.status.success());
+    assert!(
+        common::text(&o.stderr).contains("--grad-tol NaN"),
+        "{}",
+        common::text(&o.stderr)
+    );
 }
 
 /// CUDA phase events exist exactly where CUDA does: on a machine without it, making them fails

@@ -43,6 +43,15 @@ pub struct CheckArgs {
 }
 
 pub fn run(a: CheckArgs) -> Result<()> {
+    for (flag, v) in [
+        ("--tol", a.tol),
+        ("--grad-tol", a.grad_tol),
+        ("--graphs-tol", a.graphs_tol),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            bail!("{flag} {v}: give a finite tolerance, 0 or more");
+        }
+    }
     let device = parse_device(&a.device)?;
     let opts = TrainOptions {
         ngf: a.ngf,
