@@ -15,10 +15,12 @@
 //! from 3.6e-7 to 1.6e-1 apart and the updates 117 % (G) and 66 % (D); the same kernels twice: 0.
 use anyhow::{bail, Result};
 use fpgan::nets::generator::GenCfg;
-use fpgan::train::devcheck::{compare_network, network_error, phase_grads, train_steps};
+use fpgan::train::devcheck::{
+    check_inputs, compare_network, network_error, phase_grads, train_steps,
+};
 use fpgan::train::options::TrainOptions;
 use fpgan::train::trainer::Trainer;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 /// `fpgan check`'s defaults: faster at 256, ngf 128, batch 4.
 fn check_options() -> TrainOptions {
@@ -31,9 +33,7 @@ fn check_options() -> TrainOptions {
 fn write(out: &str) -> Result<()> {
     let opts = check_options();
     let mut t = Trainer::new(&opts, Device::Cpu)?;
-    tch::manual_seed(opts.seed as i64);
-    let z = Tensor::randn([4, t.g.config.z_dim], (Kind::Float, Device::Cpu));
-    let real = Tensor::rand([4, 3, 256, 256], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let (z, real) = check_inputs(&opts, t.g.config.z_dim);
     let (lg, ld, mut grads) = phase_grads(&mut t, &z, &real)?;
     grads.push(("loss".into(), Tensor::from_slice(&[lg, ld])));
     Ok(Tensor::write_safetensors(&grads, out)?)

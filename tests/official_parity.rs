@@ -539,7 +539,8 @@ fn check_param(
 }
 
 /// Below this gradient, Adam's first step is not a function of the gradient at `tol`: rounding
-/// (1e-4 of the phase's largest gradient) or the neighbourhood of eps: a relative error d of g
+/// (1e-4 of the phase's largest gradient; across processors the gradient elements above it were
+/// at most 0.096 of themselves apart, so none flipped sign) or the neighbourhood of eps: a relative error d of g
 /// moves lr g / (|g| + eps) by lr d eps |g| / (|g| + eps)^2, a quarter of lr d at |g| = eps and
 /// a hundredth of it at 100 eps.
 fn adam_floor(gmax: f64, eps: f64) -> f64 {

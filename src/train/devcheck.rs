@@ -253,6 +253,16 @@ pub fn compare_network(
     (err, worst.cloned().unwrap_or_default())
 }
 
+/// The latents and real images (in [-1, 1]) that [`check`] compares on, drawn on the CPU after
+/// the run's seed.
+pub fn check_inputs(opts: &TrainOptions, z_dim: i64) -> (Tensor, Tensor) {
+    tch::manual_seed(opts.seed as i64);
+    let z = Tensor::randn([opts.batch, z_dim], (Kind::Float, Device::Cpu));
+    let r = opts.resolution;
+    let real = Tensor::rand([opts.batch, 3, r, r], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    (z, real)
+}
+
 /// Compare `device` with the CPU for `opts` (its batch, resolution and configuration).
 pub fn check(opts: &TrainOptions, device: Device) -> Result<DeviceCheck> {
     let mut cpu = Trainer::new(opts, Device::Cpu)?;
@@ -264,10 +274,7 @@ pub fn check(opts: &TrainOptions, device: Device) -> Result<DeviceCheck> {
     ] {
         d.copy(c).context("copy the CPU weights to the device")?;
     }
-    tch::manual_seed(opts.seed as i64);
-    let z = Tensor::randn([opts.batch, cpu.g.config.z_dim], (Kind::Float, Device::Cpu));
-    let r = opts.resolution;
-    let real = Tensor::rand([opts.batch, 3, r, r], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let (z, real) = check_inputs(opts, cpu.g.config.z_dim);
     let (g_c, d_c, grads_c) = phase_grads(&mut cpu, &z, &real)?;
     let (g_d, d_d, grads_d) = phase_grads(&mut dev, &z, &real)?;
     let names = |g: &[(String, Tensor)]| g.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
