@@ -13,11 +13,9 @@
 //! and updates. Measured on an Intel Xeon, AVX2 against AVX-512 kernels, 2026-12-06: one phase's
 //! losses 4.9e-6 apart, gradients G 3.7e-3 and D 9.2e-4; over six iterations the losses drift
 //! from 3.6e-7 to 1.6e-1 apart and the updates 117 % (G) and 66 % (D); the same kernels twice: 0.
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use fpgan::nets::generator::GenCfg;
-use fpgan::train::devcheck::{
-    check_inputs, compare_network, network_error, phase_grads, train_steps,
-};
+use fpgan::train::devcheck::{check_inputs, compare_network, phase_grads, train_steps};
 use fpgan::train::options::TrainOptions;
 use fpgan::train::trainer::Trainer;
 use tch::{Device, Tensor};
@@ -39,19 +37,28 @@ fn write(out: &str) -> Result<()> {
     Ok(Tensor::write_safetensors(&grads, out)?)
 }
 
+/// A file of this example's, sorted by name (safetensors reads back in no fixed order).
+fn read(f: &str) -> Result<Vec<(String, Tensor)>> {
+    let mut v = Tensor::read_safetensors(f)?;
+    v.sort_by(|x, y| x.0.cmp(&y.0));
+    Ok(v)
+}
+
+/// The tensor named `name`.
+fn named(v: &[(String, Tensor)], name: &str) -> Result<Tensor> {
+    let found = v.iter().find(|(n, _)| n == name).map(|(_, t)| t.copy());
+    found.with_context(|| format!("not written by kernel_spread: no '{name}'"))
+}
+
+/// Largest relative difference of the losses stored as `name`.
+fn losses_apart(a: &[(String, Tensor)], b: &[(String, Tensor)], name: &str) -> Result<f64> {
+    let (la, lb) = (named(a, name)?, named(b, name)?);
+    Ok(((&la - &lb).abs() / la.abs()).max().double_value(&[]))
+}
+
 fn compare(a: &str, b: &str) -> Result<()> {
-    let read = |f: &str| -> Result<Vec<(String, Tensor)>> {
-        let mut v = Tensor::read_safetensors(f)?;
-        v.sort_by(|x, y| x.0.cmp(&y.0));
-        Ok(v)
-    };
     let (a, b) = (read(a)?, read(b)?);
-    let loss = |v: &[(String, Tensor)]| v.iter().find(|(n, _)| n == "loss").map(|(_, t)| t.copy());
-    let (Some(la), Some(lb)) = (loss(&a), loss(&b)) else {
-        bail!("not written by kernel_spread: no losses");
-    };
-    let rel = ((&la - &lb).abs() / la.abs()).max().double_value(&[]);
-    println!("losses {rel:.2e}");
+    println!("losses {:.2e}", losses_apart(&a, &b, "loss")?);
     for net in ["G.", "D."] {
         let (err, worst) = compare_network(net, &a, &b);
         println!("{net} gradients {err:.2e} (most apart: {worst})");
@@ -60,44 +67,28 @@ fn compare(a: &str, b: &str) -> Result<()> {
 }
 
 /// `fpgan check`'s six training iterations (its `--cuda-graphs` comparison; eager here):
-/// every loss, and the parameters before and after.
+/// every loss, and G's and D's parameters after them and their updates.
 fn write_steps(out: &str) -> Result<()> {
     let run = train_steps(&check_options(), Device::Cpu, false)?;
     let mut v = vec![("losses".to_string(), Tensor::from_slice(&run.losses))];
+    let updates = run.updates();
     for (i, net) in ["G", "D"].iter().enumerate() {
-        for (j, (b, a)) in run.before[i].iter().zip(&run.after[i]).enumerate() {
-            v.push((format!("{net}.before.{j:04}"), b.shallow_clone()));
-            v.push((format!("{net}.after.{j:04}"), a.shallow_clone()));
+        for (j, (p, u)) in run.after[i].iter().zip(&updates[i]).enumerate() {
+            v.push((format!("{net}.param.{j:04}"), p.shallow_clone()));
+            v.push((format!("{net}.update.{j:04}"), u.shallow_clone()));
         }
     }
     Ok(Tensor::write_safetensors(&v, out)?)
 }
 
-type Named = std::collections::BTreeMap<String, Tensor>;
-
-/// The tensors of `net` ("G" or "D") named `<net>.<what>.*`, in order.
-fn pick(m: &Named, net: &str, what: &str) -> Vec<Tensor> {
-    let pre = format!("{net}.{what}.");
-    let mine = m.iter().filter(|(n, _)| n.starts_with(&pre));
-    mine.map(|(_, t)| t.shallow_clone()).collect()
-}
-
 fn compare_steps(a: &str, b: &str) -> Result<()> {
-    let read =
-        |f: &str| -> Result<Named> { Ok(Tensor::read_safetensors(f)?.into_iter().collect()) };
     let (a, b) = (read(a)?, read(b)?);
-    let rel = ((&a["losses"] - &b["losses"]).abs() / a["losses"].abs()).max();
-    println!("losses over the iterations {:.2e}", rel.double_value(&[]));
+    let over = losses_apart(&a, &b, "losses")?;
+    println!("losses over the iterations {over:.2e}");
     for net in ["G", "D"] {
-        let updates = |m: &Named| -> Vec<Tensor> {
-            let pairs = pick(m, net, "after")
-                .into_iter()
-                .zip(pick(m, net, "before"));
-            pairs.map(|(x, y)| x - y).collect()
-        };
-        let params = network_error(&pick(&a, net, "after"), &pick(&b, net, "after")).0;
-        let upd = network_error(&updates(&a), &updates(&b)).0;
-        println!("{net} parameters {params:.2e}, updates {upd:.2e}");
+        let (params, _) = compare_network(&format!("{net}.param."), &a, &b);
+        let (updates, _) = compare_network(&format!("{net}.update."), &a, &b);
+        println!("{net} parameters {params:.2e}, updates {updates:.2e}");
     }
     Ok(())
 }

@@ -114,11 +114,10 @@ fn update_check(device: Device) -> Result<f64> {
             .collect())
     };
     let (cpu, dev) = (run(Device::Cpu)?, run(device)?);
-    Ok(cpu
-        .iter()
-        .zip(&dev)
-        .map(|(c, d)| (d - c).norm().double_value(&[]) / c.norm().double_value(&[]).max(1e-30))
-        .fold(0.0, worse))
+    let each = cpu.iter().zip(&dev);
+    let per_tensor =
+        each.map(|(c, d)| network_error(std::slice::from_ref(c), std::slice::from_ref(d)).0);
+    Ok(per_tensor.fold(0.0, worse))
 }
 
 /// Iterations of [`graphs_check`]: the eager ones, the capture and two more replays.
@@ -195,9 +194,13 @@ fn graphs_check(opts: &TrainOptions, device: Device) -> Result<(f64, Vec<f64>)> 
     });
     crate::fastpath::set_deterministic_cudnn(was);
     let (eager, graphed) = runs?;
-    let losses = (eager.losses.iter().zip(&graphed.losses)).map(|(e, g)| rel(*g, *e));
-    let per_iteration: Vec<f64> = (losses.collect::<Vec<_>>().chunks(2))
-        .map(|gd| gd.iter().copied().fold(0.0, worse))
+    let iterations = eager.losses.chunks(2).zip(graphed.losses.chunks(2));
+    let per_iteration: Vec<f64> = iterations
+        .map(|(e, g)| {
+            [rel(g[0], e[0]), rel(g[1], e[1])]
+                .into_iter()
+                .fold(0.0, worse)
+        })
         .collect();
     let (ue, ug) = (eager.updates(), graphed.updates());
     let updates = ue.iter().zip(&ug).map(|(e, g)| network_error(e, g).0);
@@ -236,8 +239,8 @@ pub fn network_error(cpu: &[Tensor], dev: &[Tensor]) -> (f64, usize) {
     (if err.is_nan() { f64::INFINITY } else { err }, worst)
 }
 
-/// G's or D's gradients (names starting with `prefix`) on the CPU and on the device: their
-/// [`network_error`] and the name of the parameter that differs most.
+/// A network's tensors (names starting with `prefix`: G's or D's gradients) on the CPU and on
+/// the device: their [`network_error`] and the name of the tensor that differs most.
 pub fn compare_network(
     prefix: &str,
     cpu: &[(String, Tensor)],
