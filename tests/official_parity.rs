@@ -33,8 +33,8 @@ const SEED_AUG: i64 = 777;
 /// to the official value's largest element. fpgan runs the official operations in the official
 /// order, so on the processor that made the fixture it gives the official bits (measured: 0 for
 /// G's and D's outputs; `docs/networks.md`). On another processor libtorch's CPU kernels round
-/// differently, even held to AVX2 as `cargo test` holds them (.cargo/config.toml; oneDNN blocks
-/// its convolutions by the processor's cache sizes): the official code against itself differs by
+/// differently, even held to AVX2 as `cargo test` holds them (.cargo/config.toml; presumably
+/// oneDNN's blocking, sized by the processor's caches): the official code against itself differs by
 /// up to 4.3e-5 in D's logits and the trunk's BN statistics (an Intel Xeon's AVX-512 kernels
 /// against its AVX2 ones; an AMD EPYC against the Xeon, both held to AVX2: 3.0e-5). 2e-4 allows
 /// about five times that and still fails a LeakyReLU slope of 0.201 for 0.2 (D's logits 6.3e-4
