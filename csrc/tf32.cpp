@@ -1,7 +1,7 @@
 // fpgan: TF32 for float32 convolutions (cuDNN) and matrix products (cuBLAS). libtorch allows
 // TF32 in cuDNN by default; the official training loop turns both off, so fpgan does too unless
-// --tf32 is given. Also cuDNN's deterministic algorithms, which `fpgan check` uses to compare two
-// runs on one GPU. tch exposes none of these switches.
+// --tf32 is given. Also deterministic kernels, which `fpgan check` uses to compare runs on one
+// GPU. tch exposes none of these switches.
 #include <ATen/Context.h>
 
 extern "C" int fpgan_set_tf32(int allow) {
@@ -24,12 +24,17 @@ extern "C" int fpgan_tf32_state() {
   }
 }
 
-// cuDNN restricted to deterministic algorithms (1) or free to pick (0, libtorch's default);
-// returns the previous setting, or -1 on error.
-extern "C" int fpgan_set_deterministic_cudnn(int on) {
+// Deterministic kernels (1) or libtorch's defaults (0): cuDNN restricted to deterministic
+// algorithms (torch.backends.cudnn.deterministic), and torch.use_deterministic_algorithms(True,
+// warn_only=True), which picks the deterministic variants of the operators that have one and
+// warns, naming it, of any operator the process runs that has none. Returns the previous
+// setting (1 only if both were on), or -1 on error.
+extern "C" int fpgan_set_deterministic(int on) {
   try {
-    const int was = at::globalContext().deterministicCuDNN() ? 1 : 0;
-    at::globalContext().setDeterministicCuDNN(on != 0);
+    auto& ctx = at::globalContext();
+    const int was = ctx.deterministicCuDNN() && ctx.deterministicAlgorithms() ? 1 : 0;
+    ctx.setDeterministicCuDNN(on != 0);
+    ctx.setDeterministicAlgorithms(on != 0, /*warn_only=*/true);
     return was;
   } catch (...) {
     return -1;

@@ -268,6 +268,88 @@ fn bench_profile_writes_a_chrome_trace_and_says_where_the_time_goes() {
     }
 }
 
+/// libtorch operators whose CUDA kernels add with atomics, so that two runs of the same step
+/// differ in the last bits (and training makes that grow): the list of
+/// `torch.use_deterministic_algorithms` (torch 2.11.0) as the operators the profiler names, the
+/// backward ones where the docstring speaks of differentiating. The second group has
+/// deterministic variants only under that mode, which training does not set. Left out, as
+/// deterministic on CUDA here: `_index_put_impl_` (DiffAugment: translation's backward
+/// accumulates through a sort; cutout's mask writes one value, 0, wherever indices repeat) and
+/// `embedding_dense_backward`.
+const CUDA_NONDETERMINISTIC: &[&str] = &[
+    "aten::avg_pool3d_backward",
+    "aten::_adaptive_avg_pool2d_backward",
+    "aten::_adaptive_avg_pool3d_backward",
+    "aten::max_pool3d_with_indices_backward",
+    "aten::adaptive_max_pool2d_backward",
+    "aten::fractional_max_pool2d_backward",
+    "aten::fractional_max_pool3d_backward",
+    "aten::max_unpool2d",
+    "aten::max_unpool3d",
+    "aten::upsample_linear1d_backward",
+    "aten::upsample_bilinear2d_backward",
+    "aten::_upsample_bilinear2d_aa_backward",
+    "aten::upsample_bicubic2d_backward",
+    "aten::_upsample_bicubic2d_aa_backward",
+    "aten::upsample_trilinear3d_backward",
+    "aten::reflection_pad1d_backward",
+    "aten::reflection_pad2d_backward",
+    "aten::reflection_pad3d_backward",
+    "aten::nll_loss_forward",
+    "aten::nll_loss2d_forward",
+    "aten::_ctc_loss_backward",
+    "aten::_embedding_bag",
+    "aten::put_",
+    "aten::histc",
+    "aten::bincount",
+    "aten::median",
+    "aten::grid_sampler_2d_backward",
+    "aten::grid_sampler_3d_backward",
+    "aten::cumsum",
+    // deterministic only under torch.use_deterministic_algorithms
+    "aten::index_add_",
+    "aten::index_add",
+    "aten::index_copy_",
+    "aten::scatter_add_",
+    "aten::scatter_add",
+    "aten::scatter_reduce",
+    "aten::scatter_reduce_",
+    "aten::index_select_backward",
+    "aten::gather_backward",
+];
+
+/// The training step runs no operator whose CUDA kernel is nondeterministic (the profiler names
+/// the same operators on a CPU): neither G's SE pooling, nor the bilinear resizing of the
+/// feature network (CSM, and under 224 px its input) in G's backward pass, nor the class
+/// embeddings of conditional networks. With cuDNN's deterministic algorithms a CUDA step then
+/// gives the same bits on every run, which `fpgan check` needs to compare `--cuda-graphs` with
+/// the eager step.
+#[test]
+fn the_step_runs_no_operator_that_is_nondeterministic_on_cuda() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, dir) = (tmp.path().join("b.json"), tmp.path().join("prof"));
+    let prof = ["--profile", dir.to_str().unwrap(), "--cond", "3"];
+    succeeded(tiny_bench("faster,fastgan", "2", "1", &json, &prof));
+    for cfg in ["faster", "fastgan"] {
+        let path = dir.join(format!("{cfg}-fp32.trace.json"));
+        let trace: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let names: std::collections::BTreeSet<&str> = (trace["traceEvents"].as_array().unwrap())
+            .iter()
+            .filter_map(|e| e["name"].as_str())
+            .collect();
+        assert!(
+            names.contains("aten::convolution_backward") && names.contains("aten::embedding"),
+            "{cfg}: the trace holds the conditional step's backward pass"
+        );
+        let found: Vec<&&str> = CUDA_NONDETERMINISTIC
+            .iter()
+            .filter(|n| names.contains(**n))
+            .collect();
+        assert!(found.is_empty(), "{cfg}: {found:?}");
+    }
+}
+
 /// `fpgan phases` with `args`: its standard output.
 fn run_phases(args: &[&str]) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_fpgan"))

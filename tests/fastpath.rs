@@ -10,12 +10,13 @@ use tch::{Device, Kind, Tensor};
 #[test]
 fn tf32_is_off_unless_asked_for_and_phases_are_timed_on_a_cpu() {
     let _rng = common::torch_rng();
-    use fpgan::fastpath::{set_deterministic_cudnn, set_tf32, tf32_state};
+    use fpgan::fastpath::{set_deterministic, set_tf32, tf32_state};
     assert!(
-        !set_deterministic_cudnn(true),
-        "libtorch lets cuDNN pick by default"
+        !set_deterministic(true),
+        "libtorch lets cuDNN pick and runs nondeterministic kernels by default"
     );
-    assert!(set_deterministic_cudnn(false), "and says what it was");
+    assert!(set_deterministic(false), "and says what it was");
+    assert!(!set_deterministic(false), "off again");
     let tmp = tempfile::tempdir().unwrap();
     set_tf32(true); // libtorch's own default allows TF32 in cuDNN
     let mut t = Trainer::new(&common::tiny_options(tmp.path()), Device::Cpu).unwrap();
@@ -72,9 +73,17 @@ fn check_compares_a_device_with_the_cpu() {
         r["graphs"], 0.0,
         "the graph step trains as the eager one: {r}"
     );
-    let per_iteration = r["graphs_losses"].as_array().unwrap();
-    assert_eq!(per_iteration.len(), 6, "{r}");
-    assert!(per_iteration.iter().all(|e| e == 0.0), "{r}");
+    assert_eq!(r["graphs_floor"], 0.0, "the eager step repeats itself: {r}");
+    for runs in ["graphs_losses", "graphs_floor_losses"] {
+        let per_iteration = r[runs].as_array().unwrap();
+        assert_eq!(per_iteration.len(), 6, "{r}");
+        assert!(per_iteration.iter().all(|e| e == 0.0), "{r}");
+    }
+    assert!(
+        common::text(&o.stdout).contains("eager vs eager 0.00e0"),
+        "{}",
+        common::text(&o.stdout)
+    );
     // every gradient of G and D except the noise weights and G's unused 256-px blocks
     assert!(r["parameters"].as_u64().unwrap() > 80, "{r}");
     let o = common::fpgan(&["check", "--device", "cpu", "--res", "100"]);

@@ -102,7 +102,7 @@ extern "C" {
     fn fpgan_channels_last(t: *mut torch_sys::C_tensor) -> *mut torch_sys::C_tensor;
     fn fpgan_set_tf32(allow: i32) -> i32;
     fn fpgan_tf32_state() -> i32;
-    fn fpgan_set_deterministic_cudnn(on: i32) -> i32;
+    fn fpgan_set_deterministic(on: i32) -> i32;
 }
 
 /// Allow (`--tf32`) or forbid (the default, as the reference's training loop) TF32 for float32
@@ -121,13 +121,27 @@ pub fn tf32_state() -> (bool, bool) {
     (s & 1 != 0, s & 2 != 0)
 }
 
-/// Restrict cuDNN to deterministic algorithms (`on`) or let it pick (libtorch's default), as
-/// torch.backends.cudnn.deterministic; returns the previous setting. No effect on a CPU.
-pub fn set_deterministic_cudnn(on: bool) -> bool {
-    // SAFETY: sets one flag of libtorch's global context.
-    let was = unsafe { fpgan_set_deterministic_cudnn(i32::from(on)) };
-    assert!(was >= 0, "libtorch refused to set cuDNN's determinism");
+/// Deterministic kernels (`on`) or libtorch's defaults: cuDNN's deterministic algorithms
+/// (torch.backends.cudnn.deterministic) and torch.use_deterministic_algorithms(True,
+/// warn_only=True), which warns, naming it, of an operator without a deterministic kernel;
+/// returns the previous setting (csrc/tf32.cpp). The step's own operators are deterministic on
+/// CUDA without it, except for cuDNN's algorithm choice. For cuBLAS, set
+/// `CUBLAS_WORKSPACE_CONFIG` before the first CUDA work ([`fix_cublas_workspace`]).
+pub fn set_deterministic(on: bool) -> bool {
+    // SAFETY: sets three flags of libtorch's global context.
+    let was = unsafe { fpgan_set_deterministic(i32::from(on)) };
+    assert!(was >= 0, "libtorch refused to set deterministic kernels");
     was == 1
+}
+
+/// cuBLAS's workspace fixed as torch.use_deterministic_algorithms asks (`:4096:8`), unless the
+/// environment sets it: cuBLAS may pick other kernels with another workspace, and without it
+/// deterministic mode warns at every matrix product. Call before any CUDA work (libtorch reads
+/// it once).
+pub fn fix_cublas_workspace() {
+    if std::env::var_os("CUBLAS_WORKSPACE_CONFIG").is_none() {
+        std::env::set_var("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
+    }
 }
 
 /// A channels_last (NHWC) copy of a 4-D tensor (csrc/memory_format.cpp). With

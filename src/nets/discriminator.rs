@@ -67,7 +67,7 @@ impl ClassProjection {
 
     /// `out` (B, CMAP_DIM, H, W) projected on the classes' cmap: (B, 1, H, W).
     fn forward(&self, out: &Tensor, labels: &Tensor) -> Tensor {
-        let e = self.embed.index_select(0, labels);
+        let e = Tensor::embedding(&self.embed, labels, -1, false, false);
         let cmap = leaky_relu_02(&e.linear(&self.proj_w, Some(&self.proj_b)));
         let logits = (out * cmap.unsqueeze(-1).unsqueeze(-1)).sum_dim_intlist(1, true, out.kind())
             * (1.0 / (CMAP_DIM as f64).sqrt());

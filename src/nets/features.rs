@@ -1,6 +1,7 @@
 //! The frozen feature network of Projected GAN (reference section 3): an ImageNet-pretrained
 //! EfficientNet-Lite0 trunk, then random, frozen cross-channel and cross-scale projections.
 use super::layers::{Conv, ConvSpec};
+use crate::util::ops::bilinear_resize;
 use crate::util::rng::SplitMix;
 use crate::util::safetensors;
 use anyhow::{bail, Context, Result};
@@ -134,7 +135,7 @@ impl FusionBlock {
             None => x0.shallow_clone(),
         };
         let (_, _, h, w) = x.size4().expect("NCHW feature map");
-        let up = x.upsample_bilinear2d([2 * h, 2 * w], true, None, None);
+        let up = bilinear_resize(&x, 2 * h, 2 * w, true);
         self.out_conv.forward(&up)
     }
 }
@@ -258,7 +259,7 @@ impl FeatureNetwork {
     /// Bilinear resize to 224x224 (align_corners=False) when `interp224`, else `x` itself.
     pub fn resize_input(&self, x: &Tensor) -> Tensor {
         if self.interp224 {
-            x.upsample_bilinear2d([224, 224], false, None, None)
+            bilinear_resize(x, 224, 224, false)
         } else {
             x.shallow_clone()
         }

@@ -284,14 +284,22 @@ impl SeBlock {
     }
 
     fn forward_t(&self, small: &Tensor, big: &Tensor, train: bool) -> Tensor {
-        let s = self
-            .conv4
-            .forward_t(&small.adaptive_avg_pool2d([4, 4]), train);
+        let s = self.conv4.forward_t(&pool_to_4x4(small), train);
         let s = &s * s.sigmoid();
         let out = big * self.conv1.forward_t(&s, train).sigmoid();
         summary::record(&self.name, &out, 0);
         out
     }
+}
+
+/// The reference's AdaptiveAvgPool2d(4) of a (B, C, 4k, 4k) map, as a k x k average pool:
+/// the same means, and a backward pass without atomic adds, so that a CUDA step gives the same
+/// bits every time (adaptive pooling's CUDA backward accumulates in arbitrary order).
+fn pool_to_4x4(x: &Tensor) -> Tensor {
+    let (_, _, h, w) = x.size4().expect("NCHW feature map");
+    debug_assert!(h % 4 == 0 && w % 4 == 0, "SE input {h}x{w} is not 4k x 4k");
+    let k = [h / 4, w / 4];
+    x.avg_pool2d(k, k, [0, 0], false, true, None::<i64>)
 }
 
 /// z (B, z_dim) -> ConvTranspose 4x4 (SN, dim=1) -> BN -> GLU -> (B, nfc[4], 4, 4).
@@ -396,7 +404,8 @@ impl Generator {
     /// labels makes class 0, as the reference given an all-zero label vector (its argmax).
     pub fn forward_c(&self, z: &Tensor, labels: Option<&Tensor>, train: bool) -> Tensor {
         let y = self.embed.as_ref().map(|e| {
-            let y = e.index_select(0, &labels_or_class0(labels, z.size()[0], z.device()));
+            let classes = labels_or_class0(labels, z.size()[0], z.device());
+            let y = Tensor::embedding(e, &classes, -1, false, false);
             summary::record("synthesis.embed", &y, 0);
             y
         });
@@ -424,5 +433,31 @@ impl Generator {
             f = feat_1024.forward_t(&f, y, train);
         }
         self.to_big.forward_t(&f, train)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SE blocks' pool is the reference's AdaptiveAvgPool2d(4), values and gradients, for
+    /// every size it sees (4 at 64, up to 32 at 1024).
+    #[test]
+    fn pool_to_4x4_is_adaptive_avg_pool() {
+        tch::manual_seed(5);
+        for s in [4, 8, 16, 32] {
+            let x = Tensor::randn([2, 3, s, s], (Kind::Float, tch::Device::Cpu));
+            let up = Tensor::randn([2, 3, 4, 4], (Kind::Float, tch::Device::Cpu));
+            let run = |f: &dyn Fn(&Tensor) -> Tensor| {
+                let x = x.detach().set_requires_grad(true);
+                let y = f(&x);
+                (&y * &up).sum(Kind::Float).backward();
+                (y.detach(), x.grad())
+            };
+            let (y0, g0) = run(&|x| x.adaptive_avg_pool2d([4, 4]));
+            let (y1, g1) = run(&pool_to_4x4);
+            assert!(y1.allclose(&y0, 1e-6, 1e-7, false), "{s}: values");
+            assert!(g1.allclose(&g0, 1e-6, 1e-7, false), "{s}: gradients");
+        }
     }
 }

@@ -7,6 +7,7 @@ use super::loss::{discriminator_fake_loss, discriminator_real_loss, generator_lo
 use super::optim::{Adam, AdamConfig};
 use super::options::TrainOptions;
 use super::trainer::Trainer;
+use crate::fastpath::set_deterministic;
 use crate::util::device::device_name;
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -29,8 +30,14 @@ pub struct DeviceCheck {
     /// ||p_dev - p_cpu|| / ||p_cpu|| after two Adam steps and an EMA update of the same
     /// parameters from the same gradients (the multi-tensor kernels of csrc/foreach.cpp).
     pub update: f64,
+    /// The eager step against itself on the device (two runs from the same weights, seed and
+    /// images, with deterministic kernels), measured as [`DeviceCheck::graphs`]: 0 when every
+    /// kernel is deterministic, which the graphs comparison needs; infinite when that failed.
+    pub graphs_floor: f64,
+    /// Per iteration, as [`DeviceCheck::graphs_losses`].
+    pub graphs_floor_losses: Vec<f64>,
     /// The step as `--cuda-graphs` runs it against the eager step on the device, from the same
-    /// weights, seed and images: the largest relative difference of the losses of every
+    /// weights, seed and images (both with deterministic kernels): the largest relative difference of the losses of every
     /// iteration and of G's and D's updates over the run ([`network_error`]; the CPU runs the
     /// replays without graphs); infinite when that failed, with the reason in `graphs_error`.
     pub graphs: f64,
@@ -182,34 +189,46 @@ pub fn train_steps(opts: &TrainOptions, device: Device, graphs: bool) -> Result<
     })
 }
 
-/// `--cuda-graphs` against the eager step on `device` (see [`DeviceCheck::graphs`]), both with
-/// cuDNN's deterministic algorithms: otherwise two runs differ at rounding level, which
-/// training amplifies (two CPU kernel families: see `examples/kernel_spread.rs`), and the
-/// comparison could not tell a fault from chaos.
-fn graphs_check(opts: &TrainOptions, device: Device) -> Result<(f64, Vec<f64>)> {
-    let was = crate::fastpath::set_deterministic_cudnn(true);
-    let runs = train_steps(opts, device, false).and_then(|eager| {
-        let graphed = train_steps(opts, device, true)?;
-        Ok((eager, graphed))
-    });
-    crate::fastpath::set_deterministic_cudnn(was);
-    let (eager, graphed) = runs?;
-    let iterations = eager.losses.chunks(2).zip(graphed.losses.chunks(2));
+/// Two runs' largest relative difference (every iteration's losses, G's and D's updates over
+/// the run, [`network_error`]), and per iteration the larger of its G and D loss differences.
+fn compare_runs(a: &StepsRun, b: &StepsRun) -> (f64, Vec<f64>) {
+    let iterations = a.losses.chunks(2).zip(b.losses.chunks(2));
     let per_iteration: Vec<f64> = iterations
-        .map(|(e, g)| {
-            [rel(g[0], e[0]), rel(g[1], e[1])]
+        .map(|(x, y)| {
+            [rel(y[0], x[0]), rel(y[1], x[1])]
                 .into_iter()
                 .fold(0.0, worse)
         })
         .collect();
-    let (ue, ug) = (eager.updates(), graphed.updates());
-    let updates = ue.iter().zip(&ug).map(|(e, g)| network_error(e, g).0);
+    let (ua, ub) = (a.updates(), b.updates());
+    let updates = ua.iter().zip(&ub).map(|(x, y)| network_error(x, y).0);
     let all = per_iteration
         .iter()
         .copied()
         .chain(updates)
         .fold(0.0, worse);
-    Ok((all, per_iteration))
+    (all, per_iteration)
+}
+
+/// The eager step twice, then the step with `--cuda-graphs`, on `device`, all with
+/// deterministic kernels ([`set_deterministic`]): the eager step against itself (0 when every
+/// kernel is deterministic: training amplifies any rounding difference, see
+/// `examples/kernel_spread.rs`, so that otherwise no comparison could tell a fault from chaos),
+/// then the graphs against it (see [`DeviceCheck::graphs`]).
+fn graphs_check(out: &mut DeviceCheck, opts: &TrainOptions, device: Device) {
+    let was = set_deterministic(true);
+    let runs = (|| -> Result<()> {
+        let eager = train_steps(opts, device, false)?;
+        let again = train_steps(opts, device, false)?;
+        (out.graphs_floor, out.graphs_floor_losses) = compare_runs(&eager, &again);
+        let graphed = train_steps(opts, device, true)?;
+        (out.graphs, out.graphs_losses) = compare_runs(&eager, &graphed);
+        Ok(())
+    })();
+    set_deterministic(was);
+    if let Err(e) = runs {
+        out.graphs_error = Some(format!("{e:#}"));
+    }
 }
 
 /// The larger of two differences, a NaN counting as infinite.
@@ -299,15 +318,14 @@ pub fn check(opts: &TrainOptions, device: Device) -> Result<DeviceCheck> {
         worst,
         parameters: grads_c.len(),
         update: update_check(device)?,
+        graphs_floor: f64::INFINITY,
+        graphs_floor_losses: Vec::new(),
         graphs: f64::INFINITY,
         graphs_losses: Vec::new(),
         graphs_error: None,
     };
     // last, and without failing the check: a failed capture must not cost the figures above
-    match graphs_check(opts, device) {
-        Ok((d, per_iteration)) => (out.graphs, out.graphs_losses) = (d, per_iteration),
-        Err(e) => out.graphs_error = Some(format!("{e:#}")),
-    }
+    graphs_check(&mut out, opts, device);
     Ok(out)
 }
 
