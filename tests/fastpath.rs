@@ -1,6 +1,6 @@
-//! TF32 (process-wide libtorch switches, so in a test binary of its own): off by default as the
-//! reference's training loop, on with `--tf32`; phase timing and lazy loss read-back of the step;
-//! `fpgan check`; the step as `--cuda-graphs` runs it.
+//! TF32 and deterministic kernels (process-wide libtorch switches, so in a test binary of its
+//! own): TF32 off by default as the reference's training loop, on with `--tf32`; phase timing
+//! and lazy loss read-back of the step; `fpgan check`; the step as `--cuda-graphs` runs it.
 mod common;
 
 use fpgan::train::options::TrainOptions;
@@ -8,7 +8,7 @@ use fpgan::train::trainer::Trainer;
 use tch::{Device, Kind, Tensor};
 
 #[test]
-fn tf32_is_off_unless_asked_for_and_phases_are_timed_on_a_cpu() {
+fn kernel_settings_follow_the_options_and_phases_are_timed_on_a_cpu() {
     let _rng = common::torch_rng();
     use fpgan::fastpath::{set_deterministic, set_tf32, tf32_state};
     assert!(
@@ -33,13 +33,24 @@ fn tf32_is_off_unless_asked_for_and_phases_are_timed_on_a_cpu() {
     let opts = TrainOptions {
         fast: fpgan::fastpath::FastPath {
             tf32: true,
+            deterministic: true,
             ..Default::default()
         },
         ..common::tiny_options(tmp.path())
     };
     Trainer::new(&opts, Device::Cpu).unwrap();
     assert_eq!(tf32_state(), (true, true), "--tf32 allows both");
-    set_tf32(false);
+    assert!(
+        set_deterministic(true),
+        "--deterministic sets deterministic kernels"
+    );
+    Trainer::new(&common::tiny_options(tmp.path()), Device::Cpu).unwrap();
+    assert!(
+        !set_deterministic(false),
+        "and a run without it unsets them"
+    );
+    assert_eq!(tf32_state(), (false, false));
+    assert_eq!(opts.fast.tag(), "fp32-tf32-det");
 }
 
 #[test]

@@ -4,9 +4,11 @@
 # survives between calls while the machine stays up. Bundles come from scripts/gpu/pack.sh.
 #
 #   stage              copy the carried bundles (gpu/a, gpu/b, ...) in; assemble and check
-#   check              CUDA vs CPU: losses and gradients of one G and D phase (TF32 off)
+#   check              CUDA vs CPU: losses and gradients of one G and D phase (TF32 off); the
+#                      eager step against itself and against --cuda-graphs (deterministic kernels)
 #   bench [SETTING...] fpgan bench, the 4 configurations at each SETTING in turn: fp32 (TF32
-#                      off), tf32, bf16, bf16-cl (bf16 + channels_last); default all four
+#                      off), tf32, bf16, bf16-cl (bf16 + channels_last), det (fp32 with
+#                      --deterministic); default the first four
 #   profile            faster and fastgan under libtorch's profiler (fp32, bf16+channels_last)
 #                      and the official code's fastgan+DSC and fastgan (fp32): where the time
 #                      goes, phase by phase against the official code (profile.txt), and the
@@ -106,8 +108,10 @@ settle() { return "$FAILED"; }
 check() {
   need "$BIN"
   : >"$OUT/check.txt"
-  # bounded: the check is the first to capture a CUDA graph, and a hang must not cost the bench
-  attempt check.txt 300 "$BIN" check --device cuda --res 256 --batch 4 --json "$OUT/check.json"
+  # bounded: the check is the first to capture a CUDA graph, and a hang must not cost the bench;
+  # with its standard error, where libtorch names an operator without a deterministic kernel
+  attempt check.txt 300 sh -c 'exec "$0" "$@" 2>&1' "$BIN" check --device cuda --res 256 --batch 4 \
+    --json "$OUT/check.json"
   settle
 }
 
@@ -118,7 +122,8 @@ settings_flags() {
     tf32) echo --tf32 ;;
     bf16) echo --amp bf16 ;;
     bf16-cl) echo --amp bf16 --channels-last ;;
-    *) log "unknown bench setting $1 (fp32, tf32, bf16, bf16-cl)"; return 1 ;;
+    det) echo --deterministic ;;
+    *) log "unknown bench setting $1 (fp32, tf32, bf16, bf16-cl, det)"; return 1 ;;
   esac
 }
 

@@ -48,6 +48,9 @@ pub struct BenchArgs {
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
+    if a.fast.deterministic {
+        crate::fastpath::fix_cublas_workspace(); // before any CUDA work
+    }
     let device = parse_device(&a.device)?;
     if a.fast.cuda_graphs {
         crate::fastpath::cuda_graph::check_supported(Some(device), false)?;

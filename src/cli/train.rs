@@ -122,6 +122,9 @@ pub struct TrainArgs {
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
+    if a.fast.deterministic {
+        crate::fastpath::fix_cublas_workspace(); // before any CUDA work, in workers too
+    }
     let member = Membership::from_env()?;
     let gpus = a.processes(member.as_ref())?;
     let grid = match a.grid.as_str() {

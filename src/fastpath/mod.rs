@@ -36,10 +36,17 @@ pub struct FastPath {
     #[arg(long)]
     #[serde(default)]
     pub cuda_graphs: bool,
+    /// Deterministic kernels on CUDA: the same command repeats a run bit for bit on the same
+    /// GPU (cuDNN's deterministic algorithms, chosen without timing them, and a fixed cuBLAS
+    /// workspace; may be slower). Without it cuDNN picks its fastest algorithms by timing, which
+    /// changes the rounding from run to run.
+    #[arg(long)]
+    #[serde(default)]
+    pub deterministic: bool,
 }
 
 impl FastPath {
-    /// A short tag of the settings for file names: fp32 | bf16, then -tf32, -cl, -graphs.
+    /// A short tag of the settings for file names: fp32 | bf16, then -tf32, -cl, -graphs, -det.
     pub fn tag(&self) -> String {
         let amp = match self.amp {
             Amp::None => "fp32",
@@ -48,7 +55,8 @@ impl FastPath {
         let tf32 = if self.tf32 { "-tf32" } else { "" };
         let cl = if self.channels_last { "-cl" } else { "" };
         let graphs = if self.cuda_graphs { "-graphs" } else { "" };
-        format!("{amp}{tf32}{cl}{graphs}")
+        let det = if self.deterministic { "-det" } else { "" };
+        format!("{amp}{tf32}{cl}{graphs}{det}")
     }
 
     /// The settings in words, for tables: e.g. `fp32 (TF32 off)`, `bf16 autocast, TF32,
@@ -69,7 +77,24 @@ impl FastPath {
         } else {
             ""
         };
-        format!("{amp}{tf32}{cl}{graphs}")
+        let det = if self.deterministic {
+            ", deterministic"
+        } else {
+            ""
+        };
+        format!("{amp}{tf32}{cl}{graphs}{det}")
+    }
+
+    /// libtorch's process-wide kernel settings for these options on `device`: TF32, and
+    /// deterministic kernels or cuDNN's timed choice of algorithms (cudnn.benchmark, as the
+    /// reference's training loop). [`fix_cublas_workspace`] must come earlier, before any CUDA
+    /// work.
+    pub fn apply(&self, device: tch::Device) {
+        set_tf32(self.tf32);
+        set_deterministic(self.deterministic);
+        if device.is_cuda() {
+            tch::Cuda::cudnn_set_benchmark(!self.deterministic);
+        }
     }
 }
 

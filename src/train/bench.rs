@@ -98,9 +98,6 @@ fn median(v: &[f64]) -> f64 {
 /// DiffAugment) on synthetic images already in memory.
 pub fn run_one(spec: &BenchSpec) -> Result<BenchResult> {
     let device = parse_device(&spec.device)?;
-    if device.is_cuda() {
-        tch::Cuda::cudnn_set_benchmark(true);
-    }
     let mut trainer = bench_trainer(spec, device)?;
     let data = SyntheticData::new(spec);
     let Timed {

@@ -7,7 +7,7 @@ use super::loss::{discriminator_fake_loss, discriminator_real_loss, generator_lo
 use super::optim::{Adam, AdamConfig};
 use super::options::TrainOptions;
 use super::trainer::Trainer;
-use crate::fastpath::set_deterministic;
+use crate::fastpath::FastPath;
 use crate::util::device::device_name;
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -211,12 +211,18 @@ fn compare_runs(a: &StepsRun, b: &StepsRun) -> (f64, Vec<f64>) {
 }
 
 /// The eager step twice, then the step with `--cuda-graphs`, on `device`, all with
-/// deterministic kernels ([`set_deterministic`]): the eager step against itself (0 when every
+/// deterministic kernels (`--deterministic`): the eager step against itself (0 when every
 /// kernel is deterministic: training amplifies any rounding difference, see
 /// `examples/kernel_spread.rs`, so that otherwise no comparison could tell a fault from chaos),
 /// then the graphs against it (see [`DeviceCheck::graphs`]).
 fn graphs_check(out: &mut DeviceCheck, opts: &TrainOptions, device: Device) {
-    let was = set_deterministic(true);
+    let opts = &TrainOptions {
+        fast: FastPath {
+            deterministic: true,
+            ..opts.fast
+        },
+        ..opts.clone()
+    };
     let runs = (|| -> Result<()> {
         let eager = train_steps(opts, device, false)?;
         let again = train_steps(opts, device, false)?;
@@ -225,7 +231,6 @@ fn graphs_check(out: &mut DeviceCheck, opts: &TrainOptions, device: Device) {
         (out.graphs, out.graphs_losses) = compare_runs(&eager, &graphed);
         Ok(())
     })();
-    set_deterministic(was);
     if let Err(e) = runs {
         out.graphs_error = Some(format!("{e:#}"));
     }

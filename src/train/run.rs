@@ -84,9 +84,6 @@ fn open_run<'a>(
         (Device::Cuda(_), Some(m)) => Device::Cuda(m.local_rank),
         (d, _) => d,
     };
-    if device.is_cuda() {
-        tch::Cuda::cudnn_set_benchmark(true);
-    }
     let group = member.map(|m| join_group(opts, m, device)).transpose()?;
     let rank0 = member.is_none_or(|m| m.rank == 0);
     let mut trainer = Trainer::new(opts, device)?;

@@ -120,7 +120,7 @@ impl Trainer {
         if opts.fast.cuda_graphs {
             cuda_graph::check_supported(Some(device), false)?;
         }
-        fastpath::set_tf32(opts.fast.tf32);
+        opts.fast.apply(device);
         tch::manual_seed(opts.seed as i64);
         let gcfg = opts.generator_config();
         let gvs = VarStore::new(device);
