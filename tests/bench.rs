@@ -594,6 +594,16 @@ fn gpu_targets_script_judges_the_ratios_of_bench_json_and_official_lines() {
         serde_json::Value::Array(vec![graphed]).to_string(),
     )
     .unwrap();
+    // deterministic kernels (made up: ten times as fast) are neither the fp32 reference nor a
+    // fast path: a row of the table, judged by no target
+    let mut det = row("faster");
+    det["spec"]["deterministic"] = true.into();
+    det["images_per_sec"] = (10.0 * faster).into();
+    std::fs::write(
+        tmp.path().join("bench-gpu-det.json"),
+        serde_json::Value::Array(vec![det]).to_string(),
+    )
+    .unwrap();
     // pg_bench.py's keys: the official fastgan at a quarter of fpgan faster's speed, fastgan+DSC
     // at half; a warning line between them is not JSON
     let official = |variant: &str, img: f64| {
@@ -642,6 +652,11 @@ fn gpu_targets_script_judges_the_ratios_of_bench_json_and_official_lines() {
     assert_eq!(best_dsc, ("6.000x".into(), "yes".into()), "{out}");
     let best_fastgan = target("best fast path / official fastgan fp32");
     assert_eq!(best_fastgan, ("12.000x".into(), "yes".into()), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("| faster | fp32 (TF32 off), deterministic |")),
+        "{out}"
+    );
     let official_rows: Vec<&str> = out.lines().filter(|l| l.contains("| official |")).collect();
     assert_eq!(official_rows.len(), 2, "{out}");
     assert!(

@@ -553,9 +553,14 @@ fn bad_training_options_are_refused_with_the_fix() {
         "--res",
         "128",
         "--dry-run",
+        "--deterministic",
     ]);
     assert!(o.status.success());
     assert!(text(&o.stdout).contains("\"batch_gpu\": 64"));
+    assert!(
+        text(&o.stdout).contains("\"deterministic\": true"),
+        "training_options.json records --deterministic"
+    );
     assert!(!out.exists() || run_dirs_empty(&out));
 }
 

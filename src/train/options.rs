@@ -45,7 +45,8 @@ pub struct TrainOptions {
     pub desc: Option<String>,
     /// Columns and rows of the sample grids.
     pub grid: (i64, i64),
-    /// bf16 autocast, channels_last, TF32 (all off: the reference's fp32 NCHW).
+    /// bf16 autocast, channels_last, TF32, CUDA graphs, deterministic kernels (all off: the
+    /// reference's fp32 NCHW, cuDNN picking its algorithms by timing).
     #[serde(flatten)]
     pub fast: FastPath,
 }
