@@ -589,21 +589,17 @@ fn gpu_targets_script_judges_the_ratios_of_bench_json_and_official_lines() {
     let mut graphed = row("faster");
     graphed["spec"]["cuda_graphs"] = true.into();
     graphed["images_per_sec"] = (3.0 * faster).into();
-    std::fs::write(
-        tmp.path().join("bench-gpu-fp32-graphs.json"),
-        serde_json::Value::Array(vec![graphed]).to_string(),
-    )
-    .unwrap();
+    let write_row = |name: &str, r: serde_json::Value| {
+        let rows = serde_json::Value::Array(vec![r]).to_string();
+        std::fs::write(tmp.path().join(name), rows).unwrap();
+    };
+    write_row("bench-gpu-fp32-graphs.json", graphed);
     // deterministic kernels (made up: ten times as fast) are neither the fp32 reference nor a
     // fast path: a row of the table, judged by no target
     let mut det = row("faster");
     det["spec"]["deterministic"] = true.into();
     det["images_per_sec"] = (10.0 * faster).into();
-    std::fs::write(
-        tmp.path().join("bench-gpu-det.json"),
-        serde_json::Value::Array(vec![det]).to_string(),
-    )
-    .unwrap();
+    write_row("bench-gpu-det.json", det);
     // pg_bench.py's keys: the official fastgan at a quarter of fpgan faster's speed, fastgan+DSC
     // at half; a warning line between them is not JSON
     let official = |variant: &str, img: f64| {
