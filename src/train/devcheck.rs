@@ -39,7 +39,8 @@ pub struct DeviceCheck {
     /// The step as `--cuda-graphs` runs it against the eager step on the device, from the same
     /// weights, seed and images (both with deterministic kernels): the largest relative difference of the losses of every
     /// iteration and of G's and D's updates over the run ([`network_error`]; the CPU runs the
-    /// replays without graphs); infinite when that failed, with the reason in `graphs_error`.
+    /// replays without graphs); infinite when that failed, with the reason (and which of the
+    /// three runs) in `graphs_error`.
     pub graphs: f64,
     /// Per iteration, the larger relative difference of its G and D losses: 0 through the eager
     /// iterations; a difference that starts small at the first graphed iteration and grows
@@ -224,10 +225,10 @@ fn graphs_check(out: &mut DeviceCheck, opts: &TrainOptions, device: Device) {
         ..opts.clone()
     };
     let runs = (|| -> Result<()> {
-        let eager = train_steps(opts, device, false)?;
-        let again = train_steps(opts, device, false)?;
+        let eager = train_steps(opts, device, false).context("the eager step")?;
+        let again = train_steps(opts, device, false).context("the eager step, again")?;
         (out.graphs_floor, out.graphs_floor_losses) = compare_runs(&eager, &again);
-        let graphed = train_steps(opts, device, true)?;
+        let graphed = train_steps(opts, device, true).context("the step with --cuda-graphs")?;
         (out.graphs, out.graphs_losses) = compare_runs(&eager, &graphed);
         Ok(())
     })();

@@ -114,7 +114,9 @@ fn narrow(t: Option<&Tensor>, start: i64, len: i64) -> Option<Tensor> {
 }
 
 impl Trainer {
-    /// Fresh networks, optimizers and EMA for `opts` on `device`.
+    /// Fresh networks, optimizers and EMA for `opts` on `device`; applies the options' kernel
+    /// settings (TF32, deterministic kernels, cuDNN's timed choice) to the whole process
+    /// ([`crate::fastpath::FastPath::apply`]), for this trainer and any other after it.
     pub fn new(opts: &TrainOptions, device: Device) -> Result<Self> {
         opts.validate()?;
         if opts.fast.cuda_graphs {

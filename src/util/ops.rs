@@ -58,13 +58,26 @@ mod tests {
         (y.detach(), x.grad())
     }
 
-    /// libtorch's own upsample_bilinear2d forward, and its backward up to summation order, for
-    /// up- and down-sizing, both corner conventions, both layouts and both float kinds.
+    /// libtorch's own upsample_bilinear2d forward, and its backward up to summation order (the
+    /// gradient in the input's kind and layout), for up- and down-sizing, from and to a single
+    /// pixel, both corner conventions, both layouts and three float kinds.
     #[test]
     fn bilinear_resize_is_upsample_bilinear2d() {
         tch::manual_seed(3);
-        for (kind, tol) in [(Kind::Float, 1e-5), (Kind::Double, 1e-12)] {
-            for (h, w, oh, ow) in [(8, 8, 16, 16), (5, 7, 224, 224), (13, 9, 6, 4)] {
+        let kinds = [
+            (Kind::Float, 1e-5),
+            (Kind::Double, 1e-12),
+            (Kind::BFloat16, 1e-2),
+        ];
+        for (kind, tol) in kinds {
+            let sizes = [
+                (8, 8, 16, 16),
+                (5, 7, 224, 224),
+                (13, 9, 6, 4),
+                (1, 1, 4, 4),
+                (4, 4, 1, 1),
+            ];
+            for (h, w, oh, ow) in sizes {
                 for align in [true, false] {
                     for cl in [false, true] {
                         let mut x = Tensor::randn([2, 3, h, w], (kind, Device::Cpu));
@@ -83,6 +96,7 @@ mod tests {
                         let scale = g0.abs().max().double_value(&[]);
                         assert!(err <= tol * scale, "{case}: gradient {err} off ({scale})");
                         assert_eq!(g1.stride(), g0.stride(), "{case}: gradient layout");
+                        assert_eq!(g1.kind(), kind, "{case}: gradient kind");
                     }
                 }
             }
