@@ -27,14 +27,17 @@ extern "C" int fpgan_tf32_state() {
 // Deterministic kernels (1) or libtorch's defaults (0): cuDNN restricted to deterministic
 // algorithms (torch.backends.cudnn.deterministic), and torch.use_deterministic_algorithms(True,
 // warn_only=True), which picks the deterministic variants of the operators that have one and
-// warns, naming it, of any operator the process runs that has none. Returns the previous
-// setting (1 only if both were on), or -1 on error.
+// warns, naming it, of any operator the process runs that has none; without its filling of
+// every new tensor with NaN (torch.utils.deterministic.fill_uninitialized_memory), a debugging
+// aid that costs a kernel per allocation. Returns the previous setting (1 only if both were
+// on), or -1 on error.
 extern "C" int fpgan_set_deterministic(int on) {
   try {
     auto& ctx = at::globalContext();
     const int was = ctx.deterministicCuDNN() && ctx.deterministicAlgorithms() ? 1 : 0;
     ctx.setDeterministicCuDNN(on != 0);
     ctx.setDeterministicAlgorithms(on != 0, /*warn_only=*/true);
+    ctx.setDeterministicFillUninitializedMemory(false);
     return was;
   } catch (...) {
     return -1;

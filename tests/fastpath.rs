@@ -17,6 +17,16 @@ fn kernel_settings_follow_the_options_and_phases_are_timed_on_a_cpu() {
     );
     assert!(set_deterministic(false), "and says what it was");
     assert!(!set_deterministic(false), "off again");
+    // without libtorch's NaN filling of new tensors (a kernel per allocation): freed values show
+    set_deterministic(true);
+    let _ = Tensor::full([4096], 7.0, (Kind::Float, Device::Cpu));
+    let fresh = Tensor::empty([4096], (Kind::Float, Device::Cpu));
+    let nans = fresh.isnan().sum(Kind::Int64).int64_value(&[]);
+    set_deterministic(false);
+    assert!(
+        nans < 4096,
+        "deterministic mode filled a new tensor with NaN"
+    );
     let tmp = tempfile::tempdir().unwrap();
     set_tf32(true); // libtorch's own default allows TF32 in cuDNN
     let mut t = Trainer::new(&common::tiny_options(tmp.path()), Device::Cpu).unwrap();

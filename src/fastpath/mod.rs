@@ -148,8 +148,9 @@ pub fn tf32_state() -> (bool, bool) {
 
 /// Deterministic kernels (`on`) or libtorch's defaults: cuDNN's deterministic algorithms
 /// (torch.backends.cudnn.deterministic) and torch.use_deterministic_algorithms(True,
-/// warn_only=True), which warns, naming it, of an operator without a deterministic kernel;
-/// returns the previous setting (csrc/tf32.cpp). The step's own operators are deterministic on
+/// warn_only=True), which warns, naming it, of an operator without a deterministic kernel (but
+/// not its NaN filling of new tensors, a debugging aid); returns the previous setting
+/// (csrc/tf32.cpp). The step's own operators are deterministic on
 /// CUDA without it, except for cuDNN's algorithm choice. For cuBLAS, set
 /// `CUBLAS_WORKSPACE_CONFIG` before the first CUDA work ([`fix_cublas_workspace`]).
 pub fn set_deterministic(on: bool) -> bool {
