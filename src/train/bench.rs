@@ -303,9 +303,11 @@ fn run_worker(exe: &Path, spec: &BenchSpec) -> Result<BenchResult> {
         .arg(serde_json::to_string(spec)?)
         .output()
         .with_context(|| format!("cannot start {}", exe.display()))?;
+    // passed on whether or not it succeeded: libtorch's warnings (an operator without a
+    // deterministic kernel under --deterministic, say) belong to the figures
     let stderr = String::from_utf8_lossy(&o.stderr);
+    eprint!("{stderr}");
     if !o.status.success() {
-        eprint!("{stderr}");
         // its error line (libtorch's messages may follow it with stack frames), else its status
         match stderr.lines().rev().find_map(|l| l.strip_prefix("error: ")) {
             Some(e) => bail!("{}", e.trim()),
