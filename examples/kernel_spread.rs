@@ -10,9 +10,10 @@
 //!
 //! With `steps` first (`$E steps a.safetensors`, ...) the same for check's six training
 //! iterations (its `--cuda-graphs` comparison, eager): every loss, and G's and D's parameters
-//! and updates. Measured on an Intel Xeon, AVX2 against AVX-512 kernels, 2026-12-06: one phase's
-//! losses 4.9e-6 apart, gradients G 3.7e-3 and D 9.2e-4; over six iterations the losses drift
-//! from 3.6e-7 to 1.6e-1 apart and the updates 117 % (G) and 66 % (D); the same kernels twice: 0.
+//! and updates. Measured on an Intel Xeon, AVX2 against AVX-512 kernels, 2026-12-06 (again
+//! after the deterministic CUDA operators): one phase's losses 4.9e-6 apart, gradients G 3.7e-3
+//! and D 9.2e-4; over six iterations the losses drift from 3.6e-7 to 2.4e-1 apart and the
+//! updates 116 % (G) and 66 % (D); the same kernels twice: 0.
 use anyhow::{bail, Context, Result};
 use fpgan::nets::generator::GenCfg;
 use fpgan::train::devcheck::{check_inputs, compare_network, phase_grads, train_steps};

@@ -150,11 +150,11 @@ pub fn tf32_state() -> (bool, bool) {
 /// (torch.backends.cudnn.deterministic) and torch.use_deterministic_algorithms(True,
 /// warn_only=True), which warns, naming it, of an operator without a deterministic kernel (but
 /// not its NaN filling of new tensors, a debugging aid); returns the previous setting
-/// (csrc/tf32.cpp). The step's own operators are deterministic on
-/// CUDA without it, except for cuDNN's algorithm choice. For cuBLAS, set
-/// `CUBLAS_WORKSPACE_CONFIG` before the first CUDA work ([`fix_cublas_workspace`]).
+/// (csrc/tf32.cpp). The step's own operators are deterministic on CUDA without it, except for
+/// cuDNN's algorithm choice. For cuBLAS, set `CUBLAS_WORKSPACE_CONFIG` before the first CUDA
+/// work ([`fix_cublas_workspace`]).
 pub fn set_deterministic(on: bool) -> bool {
-    // SAFETY: sets three flags of libtorch's global context.
+    // SAFETY: sets four flags of libtorch's global context.
     let was = unsafe { fpgan_set_deterministic(i32::from(on)) };
     assert!(was >= 0, "libtorch refused to set deterministic kernels");
     was == 1

@@ -439,6 +439,7 @@ impl Generator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::ops::value_and_grad;
 
     /// The SE blocks' pool is the reference's AdaptiveAvgPool2d(4), values and gradients, for
     /// every size it sees (4 at 64, up to 32 at 1024).
@@ -448,14 +449,8 @@ mod tests {
         for s in [4, 8, 16, 32] {
             let x = Tensor::randn([2, 3, s, s], (Kind::Float, tch::Device::Cpu));
             let up = Tensor::randn([2, 3, 4, 4], (Kind::Float, tch::Device::Cpu));
-            let run = |f: &dyn Fn(&Tensor) -> Tensor| {
-                let x = x.detach().set_requires_grad(true);
-                let y = f(&x);
-                (&y * &up).sum(Kind::Float).backward();
-                (y.detach(), x.grad())
-            };
-            let (y0, g0) = run(&|x| x.adaptive_avg_pool2d([4, 4]));
-            let (y1, g1) = run(&pool_to_4x4);
+            let (y0, g0) = value_and_grad(&x, &up, |x| x.adaptive_avg_pool2d([4, 4]));
+            let (y1, g1) = value_and_grad(&x, &up, pool_to_4x4);
             assert!(y1.allclose(&y0, 1e-6, 1e-7, false), "{s}: values");
             assert!(g1.allclose(&g0, 1e-6, 1e-7, false), "{s}: gradients");
         }

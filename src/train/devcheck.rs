@@ -37,10 +37,10 @@ pub struct DeviceCheck {
     /// Per iteration, as [`DeviceCheck::graphs_losses`].
     pub graphs_floor_losses: Vec<f64>,
     /// The step as `--cuda-graphs` runs it against the eager step on the device, from the same
-    /// weights, seed and images (both with deterministic kernels): the largest relative difference of the losses of every
-    /// iteration and of G's and D's updates over the run ([`network_error`]; the CPU runs the
-    /// replays without graphs); infinite when that failed, with the reason (and which of the
-    /// three runs) in `graphs_error`.
+    /// weights, seed and images (both with deterministic kernels): the largest relative
+    /// difference of the losses of every iteration and of G's and D's updates over the run
+    /// ([`network_error`]; the CPU runs the replays without graphs); infinite when that failed,
+    /// with the reason (and which of the three runs) in `graphs_error`.
     pub graphs: f64,
     /// Per iteration, the larger relative difference of its G and D losses: 0 through the eager
     /// iterations; a difference that starts small at the first graphed iteration and grows

@@ -45,17 +45,48 @@ fn owned(p: *mut C_tensor, what: impl FnOnce() -> String) -> Tensor {
     unsafe { Tensor::from_ptr(p) }
 }
 
+/// Value and gradient of `f` at `x` for the upstream gradient `up` (tests of operators that
+/// stand in for the reference's).
+#[cfg(test)]
+pub(crate) fn value_and_grad(
+    x: &Tensor,
+    up: &Tensor,
+    f: impl Fn(&Tensor) -> Tensor,
+) -> (Tensor, Tensor) {
+    let x = x.detach().set_requires_grad(true);
+    let y = f(&x);
+    (&y * up).sum(tch::Kind::Double).backward();
+    (y.detach(), x.grad())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tch::{Device, Kind};
 
-    /// Value and gradient of `f` at `x` for the upstream gradient `up`.
-    fn value_and_grad(x: &Tensor, up: &Tensor, f: impl Fn(&Tensor) -> Tensor) -> (Tensor, Tensor) {
-        let x = x.detach().set_requires_grad(true);
-        let y = f(&x);
-        (&y * up).sum(Kind::Double).backward();
-        (y.detach(), x.grad())
+    /// `bilinear_resize` of `kind` against libtorch's upsample_bilinear2d for one case.
+    fn assert_matches_upsample(
+        (kind, tol): (Kind, f64),
+        (h, w, oh, ow): (i64, i64, i64, i64),
+        align: bool,
+        cl: bool,
+    ) {
+        let mut x = Tensor::randn([2, 3, h, w], (kind, Device::Cpu));
+        if cl {
+            x = x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+        }
+        let up = Tensor::randn([2, 3, oh, ow], (kind, Device::Cpu));
+        let (y0, g0) = value_and_grad(&x, &up, |x| {
+            x.upsample_bilinear2d([oh, ow], align, None, None)
+        });
+        let (y1, g1) = value_and_grad(&x, &up, |x| bilinear_resize(x, oh, ow, align));
+        let case = format!("{kind:?} {h}x{w}->{oh}x{ow} align {align} cl {cl}");
+        assert!(y0.equal(&y1), "{case}: forward differs");
+        let err = (&g1 - &g0).abs().max().double_value(&[]);
+        let scale = g0.abs().max().double_value(&[]);
+        assert!(err <= tol * scale, "{case}: gradient {err} off ({scale})");
+        assert_eq!(g1.stride(), g0.stride(), "{case}: gradient layout");
+        assert_eq!(g1.kind(), kind, "{case}: gradient kind");
     }
 
     /// libtorch's own upsample_bilinear2d forward, and its backward up to summation order (the
@@ -69,35 +100,17 @@ mod tests {
             (Kind::Double, 1e-12),
             (Kind::BFloat16, 1e-2),
         ];
-        for (kind, tol) in kinds {
-            let sizes = [
-                (8, 8, 16, 16),
-                (5, 7, 224, 224),
-                (13, 9, 6, 4),
-                (1, 1, 4, 4),
-                (4, 4, 1, 1),
-            ];
-            for (h, w, oh, ow) in sizes {
-                for align in [true, false] {
-                    for cl in [false, true] {
-                        let mut x = Tensor::randn([2, 3, h, w], (kind, Device::Cpu));
-                        if cl {
-                            x = x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
-                        }
-                        let up = Tensor::randn([2, 3, oh, ow], (kind, Device::Cpu));
-                        let (y0, g0) = value_and_grad(&x, &up, |x| {
-                            x.upsample_bilinear2d([oh, ow], align, None, None)
-                        });
-                        let (y1, g1) =
-                            value_and_grad(&x, &up, |x| bilinear_resize(x, oh, ow, align));
-                        let case = format!("{kind:?} {h}x{w}->{oh}x{ow} align {align} cl {cl}");
-                        assert!(y0.equal(&y1), "{case}: forward differs");
-                        let err = (&g1 - &g0).abs().max().double_value(&[]);
-                        let scale = g0.abs().max().double_value(&[]);
-                        assert!(err <= tol * scale, "{case}: gradient {err} off ({scale})");
-                        assert_eq!(g1.stride(), g0.stride(), "{case}: gradient layout");
-                        assert_eq!(g1.kind(), kind, "{case}: gradient kind");
-                    }
+        let sizes = [
+            (8, 8, 16, 16),
+            (5, 7, 224, 224),
+            (13, 9, 6, 4),
+            (1, 1, 4, 4),
+            (4, 4, 1, 1),
+        ];
+        for kind in kinds {
+            for size in sizes {
+                for (align, cl) in [(true, false), (true, true), (false, false), (false, true)] {
+                    assert_matches_upsample(kind, size, align, cl);
                 }
             }
         }
