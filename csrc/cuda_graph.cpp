@@ -11,6 +11,7 @@
 
 #ifdef FPGAN_CUDA
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
@@ -47,9 +48,15 @@ extern "C" int fpgan_cuda_graph_new(void** out) {
 }
 
 // Start capturing what this thread launches on the current stream of the current device into
-// `graph`, with memory from pool (a, b).
+// `graph`, with memory from pool (a, b). First, as torch.cuda.graph does, the device finishes its
+// work and the caching allocator hands its unused blocks back: the graph's pool cannot reuse them,
+// and the eager iterations' cache plus the pool would otherwise both count against the device.
 extern "C" int fpgan_cuda_graph_begin(void* graph, uint64_t a, uint64_t b) {
-  return guarded([&] { static_cast<at::cuda::CUDAGraph*>(graph)->capture_begin({a, b}); });
+  return guarded([&] {
+    c10::cuda::device_synchronize();
+    c10::cuda::CUDACachingAllocator::emptyCache();
+    static_cast<at::cuda::CUDAGraph*>(graph)->capture_begin({a, b});
+  });
 }
 
 // End the capture (the graph is instantiated; nothing captured has run yet).

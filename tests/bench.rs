@@ -660,3 +660,48 @@ fn gpu_targets_script_judges_the_ratios_of_bench_json_and_official_lines() {
         "peak RSS in GB: {out}"
     );
 }
+
+/// The JSON is written after each configuration, so that a bench stopped early (a time limit,
+/// Ctrl-C) keeps the figures it measured: while the second configuration runs, the file holds
+/// the first one's result.
+#[test]
+fn bench_json_holds_each_configuration_as_soon_as_it_is_measured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("b.json");
+    let cfgs = |path: &std::path::Path| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        (v.as_array().unwrap().iter())
+            .map(|r| r["spec"]["cfg"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fpgan"))
+        .args([
+            "bench",
+            "--cfgs",
+            "faster_lite,fastgan_lite",
+            "--res",
+            "128",
+        ])
+        .args([
+            "--ngf", "8", "--batch", "2", "--iters", "1", "--warmup", "1",
+        ])
+        .args(["--device", "cpu", "--json"])
+        .arg(&json)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // the file appears (by a rename: always whole) once the first worker is done
+    let first = loop {
+        if json.exists() {
+            break cfgs(&json);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("bench ended ({status}) before its JSON appeared");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(child.wait().unwrap().success());
+    assert_eq!(first, ["faster_lite"]);
+    assert_eq!(cfgs(&json), ["faster_lite", "fastgan_lite"]);
+}

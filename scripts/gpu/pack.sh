@@ -20,7 +20,9 @@ log() { printf 'pack: %s\n' "$*" >&2; }
 
 make -C "$ROOT" build >/dev/null
 # a call carries the working tree too: each bundle plus the tracked files must fit in 63 MiB
-tree=$(git -C "$ROOT" ls-files -z | (cd "$ROOT" && xargs -0 du -cb) | tail -1 | cut -f1)
+# (tracked files and the untracked ones git does not ignore: both travel)
+tree=$(git -C "$ROOT" ls-files -z --cached --others --exclude-standard | (cd "$ROOT" && xargs -0 du -cb) \
+  | tail -1 | cut -f1)
 budget=$((62 * 1048576 - tree))
 rm -rf "$G"/[a-z]
 mkdir -p "$G/a"
@@ -28,6 +30,9 @@ mkdir -p "$G/a"
 # EfficientNet without its unused classifier head (19 -> 12 MB, 11 compressed): sitting 2 needs three
 # bundles, not four. `stage` unpacks them.
 gzip -9 -c "$ROOT/target/release/fpgan" >"$G/a/fpgan.gz"
+# the commit the binary was built from (a "-dirty" one: with uncommitted changes), for the outputs
+echo "$(git -C "$ROOT" describe --always --dirty) built $(date -u -r "$ROOT/target/release/fpgan" +%FT%TZ)" \
+  >"$G/a/BUILD"
 "$ROOT/.venv/bin/python" "$ROOT/scripts/convert_effnet.py" --trunk "$W/efficientnet-lite0.pth" \
   "$G/effnet-trunk.safetensors"
 gzip -9 -c "$G/effnet-trunk.safetensors" >"$G/a/efficientnet_lite0.safetensors.gz"

@@ -40,7 +40,7 @@ grep -q -- '--num-gen 64' "$R/scripts/gpu/run.sh" \
   || { echo "rehearse: the fid step was not shortened: update scripts/gpu/rehearse.sh" >&2; exit 1; }
 export FPGAN_GPU=$R/g OUT=$R/out
 rm -rf "$OUT"  # a call's $OUT starts empty; the staged files in g/ stay, as on a warm machine
-export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-$ROOT/.venv/libtorch/lib}
+export FPGAN_TORCH_LIB=${FPGAN_TORCH_LIB:-$ROOT/.venv/libtorch/lib}
 export PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
 failed=0
 for s in "$@"; do

@@ -32,7 +32,9 @@ G=${FPGAN_GPU:-/tmp/fpgan-gpu}
 OUT=${OUT:-$ROOT/gpu-out}
 export FPGAN_GPU=$G OUT  # for the steps that "all" runs as processes of their own
 mkdir -p "$G/home/weights" "$G/stage" "$OUT"
-export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-/opt/torch/.venv/lib/python3.12/site-packages/torch/lib}
+# torch's libraries first, whatever the machine's own LD_LIBRARY_PATH holds (CUDA images set one)
+TORCH_LIB=${FPGAN_TORCH_LIB:-/opt/torch/.venv/lib/python3.12/site-packages/torch/lib}
+export LD_LIBRARY_PATH=$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export FPGAN_HOME=$G/home
 BIN=$G/fpgan
 DATA=$G/pokemon256.zip
@@ -61,10 +63,37 @@ stage() {
       join_parts "$name" "$count"
     done <"$s/PARTS"
   fi
+  [ -f "$s/BUILD" ] && cp -f "$s/BUILD" "$G/BUILD"
   if command -v nvidia-smi >/dev/null; then
-    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >"$G/device.txt"
   fi
+  python_check
+  about >&2
   ls -la "$G" "$G/home/weights" >&2
+}
+
+# the official code under this machine's Python: dnnlib imports distutils' strtobool, which
+# Python 3.12 no longer has (setuptools' shim gives it back); if it is missing, a stand-in
+python_check() {
+  [ -d "$G/site/timm" ] || return 0
+  if ! PYTHONPATH=$G/site "$PY" -c 'import distutils.util' 2>/dev/null; then
+    mkdir -p "$G/site/distutils"
+    : >"$G/site/distutils/__init__.py"
+    printf '%s\n' 'def strtobool(v):' \
+      '    v = v.lower()' \
+      '    if v in ("y", "yes", "t", "true", "on", "1"): return 1' \
+      '    if v in ("n", "no", "f", "false", "off", "0"): return 0' \
+      '    raise ValueError("invalid truth value %r" % (v,))' >"$G/site/distutils/util.py"
+    log "distutils.util missing: a stand-in for strtobool in $G/site"
+  fi
+  PYTHONPATH=$G/site "$PY" -c 'import timm, torchvision, distutils.util; print("python:", timm.__version__)' >&2 \
+    || log "the official code's imports fail under $PY (the official and profile steps will too)"
+}
+
+# the GPU and the fpgan build the figures come from (a line each, for the top of a step's output)
+about() {
+  echo "device: $(cat "$G/device.txt" 2>/dev/null || echo unknown)"
+  echo "fpgan build: $(cat "$G/BUILD" 2>/dev/null || echo unknown); $(date -u +%FT%TZ)"
 }
 
 # the gzip-compressed SRC to DEST, through DEST.tmp and a rename
@@ -107,7 +136,7 @@ settle() { return "$FAILED"; }
 
 check() {
   need "$BIN"
-  : >"$OUT/check.txt"
+  about >"$OUT/check.txt"
   # bounded: the check is the first to capture a CUDA graph, and a hang must not cost the bench;
   # with its standard error, where libtorch names an operator without a deterministic kernel
   attempt check.txt 300 sh -c 'exec "$0" "$@" 2>&1' "$BIN" check --device cuda --res 256 --batch 4 \
@@ -131,10 +160,13 @@ bench() {  # bench [SETTING...]: the four configurations at each setting, in the
   need "$BIN"
   local b=("$BIN" bench --device cuda --res 256 --batch 64 --iters 20 --warmup 5) setting flags
   [ $# -gt 0 ] || set -- fp32 tf32 bf16 bf16-cl
+  about >>"$OUT/bench.txt"
   for setting in "$@"; do
     flags=$(settings_flags "$setting") || { FAILED=1; continue; }
+    # bounded (about 1.5 min expected for fp32, less for the others): a hang must not cost the
+    # next steps; the JSON keeps each configuration measured before the limit
     # shellcheck disable=SC2086 # the flags are words
-    attempt bench.txt 0 "${b[@]}" $flags --json "$OUT/bench-gpu-$setting.json"
+    attempt bench.txt 360 "${b[@]}" $flags --json "$OUT/bench-gpu-$setting.json"
   done
   settle
 }
@@ -143,8 +175,8 @@ profile() {
   need "$BIN"
   local b=("$BIN" bench --device cuda --res 256 --batch 64 --iters 3 --warmup 3 --cfgs faster,fastgan
     --profile "$G/prof") pr=$G/prof
-  : >"$OUT/profile.txt"
-  attempt profile.txt 0 "${b[@]}"
+  about >"$OUT/profile.txt"
+  attempt profile.txt 240 "${b[@]}"
   # the official code's iteration under torch.profiler, phases labelled as fpgan's, then both
   # phase by phase (fpgan phases); not without the official code (gpu/a)
   if [ -d "$G/pg" ] && [ -d "$G/site/timm" ]; then
@@ -160,7 +192,7 @@ profile() {
         "official=$pr/official-${cfg#*:}-fp32.trace.json"
     done
   fi
-  attempt profile.txt 0 "${b[@]}" --amp bf16 --channels-last
+  attempt profile.txt 240 "${b[@]}" --amp bf16 --channels-last
   pack_traces "$pr"
   settle
 }
@@ -183,7 +215,7 @@ graphs() {
   need "$BIN"
   local b=("$BIN" bench --device cuda --res 256 --batch 64 --iters 20 --warmup 5 --cfgs faster,fastgan
     --cuda-graphs)
-  : >"$OUT/graphs.txt"
+  about >"$OUT/graphs.txt"
   # bounded (4 min each): a capture that hangs must not cost the profile after it
   attempt graphs.txt 240 "${b[@]}" --json "$OUT/bench-gpu-fp32-graphs.json"
   attempt graphs.txt 240 "${b[@]}" --amp bf16 --channels-last --json "$OUT/bench-gpu-bf16-cl-graphs.json"
@@ -195,8 +227,10 @@ official() {
   local p=(env "PYTHONPATH=$G/site" "$PY" "$G/pg_bench.py" --repo "$G/pg" --res 256 --batch 64
     --iters 20 --warmup 5 --device cuda --json --cfg fastgan)
   : >"$OUT/official.jsonl"
-  attempt official.jsonl 0 "${p[@]}"
-  attempt official.jsonl 0 "${p[@]}" --dsc
+  # fastgan+DSC first: three of the four targets against the official code are against it;
+  # bounded (about 1 min each expected)
+  attempt official.jsonl 240 "${p[@]}" --dsc
+  attempt official.jsonl 240 "${p[@]}"
   settle
 }
 

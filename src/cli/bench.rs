@@ -51,6 +51,73 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if a.fast.deterministic {
         crate::fastpath::fix_cublas_workspace(); // before any CUDA work
     }
+    let specs = specs(&a)?;
+    // the JSON is rewritten after each configuration: a bench stopped early keeps its figures
+    let outcome = bench::run_all(&specs, |results| match &a.json {
+        Some(p) => bench::write_json(results, p),
+        None => Ok(()),
+    })?;
+    if !outcome.results.is_empty() {
+        print!("{}", bench::render(&outcome.results));
+        if let Some(p) = &a.json {
+            println!("bench: results written to {}", p.display());
+        }
+    }
+    if let Some((cfg, e)) = outcome.failures.first() {
+        let (failed, all) = (outcome.failures.len(), specs.len());
+        match (failed, all) {
+            (_, 1) => anyhow::bail!("{cfg}: {e}"),
+            (f, a) if f == a => anyhow::bail!("all {a} configurations failed; {cfg}: {e}"),
+            (f, a) => {
+                anyhow::bail!("{f} of {a} configurations failed (the others are above); {cfg}: {e}")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One spec per `--cfgs` entry, after checking every argument (before anything is spawned).
+fn specs(a: &BenchArgs) -> Result<Vec<bench::BenchSpec>> {
+    check_args(a)?;
+    let batch_gpu = a.batch_gpu.unwrap_or(a.batch);
+    if a.batch < 1 || batch_gpu < 1 || a.batch % batch_gpu != 0 {
+        anyhow::bail!(
+            "--batch {} must be a positive multiple of --batch-gpu {batch_gpu}",
+            a.batch
+        );
+    }
+    let mut specs = Vec::new();
+    for name in a.cfgs.split(',').map(str::trim) {
+        let cfg = <GenCfg as clap::ValueEnum>::from_str(name, true).map_err(|_| {
+            anyhow::anyhow!(
+                "unknown --cfgs entry '{name}': use fastgan, fastgan_lite, faster, faster_lite"
+            )
+        })?;
+        GeneratorConfig {
+            ngf: a.ngf,
+            classes: a.cond,
+            ..GeneratorConfig::new(cfg, a.res)
+        }
+        .validate()?;
+        specs.push(bench::BenchSpec {
+            cfg,
+            res: a.res,
+            batch: a.batch,
+            batch_gpu,
+            ngf: a.ngf,
+            classes: a.cond,
+            iters: a.iters,
+            warmup: a.warmup,
+            device: a.device.clone(),
+            fast: a.fast,
+            profile: a.profile.clone(),
+        });
+    }
+    Ok(specs)
+}
+
+/// The device, iteration counts and output paths (the `--profile` folder is created).
+fn check_args(a: &BenchArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
     if a.fast.cuda_graphs {
         crate::fastpath::cuda_graph::check_supported(Some(device), false)?;
@@ -75,60 +142,6 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 dir.display()
             )
         })?;
-    }
-    let batch_gpu = a.batch_gpu.unwrap_or(a.batch);
-    let mut specs = Vec::new();
-    for name in a.cfgs.split(',').map(str::trim) {
-        let cfg = <GenCfg as clap::ValueEnum>::from_str(name, true).map_err(|_| {
-            anyhow::anyhow!(
-                "unknown --cfgs entry '{name}': use fastgan, fastgan_lite, faster, faster_lite"
-            )
-        })?;
-        let spec = bench::BenchSpec {
-            cfg,
-            res: a.res,
-            batch: a.batch,
-            batch_gpu,
-            ngf: a.ngf,
-            classes: a.cond,
-            iters: a.iters,
-            warmup: a.warmup,
-            device: a.device.clone(),
-            fast: a.fast,
-            profile: a.profile.clone(),
-        };
-        // validate before spawning anything
-        GeneratorConfig {
-            ngf: a.ngf,
-            classes: a.cond,
-            ..GeneratorConfig::new(cfg, a.res)
-        }
-        .validate()?;
-        if a.batch < 1 || batch_gpu < 1 || a.batch % batch_gpu != 0 {
-            anyhow::bail!(
-                "--batch {} must be a positive multiple of --batch-gpu {batch_gpu}",
-                a.batch
-            );
-        }
-        specs.push(spec);
-    }
-    let outcome = bench::run_all(&specs)?;
-    if !outcome.results.is_empty() {
-        print!("{}", bench::render(&outcome.results));
-        if let Some(p) = &a.json {
-            bench::write_json(&outcome.results, p)?;
-            println!("bench: results written to {}", p.display());
-        }
-    }
-    if let Some((cfg, e)) = outcome.failures.first() {
-        let (failed, all) = (outcome.failures.len(), specs.len());
-        match (failed, all) {
-            (_, 1) => anyhow::bail!("{cfg}: {e}"),
-            (f, a) if f == a => anyhow::bail!("all {a} configurations failed; {cfg}: {e}"),
-            (f, a) => {
-                anyhow::bail!("{f} of {a} configurations failed (the others are above); {cfg}: {e}")
-            }
-        }
     }
     Ok(())
 }

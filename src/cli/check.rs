@@ -1,7 +1,7 @@
 //! `fpgan check`: does a device (CUDA) compute the CPU's losses, gradients and updates for one
 //! iteration, and the eager step's with `--cuda-graphs`?
 use crate::nets::generator::GenCfg;
-use crate::train::devcheck::check;
+use crate::train::devcheck::{check, DeviceCheck};
 use crate::train::options::TrainOptions;
 use crate::util::device::parse_device;
 use anyhow::{bail, Result};
@@ -72,6 +72,16 @@ pub fn run(a: CheckArgs) -> Result<()> {
     if let Some(p) = &a.json {
         crate::util::atomic::atomic_write(p, |w| Ok(serde_json::to_writer_pretty(w, &r)?))?;
     }
+    verdict(&r, &a)?;
+    println!(
+        "check: within {} (gradients {}, graphs {})",
+        a.tol, a.grad_tol, a.graphs_tol
+    );
+    Ok(())
+}
+
+/// Fails naming the first comparison of `r` that is outside its tolerance in `a`.
+fn verdict(r: &DeviceCheck, a: &CheckArgs) -> Result<()> {
     if !(r.loss_g <= a.tol && r.loss_d <= a.tol && r.update <= a.tol) {
         bail!(
             "{} differs from the CPU by more than --tol {}",
@@ -113,9 +123,5 @@ pub fn run(a: CheckArgs) -> Result<()> {
             r.graphs_floor
         );
     }
-    println!(
-        "check: within {} (gradients {}, graphs {})",
-        a.tol, a.grad_tol, a.graphs_tol
-    );
     Ok(())
 }

@@ -275,8 +275,12 @@ pub struct BenchOutcome {
 /// Run every spec in its own child process (`fpgan bench-worker`) and collect the results (one
 /// configuration per process so that peak memory is per configuration). A configuration that
 /// fails (out of memory, say) is reported with the worker's messages and costs only its own
-/// figures: the others still run.
-pub fn run_all(specs: &[BenchSpec]) -> Result<BenchOutcome> {
+/// figures: the others still run. `measured` is called with the results so far after each
+/// success (to save them, so that a run stopped early keeps what it measured).
+pub fn run_all(
+    specs: &[BenchSpec],
+    mut measured: impl FnMut(&[BenchResult]) -> Result<()>,
+) -> Result<BenchOutcome> {
     let exe = std::env::current_exe().context("cannot find the fpgan executable")?;
     let mut out = BenchOutcome {
         results: Vec::new(),
@@ -285,7 +289,10 @@ pub fn run_all(specs: &[BenchSpec]) -> Result<BenchOutcome> {
     for spec in specs {
         eprintln!("bench: {} ...", spec.cfg);
         match run_worker(&exe, spec) {
-            Ok(r) => out.results.push(r),
+            Ok(r) => {
+                out.results.push(r);
+                measured(&out.results)?;
+            }
             Err(e) => {
                 eprintln!("bench: {} failed (its messages above)", spec.cfg);
                 out.failures.push((spec.cfg, format!("{e:#}")));

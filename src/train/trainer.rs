@@ -365,43 +365,11 @@ impl Trainer {
         z_all: &Tensor,
         c_all: Option<&Tensor>,
     ) -> Result<StepLosses> {
-        let (batch, dev) = (self.opts.batch_per_process(), self.device);
-        if z_all.size()[0] < 2 * batch {
-            bail!(
-                "{} latents for a batch of {batch}: at least {} needed",
-                z_all.size()[0],
-                2 * batch
-            );
-        }
-        let real_c = match (self.g.config.classes, labels) {
-            (0, _) => None,
-            (_, Some(l)) => Some(l.to_device(dev)),
-            (c, None) => bail!("a class-conditional model ({c} classes) trains on labelled images"),
-        };
-        if self.g.config.classes > 0 && c_all.is_none() {
-            bail!("a class-conditional model draws its latents with classes");
-        }
-        let mut real = reals.to_device(dev).to_kind(Kind::Float) / 127.5 - 1.0;
-        if self.opts.fast.channels_last {
-            real = fastpath::channels_last(&real);
-        }
-        let z_all = z_all.to_device(dev);
-        let c_all = c_all.map(|c| c.to_device(dev));
+        let dev = self.device;
+        let (g_in, d_in) = self.phase_inputs(reals, labels, z_all, c_all)?;
         let timer = self.time_phases.then(|| PhaseTimer::new(dev));
         let lap = || timer.as_ref().map_or(0.0, PhaseTimer::lap);
 
-        let g_in = PhaseInputs {
-            z: z_all.narrow(0, 0, batch),
-            c: narrow(c_all.as_ref(), 0, batch),
-            real: None,
-            real_c: None,
-        };
-        let d_in = PhaseInputs {
-            z: z_all.narrow(0, batch, batch),
-            c: narrow(c_all.as_ref(), batch, batch),
-            real: Some(real),
-            real_c,
-        };
         self.mark_phase(0, false);
         self.opt_g.advance();
         let g_loss = self.run_phase(false, &g_in)?;
@@ -429,6 +397,52 @@ impl Trainer {
             d: d_loss,
             phase_sec: timer.map(|_| [t_g, t_d, t_ema]),
         })
+    }
+
+    /// The G phase's and the D phase's inputs on the device: the first and second `batch` of
+    /// the latents (and classes), the reals scaled to [-1, 1] with their classes.
+    fn phase_inputs(
+        &self,
+        reals: &Tensor,
+        labels: Option<&Tensor>,
+        z_all: &Tensor,
+        c_all: Option<&Tensor>,
+    ) -> Result<(PhaseInputs, PhaseInputs)> {
+        let (batch, dev) = (self.opts.batch_per_process(), self.device);
+        if z_all.size()[0] < 2 * batch {
+            bail!(
+                "{} latents for a batch of {batch}: at least {} needed",
+                z_all.size()[0],
+                2 * batch
+            );
+        }
+        let real_c = match (self.g.config.classes, labels) {
+            (0, _) => None,
+            (_, Some(l)) => Some(l.to_device(dev)),
+            (c, None) => bail!("a class-conditional model ({c} classes) trains on labelled images"),
+        };
+        if self.g.config.classes > 0 && c_all.is_none() {
+            bail!("a class-conditional model draws its latents with classes");
+        }
+        let mut real = reals.to_device(dev).to_kind(Kind::Float) / 127.5 - 1.0;
+        if self.opts.fast.channels_last {
+            real = fastpath::channels_last(&real);
+        }
+        let z_all = z_all.to_device(dev);
+        let c_all = c_all.map(|c| c.to_device(dev));
+        let g_in = PhaseInputs {
+            z: z_all.narrow(0, 0, batch),
+            c: narrow(c_all.as_ref(), 0, batch),
+            real: None,
+            real_c: None,
+        };
+        let d_in = PhaseInputs {
+            z: z_all.narrow(0, batch, batch),
+            c: narrow(c_all.as_ref(), batch, batch),
+            real: Some(real),
+            real_c,
+        };
+        Ok((g_in, d_in))
     }
 
     /// The G phase (`discriminator` false) or the D phase on `inputs`, eagerly or through its
