@@ -413,6 +413,64 @@ fn messages_say_what_to_do() {
     let i = args.iter().position(|a| *a == "--ngf").unwrap();
     args[i + 1] = "16";
     refused(fpgan(&args), &["--ngf 8", "--ngf 16"]);
+    // the same by auto-resume: a snapshot of other options is not a damaged one, so no
+    // fall-back to an older snapshot of the run (which has the same options)
+    let mut args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), "0.004");
+    let i = args.iter().position(|a| *a == "--ngf").unwrap();
+    args[i + 1] = "16";
+    let o = fpgan(&args);
+    let so = text(&o.stdout);
+    let err = refused(o, &["--ngf 8", "--ngf 16"]);
+    assert!(
+        !so.contains("instead") && !err.contains("instead"),
+        "{so}{err}"
+    );
+    // a run directory name, not a path
+    let mut args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), "0.004");
+    args.extend(["--desc", "../../elsewhere"]);
+    refused(fpgan(&args), &["--desc '../../elsewhere'", "name"]);
+    assert!(!tmp.path().join("elsewhere").exists());
+    // generate: a grid that does not fit the seeds is said; a walk's format without a walk,
+    // and a grid with one, are refused
+    let (r, g) = (run.to_str().unwrap(), tmp.path().join("gen"));
+    let gen = |extra: &[&str]| {
+        let mut args = vec!["generate", "--network", r, "--outdir", g.to_str().unwrap()];
+        args.extend(extra);
+        fpgan(&args)
+    };
+    let o = gen(&["--seeds", "0-2", "--grid", "2x2"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("--grid 2x2 has 4 cells for 3 images"),
+        "{}",
+        text(&o.stdout)
+    );
+    refused(
+        gen(&["--seeds", "0-2", "--format", "png-frames"]),
+        &["add --interpolate"],
+    );
+    refused(
+        gen(&["--seeds", "0-2", "--interpolate", "--grid", "2x2"]),
+        &["not with --interpolate"],
+    );
+    // dataset: an archive kind fpgan does not write is refused, not made a folder
+    let tar = tmp.path().join("set.tar");
+    refused(
+        dataset(&data, &tar, &[]),
+        &["not a .tar", "out/dataset.zip"],
+    );
+    assert!(!tar.exists());
+    // a file of another kind (an image) as --network: said so, without advice about earlier
+    // snapshots
+    let image = std::fs::read_dir(&data)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let o = fpgan(&["generate", "--network", image.to_str().unwrap()]);
+    let err = refused(o, &["is not a safetensors file", "--network takes"]);
+    assert!(!err.contains("earlier snapshot"), "{err}");
     // metrics on a dataset of another size: no advice about a --res that metrics lacks
     let ds = tmp.path().join("ds256.zip");
     let o = dataset(&data, &ds, &["--resolution", "256"]);
@@ -430,4 +488,42 @@ fn messages_say_what_to_do() {
         !err.contains("--resume"),
         "training advice for generate: {err}"
     );
+}
+
+/// Re-running the same command continues the newest of several matching runs (one started
+/// with --resume none, say), and says which; an option changed on the way is named and
+/// recorded in training_options.json.
+#[test]
+fn auto_resume_continues_the_newest_matching_run_and_names_changed_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, out) = trained(tmp.path(), "0.002");
+    let (d, o_) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let mut args = train_args(d, o_, "0.002");
+    args.extend(["--resume", "none"]);
+    let o = fpgan(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mut args = train_args(d, o_, "0.004");
+    args.extend(["--lr", "0.0003"]);
+    let o = fpgan(&args);
+    let (so, se) = (text(&o.stdout), text(&o.stderr));
+    assert!(o.status.success(), "{se}");
+    assert!(se.contains("note: 2 runs in"), "{se}");
+    let resumed = so.lines().find(|l| l.starts_with("Resuming")).unwrap_or("");
+    assert!(resumed.contains("/00001-"), "{so}");
+    assert!(
+        so.contains("other options than the snapshot's run: --lr 0.0003 (was 0.0002)"),
+        "{so}"
+    );
+    let runs: Vec<PathBuf> = (std::fs::read_dir(&out).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 2, "no third run directory: {runs:?}");
+    let newest = runs
+        .iter()
+        .find(|p| p.to_string_lossy().contains("/00001-"))
+        .unwrap();
+    let opts: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(newest.join("training_options.json")).unwrap())
+            .unwrap();
+    assert_eq!(opts["lr"], 0.0003);
 }

@@ -579,6 +579,10 @@ fn ctrl_c_writes_a_snapshot_and_exits_cleanly() {
     let mut args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), "1");
     let i = args.iter().position(|a| *a == "--snap").unwrap();
     args[i + 1] = "1000"; // snapshots only at tick 0, the end, and the interruption
+                          // with a metric: the interruption's snapshot is written without it (metrics can take hours)
+    let i = args.iter().position(|a| *a == "--metrics").unwrap();
+    args[i + 1] = "kid50k_full";
+    args.extend(["--num-gen", "8"]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_fpgan"))
         .args(&args)
         .stdout(std::process::Stdio::piped())
@@ -600,10 +604,14 @@ fn ctrl_c_writes_a_snapshot_and_exits_cleanly() {
         o.status,
         text(&o.stderr)
     );
+    let so = text(&o.stdout);
     assert!(
-        text(&o.stdout).contains("Stopped at kimg"),
-        "{}",
-        text(&o.stdout)
+        so.contains("Stopped at kimg") && so.contains("Its metrics were skipped"),
+        "{so}"
+    );
+    assert!(
+        !run_dir(&out).join("metric-kid50k_full.jsonl").exists(),
+        "no metric computed after the interruption"
     );
     let snaps = snapshots_in(&run_dir(&out));
     assert_eq!(snaps.len(), 2, "tick 0 and the interruption");

@@ -80,7 +80,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
 fn specs(a: &BenchArgs) -> Result<Vec<bench::BenchSpec>> {
     check_args(a)?;
     let batch_gpu = a.batch_gpu.unwrap_or(a.batch);
-    if a.batch < 1 || batch_gpu < 1 || a.batch % batch_gpu != 0 {
+    if a.batch < 1 {
+        anyhow::bail!("--batch {} must be at least 1", a.batch);
+    }
+    if batch_gpu < 1 || a.batch % batch_gpu != 0 {
         anyhow::bail!(
             "--batch {} must be a positive multiple of --batch-gpu {batch_gpu}",
             a.batch

@@ -50,6 +50,12 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     }
     let seeds = parse_seeds(&a.seeds)?;
     let grid = a.grid.as_deref().map(parse_grid).transpose()?;
+    if a.interpolate && grid.is_some() {
+        bail!("--grid tiles single images: not with --interpolate (drop one of them)");
+    }
+    if !a.interpolate && a.format != WalkFormat::Gif {
+        bail!("--format is the latent walk's: add --interpolate, or drop --format");
+    }
     if a.interpolate {
         if seeds.len() < 2 || a.frames < 1 {
             bail!("--interpolate needs at least two seeds and --frames >= 1");
@@ -73,6 +79,11 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     }
     let n = seeds.len() * classes.len();
     let grid = match (&a.class, grid) {
+        (None, Some((c, r))) if (c * r) as usize != n => {
+            let shown = n.min((c * r) as usize);
+            println!("generate: --grid {c}x{r} has {} cells for {n} images: grid.png shows the first {shown}", c * r);
+            grid
+        }
         (None, grid) => grid,
         (Some(_), _) if n <= MAX_GRID => Some((seeds.len() as i64, classes.len() as i64)),
         (Some(_), _) => {

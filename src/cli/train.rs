@@ -18,11 +18,12 @@ use std::time::Duration;
 #[derive(Args, Debug)]
 #[command(
     after_help = "Resume: by default (--resume auto) re-running the same command with the same \
---outdir continues the matching run directory from its newest snapshot, with the same kimg, tick, \
-EMA and Adam moments; --resume none starts a new run directory; --resume <snapshot|run dir> \
+--outdir continues the matching run directory (the newest, if several match) from its newest \
+snapshot, with the same kimg, tick, EMA and Adam moments; --resume none starts a new run \
+directory; --resume <snapshot|run dir> \
 continues that run; add --resume-mode reference for the official train.py semantics (weights only, \
-new run directory, kimg 0, fresh Adam). Ctrl-C writes a snapshot and exits; a second Ctrl-C quits \
-at once."
+new run directory, kimg 0, fresh Adam). Ctrl-C writes a snapshot (without metrics) and exits; a \
+second Ctrl-C quits at once."
 )]
 pub struct TrainArgs {
     /// Training images: a prepared dataset (dir/zip) or any folder/zip of images (prepared on the fly).
@@ -87,7 +88,8 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = ResumeMode::Exact)]
     pub resume_mode: ResumeMode,
     /// Metrics at snapshot ticks (not tick 0) and at the end: fid50k_full, kid50k_full,
-    /// fid10k_full (comma list) or none. fid50k_full takes about an hour on a CPU.
+    /// fid10k_full (comma list) or none. fid50k_full generates 50,000 images: hours on a CPU
+    /// (the run measures and says how long at its start; --num-gen for quick looks).
     #[arg(long, default_value = "fid50k_full")]
     pub metrics: String,
     /// Generated images per evaluation instead of 50k/10k (quick looks; not comparable).

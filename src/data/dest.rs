@@ -20,15 +20,24 @@ fn is_layout_image(rel: &str) -> bool {
             .is_some_and(|d| digits(d, 8))
 }
 
-/// The file name of `dest`, which must have one (not `.`, `..` or `/`).
+/// The file name of `dest`, which must have one (not `.`, `..` or `/`) and not name an archive
+/// of another kind than zip (it would be written as a folder of that name).
 fn dest_name(dest: &Path) -> Result<String> {
-    match dest.file_name() {
-        Some(n) => Ok(n.to_string_lossy().into_owned()),
-        None => bail!(
+    let Some(name) = dest.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        bail!(
             "--dest {} names no file or folder; give a path such as out/dataset.zip",
             dest.display()
-        ),
+        );
+    };
+    const OTHER_ARCHIVES: [&str; 6] = [".tar", ".tar.gz", ".tgz", ".gz", ".7z", ".rar"];
+    let lower = name.to_lowercase();
+    if let Some(ext) = OTHER_ARCHIVES.iter().find(|e| lower.ends_with(*e)) {
+        bail!(
+            "--dest {}: fpgan writes a dataset as a .zip or a folder, not a {ext}; give a path such as out/dataset.zip",
+            dest.display()
+        );
     }
+    Ok(name)
 }
 
 /// The directory holding `dest`.

@@ -3,7 +3,7 @@
 use super::files::{newest_snapshot, read_header};
 use crate::nets::generator::Generator;
 use crate::util::images::to_uint8;
-use crate::util::safetensors;
+use crate::util::safetensors::{self, NotSafetensors};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use tch::nn::VarStore;
@@ -33,8 +33,13 @@ impl Network {
                 path.display()
             );
         };
-        let (t, meta) = safetensors::load(&file).map_err(|e| {
-            anyhow::anyhow!("{e:#}; give an earlier snapshot of the run (--network <file>)")
+        let (t, meta) = safetensors::load(&file).map_err(|e| match e.is::<NotSafetensors>() {
+            true => anyhow::anyhow!(
+                "{e:#}: --network takes a network-snapshot-*.safetensors file or a run directory"
+            ),
+            false => {
+                anyhow::anyhow!("{e:#}; give an earlier snapshot of the run (--network <file>)")
+            }
         })?;
         let header = read_header(&meta, &file)?;
         let mut vs = VarStore::new(device);

@@ -126,6 +126,35 @@ impl TrainOptions {
         d
     }
 
+    /// The options that shape training (not where it writes, how long it runs, what it
+    /// measures) whose values differ from `before`'s, as `--flag now (was before)`.
+    pub fn changes_from(&self, before: &TrainOptions) -> Vec<String> {
+        const UNSHAPING: [&str; 11] = [
+            "outdir",
+            "kimg",
+            "tick",
+            "snap",
+            "keep",
+            "metrics",
+            "metrics_num_gen",
+            "device",
+            "desc",
+            "grid",
+            "dataset_name",
+        ];
+        let (now, was) = (serde_json::json!(self), serde_json::json!(before));
+        let (Some(now), Some(was)) = (now.as_object(), was.as_object()) else {
+            return Vec::new();
+        };
+        now.iter()
+            .filter(|(k, _)| !UNSHAPING.contains(&k.as_str()))
+            .filter_map(|(k, v)| {
+                let w = was.get(k).unwrap_or(&serde_json::Value::Null);
+                (v != w).then(|| format!("--{} {v} (was {w})", k.replace('_', "-")))
+            })
+            .collect()
+    }
+
     pub fn validate(&self) -> Result<()> {
         self.generator_config().validate()?;
         if !(1..=MAX_GPUS).contains(&self.gpus) {
@@ -134,7 +163,13 @@ impl TrainOptions {
         if self.fast.cuda_graphs {
             cuda_graph::check_supported(None, self.gpus > 1)?;
         }
-        if self.batch < 1 || self.batch_gpu < 1 || self.batch % (self.gpus * self.batch_gpu) != 0 {
+        if self.batch < 1 {
+            bail!(
+                "--batch {} must be at least 1 (the reference uses 64)",
+                self.batch
+            );
+        }
+        if self.batch_gpu < 1 || self.batch % (self.gpus * self.batch_gpu) != 0 {
             let procs = match self.gpus {
                 1 => String::new(),
                 n => format!("{n} processes (--gpus x --nnodes) times "),
@@ -167,6 +202,9 @@ impl TrainOptions {
         }
         parse_metrics(&self.metrics.join(","))?;
         check_num_gen(self.metrics_num_gen)?;
+        if let Some(d) = &self.desc {
+            check_desc(d)?;
+        }
         Ok(())
     }
 
@@ -177,6 +215,15 @@ impl TrainOptions {
             (4320 / resolution).clamp(4, 32),
         )
     }
+}
+
+/// `--desc` ends the run directory's name: a name, not a path.
+fn check_desc(desc: &str) -> Result<()> {
+    let ok = |c: char| c.is_alphanumeric() || "-_.+=,@".contains(c);
+    if desc.is_empty() || desc.starts_with('.') || !desc.chars().all(ok) {
+        bail!("--desc '{desc}' must be a name for the run directory: letters, digits and - _ . + = , @ (not starting with a dot)");
+    }
+    Ok(())
 }
 
 /// The reference's learning rate of G and D for the FastGAN generators.

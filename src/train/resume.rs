@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 /// What `--resume` asks for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ResumeFrom {
-    /// Continue the matching run in --outdir if it has a snapshot, else start a new one.
+    /// Continue the newest matching run in --outdir (from its newest snapshot, or from the
+    /// start in that directory if it has none); start a new one if none matches.
     Auto,
     /// Always start a new run directory.
     Never,
@@ -105,21 +106,26 @@ pub fn resolve_run(opts: &TrainOptions, resume: &ResumeFrom) -> Result<(PathBuf,
             Ok((dir, Some(p.clone())))
         }
         ResumeFrom::Auto => {
-            let matching: Vec<&PathBuf> = dirs
+            let mut matching: Vec<&(u32, PathBuf)> = dirs
                 .iter()
-                .map(|(_, d)| d)
-                .filter(|d| {
+                .filter(|(_, d)| {
                     d.file_name()
                         .is_some_and(|n| n.to_string_lossy().get(6..) == Some(desc.as_str()))
                 })
                 .collect();
-            match matching.as_slice() {
-                [d] => {
-                    let snap = snapshots_in(d).into_iter().next();
-                    Ok(((*d).clone(), snap))
-                }
-                _ => Ok((new_dir, None)),
+            matching.sort();
+            let Some((_, newest)) = matching.last() else {
+                return Ok((new_dir, None));
+            };
+            if matching.len() > 1 {
+                eprintln!(
+                    "note: {} runs in {} match these options; continuing the newest, {} (--resume DIR picks another, --resume none starts a new one)",
+                    matching.len(),
+                    opts.outdir.display(),
+                    newest.display()
+                );
             }
+            Ok((newest.clone(), snapshots_in(newest).into_iter().next()))
         }
     }
 }

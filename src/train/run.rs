@@ -3,6 +3,7 @@
 use super::options::TrainOptions;
 use super::resume::{resolve_run, ResumeFrom, ResumeMode};
 use super::signals;
+use super::state::CannotContinue;
 use super::tick::{self, format_time, Log, TickTiming};
 use super::trainer::Trainer;
 use crate::data::stream::BatchStream;
@@ -125,7 +126,8 @@ fn open_run<'a>(
 }
 
 /// Train tick after tick until the end or a stop signal: every `snap` ticks (and at the end) a
-/// snapshot, metrics and plots, written by rank 0 only. Returns the run directory.
+/// snapshot, metrics and plots, written by rank 0 only; on a stop signal a snapshot and plots,
+/// without metrics (they can take hours). Returns the run directory.
 fn run_ticks(mut run: Run<'_>, snap: i64, rank0: bool) -> Result<PathBuf> {
     loop {
         let (done, stop) = run.iterate_tick()?;
@@ -134,7 +136,7 @@ fn run_ticks(mut run: Run<'_>, snap: i64, rank0: bool) -> Result<PathBuf> {
         run.end_tick()?;
         if done || stop || tick % snap == 0 {
             let snap = if rank0 { Some(run.snapshot()?) } else { None };
-            if tick != 0 {
+            if tick != 0 && !stop {
                 run.evaluate(snap.as_deref())?; // every rank generates its share
             }
             if rank0 {
@@ -307,6 +309,14 @@ impl<'a> Run<'a> {
         })
     }
 
+    /// `training_options.json`: the options of the latest start or resume.
+    fn write_options(&self) -> Result<()> {
+        let json = serde_json::to_string_pretty(self.opts)?;
+        atomic_write(&self.dir.join("training_options.json"), |w| {
+            Ok(w.write_all(json.as_bytes())?)
+        })
+    }
+
     /// A new run: training_options.json, then reals.png and fakes_init.png (rank 0).
     fn start(&mut self) -> Result<()> {
         if !self.rank0 {
@@ -317,10 +327,7 @@ impl<'a> Run<'a> {
             self.dir.display(),
             device_name(self.device)
         ));
-        let json = serde_json::to_string_pretty(self.opts)?;
-        atomic_write(&self.dir.join("training_options.json"), |w| {
-            Ok(w.write_all(json.as_bytes())?)
-        })?;
+        self.write_options()?;
         let (gw, gh) = self.opts.grid;
         let idx = real_grid_indices(&self.set, gw as usize, gh as usize, self.opts.classes > 0);
         let cols = gw as usize;
@@ -334,10 +341,12 @@ impl<'a> Run<'a> {
     }
 
     /// Continue from `snap`; in auto mode an unreadable newest snapshot falls back to the
-    /// previous one. stats.jsonl and metric-*.jsonl lose what was written after the snapshot.
+    /// previous one (not one this run cannot continue: other options, say).
+    /// stats.jsonl and metric-*.jsonl lose what was written after the snapshot.
     fn resume(&mut self, snap: &Path, resume: &ResumeFrom) -> Result<()> {
-        let used = match self.trainer.restore(snap) {
-            Ok(()) => snap.to_path_buf(),
+        let (used, before) = match self.trainer.restore(snap) {
+            Ok(before) => (snap.to_path_buf(), before),
+            Err(e) if e.downcast_ref::<CannotContinue>().is_some() => return Err(e),
             Err(e) => {
                 let older = snapshots_in(&self.dir).into_iter().find(|p| p != snap);
                 let (ResumeFrom::Auto, Some(prev)) = (resume, older) else {
@@ -347,8 +356,8 @@ impl<'a> Run<'a> {
                     "warning: {e:#}; resuming from {} instead",
                     prev.display()
                 ));
-                self.trainer.restore(&prev)?;
-                prev
+                let before = self.trainer.restore(&prev)?;
+                (prev, before)
             }
         };
         self.last_good = Some(used.clone());
@@ -363,6 +372,14 @@ impl<'a> Run<'a> {
             p.cur_tick,
             used.display()
         ));
+        let changed = self.opts.changes_from(&before);
+        if !changed.is_empty() {
+            self.log.line(&format!(
+                "note: continuing with other options than the snapshot's run: {}",
+                changed.join(", ")
+            ));
+        }
+        self.write_options()?;
         tick::truncate_stats(&self.dir, p.cur_tick)?;
         let name = used.file_name().map(|n| n.to_string_lossy().into_owned());
         for f in metric_files(&self.dir) {
@@ -643,11 +660,20 @@ impl<'a> Run<'a> {
             .unwrap_or_else(|| "none".into())
     }
 
-    /// Stopped on request (the snapshot is written).
+    /// Stopped on request (the snapshot is written, its metrics not computed).
     fn stopped(mut self) -> Result<PathBuf> {
         self.log.pb.finish_and_clear();
+        let unscored = match (self.metrics.is_empty(), &self.last_good) {
+            (false, Some(snap)) => format!(
+                " Its metrics were skipped: `fpgan metrics --network {} --data {} --metrics {}` computes them.",
+                snap.display(),
+                self.opts.data.display(),
+                self.opts.metrics.join(",")
+            ),
+            _ => String::new(),
+        };
         self.log.line(&format!(
-            "Stopped at kimg {:.3}; snapshot {}. Run the same command again to resume.",
+            "Stopped at kimg {:.3}; snapshot {}. Run the same command again to resume.{unscored}",
             self.trainer.progress.cur_nimg as f64 / 1e3,
             self.last_good_name()
         ));

@@ -4,12 +4,18 @@ use super::options::{generator_flags, TrainOptions};
 use super::trainer::{Progress, Trainer};
 use crate::nets::generator::GeneratorConfig;
 use crate::snapshot::{self, read_header};
-use crate::util::safetensors;
+use crate::util::safetensors::{self, NotSafetensors};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
 use tch::Tensor;
+
+/// A readable snapshot that this run cannot continue (other network options, or no optimizer
+/// state): unlike a damaged file, an earlier snapshot of the same run would not do either.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CannotContinue(pub String);
 
 impl Trainer {
     /// Write a snapshot of the whole state: G, G_ema, D heads, the random projections, Adam
@@ -56,8 +62,9 @@ impl Trainer {
     }
 
     fn restore_weights(&mut self, path: &Path) -> Result<(BTreeMap<String, Tensor>, SnapshotMeta)> {
-        let (t, meta) = safetensors::load(path).map_err(|e| {
-            anyhow::anyhow!("{e:#}; resume from an earlier snapshot (--resume <file>) or start a new run (--resume none)")
+        let (t, meta) = safetensors::load(path).map_err(|e| match e.is::<NotSafetensors>() {
+            true => anyhow::anyhow!("{e:#}: --resume takes a snapshot file or a run directory"),
+            false => anyhow::anyhow!("{e:#}; resume from an earlier snapshot (--resume <file>) or start a new run (--resume none)"),
         })?;
         let snap = SnapshotMeta::from_json(&meta, path)?;
         let g_now = self.g.config.clone();
@@ -66,14 +73,14 @@ impl Trainer {
                 0 => String::new(),
                 c => format!(" ({c} classes)"),
             };
-            bail!(
+            bail!(CannotContinue(format!(
                 "{} was trained with {}{}, not {}{}; pass the same options and dataset, or start a new run (--resume none)",
                 path.display(),
                 generator_flags(&snap.generator),
                 classes(snap.generator.classes),
                 generator_flags(&g_now),
                 classes(g_now.classes),
-            );
+            )));
         }
         let all = |_: &str| true;
         safetensors::import(&self.gvs, "G.", &t, all, path)?;
@@ -84,14 +91,15 @@ impl Trainer {
     }
 
     /// Restore everything from a snapshot made with the same configuration: weights, buffers,
-    /// projections, Adam moments, counters and grid latents (exact continuation).
-    pub fn restore(&mut self, path: &Path) -> Result<()> {
+    /// projections, Adam moments, counters and grid latents (exact continuation). Returns the
+    /// options the snapshot's run was trained with.
+    pub fn restore(&mut self, path: &Path) -> Result<TrainOptions> {
         let (t, snap) = self.restore_weights(path)?;
         if let Some(pkl) = &snap.imported_from {
-            bail!(
+            bail!(CannotContinue(format!(
                 "{} was imported from {pkl} and holds no optimizer state to continue exactly; continue it with --resume-mode reference",
                 path.display()
-            );
+            )));
         }
         tch::no_grad(|| -> Result<()> {
             for (p, opt) in [("opt_G.", &mut self.opt_g), ("opt_D.", &mut self.opt_d)] {
@@ -117,7 +125,7 @@ impl Trainer {
         }
         self.progress = snap.progress;
         self.reseed();
-        Ok(())
+        Ok(snap.options)
     }
 }
 

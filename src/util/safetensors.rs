@@ -74,8 +74,15 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Value) -> Result<(
     })
 }
 
+/// A file that does not begin as a safetensors file does (some other kind of file, not a
+/// damaged snapshot).
+#[derive(Debug, thiserror::Error)]
+#[error("{0} is not a safetensors file (as fpgan's snapshots are)")]
+pub struct NotSafetensors(pub String);
+
 /// Read a file written by [`save`]: its tensors (on the CPU) and metadata. Every offset is
-/// checked, so a truncated or corrupt file gives a clear error.
+/// checked, so a truncated or corrupt file gives a clear error ([`NotSafetensors`] for a file
+/// of another kind).
 pub fn load(path: &Path) -> Result<(BTreeMap<String, Tensor>, Value)> {
     let corrupt = |why: &str| anyhow::anyhow!("{} is truncated or corrupt ({why})", path.display());
     let mut bytes = Vec::new();
@@ -84,6 +91,9 @@ pub fn load(path: &Path) -> Result<(BTreeMap<String, Tensor>, Value)> {
         .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
     if bytes.len() < 8 {
         return Err(corrupt("shorter than a header"));
+    }
+    if bytes.get(8).is_some_and(|&b| b != b'{') {
+        return Err(NotSafetensors(path.display().to_string()).into());
     }
     let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
     if n > bytes.len() - 8 {
