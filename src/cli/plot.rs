@@ -20,14 +20,66 @@ pub struct PlotArgs {
     pub out: PathBuf,
 }
 
+/// Runs of the same name (`00000-faster-...` in two --outdir folders) are named with their
+/// parent folder too, so that the legend tells them apart.
+fn distinct_names(runs: &mut [RunCurves], dirs: &[PathBuf]) {
+    let names: Vec<String> = runs.iter().map(|r| r.name.clone()).collect();
+    for (r, dir) in runs.iter_mut().zip(dirs) {
+        if names.iter().filter(|n| **n == r.name).count() > 1 {
+            let parent = dir.canonicalize().ok().and_then(|d| {
+                let p = d.parent()?.file_name()?.to_string_lossy().into_owned();
+                Some(p)
+            });
+            if let Some(p) = parent {
+                r.name = format!("{p}/{}", r.name);
+            }
+        }
+    }
+}
+
 pub fn run(a: PlotArgs) -> Result<()> {
     check_writable_file(&a.out, "--out")?;
-    let runs = a
+    let mut runs = a
         .runs
         .iter()
         .map(|d| RunCurves::read(d))
         .collect::<Result<Vec<_>>>()?;
+    distinct_names(&mut runs, &a.runs);
     draw(&runs, &a.out)?;
     println!("plot: {} run(s) -> {}", runs.len(), a.out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn curves(name: &str) -> RunCurves {
+        RunCurves {
+            name: name.into(),
+            g_loss: Vec::new(),
+            d_loss: Vec::new(),
+            sec_per_kimg: Vec::new(),
+            fid: None,
+        }
+    }
+
+    #[test]
+    fn runs_of_the_same_name_are_told_apart_by_their_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs: Vec<PathBuf> = ["a/00000-faster", "b/00000-faster", "a/00001-faster"]
+            .iter()
+            .map(|d| tmp.path().join(d))
+            .collect();
+        for d in &dirs {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let mut runs: Vec<RunCurves> = ["00000-faster", "00000-faster", "00001-faster"]
+            .map(curves)
+            .into_iter()
+            .collect();
+        distinct_names(&mut runs, &dirs);
+        let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["a/00000-faster", "b/00000-faster", "00001-faster"]);
+    }
 }

@@ -169,13 +169,21 @@ where
             .map_err(err)?;
         return Ok(());
     }
-    let pad = ((y1 - y0) * 0.05).max(1e-6);
+    // a single kimg or a flat curve gets a range around its value (not one of 1e-6)
+    let xpad = if x1 > x0 {
+        0.0
+    } else {
+        (x0.abs() * 0.05).max(1e-3)
+    };
+    let pad = ((y1 - y0) * 0.05)
+        .max(y0.abs().max(y1.abs()) * 0.01)
+        .max(1e-6);
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 24))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(64)
-        .build_cartesian_2d(x0..x1.max(x0 + 1e-3), (y0 - pad)..(y1 + pad))
+        .build_cartesian_2d((x0 - xpad)..(x1 + xpad), (y0 - pad)..(y1 + pad))
         .map_err(err)?;
     chart
         .configure_mesh()
