@@ -76,7 +76,7 @@ stage() {
 # Python 3.12 no longer has (setuptools' shim gives it back); if it is missing, a stand-in
 python_check() {
   [ -d "$G/site/timm" ] || return 0
-  if ! PYTHONPATH=$G/site "$PY" -c 'import distutils.util' 2>/dev/null; then
+  if ! PYTHONPATH=$G/site "$PY" -c 'from distutils.util import strtobool' 2>/dev/null; then
     mkdir -p "$G/site/distutils"
     : >"$G/site/distutils/__init__.py"
     printf '%s\n' 'def strtobool(v):' \
