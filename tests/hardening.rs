@@ -428,8 +428,8 @@ fn messages_say_what_to_do() {
     // a run directory name, not a path
     let mut args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), "0.004");
     args.extend(["--desc", "../../elsewhere"]);
-    refused(fpgan(&args), &["--desc '../../elsewhere'", "name"]);
-    assert!(!tmp.path().join("elsewhere").exists());
+    refused(fpgan(&args), &["--desc '../../elsewhere'", "without /"]);
+    assert!(!out.join("elsewhere").exists() && !tmp.path().join("elsewhere").exists());
     // generate: a grid that does not fit the seeds is said; a walk's format without a walk,
     // and a grid with one, are refused
     let (r, g) = (run.to_str().unwrap(), tmp.path().join("gen"));
@@ -441,9 +441,9 @@ fn messages_say_what_to_do() {
     let o = gen(&["--seeds", "0-2", "--grid", "2x2"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(
-        text(&o.stdout).contains("--grid 2x2 has 4 cells for 3 images"),
+        text(&o.stderr).contains("--grid 2x2 has 4 cells for 3 images"),
         "{}",
-        text(&o.stdout)
+        text(&o.stderr)
     );
     refused(
         gen(&["--seeds", "0-2", "--format", "png-frames"]),
@@ -481,7 +481,7 @@ fn messages_say_what_to_do() {
     let err = refused(o, &["the network makes 128x128"]);
     assert!(!err.contains("--res"), "{err}");
     let snap = snapshots_in(&run)[0].clone();
-    std::fs::write(&snap, b"broken").unwrap();
+    std::fs::write(&snap, vec![0u8; 4096]).unwrap(); // overwritten: damaged, not another kind
     let o = fpgan(&["generate", "--network", snap.to_str().unwrap()]);
     let err = refused(o, &["truncated or corrupt", "--network"]);
     assert!(
@@ -502,12 +502,19 @@ fn auto_resume_continues_the_newest_matching_run_and_names_changed_options() {
     args.extend(["--resume", "none"]);
     let o = fpgan(&args);
     assert!(o.status.success(), "{}", text(&o.stderr));
+    // a newer matching run that died before its first snapshot is passed over
+    let second = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("00001-"))
+        .unwrap();
+    std::fs::create_dir(out.join(second.replacen("00001", "00002", 1))).unwrap();
     let mut args = train_args(d, o_, "0.004");
     args.extend(["--lr", "0.0003"]);
     let o = fpgan(&args);
     let (so, se) = (text(&o.stdout), text(&o.stderr));
     assert!(o.status.success(), "{se}");
-    assert!(se.contains("note: 2 runs in"), "{se}");
+    assert!(so.contains("note: 3 runs in"), "{so}");
     let resumed = so.lines().find(|l| l.starts_with("Resuming")).unwrap_or("");
     assert!(resumed.contains("/00001-"), "{so}");
     assert!(
@@ -517,7 +524,7 @@ fn auto_resume_continues_the_newest_matching_run_and_names_changed_options() {
     let runs: Vec<PathBuf> = (std::fs::read_dir(&out).unwrap())
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(runs.len(), 2, "no third run directory: {runs:?}");
+    assert_eq!(runs.len(), 3, "no new run directory: {runs:?}");
     let newest = runs
         .iter()
         .find(|p| p.to_string_lossy().contains("/00001-"))

@@ -606,7 +606,9 @@ fn ctrl_c_writes_a_snapshot_and_exits_cleanly() {
     );
     let so = text(&o.stdout);
     assert!(
-        so.contains("Stopped at kimg") && so.contains("Its metrics were skipped"),
+        so.contains("Stopped at kimg")
+            && so.contains("Its metrics were skipped")
+            && so.contains("--metrics kid50k_full --num-gen 8`"),
         "{so}"
     );
     assert!(

@@ -80,8 +80,11 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     let n = seeds.len() * classes.len();
     let grid = match (&a.class, grid) {
         (None, Some((c, r))) if (c * r) as usize != n => {
-            let shown = n.min((c * r) as usize);
-            println!("generate: --grid {c}x{r} has {} cells for {n} images: grid.png shows the first {shown}", c * r);
+            let cells = (c * r) as usize;
+            match cells < n {
+                true => eprintln!("warning: --grid {c}x{r} has {cells} cells for {n} images: grid.png shows the first {cells}"),
+                false => eprintln!("warning: --grid {c}x{r} has {cells} cells for {n} images: grid.png holds them in {} row(s) of {c}", n.div_ceil(c as usize)),
+            }
             grid
         }
         (None, grid) => grid,

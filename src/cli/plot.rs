@@ -20,20 +20,38 @@ pub struct PlotArgs {
     pub out: PathBuf,
 }
 
-/// Runs of the same name (`00000-faster-...` in two --outdir folders) are named with their
-/// parent folder too, so that the legend tells them apart.
+/// Runs of the same name (`00000-faster-...` in two --outdir folders) are named with as many of
+/// their parent folders as it takes to tell them apart in the legend.
 fn distinct_names(runs: &mut [RunCurves], dirs: &[PathBuf]) {
+    let paths: Vec<Vec<String>> = dirs
+        .iter()
+        .map(|d| {
+            let d = d.canonicalize().unwrap_or_else(|_| d.clone());
+            let parts = d.components().rev();
+            parts
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect()
+        })
+        .collect();
+    let label = |i: usize, depth: usize| -> String {
+        let p = &paths[i];
+        let mut parts: Vec<&str> = p.iter().take(depth).map(String::as_str).collect();
+        parts.reverse();
+        parts.join("/")
+    };
     let names: Vec<String> = runs.iter().map(|r| r.name.clone()).collect();
-    for (r, dir) in runs.iter_mut().zip(dirs) {
-        if names.iter().filter(|n| **n == r.name).count() > 1 {
-            let parent = dir.canonicalize().ok().and_then(|d| {
-                let p = d.parent()?.file_name()?.to_string_lossy().into_owned();
-                Some(p)
-            });
-            if let Some(p) = parent {
-                r.name = format!("{p}/{}", r.name);
-            }
+    for (i, run) in runs.iter_mut().enumerate() {
+        let twins: Vec<usize> = (0..names.len())
+            .filter(|&j| j != i && names[j] == names[i])
+            .collect();
+        if twins.is_empty() {
+            continue;
         }
+        let deepest = paths[i].len().max(1);
+        let depth = (2..=deepest)
+            .find(|&k| twins.iter().all(|&j| label(j, k) != label(i, k)))
+            .unwrap_or(deepest);
+        run.name = label(i, depth);
     }
 }
 
@@ -67,19 +85,21 @@ mod tests {
     #[test]
     fn runs_of_the_same_name_are_told_apart_by_their_folder() {
         let tmp = tempfile::tempdir().unwrap();
-        let dirs: Vec<PathBuf> = ["a/00000-faster", "b/00000-faster", "a/00001-faster"]
-            .iter()
-            .map(|d| tmp.path().join(d))
-            .collect();
-        for d in &dirs {
-            std::fs::create_dir_all(d).unwrap();
-        }
-        let mut runs: Vec<RunCurves> = ["00000-faster", "00000-faster", "00001-faster"]
-            .map(curves)
-            .into_iter()
-            .collect();
-        distinct_names(&mut runs, &dirs);
-        let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+        let case = |dirs: [&str; 3]| -> Vec<String> {
+            let dirs: Vec<PathBuf> = dirs.iter().map(|d| tmp.path().join(d)).collect();
+            for d in &dirs {
+                std::fs::create_dir_all(d).unwrap();
+            }
+            let mut runs: Vec<RunCurves> = (dirs.iter())
+                .map(|d| curves(&d.file_name().unwrap().to_string_lossy()))
+                .collect();
+            distinct_names(&mut runs, &dirs);
+            runs.into_iter().map(|r| r.name).collect()
+        };
+        let names = case(["a/00000-faster", "b/00000-faster", "a/00001-faster"]);
         assert_eq!(names, ["a/00000-faster", "b/00000-faster", "00001-faster"]);
+        // the default --outdir twice: one folder more
+        let names = case(["x/runs/00000-f", "y/runs/00000-f", "x/runs/00001-f"]);
+        assert_eq!(names, ["x/runs/00000-f", "y/runs/00000-f", "00001-f"]);
     }
 }

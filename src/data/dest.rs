@@ -29,7 +29,9 @@ fn dest_name(dest: &Path) -> Result<String> {
             dest.display()
         );
     };
-    const OTHER_ARCHIVES: [&str; 6] = [".tar", ".tar.gz", ".tgz", ".gz", ".7z", ".rar"];
+    const OTHER_ARCHIVES: [&str; 9] = [
+        ".tar", ".tgz", ".gz", ".bz2", ".xz", ".zst", ".7z", ".rar", ".lz4",
+    ];
     let lower = name.to_lowercase();
     if let Some(ext) = OTHER_ARCHIVES.iter().find(|e| lower.ends_with(*e)) {
         bail!(

@@ -34,6 +34,10 @@ impl Network {
             );
         };
         let (t, meta) = safetensors::load(&file).map_err(|e| match e.is::<NotSafetensors>() {
+            true if file.extension().is_some_and(|x| x == "pkl") => anyhow::anyhow!(
+                "{e:#}: an official pickle is imported first (fpgan import --pkl {} --out DIR), then given as --network DIR",
+                file.display()
+            ),
             true => anyhow::anyhow!(
                 "{e:#}: --network takes a network-snapshot-*.safetensors file or a run directory"
             ),

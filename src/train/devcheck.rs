@@ -293,6 +293,8 @@ pub fn check_inputs(opts: &TrainOptions, z_dim: i64) -> (Tensor, Tensor) {
 
 /// Compare `device` with the CPU for `opts` (its batch, resolution and configuration).
 pub fn check(opts: &TrainOptions, device: Device) -> Result<DeviceCheck> {
+    let name = device_name(device);
+    eprintln!("check: one G phase and one D phase on the CPU and on {name} ...");
     let mut cpu = Trainer::new(opts, Device::Cpu)?;
     let mut dev = Trainer::new(opts, device)?;
     for (d, c) in [
@@ -307,16 +309,14 @@ pub fn check(opts: &TrainOptions, device: Device) -> Result<DeviceCheck> {
     let (g_d, d_d, grads_d) = phase_grads(&mut dev, &z, &real)?;
     let names = |g: &[(String, Tensor)]| g.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
     if names(&grads_c) != names(&grads_d) {
-        anyhow::bail!(
-            "{} and the CPU computed gradients for different parameters",
-            device_name(device)
-        );
+        anyhow::bail!("{name} and the CPU computed gradients for different parameters");
     }
     let (grad_g, worst_g) = compare_network("G.", &grads_c, &grads_d);
     let (grad_d, worst_d) = compare_network("D.", &grads_c, &grads_d);
     let worst = if grad_g >= grad_d { worst_g } else { worst_d };
+    eprintln!("check: Adam and EMA updates ...");
     let mut out = DeviceCheck {
-        device: device_name(device),
+        device: name.clone(),
         loss_g: rel(g_d, g_c),
         loss_d: rel(d_d, d_c),
         grad_g,
@@ -331,6 +331,7 @@ pub fn check(opts: &TrainOptions, device: Device) -> Result<DeviceCheck> {
         graphs_error: None,
     };
     // last, and without failing the check: a failed capture must not cost the figures above
+    eprintln!("check: the step on {name}, twice eagerly and once with --cuda-graphs ...");
     graphs_check(&mut out, opts, device);
     Ok(out)
 }

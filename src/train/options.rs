@@ -129,7 +129,9 @@ impl TrainOptions {
     /// The options that shape training (not where it writes, how long it runs, what it
     /// measures) whose values differ from `before`'s, as `--flag now (was before)`.
     pub fn changes_from(&self, before: &TrainOptions) -> Vec<String> {
+        // the data by its name: its path may be written another way (relative, a slash)
         const UNSHAPING: [&str; 11] = [
+            "data",
             "outdir",
             "kimg",
             "tick",
@@ -140,8 +142,12 @@ impl TrainOptions {
             "device",
             "desc",
             "grid",
-            "dataset_name",
         ];
+        let show = |v: &serde_json::Value| match v {
+            serde_json::Value::Bool(b) => (if *b { "on" } else { "off" }).to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            v => v.to_string(),
+        };
         let (now, was) = (serde_json::json!(self), serde_json::json!(before));
         let (Some(now), Some(was)) = (now.as_object(), was.as_object()) else {
             return Vec::new();
@@ -150,7 +156,11 @@ impl TrainOptions {
             .filter(|(k, _)| !UNSHAPING.contains(&k.as_str()))
             .filter_map(|(k, v)| {
                 let w = was.get(k).unwrap_or(&serde_json::Value::Null);
-                (v != w).then(|| format!("--{} {v} (was {w})", k.replace('_', "-")))
+                let flag = match k.as_str() {
+                    "dataset_name" => "--data".to_string(),
+                    k => format!("--{}", k.replace('_', "-")),
+                };
+                (v != w).then(|| format!("{flag} {} (was {})", show(v), show(w)))
             })
             .collect()
     }
@@ -217,11 +227,10 @@ impl TrainOptions {
     }
 }
 
-/// `--desc` ends the run directory's name: a name, not a path.
+/// `--desc` ends the run directory's name: anything but a path.
 fn check_desc(desc: &str) -> Result<()> {
-    let ok = |c: char| c.is_alphanumeric() || "-_.+=,@".contains(c);
-    if desc.is_empty() || desc.starts_with('.') || !desc.chars().all(ok) {
-        bail!("--desc '{desc}' must be a name for the run directory: letters, digits and - _ . + = , @ (not starting with a dot)");
+    if desc.is_empty() || desc.contains(['/', '\\', '\0']) {
+        bail!("--desc '{desc}' must be a name for the run directory, without / or \\");
     }
     Ok(())
 }

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 /// What `--resume` asks for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ResumeFrom {
-    /// Continue the newest matching run in --outdir (from its newest snapshot, or from the
-    /// start in that directory if it has none); start a new one if none matches.
+    /// Continue the newest matching run in --outdir that has a snapshot (from its newest
+    /// snapshot), else the newest matching run from its start; a new run if none matches.
     Auto,
     /// Always start a new run directory.
     Never,
@@ -73,16 +73,29 @@ pub fn load_training_set(data: &Path, res: Option<i64>, mirror: bool) -> Result<
     Ok(set.with_mirror(mirror))
 }
 
+/// Where a run goes: its directory, the snapshot it continues (if any), and a note for the log
+/// when `--resume auto` chose among several matching runs.
+pub struct RunChoice {
+    pub dir: PathBuf,
+    pub snapshot: Option<PathBuf>,
+    pub note: Option<String>,
+}
+
 /// Pick the run directory (`NNNNN-<cfg>-<dataset>-batch<B>` in `--outdir`) and the snapshot to
 /// resume from (if any).
-pub fn resolve_run(opts: &TrainOptions, resume: &ResumeFrom) -> Result<(PathBuf, Option<PathBuf>)> {
+pub fn resolve_run(opts: &TrainOptions, resume: &ResumeFrom) -> Result<RunChoice> {
     create_output_dir(&opts.outdir, "--outdir")?;
     let desc = opts.run_desc();
     let dirs = run_dirs(&opts.outdir);
     let next_id = dirs.iter().map(|(i, _)| i + 1).max().unwrap_or(0);
     let new_dir = opts.outdir.join(format!("{next_id:05}-{desc}"));
+    let chosen = |dir: PathBuf, snapshot: Option<PathBuf>| RunChoice {
+        dir,
+        snapshot,
+        note: None,
+    };
     match resume {
-        ResumeFrom::Never => Ok((new_dir, None)),
+        ResumeFrom::Never => Ok(chosen(new_dir, None)),
         ResumeFrom::Path(p) if p.is_dir() => {
             let snap = snapshots_in(p).into_iter().next().with_context(|| {
                 format!(
@@ -90,7 +103,7 @@ pub fn resolve_run(opts: &TrainOptions, resume: &ResumeFrom) -> Result<(PathBuf,
                     p.display()
                 )
             })?;
-            Ok((p.clone(), Some(snap)))
+            Ok(chosen(p.clone(), Some(snap)))
         }
         ResumeFrom::Path(p) => {
             if !p.is_file() {
@@ -103,7 +116,7 @@ pub fn resolve_run(opts: &TrainOptions, resume: &ResumeFrom) -> Result<(PathBuf,
                 .parent()
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from("."));
-            Ok((dir, Some(p.clone())))
+            Ok(chosen(dir, Some(p.clone())))
         }
         ResumeFrom::Auto => {
             let mut matching: Vec<&(u32, PathBuf)> = dirs
@@ -114,18 +127,28 @@ pub fn resolve_run(opts: &TrainOptions, resume: &ResumeFrom) -> Result<(PathBuf,
                 })
                 .collect();
             matching.sort();
-            let Some((_, newest)) = matching.last() else {
-                return Ok((new_dir, None));
+            let with_snapshot = matching.iter().rev().find_map(|(_, d)| {
+                let snap = snapshots_in(d).into_iter().next()?;
+                Some((d.clone(), Some(snap)))
+            });
+            let newest = matching.last().map(|(_, d)| (d.clone(), None));
+            let Some((dir, snapshot)) = with_snapshot.or(newest) else {
+                return Ok(chosen(new_dir, None));
             };
-            if matching.len() > 1 {
-                eprintln!(
-                    "note: {} runs in {} match these options; continuing the newest, {} (--resume DIR picks another, --resume none starts a new one)",
+            let note = (matching.len() > 1).then(|| {
+                format!(
+                    "note: {} runs in {} match these options; continuing {}, the newest {} (--resume DIR picks another, --resume none starts a new one)",
                     matching.len(),
                     opts.outdir.display(),
-                    newest.display()
-                );
-            }
-            Ok((newest.clone(), snapshots_in(newest).into_iter().next()))
+                    dir.display(),
+                    if snapshot.is_some() { "with a snapshot" } else { "(none has a snapshot)" }
+                )
+            });
+            Ok(RunChoice {
+                dir,
+                snapshot,
+                note,
+            })
         }
     }
 }

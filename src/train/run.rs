@@ -1,7 +1,7 @@
 //! A training run around the [`Trainer`], as named steps from start or resume to the stop
 //! (reference sections 7.5-7.7 and 11).
 use super::options::TrainOptions;
-use super::resume::{resolve_run, ResumeFrom, ResumeMode};
+use super::resume::{resolve_run, ResumeFrom, ResumeMode, RunChoice};
 use super::signals;
 use super::state::CannotContinue;
 use super::tick::{self, format_time, Log, TickTiming};
@@ -18,7 +18,7 @@ use crate::monitor::plot;
 use crate::snapshot::{self, snapshot_name, snapshots_in};
 use crate::util::atomic::{atomic_write, TMP_TAG};
 use crate::util::device::{device_name, parse_device};
-use crate::util::files::{keep_lines, lock_dir};
+use crate::util::files::{keep_lines, lock_dir, shell_word};
 use crate::util::images;
 use crate::util::progress;
 use crate::util::rng::SplitMix;
@@ -97,7 +97,11 @@ fn open_run<'a>(
         })?;
         trainer.set_label_distribution(labels)?;
     }
-    let (mut run_dir, mut snapshot) = resolve_run(opts, resume)?;
+    let RunChoice {
+        dir: mut run_dir,
+        mut snapshot,
+        note,
+    } = resolve_run(opts, resume)?;
     if mode == ResumeMode::Reference {
         let ResumeFrom::Path(_) = resume else {
             bail!("--resume-mode reference needs --resume <snapshot file or run dir>");
@@ -108,12 +112,15 @@ fn open_run<'a>(
             "Copied the weights of {} (reference resume: kimg 0, fresh Adam, no EMA rampup)",
             snap.display()
         );
-        run_dir = resolve_run(opts, &ResumeFrom::Never)?.0;
+        run_dir = resolve_run(opts, &ResumeFrom::Never)?.dir;
     }
     if let Some(g) = &group {
         g.barrier()?; // every rank has chosen the run directory before rank 0 creates it
     }
     let mut run = Run::open(opts, set, trainer, run_dir, device, rank0)?;
+    if let Some(n) = note {
+        run.log.line(&n);
+    }
     match &snapshot {
         Some(snap) => run.resume(snap, resume)?,
         None => run.start()?,
@@ -126,8 +133,8 @@ fn open_run<'a>(
 }
 
 /// Train tick after tick until the end or a stop signal: every `snap` ticks (and at the end) a
-/// snapshot, metrics and plots, written by rank 0 only; on a stop signal a snapshot and plots,
-/// without metrics (they can take hours). Returns the run directory.
+/// snapshot, metrics and plots, written by rank 0 only; on a stop signal before the end a
+/// snapshot and plots, without metrics (they can take hours). Returns the run directory.
 fn run_ticks(mut run: Run<'_>, snap: i64, rank0: bool) -> Result<PathBuf> {
     loop {
         let (done, stop) = run.iterate_tick()?;
@@ -136,7 +143,7 @@ fn run_ticks(mut run: Run<'_>, snap: i64, rank0: bool) -> Result<PathBuf> {
         run.end_tick()?;
         if done || stop || tick % snap == 0 {
             let snap = if rank0 { Some(run.snapshot()?) } else { None };
-            if tick != 0 && !stop {
+            if tick != 0 && (done || !stop) {
                 run.evaluate(snap.as_deref())?; // every rank generates its share
             }
             if rank0 {
@@ -146,11 +153,11 @@ fn run_ticks(mut run: Run<'_>, snap: i64, rank0: bool) -> Result<PathBuf> {
             run.trainer.reseed();
         }
         run.next_tick(m0.elapsed().as_secs_f64());
-        if stop {
-            return run.stopped();
-        }
         if done {
             return run.finished();
+        }
+        if stop {
+            return run.stopped();
         }
     }
 }
@@ -660,15 +667,31 @@ impl<'a> Run<'a> {
             .unwrap_or_else(|| "none".into())
     }
 
+    /// The `fpgan metrics` command that scores `snap` as this run would have.
+    fn metrics_command(&self, snap: &Path) -> String {
+        let o = self.opts;
+        let mut cmd = format!(
+            "fpgan metrics --network {} --data {} --metrics {}",
+            shell_word(snap),
+            shell_word(&o.data),
+            o.metrics.join(",")
+        );
+        if let Some(n) = o.metrics_num_gen {
+            cmd += &format!(" --num-gen {n}");
+        }
+        if o.seed != 0 {
+            cmd += &format!(" --seed {}", o.seed);
+        }
+        cmd
+    }
+
     /// Stopped on request (the snapshot is written, its metrics not computed).
     fn stopped(mut self) -> Result<PathBuf> {
         self.log.pb.finish_and_clear();
         let unscored = match (self.metrics.is_empty(), &self.last_good) {
             (false, Some(snap)) => format!(
-                " Its metrics were skipped: `fpgan metrics --network {} --data {} --metrics {}` computes them.",
-                snap.display(),
-                self.opts.data.display(),
-                self.opts.metrics.join(",")
+                " Its metrics were skipped: `{}` computes them.",
+                self.metrics_command(snap)
             ),
             _ => String::new(),
         };

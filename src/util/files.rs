@@ -106,3 +106,31 @@ pub fn keep_lines(path: &Path, keep: impl Fn(&serde_json::Value) -> bool) -> Res
     let body: String = kept.iter().map(|l| format!("{l}\n")).collect();
     atomic_write(path, |w| Ok(w.write_all(body.as_bytes())?))
 }
+
+/// `p` as one word of a shell command: as it is if it needs no quoting, else in single quotes.
+pub fn shell_word(p: &Path) -> String {
+    let s = p.to_string_lossy();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_./-+=,:@%".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        return s.into_owned();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_survive_a_shell() {
+        for p in ["runs/00000-a/snap.safetensors", "my data/x.zip", "it's", ""] {
+            let w = shell_word(Path::new(p));
+            let o = std::process::Command::new("sh")
+                .args(["-c", &format!("printf %s {w}")])
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&o.stdout), p, "{w}");
+        }
+        assert_eq!(shell_word(Path::new("runs/a.zip")), "runs/a.zip");
+    }
+}

@@ -74,8 +74,8 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Value) -> Result<(
     })
 }
 
-/// A file that does not begin as a safetensors file does (some other kind of file, not a
-/// damaged snapshot).
+/// A file of another kind: not named `*.safetensors` and not beginning as one does (a file so
+/// named is a damaged one instead).
 #[derive(Debug, thiserror::Error)]
 #[error("{0} is not a safetensors file (as fpgan's snapshots are)")]
 pub struct NotSafetensors(pub String);
@@ -92,7 +92,8 @@ pub fn load(path: &Path) -> Result<(BTreeMap<String, Tensor>, Value)> {
     if bytes.len() < 8 {
         return Err(corrupt("shorter than a header"));
     }
-    if bytes.get(8).is_some_and(|&b| b != b'{') {
+    let named = path.extension().is_some_and(|e| e == "safetensors");
+    if !named && bytes.get(8).is_some_and(|&b| b != b'{') {
         return Err(NotSafetensors(path.display().to_string()).into());
     }
     let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
