@@ -241,6 +241,10 @@ fn metrics_cli_scores_a_conditional_network() {
     );
     assert!(o.status.success(), "{}", text(&o.stderr));
     let line = text(&o.stdout);
+    assert!(
+        line.contains("metrics: 4 generated images, about"),
+        "the estimate up front: {line}"
+    );
     let fid: f64 = line
         .lines()
         .find_map(|l| l.strip_prefix("metrics: fid50k_full = "))

@@ -2,14 +2,16 @@
 use crate::data::{ImageSet, PrepareOptions};
 use crate::eval::detector::Detector;
 use crate::eval::evaluator::{
-    detector_batch, features_of, folder_batches, real_features, Evaluator,
+    detector_batch, evaluation_rate, features_of, folder_batches, images_per_evaluation,
+    real_features, Evaluator,
 };
 use crate::eval::metrics::{
     check_image_count, check_num_gen, feature_stats, fid, kid, parse_metrics,
 };
 use crate::eval::report::metric_line;
 use crate::snapshot::Network;
-use crate::util::device::parse_device;
+use crate::train::tick::format_time;
+use crate::util::device::{device_name, parse_device};
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -88,6 +90,14 @@ fn network_metrics(a: &MetricsArgs, net: &Path, data: &Path, device: Device) -> 
         set.num_images(),
         data.display(),
         cache_note(eval.cached)
+    );
+    // said up front, where no progress bar shows (a log file, a job's output)
+    let n = images_per_evaluation(&eval.metrics, a.num_gen);
+    let rate = evaluation_rate(&net.g, device)?;
+    println!(
+        "metrics: {n} generated images, about {} at {rate:.1} img/s on {}",
+        format_time(n as f64 / rate),
+        device_name(device)
     );
     let snap = net
         .source
