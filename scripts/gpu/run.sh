@@ -163,7 +163,7 @@ bench() {  # bench [SETTING...]: the four configurations at each setting, in the
   about >>"$OUT/bench.txt"
   for setting in "$@"; do
     flags=$(settings_flags "$setting") || { FAILED=1; continue; }
-    # bounded (about 1.5 min expected for fp32, less for the others): a hang must not cost the
+    # bounded (about 1.5 min estimated from FLOPs for fp32, less for the others): a hang must not cost the
     # next steps; the JSON keeps each configuration measured before the limit
     # shellcheck disable=SC2086 # the flags are words
     attempt bench.txt 360 "${b[@]}" $flags --json "$OUT/bench-gpu-$setting.json"

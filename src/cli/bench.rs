@@ -54,12 +54,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let specs = specs(&a)?;
     // the JSON is rewritten after each configuration: a bench stopped early keeps its figures
     let outcome = bench::run_all(&specs, |results| {
-        if let Some(p) = &a.json {
-            if let Err(e) = bench::write_json(results, p) {
-                eprintln!("warning: {e:#} (the next configurations still run)");
-            }
+        let written = a.json.as_ref().map(|p| bench::write_json(results, p));
+        if let Some(Err(e)) = written {
+            eprintln!("warning: {e:#} (the next configurations still run)");
         }
-        Ok(())
     })?;
     if !outcome.results.is_empty() {
         print!("{}", bench::render(&outcome.results));

@@ -81,10 +81,11 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     let grid = match (&a.class, grid) {
         (None, Some((c, r))) if (c * r) as usize != n => {
             let cells = (c * r) as usize;
-            match cells < n {
-                true => eprintln!("warning: --grid {c}x{r} has {cells} cells for {n} images: grid.png shows the first {cells}"),
-                false => eprintln!("warning: --grid {c}x{r} has {cells} cells for {n} images: grid.png holds them in {} row(s) of {c}", n.div_ceil(c as usize)),
-            }
+            let shown = match cells < n {
+                true => format!("shows the first {cells}"),
+                false => format!("holds them in {} row(s) of {c}", n.div_ceil(c as usize)),
+            };
+            eprintln!("warning: --grid {c}x{r} has {cells} cells for {n} images: grid.png {shown}");
             grid
         }
         (None, grid) => grid,

@@ -93,7 +93,7 @@ fn network_metrics(a: &MetricsArgs, net: &Path, data: &Path, device: Device) -> 
     );
     // said up front, where no progress bar shows (a log file, a job's output)
     let n = images_per_evaluation(&eval.metrics, a.num_gen);
-    let rate = evaluation_rate(&net.g, device)?;
+    let rate = evaluation_rate(&eval.detector, &net.g, device)?;
     println!(
         "metrics: {n} generated images, about {} at {rate:.1} img/s on {}",
         format_time(n as f64 / rate),

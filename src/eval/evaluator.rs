@@ -178,11 +178,10 @@ pub fn images_per_evaluation(metrics: &[Metric], num_gen: Option<usize>) -> usiz
     total
 }
 
-/// Images per second of generating with `g` and extracting detector features on `device`,
+/// Images per second of generating with `g` and extracting `detector`'s features on `device`,
 /// timed on a second batch (the first pays one-time costs). Training's random stream is left as
 /// it was.
-pub fn evaluation_rate(g: &Generator, device: Device) -> Result<f64> {
-    let detector = Detector::load(device)?;
+pub fn evaluation_rate(detector: &Detector, g: &Generator, device: Device) -> Result<f64> {
     let batch = detector_batch(device);
     with_rng_kept(device, || {
         let _guard = tch::no_grad_guard();

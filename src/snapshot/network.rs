@@ -33,17 +33,19 @@ impl Network {
                 path.display()
             );
         };
-        let (t, meta) = safetensors::load(&file).map_err(|e| match e.is::<NotSafetensors>() {
-            true if file.extension().is_some_and(|x| x == "pkl") => anyhow::anyhow!(
-                "{e:#}: an official pickle is imported first (fpgan import --pkl {} --out DIR), then given as --network DIR",
-                file.display()
-            ),
-            true => anyhow::anyhow!(
-                "{e:#}: --network takes a network-snapshot-*.safetensors file or a run directory"
-            ),
-            false => {
-                anyhow::anyhow!("{e:#}; give an earlier snapshot of the run (--network <file>)")
-            }
+        let (t, meta) = safetensors::load(&file).map_err(|e| {
+            let pickle = file.extension().is_some_and(|x| x == "pkl");
+            let advice = match (e.is::<NotSafetensors>(), pickle) {
+                (true, true) => format!(
+                    ": an official pickle is imported first (fpgan import --pkl {} --out DIR), then given as --network DIR",
+                    file.display()
+                ),
+                (true, false) => {
+                    ": --network takes a network-snapshot-*.safetensors file or a run directory".into()
+                }
+                (false, _) => "; give an earlier snapshot of the run (--network <file>)".into(),
+            };
+            anyhow::anyhow!("{e:#}{advice}")
         })?;
         let header = read_header(&meta, &file)?;
         let mut vs = VarStore::new(device);

@@ -279,7 +279,7 @@ pub struct BenchOutcome {
 /// success (to save them, so that a run stopped early keeps what it measured).
 pub fn run_all(
     specs: &[BenchSpec],
-    mut measured: impl FnMut(&[BenchResult]) -> Result<()>,
+    mut measured: impl FnMut(&[BenchResult]),
 ) -> Result<BenchOutcome> {
     let exe = std::env::current_exe().context("cannot find the fpgan executable")?;
     let mut out = BenchOutcome {
@@ -291,7 +291,7 @@ pub fn run_all(
         match run_worker(&exe, spec) {
             Ok(r) => {
                 out.results.push(r);
-                measured(&out.results)?;
+                measured(&out.results);
             }
             Err(e) => {
                 eprintln!("bench: {} failed (its messages above)", spec.cfg);

@@ -10,6 +10,7 @@ use crate::data::stream::BatchStream;
 use crate::data::ImageSet;
 use crate::dist::launch::Membership;
 use crate::dist::{Backend, ProcessGroup};
+use crate::eval::detector::Detector;
 use crate::eval::evaluator::{evaluation_rate, images_per_evaluation, Evaluator, Score};
 use crate::eval::metrics::{parse_metrics, Metric};
 use crate::eval::report::{append_metric, metric_files};
@@ -405,7 +406,9 @@ impl<'a> Run<'a> {
             return Ok(());
         }
         let n = images_per_evaluation(&self.metrics, self.opts.metrics_num_gen);
-        let rate = evaluation_rate(&self.trainer.g_ema, self.device)?;
+        // the evaluator (and its detector) is made at the first evaluation
+        let detector = Detector::load(self.device)?;
+        let rate = evaluation_rate(&detector, &self.trainer.g_ema, self.device)?;
         let secs = n as f64 / rate;
         let names: Vec<&str> = self.metrics.iter().map(|m| m.name()).collect();
         let mut line = format!(

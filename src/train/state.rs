@@ -62,9 +62,12 @@ impl Trainer {
     }
 
     fn restore_weights(&mut self, path: &Path) -> Result<(BTreeMap<String, Tensor>, SnapshotMeta)> {
-        let (t, meta) = safetensors::load(path).map_err(|e| match e.is::<NotSafetensors>() {
-            true => anyhow::anyhow!("{e:#}: --resume takes a snapshot file or a run directory"),
-            false => anyhow::anyhow!("{e:#}; resume from an earlier snapshot (--resume <file>) or start a new run (--resume none)"),
+        let (t, meta) = safetensors::load(path).map_err(|e| {
+            if e.is::<NotSafetensors>() {
+                anyhow::anyhow!("{e:#}: --resume takes a snapshot file or a run directory")
+            } else {
+                anyhow::anyhow!("{e:#}; resume from an earlier snapshot (--resume <file>) or start a new run (--resume none)")
+            }
         })?;
         let snap = SnapshotMeta::from_json(&meta, path)?;
         let g_now = self.g.config.clone();
