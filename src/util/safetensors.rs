@@ -1,72 +1,74 @@
 //! Checkpoint files: safetensors (readable by any safetensors reader) whose header also carries
 //! the training metadata as JSON under `__metadata__.fpgan`.
 use super::atomic::atomic_write;
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use safetensors::tensor::{Metadata, TensorInfo};
+use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{Read, Write};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
-fn dtype(kind: Kind) -> Result<(&'static str, usize)> {
-    Ok(match kind {
-        Kind::Float => ("F32", 4),
-        Kind::Double => ("F64", 8),
-        Kind::Int64 => ("I64", 8),
-        Kind::Int => ("I32", 4),
-        Kind::Uint8 => ("U8", 1),
-        Kind::Half => ("F16", 2),
-        Kind::BFloat16 => ("BF16", 2),
-        Kind::Bool => ("BOOL", 1),
-        k => bail!("cannot store tensors of kind {k:?}"),
-    })
+/// The safetensors dtype of each tensor kind fpgan stores, both ways.
+const DTYPES: [(Kind, Dtype); 8] = [
+    (Kind::Float, Dtype::F32),
+    (Kind::Double, Dtype::F64),
+    (Kind::Int64, Dtype::I64),
+    (Kind::Int, Dtype::I32),
+    (Kind::Uint8, Dtype::U8),
+    (Kind::Half, Dtype::F16),
+    (Kind::BFloat16, Dtype::BF16),
+    (Kind::Bool, Dtype::BOOL),
+];
+
+fn dtype(kind: Kind) -> Result<Dtype> {
+    let found = DTYPES.iter().find(|(k, _)| *k == kind);
+    found
+        .map(|&(_, d)| d)
+        .ok_or_else(|| anyhow!("cannot store tensors of kind {kind:?}"))
 }
 
-fn kind(dtype: &str) -> Option<(Kind, usize)> {
-    Some(match dtype {
-        "F32" => (Kind::Float, 4),
-        "F64" => (Kind::Double, 8),
-        "I64" => (Kind::Int64, 8),
-        "I32" => (Kind::Int, 4),
-        "U8" => (Kind::Uint8, 1),
-        "F16" => (Kind::Half, 2),
-        "BF16" => (Kind::BFloat16, 2),
-        "BOOL" => (Kind::Bool, 1),
-        _ => return None,
-    })
+fn kind(dtype: Dtype) -> Option<Kind> {
+    DTYPES.iter().find(|(_, d)| *d == dtype).map(|&(k, _)| k)
 }
 
 /// Save `tensors` (any device) and `meta` as one safetensors file, written to a temporary file,
 /// fsynced and renamed, so a crash or a full disk never leaves a half-written checkpoint under
-/// the final name.
+/// the final name. The header is the `safetensors` crate's; the data is streamed tensor by tensor.
 pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Value) -> Result<()> {
-    let mut header = serde_json::Map::new();
-    header.insert(
-        "__metadata__".into(),
-        serde_json::json!({ "fpgan": meta.to_string() }),
-    );
-    let mut offset = 0usize;
-    let mut cpu = Vec::with_capacity(tensors.len());
-    for (name, t) in tensors {
-        let t = t.detach().to_device(Device::Cpu).contiguous();
-        let (dt, size) = dtype(t.kind())?;
-        let bytes = t.numel() * size;
-        header.insert(
+    let cpu: Vec<Tensor> = tensors
+        .iter()
+        .map(|(_, t)| t.detach().to_device(Device::Cpu).contiguous())
+        .collect();
+    let mut infos = Vec::with_capacity(tensors.len());
+    let mut offset = 0;
+    for ((name, _), t) in tensors.iter().zip(&cpu) {
+        let dtype = dtype(t.kind())?;
+        let bytes = t.numel() * dtype.bitsize() / 8;
+        let shape = t.size().iter().map(|&d| d as usize).collect();
+        let data_offsets = (offset, offset + bytes);
+        infos.push((
             name.clone(),
-            serde_json::json!({"dtype": dt, "shape": t.size(), "data_offsets": [offset, offset + bytes]}),
-        );
+            TensorInfo {
+                dtype,
+                shape,
+                data_offsets,
+            },
+        ));
         offset += bytes;
-        cpu.push((t, bytes));
     }
-    let mut head = serde_json::to_vec(&Value::Object(header))?;
-    head.resize(head.len().div_ceil(8) * 8, b' ');
+    let fpgan = HashMap::from([("fpgan".to_string(), meta.to_string())]);
+    let header = Metadata::new(Some(fpgan), infos)
+        .map_err(|e| anyhow!("cannot describe {}: {e}", path.display()))?;
+    let mut head = serde_json::to_vec(&header)?;
+    head.resize(head.len().next_multiple_of(8), b' ');
     atomic_write(path, |w| {
         w.write_all(&(head.len() as u64).to_le_bytes())?;
         w.write_all(&head)?;
         let mut buf = Vec::new();
-        for (t, bytes) in &cpu {
-            buf.resize(*bytes, 0);
+        for t in &cpu {
+            buf.resize(t.numel() * t.kind().elt_size_in_bytes(), 0);
             t.copy_data_u8(&mut buf, t.numel());
             w.write_all(&buf)?;
         }
@@ -80,58 +82,31 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Value) -> Result<(
 #[error("{0} is not a safetensors file (as fpgan's snapshots are)")]
 pub struct NotSafetensors(pub String);
 
-/// Read a file written by [`save`]: its tensors (on the CPU) and metadata. Every offset is
-/// checked, so a truncated or corrupt file gives a clear error ([`NotSafetensors`] for a file
-/// of another kind).
+/// Read a file written by [`save`]: its tensors (on the CPU) and metadata. The `safetensors`
+/// crate checks every offset, so a truncated or corrupt file gives a clear error
+/// ([`NotSafetensors`] for a file of another kind).
 pub fn load(path: &Path) -> Result<(BTreeMap<String, Tensor>, Value)> {
-    let corrupt = |why: &str| anyhow::anyhow!("{} is truncated or corrupt ({why})", path.display());
-    let mut bytes = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
+    let corrupt =
+        |why: &dyn std::fmt::Display| anyhow!("{} is truncated or corrupt ({why})", path.display());
+    let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
-    if bytes.len() < 8 {
-        return Err(corrupt("shorter than a header"));
-    }
     let named = path.extension().is_some_and(|e| e == "safetensors");
     if !named && bytes.get(8).is_some_and(|&b| b != b'{') {
         return Err(NotSafetensors(path.display().to_string()).into());
     }
-    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
-    if n > bytes.len() - 8 {
-        return Err(corrupt("header runs past the end"));
-    }
-    let header: serde_json::Map<String, Value> =
-        serde_json::from_slice(&bytes[8..8 + n]).map_err(|_| corrupt("unreadable header"))?;
+    let (n, header) = SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(&e))?;
     let data = &bytes[8 + n..];
-    let mut meta = Value::Null;
     let mut tensors = BTreeMap::new();
-    for (name, info) in header {
-        if name == "__metadata__" {
-            if let Some(s) = info.get("fpgan").and_then(|v| v.as_str()) {
-                meta = serde_json::from_str(s).map_err(|_| corrupt("unreadable metadata"))?;
-            }
-            continue;
-        }
-        let (k, size) = info["dtype"]
-            .as_str()
-            .and_then(kind)
-            .ok_or_else(|| corrupt("unknown dtype"))?;
-        let shape: Vec<i64> =
-            serde_json::from_value(info["shape"].clone()).map_err(|_| corrupt("bad shape"))?;
-        let off: Vec<usize> = serde_json::from_value(info["data_offsets"].clone())
-            .map_err(|_| corrupt("bad offsets"))?;
-        let bytes = shape
-            .iter()
-            .try_fold(size, |acc, &d| usize::try_from(d).ok()?.checked_mul(acc))
-            .ok_or_else(|| corrupt(&format!("tensor {name} has a bad shape")))?;
-        if off.len() != 2 || off[1] > data.len() || off[1] < off[0] || off[1] - off[0] != bytes {
-            return Err(corrupt(&format!("tensor {name} lies outside the file")));
-        }
-        tensors.insert(
-            name,
-            Tensor::from_data_size(&data[off[0]..off[1]], &shape, k),
-        );
+    for (name, info) in header.tensors() {
+        let k = kind(info.dtype).ok_or_else(|| corrupt(&format!("{name}: {:?}", info.dtype)))?;
+        let shape: Vec<i64> = info.shape.iter().map(|&d| d as i64).collect();
+        let (from, to) = info.data_offsets;
+        tensors.insert(name, Tensor::from_data_size(&data[from..to], &shape, k));
     }
+    let meta = match header.metadata().as_ref().and_then(|m| m.get("fpgan")) {
+        Some(s) => serde_json::from_str(s).map_err(|_| corrupt(&"unreadable metadata"))?,
+        None => Value::Null,
+    };
     Ok((tensors, meta))
 }
 
@@ -196,4 +171,57 @@ pub fn import_by(
         }
         Ok(copied)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One small tensor of every kind fpgan stores, with distinct values.
+    fn one_of_each() -> Vec<(String, Tensor)> {
+        let base = Tensor::arange(6, (Kind::Float, Device::Cpu)).reshape([2, 3]) - 2.5;
+        DTYPES
+            .iter()
+            .map(|&(k, d)| (format!("t.{d:?}"), base.to_kind(k)))
+            .collect()
+    }
+
+    #[test]
+    fn a_saved_file_reads_back_here_and_in_libtorch_s_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.safetensors");
+        let meta = serde_json::json!({"kimg": 1.5, "note": "a \"quoted\" word"});
+        let saved = one_of_each();
+        save(&path, &saved, &meta).unwrap();
+
+        let (ours, read_meta) = load(&path).unwrap();
+        assert_eq!(read_meta, meta);
+        let theirs: BTreeMap<String, Tensor> = Tensor::read_safetensors(&path)
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert_eq!(ours.len(), saved.len());
+        for (name, t) in &saved {
+            for read in [&ours[name], &theirs[name]] {
+                assert_eq!(read.kind(), t.kind(), "{name}");
+                assert!(read.equal(t), "{name}: {read} != {t}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_cut_short_is_named_as_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.safetensors");
+        save(&path, &one_of_each(), &Value::Null).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        for keep in [0, 7, 20, bytes.len() - 1] {
+            std::fs::write(&path, &bytes[..keep]).unwrap();
+            let e = load(&path).unwrap_err().to_string();
+            assert!(
+                e.contains("x.safetensors is truncated or corrupt"),
+                "{keep}: {e}"
+            );
+        }
+    }
 }
