@@ -453,6 +453,10 @@ fn messages_say_what_to_do() {
         gen(&["--seeds", "0-2", "--interpolate", "--grid", "2x2"]),
         &["not with --interpolate"],
     );
+    refused(
+        gen(&["--seeds", "0-2", "--class", "all", "--grid", "3x1"]),
+        &["one row per class", "drop --grid"],
+    );
     // dataset: an archive kind fpgan does not write is refused, not made a folder
     let tar = tmp.path().join("set.tar");
     refused(

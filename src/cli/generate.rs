@@ -20,7 +20,8 @@ pub struct GenerateArgs {
     /// Output directory (seedNNNN.png per seed).
     #[arg(long, default_value = "out")]
     pub outdir: PathBuf,
-    /// Also tile the images into grid.png, COLSxROWS (e.g. 8x8).
+    /// Also tile the images into grid.png, COLSxROWS (e.g. 8x8); with --class the grid is
+    /// always one row per class and one column per seed.
     #[arg(long)]
     pub grid: Option<String>,
     /// Truncation: FastGAN has no mapping network, so only `none` exists (as the reference).
@@ -52,6 +53,9 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     let grid = a.grid.as_deref().map(parse_grid).transpose()?;
     if a.interpolate && grid.is_some() {
         bail!("--grid tiles single images: not with --interpolate (drop one of them)");
+    }
+    if a.class.is_some() && grid.is_some() {
+        bail!("--grid: with --class, grid.png is one row per class and one column per seed; drop --grid");
     }
     if !a.interpolate && a.format != WalkFormat::Gif {
         bail!("--format is the latent walk's: add --interpolate, or drop --format");

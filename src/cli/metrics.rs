@@ -2,16 +2,15 @@
 use crate::data::{ImageSet, PrepareOptions};
 use crate::eval::detector::Detector;
 use crate::eval::evaluator::{
-    detector_batch, evaluation_rate, features_of, folder_batches, images_per_evaluation,
-    real_features, Evaluator,
+    detector_batch, features_of, folder_batches, images_per_evaluation, real_features, Estimate,
+    Evaluator,
 };
 use crate::eval::metrics::{
     check_image_count, check_num_gen, feature_stats, fid, kid, parse_metrics,
 };
 use crate::eval::report::metric_line;
 use crate::snapshot::Network;
-use crate::train::tick::format_time;
-use crate::util::device::{device_name, parse_device};
+use crate::util::device::parse_device;
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -93,12 +92,8 @@ fn network_metrics(a: &MetricsArgs, net: &Path, data: &Path, device: Device) -> 
     );
     // said up front, where no progress bar shows (a log file, a job's output)
     let n = images_per_evaluation(&eval.metrics, a.num_gen);
-    let rate = evaluation_rate(&eval.detector, &net.g, device)?;
-    println!(
-        "metrics: {n} generated images, about {} at {rate:.1} img/s on {}",
-        format_time(n as f64 / rate),
-        device_name(device)
-    );
+    let estimate = Estimate::measure(&eval.detector, &net.g, device, n)?;
+    println!("metrics: {estimate}");
     let snap = net
         .source
         .file_name()

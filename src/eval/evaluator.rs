@@ -6,6 +6,8 @@ use crate::data::labels::{class_table, draw_classes};
 use crate::data::ImageSet;
 use crate::dist::ProcessGroup;
 use crate::nets::generator::Generator;
+use crate::util::clock::format_time;
+use crate::util::device::device_name;
 use crate::util::images::to_uint8;
 use crate::util::rng_state::with_rng_kept;
 use crate::util::{home, progress, safetensors};
@@ -178,23 +180,62 @@ pub fn images_per_evaluation(metrics: &[Metric], num_gen: Option<usize>) -> usiz
     total
 }
 
-/// Images per second of generating with `g` and extracting `detector`'s features on `device`,
-/// timed on a second batch (the first pays one-time costs). Training's random stream is left as
-/// it was.
-pub fn evaluation_rate(detector: &Detector, g: &Generator, device: Device) -> Result<f64> {
-    let batch = detector_batch(device);
-    with_rng_kept(device, || {
-        let _guard = tch::no_grad_guard();
-        let mut secs = 0.0;
-        for _ in 0..2 {
-            let t0 = std::time::Instant::now();
-            let z = Tensor::randn([batch as i64, g.config.z_dim], (Kind::Float, device));
-            let f = detector.features(&to_uint8(&g.forward_t(&z, false)))?;
-            f.sum(Kind::Float).double_value(&[]); // wait for the device
-            secs = t0.elapsed().as_secs_f64();
-        }
-        Ok(batch as f64 / secs.max(1e-9))
-    })
+/// What one evaluation costs on a device: its generated images, the measured rate of generating
+/// and extracting their features, and so its time. Shown as `N generated images, about T at
+/// R img/s on DEVICE` by training and by `fpgan metrics`.
+pub struct Estimate {
+    pub images: usize,
+    /// Images per second.
+    pub rate: f64,
+    pub device: Device,
+}
+
+impl Estimate {
+    /// Time `images` generated images with `g` and `detector` on `device`, from a second batch
+    /// (the first pays one-time costs). Training's random stream is left as it was.
+    pub fn measure(
+        detector: &Detector,
+        g: &Generator,
+        device: Device,
+        images: usize,
+    ) -> Result<Self> {
+        let batch = detector_batch(device);
+        let rate = with_rng_kept(device, || {
+            let _guard = tch::no_grad_guard();
+            let mut secs = 0.0;
+            for _ in 0..2 {
+                let t0 = std::time::Instant::now();
+                let z = Tensor::randn([batch as i64, g.config.z_dim], (Kind::Float, device));
+                let f = detector.features(&to_uint8(&g.forward_t(&z, false)))?;
+                f.sum(Kind::Float).double_value(&[]); // wait for the device
+                secs = t0.elapsed().as_secs_f64();
+            }
+            Ok::<_, anyhow::Error>(batch as f64 / secs.max(1e-9))
+        })?;
+        Ok(Estimate {
+            images,
+            rate,
+            device,
+        })
+    }
+
+    /// Seconds one evaluation takes.
+    pub fn secs(&self) -> f64 {
+        self.images as f64 / self.rate
+    }
+}
+
+impl std::fmt::Display for Estimate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} generated images, about {} at {:.1} img/s on {}",
+            self.images,
+            format_time(self.secs()),
+            self.rate,
+            device_name(self.device)
+        )
+    }
 }
 
 /// Real features of a dataset and the detector, ready to score generators.

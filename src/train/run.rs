@@ -4,20 +4,21 @@ use super::options::TrainOptions;
 use super::resume::{resolve_run, ResumeFrom, ResumeMode, RunChoice};
 use super::signals;
 use super::state::CannotContinue;
-use super::tick::{self, format_time, Log, TickTiming};
+use super::tick::{self, Log, TickTiming};
 use super::trainer::Trainer;
 use crate::data::stream::BatchStream;
 use crate::data::ImageSet;
 use crate::dist::launch::Membership;
 use crate::dist::{Backend, ProcessGroup};
 use crate::eval::detector::Detector;
-use crate::eval::evaluator::{evaluation_rate, images_per_evaluation, Evaluator, Score};
+use crate::eval::evaluator::{images_per_evaluation, Estimate, Evaluator, Score};
 use crate::eval::metrics::{parse_metrics, Metric};
 use crate::eval::report::{append_metric, metric_files};
 use crate::monitor::board::Board;
 use crate::monitor::plot;
 use crate::snapshot::{self, snapshot_name, snapshots_in};
 use crate::util::atomic::{atomic_write, TMP_TAG};
+use crate::util::clock::format_time;
 use crate::util::device::{device_name, parse_device};
 use crate::util::files::{keep_lines, lock_dir, shell_word};
 use crate::util::images;
@@ -408,14 +409,12 @@ impl<'a> Run<'a> {
         let n = images_per_evaluation(&self.metrics, self.opts.metrics_num_gen);
         // the evaluator (and its detector) is made at the first evaluation
         let detector = Detector::load(self.device)?;
-        let rate = evaluation_rate(&detector, &self.trainer.g_ema, self.device)?;
-        let secs = n as f64 / rate;
+        let estimate = Estimate::measure(&detector, &self.trainer.g_ema, self.device, n)?;
+        let secs = estimate.secs();
         let names: Vec<&str> = self.metrics.iter().map(|m| m.name()).collect();
         let mut line = format!(
-            "Metrics {} at every snapshot: about {} each ({n} generated images at {rate:.1} img/s on {})",
-            names.join(","),
-            format_time(secs),
-            device_name(self.device)
+            "Metrics {} at every snapshot, each {estimate}",
+            names.join(",")
         );
         if secs > 600.0 {
             line += "; for quicker looks use --num-gen 2000 (not comparable) or --metrics none";

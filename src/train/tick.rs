@@ -2,7 +2,7 @@
 //! log.txt and the tick's statistics (losses, timing, memory) as one line of stats.jsonl.
 use super::trainer::Trainer;
 use crate::fastpath::cuda_memory;
-use crate::util::clock::unix_time;
+use crate::util::clock::{format_time, unix_time};
 use crate::util::files::keep_lines;
 use crate::util::progress;
 use anyhow::{Context, Result};
@@ -45,17 +45,6 @@ impl Log {
             self.pb.suspend(|| println!("{s}"));
             let _ = writeln!(f, "{s}");
         }
-    }
-}
-
-/// `42s`, `3m 05s`, `2h 03m 05s`, `1d 02h 03m`.
-pub fn format_time(s: f64) -> String {
-    let s = s.max(0.0).round() as u64;
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m {:02}s", s / 60, s % 60),
-        3600..=86399 => format!("{}h {:02}m {:02}s", s / 3600, s / 60 % 60, s % 60),
-        _ => format!("{}d {:02}h {:02}m", s / 86400, s / 3600 % 24, s / 60 % 60),
     }
 }
 
