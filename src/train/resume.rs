@@ -85,10 +85,11 @@ pub struct RunChoice {
 /// resume from (if any).
 pub fn resolve_run(opts: &TrainOptions, resume: &ResumeFrom) -> Result<RunChoice> {
     create_output_dir(&opts.outdir, "--outdir")?;
-    let desc = opts.run_desc();
     let dirs = run_dirs(&opts.outdir);
     let next_id = dirs.iter().map(|(i, _)| i + 1).max().unwrap_or(0);
-    let new_dir = opts.outdir.join(format!("{next_id:05}-{desc}"));
+    let new_dir = opts
+        .outdir
+        .join(format!("{next_id:05}-{}", opts.run_desc()));
     let chosen = |dir: PathBuf, snapshot: Option<PathBuf>| RunChoice {
         dir,
         snapshot,
@@ -118,37 +119,40 @@ pub fn resolve_run(opts: &TrainOptions, resume: &ResumeFrom) -> Result<RunChoice
                 .unwrap_or_else(|| PathBuf::from("."));
             Ok(chosen(dir, Some(p.clone())))
         }
-        ResumeFrom::Auto => {
-            let mut matching: Vec<&(u32, PathBuf)> = dirs
-                .iter()
-                .filter(|(_, d)| {
-                    d.file_name()
-                        .is_some_and(|n| n.to_string_lossy().get(6..) == Some(desc.as_str()))
-                })
-                .collect();
-            matching.sort();
-            let with_snapshot = matching.iter().rev().find_map(|(_, d)| {
-                let snap = snapshots_in(d).into_iter().next()?;
-                Some((d.clone(), Some(snap)))
-            });
-            let newest = matching.last().map(|(_, d)| (d.clone(), None));
-            let Some((dir, snapshot)) = with_snapshot.or(newest) else {
-                return Ok(chosen(new_dir, None));
-            };
-            let note = (matching.len() > 1).then(|| {
-                format!(
-                    "note: {} runs in {} match these options; continuing {}, the newest {} (--resume DIR picks another, --resume none starts a new one)",
-                    matching.len(),
-                    opts.outdir.display(),
-                    dir.display(),
-                    if snapshot.is_some() { "with a snapshot" } else { "(none has a snapshot)" }
-                )
-            });
-            Ok(RunChoice {
-                dir,
-                snapshot,
-                note,
-            })
-        }
+        ResumeFrom::Auto => Ok(newest_matching(opts, &dirs).unwrap_or(chosen(new_dir, None))),
     }
+}
+
+/// `--resume auto`: of the run directories named for these options, the newest with a snapshot
+/// (else the newest), with a note when there were several; None when there is none.
+fn newest_matching(opts: &TrainOptions, dirs: &[(u32, PathBuf)]) -> Option<RunChoice> {
+    let desc = opts.run_desc();
+    let mut matching: Vec<&(u32, PathBuf)> = dirs
+        .iter()
+        .filter(|(_, d)| {
+            d.file_name()
+                .is_some_and(|n| n.to_string_lossy().get(6..) == Some(desc.as_str()))
+        })
+        .collect();
+    matching.sort();
+    let with_snapshot = matching.iter().rev().find_map(|(_, d)| {
+        let snap = snapshots_in(d).into_iter().next()?;
+        Some((d.clone(), Some(snap)))
+    });
+    let newest = matching.last().map(|(_, d)| (d.clone(), None));
+    let (dir, snapshot) = with_snapshot.or(newest)?;
+    let note = (matching.len() > 1).then(|| {
+        format!(
+            "note: {} runs in {} match these options; continuing {}, the newest {} (--resume DIR picks another, --resume none starts a new one)",
+            matching.len(),
+            opts.outdir.display(),
+            dir.display(),
+            if snapshot.is_some() { "with a snapshot" } else { "(none has a snapshot)" }
+        )
+    });
+    Some(RunChoice {
+        dir,
+        snapshot,
+        note,
+    })
 }
