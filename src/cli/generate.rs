@@ -46,28 +46,7 @@ pub struct GenerateArgs {
 }
 
 pub fn run(a: GenerateArgs) -> Result<()> {
-    if a.trunc != "none" {
-        bail!("--trunc {}: FastGAN has no mapping network, so truncation does not exist; use --trunc none", a.trunc);
-    }
-    let seeds = parse_seeds(&a.seeds)?;
-    let grid = a.grid.as_deref().map(parse_grid).transpose()?;
-    if a.interpolate && grid.is_some() {
-        bail!("--grid tiles single images: not with --interpolate (drop one of them)");
-    }
-    if a.class.is_some() && grid.is_some() {
-        bail!("--grid: with --class, grid.png is one row per class and one column per seed; drop --grid");
-    }
-    if !a.interpolate && a.format != WalkFormat::Gif {
-        bail!("--format is the latent walk's: add --interpolate, or drop --format");
-    }
-    if a.interpolate {
-        if seeds.len() < 2 || a.frames < 1 {
-            bail!("--interpolate needs at least two seeds and --frames >= 1");
-        }
-        if seeds.len().saturating_mul(a.frames) > MAX_FRAMES {
-            bail!("--interpolate: {} seeds x --frames {} is over {MAX_FRAMES} frames; use fewer seeds or frames", seeds.len(), a.frames);
-        }
-    }
+    let (seeds, grid) = check_args(&a)?;
     let device = parse_device(&a.device)?;
     let net = Network::load(&a.network, device)?;
     let classes = parse_classes(a.class.as_deref(), net.classes())?;
@@ -110,6 +89,36 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
+/// The seeds and grid of `a`, once every option is known to fit the others (before any loading).
+fn check_args(a: &GenerateArgs) -> Result<(Vec<u32>, Option<Grid>)> {
+    if a.trunc != "none" {
+        bail!("--trunc {}: FastGAN has no mapping network, so truncation does not exist; use --trunc none", a.trunc);
+    }
+    let seeds = parse_seeds(&a.seeds)?;
+    let grid = a.grid.as_deref().map(parse_grid).transpose()?;
+    if a.interpolate && grid.is_some() {
+        bail!("--grid tiles single images: not with --interpolate (drop one of them)");
+    }
+    if a.class.is_some() && grid.is_some() {
+        bail!("--grid: with --class, grid.png is one row per class and one column per seed; drop --grid");
+    }
+    if !a.interpolate && a.format != WalkFormat::Gif {
+        bail!("--format is the latent walk's: add --interpolate, or drop --format");
+    }
+    if a.interpolate {
+        if seeds.len() < 2 || a.frames < 1 {
+            bail!("--interpolate needs at least two seeds and --frames >= 1");
+        }
+        if seeds.len().saturating_mul(a.frames) > MAX_FRAMES {
+            bail!("--interpolate: {} seeds x --frames {} is over {MAX_FRAMES} frames; use fewer seeds or frames", seeds.len(), a.frames);
+        }
+    }
+    Ok((seeds, grid))
+}
+
+/// grid.png's columns and rows.
+type Grid = (i64, i64);
+
 /// Frames of a latent walk held in memory at most.
 const MAX_FRAMES: usize = 20_000;
 
@@ -120,7 +129,7 @@ fn write_images(
     net: &Network,
     seeds: &[u32],
     classes: &[Option<i64>],
-    grid: Option<(i64, i64)>,
+    grid: Option<Grid>,
     outdir: &Path,
 ) -> Result<()> {
     let in_grid = grid.map_or(0, |(c, r)| (c * r) as usize);

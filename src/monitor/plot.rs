@@ -7,6 +7,7 @@ use crate::util::images::png_bytes;
 use anyhow::{anyhow, bail, Context, Result};
 use plotters::prelude::*;
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// One curve: (kimg, value) points in kimg order.
@@ -146,6 +147,28 @@ pub fn draw(runs: &[RunCurves], out: &Path) -> Result<()> {
         .with_context(|| format!("cannot write {}", out.display()))
 }
 
+/// The x (kimg) and y ranges of a panel: every point with a margin, and a single kimg or a flat
+/// curve given a range around its value (not one of 1e-6); None without points.
+fn axes(curves: &[(&str, &Curve)]) -> Option<(Range<f64>, Range<f64>)> {
+    let pts = curves.iter().flat_map(|(_, c)| c.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in pts {
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    }
+    if x0 > x1 {
+        return None;
+    }
+    let xpad = if x1 > x0 {
+        0.0
+    } else {
+        (x0.abs() * 0.05).max(1e-3)
+    };
+    let ypad = ((y1 - y0) * 0.05)
+        .max(y0.abs().max(y1.abs()) * 0.01)
+        .max(1e-6);
+    Some(((x0 - xpad)..(x1 + xpad), (y0 - ypad)..(y1 + ypad)))
+}
+
 /// One panel: every run's curve over kimg, with a legend naming the runs when there are several.
 fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
@@ -155,35 +178,21 @@ fn panel<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let pts = curves.iter().flat_map(|(_, c)| c.iter());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in pts {
-        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
-    }
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("plot: {e:?}");
-    if x0 > x1 {
+    let Some((xs, ys)) = axes(curves) else {
         let style = ("sans-serif", 22).into_font().color(&BLACK);
         area.titled(title, ("sans-serif", 24))
             .map_err(err)?
             .draw_text("no values yet", &style, (200, 150))
             .map_err(err)?;
         return Ok(());
-    }
-    // a single kimg or a flat curve gets a range around its value (not one of 1e-6)
-    let xpad = if x1 > x0 {
-        0.0
-    } else {
-        (x0.abs() * 0.05).max(1e-3)
     };
-    let pad = ((y1 - y0) * 0.05)
-        .max(y0.abs().max(y1.abs()) * 0.01)
-        .max(1e-6);
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 24))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(64)
-        .build_cartesian_2d((x0 - xpad)..(x1 + xpad), (y0 - pad)..(y1 + pad))
+        .build_cartesian_2d(xs, ys)
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -222,4 +231,31 @@ pub fn progress_png(dir: &Path) -> Result<PathBuf> {
     let out = dir.join("progress.png");
     draw(&[RunCurves::read(dir)?], &out)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axes_hold_every_point_and_give_a_lone_point_a_readable_range() {
+        assert!(axes(&[("a", &vec![])]).is_none());
+        let (a, b): (Curve, Curve) = (vec![(0.0, 300.0), (2.0, 200.0)], vec![(1.0, 150.0)]);
+        let (xs, ys) = axes(&[("a", &a), ("b", &b)]).unwrap();
+        assert_eq!(xs, 0.0..2.0);
+        assert!(
+            ys.start < 150.0 && ys.end > 300.0 && ys.end - ys.start < 200.0,
+            "{ys:?}"
+        );
+        // one FID at one kimg: both ranges around it, wide enough for distinct tick labels
+        let (xs, ys) = axes(&[("a", &vec![(4.0, 186.1)])]).unwrap();
+        assert!(
+            xs.start < 4.0 && xs.end > 4.0 && xs.end - xs.start >= 0.4,
+            "{xs:?}"
+        );
+        assert!(
+            ys.start < 186.1 && ys.end > 186.1 && ys.end - ys.start >= 3.0,
+            "{ys:?}"
+        );
+    }
 }

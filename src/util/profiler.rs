@@ -178,8 +178,30 @@ pub fn summarise(path: &Path, iterations: usize, top: usize) -> Result<TraceSumm
         (a.min(e.ts), b.max(e.ts + e.dur))
     });
     let kernels = count("kernel");
-    let heavy = if kernels > 0.0 { "kernel" } else { "cpu_op" };
-    let heavy: Vec<&Event> = spans.iter().copied().filter(|e| e.cat == heavy).collect();
+    Ok(TraceSummary {
+        trace: path.display().to_string(),
+        iterations,
+        ops: count("cpu_op"),
+        kernels,
+        gpu_ms: spans.iter().filter(gpu).map(|e| e.dur).sum::<f64>() / 1e3 / n,
+        wall_ms: if last > first {
+            (last - first) / 1e3 / n
+        } else {
+            0.0
+        },
+        top: heaviest(
+            &spans,
+            if kernels > 0.0 { "kernel" } else { "cpu_op" },
+            n,
+            top,
+        ),
+        phases: phase_totals(&spans, n),
+    })
+}
+
+/// The `top` names of category `cat` by self time, per iteration (`n` iterations).
+fn heaviest(spans: &[&Event], cat: &str, n: f64, top: usize) -> Vec<TraceEntry> {
+    let heavy: Vec<&Event> = spans.iter().copied().filter(|e| e.cat == cat).collect();
     let mut by_name: HashMap<&str, (f64, f64)> = HashMap::new();
     for (e, us) in heavy.iter().zip(self_times(&heavy)) {
         let s = by_name.entry(e.name.as_str()).or_default();
@@ -195,6 +217,12 @@ pub fn summarise(path: &Path, iterations: usize, top: usize) -> Result<TraceSumm
         .collect();
     rows.sort_by(|a, b| b.ms_per_iter.total_cmp(&a.ms_per_iter));
     rows.truncate(top);
+    rows
+}
+
+/// The labelled phases (user annotations) in the order they first ran, with their calls and
+/// wall time per iteration (`n` iterations).
+fn phase_totals(spans: &[&Event], n: f64) -> Vec<TraceEntry> {
     let mut marks: Vec<&Event> = (spans.iter().copied())
         .filter(|e| e.cat == "user_annotation")
         .collect();
@@ -215,18 +243,5 @@ pub fn summarise(path: &Path, iterations: usize, top: usize) -> Result<TraceSumm
     for p in &mut phases {
         (p.calls_per_iter, p.ms_per_iter) = (p.calls_per_iter / n, p.ms_per_iter / 1e3 / n);
     }
-    Ok(TraceSummary {
-        trace: path.display().to_string(),
-        iterations,
-        ops: count("cpu_op"),
-        kernels,
-        gpu_ms: spans.iter().filter(gpu).map(|e| e.dur).sum::<f64>() / 1e3 / n,
-        wall_ms: if last > first {
-            (last - first) / 1e3 / n
-        } else {
-            0.0
-        },
-        top: rows,
-        phases,
-    })
+    phases
 }
