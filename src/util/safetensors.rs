@@ -99,7 +99,9 @@ pub fn load(path: &Path) -> Result<(BTreeMap<String, Tensor>, Value)> {
     let mut tensors = BTreeMap::new();
     for (name, info) in header.tensors() {
         let k = kind(info.dtype).ok_or_else(|| corrupt(&format!("{name}: {:?}", info.dtype)))?;
-        let shape: Vec<i64> = info.shape.iter().map(|&d| d as i64).collect();
+        let shape: Vec<i64> = (info.shape.iter().map(|&d| i64::try_from(d).ok()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| corrupt(&format!("{name}: shape {:?}", info.shape)))?;
         let (from, to) = info.data_offsets;
         tensors.insert(name, Tensor::from_data_size(&data[from..to], &shape, k));
     }
@@ -207,6 +209,20 @@ mod tests {
                 assert!(read.equal(t), "{name}: {read} != {t}");
             }
         }
+    }
+
+    #[test]
+    fn an_empty_tensor_with_a_dimension_past_i64_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.safetensors");
+        let head = format!(
+            r#"{{"t":{{"dtype":"F32","shape":[0,{}],"data_offsets":[0,0]}}}}"#,
+            u64::MAX
+        );
+        let bytes = [&(head.len() as u64).to_le_bytes()[..], head.as_bytes()].concat();
+        std::fs::write(&path, bytes).unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        assert!(e.contains("x.safetensors is truncated or corrupt"), "{e}");
     }
 
     #[test]
