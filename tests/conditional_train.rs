@@ -146,6 +146,28 @@ fn a_conditional_run_trains_with_class_rows_resumes_exactly_and_generates_per_cl
             assert!(gen.join(format!("class{k:02}-seed{s:04}.png")).is_file());
         }
     }
+    let (w, h) = image::image_dimensions(gen.join("grid.png")).unwrap();
+    assert_eq!(w * 3, h * 2, "two seeds by three classes: {w}x{h}");
+    // one class: a --grid of the caller's shape
+    let one = tmp.path().join("one");
+    let o = fpgan(&[
+        "generate",
+        "--network",
+        dir.to_str().unwrap(),
+        "--seeds",
+        "0-3",
+        "--class",
+        "1",
+        "--grid",
+        "2x2",
+        "--outdir",
+        one.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let (w, h) = image::image_dimensions(one.join("grid.png")).unwrap();
+    assert_eq!(w, h, "--grid 2x2: {w}x{h}");
 }
 
 #[test]

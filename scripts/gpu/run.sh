@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run fpgan's GPU measurements on a machine without network, step by step, writing results under
-# $OUT (default ./gpu-out). Everything lives in $FPGAN_GPU (default /tmp/fpgan-gpu), which
-# survives between calls while the machine stays up. Bundles come from scripts/gpu/pack.sh.
+# $OUT (default gpu-out/ in the repository root). Everything lives in $FPGAN_GPU (default
+# /tmp/fpgan-gpu), which survives between calls while the machine stays up. Bundles come from scripts/gpu/pack.sh.
 #
 #   stage              copy the carried bundles (gpu/a, gpu/b, ...) in; assemble and check
 #   check              CUDA vs CPU: losses and gradients of one G and D phase (TF32 off); the

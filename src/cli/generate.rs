@@ -20,8 +20,8 @@ pub struct GenerateArgs {
     /// Output directory (seedNNNN.png per seed).
     #[arg(long, default_value = "out")]
     pub outdir: PathBuf,
-    /// Also tile the images into grid.png, COLSxROWS (e.g. 8x8); with --class the grid is
-    /// always one row per class and one column per seed.
+    /// Also tile the images into grid.png, COLSxROWS (e.g. 8x8); not with --class all, which
+    /// writes its own (one row per class, one column per seed).
     #[arg(long)]
     pub grid: Option<String>,
     /// Truncation: FastGAN has no mapping network, so only `none` exists (as the reference).
@@ -61,8 +61,8 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         return Ok(());
     }
     let n = seeds.len() * classes.len();
-    let grid = match (&a.class, grid) {
-        (None, Some((c, r))) if (c * r) as usize != n => {
+    let grid = match grid {
+        Some((c, r)) if (c * r) as usize != n => {
             let cells = (c * r) as usize;
             let shown = match cells < n {
                 true => format!("shows the first {cells}"),
@@ -71,9 +71,10 @@ pub fn run(a: GenerateArgs) -> Result<()> {
             eprintln!("warning: --grid {c}x{r} has {cells} cells for {n} images: grid.png {shown}");
             grid
         }
-        (None, grid) => grid,
-        (Some(_), _) if n <= MAX_GRID => Some((seeds.len() as i64, classes.len() as i64)),
-        (Some(_), _) => {
+        Some(_) => grid,
+        None if a.class.is_none() => None,
+        None if n <= MAX_GRID => Some((seeds.len() as i64, classes.len() as i64)),
+        None => {
             println!("generate: no grid.png for {n} images (at most {MAX_GRID}); use fewer seeds or classes");
             None
         }
@@ -99,8 +100,8 @@ fn check_args(a: &GenerateArgs) -> Result<(Vec<u32>, Option<Grid>)> {
     if a.interpolate && grid.is_some() {
         bail!("--grid tiles single images: not with --interpolate (drop one of them)");
     }
-    if a.class.is_some() && grid.is_some() {
-        bail!("--grid: with --class, grid.png is one row per class and one column per seed; drop --grid");
+    if a.class.as_deref() == Some("all") && grid.is_some() {
+        bail!("--grid: with --class all, grid.png is one row per class and one column per seed; drop --grid");
     }
     if !a.interpolate && a.format != WalkFormat::Gif {
         bail!("--format is the latent walk's: add --interpolate, or drop --format");

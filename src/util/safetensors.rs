@@ -5,7 +5,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
@@ -42,12 +42,18 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Value) -> Result<(
         .map(|(_, t)| t.detach().to_device(Device::Cpu).contiguous())
         .collect();
     let mut infos = Vec::with_capacity(tensors.len());
+    let mut names = HashSet::new();
+    let mut sizes = Vec::with_capacity(tensors.len());
     let mut offset = 0;
     for ((name, _), t) in tensors.iter().zip(&cpu) {
+        if !names.insert(name) {
+            bail!("cannot write {}: tensor {name} given twice", path.display());
+        }
         let dtype = dtype(t.kind())?;
-        let bytes = t.numel() * dtype.bitsize() / 8;
         let shape = t.size().iter().map(|&d| d as usize).collect();
-        let data_offsets = (offset, offset + bytes);
+        sizes.push(t.numel() * dtype.bitsize() / 8);
+        let data_offsets = (offset, offset + sizes[sizes.len() - 1]);
+        offset = data_offsets.1;
         infos.push((
             name.clone(),
             TensorInfo {
@@ -56,7 +62,6 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Value) -> Result<(
                 data_offsets,
             },
         ));
-        offset += bytes;
     }
     let fpgan = HashMap::from([("fpgan".to_string(), meta.to_string())]);
     let header = Metadata::new(Some(fpgan), infos)
@@ -67,8 +72,8 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Value) -> Result<(
         w.write_all(&(head.len() as u64).to_le_bytes())?;
         w.write_all(&head)?;
         let mut buf = Vec::new();
-        for t in &cpu {
-            buf.resize(t.numel() * t.kind().elt_size_in_bytes(), 0);
+        for (t, &bytes) in cpu.iter().zip(&sizes) {
+            buf.resize(bytes, 0);
             t.copy_data_u8(&mut buf, t.numel());
             w.write_all(&buf)?;
         }
@@ -98,18 +103,32 @@ pub fn load(path: &Path) -> Result<(BTreeMap<String, Tensor>, Value)> {
     let data = &bytes[8 + n..];
     let mut tensors = BTreeMap::new();
     for (name, info) in header.tensors() {
-        let k = kind(info.dtype).ok_or_else(|| corrupt(&format!("{name}: {:?}", info.dtype)))?;
+        let k = kind(info.dtype).with_context(|| {
+            let known: Vec<String> = DTYPES.iter().map(|(_, d)| format!("{d:?}")).collect();
+            format!(
+                "{}: tensor {name} is {:?}, which fpgan does not read ({})",
+                path.display(),
+                info.dtype,
+                known.join(", ")
+            )
+        })?;
         let shape: Vec<i64> = (info.shape.iter().map(|&d| i64::try_from(d).ok()))
             .collect::<Option<_>>()
             .ok_or_else(|| corrupt(&format!("{name}: shape {:?}", info.shape)))?;
         let (from, to) = info.data_offsets;
-        tensors.insert(name, Tensor::from_data_size(&data[from..to], &shape, k));
+        let t = Tensor::f_from_data_size(&data[from..to], &shape, k)
+            .map_err(|e| corrupt(&format!("{name}: {}", first_line(&e))))?;
+        tensors.insert(name, t);
     }
     let meta = match header.metadata().as_ref().and_then(|m| m.get("fpgan")) {
         Some(s) => serde_json::from_str(s).map_err(|_| corrupt(&"unreadable metadata"))?,
         None => Value::Null,
     };
     Ok((tensors, meta))
+}
+
+fn first_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
 /// The variables of `vs` (parameters and buffers) under `prefix`.
@@ -179,13 +198,31 @@ pub fn import_by(
 mod tests {
     use super::*;
 
-    /// One small tensor of every kind fpgan stores, with distinct values.
+    /// One small tensor of every kind fpgan stores, with distinct values, and an empty and a
+    /// zero-dimensional one.
     fn one_of_each() -> Vec<(String, Tensor)> {
         let base = Tensor::arange(6, (Kind::Float, Device::Cpu)).reshape([2, 3]) - 2.5;
-        DTYPES
+        let mut all: Vec<(String, Tensor)> = DTYPES
             .iter()
             .map(|&(k, d)| (format!("t.{d:?}"), base.to_kind(k)))
-            .collect()
+            .collect();
+        all.push((
+            "empty".into(),
+            Tensor::zeros([0, 3], (Kind::Float, Device::Cpu)),
+        ));
+        all.push(("scalar".into(), Tensor::from(7i64)));
+        all
+    }
+
+    /// A file of `head` (JSON) and `data`, as a writer of safetensors lays them out.
+    fn raw_file(path: &Path, head: &str, data: &[u8]) {
+        let bytes = [
+            &(head.len() as u64).to_le_bytes()[..],
+            head.as_bytes(),
+            data,
+        ]
+        .concat();
+        std::fs::write(path, bytes).unwrap();
     }
 
     #[test]
@@ -215,14 +252,53 @@ mod tests {
     fn an_empty_tensor_with_a_dimension_past_i64_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.safetensors");
-        let head = format!(
-            r#"{{"t":{{"dtype":"F32","shape":[0,{}],"data_offsets":[0,0]}}}}"#,
-            u64::MAX
+        // past i64, and within it but with strides past it (libtorch refuses those)
+        for shape in [
+            format!("0,{}", u64::MAX),
+            format!("0,{},{}", 1u64 << 62, 1u64 << 62),
+        ] {
+            let head =
+                format!(r#"{{"t":{{"dtype":"F32","shape":[{shape}],"data_offsets":[0,0]}}}}"#);
+            raw_file(&path, &head, &[]);
+            let e = load(&path).unwrap_err().to_string();
+            assert!(e.contains("x.safetensors is truncated or corrupt"), "{e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+    }
+
+    #[test]
+    fn files_of_the_earlier_writer_load() {
+        // its header keys sorted (metadata among them), its data in the order it was given
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.safetensors");
+        let head = r#"{"__metadata__":{"fpgan":"{\"kimg\":2}"},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}  "#;
+        let data = [1f32.to_le_bytes(), 2f32.to_le_bytes()].concat();
+        raw_file(&path, head, &data);
+        let (t, meta) = load(&path).unwrap();
+        assert_eq!(meta, serde_json::json!({"kimg": 2}));
+        assert_eq!(t["a"].double_value(&[0]), 2.0);
+        assert_eq!(t["b"].double_value(&[0]), 1.0);
+    }
+
+    #[test]
+    fn a_name_given_twice_is_refused_and_a_kind_not_read_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.safetensors");
+        let t = Tensor::zeros([2], (Kind::Float, Device::Cpu));
+        let twice = [("w".to_string(), t.shallow_clone()), ("w".to_string(), t)];
+        let e = save(&path, &twice, &Value::Null).unwrap_err().to_string();
+        assert!(e.contains("tensor w given twice"), "{e}");
+        assert!(!path.exists());
+        raw_file(
+            &path,
+            r#"{"h":{"dtype":"I16","shape":[2],"data_offsets":[0,4]}}"#,
+            &[0; 4],
         );
-        let bytes = [&(head.len() as u64).to_le_bytes()[..], head.as_bytes()].concat();
-        std::fs::write(&path, bytes).unwrap();
         let e = load(&path).unwrap_err().to_string();
-        assert!(e.contains("x.safetensors is truncated or corrupt"), "{e}");
+        assert!(
+            e.contains("tensor h is I16, which fpgan does not read (F32,"),
+            "{e}"
+        );
     }
 
     #[test]
