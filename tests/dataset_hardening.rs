@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{dataset, dataset_args, text, write_leftovers};
+use common::{dataset, dataset_args, fuzz_cases, text, write_leftovers};
 
 /// A `w` x `h` image with a pattern that depends on `seed`.
 fn picture(w: u32, h: u32, seed: u8) -> RgbImage {
@@ -621,14 +621,6 @@ fn a_full_disk_gives_one_clean_error_line_and_leaves_nothing() {
 }
 
 // ---- further defects: a seeded fuzz of the decoders and the zip reader -----------------------
-
-/// Fuzz cases per input: 400, or `FPGAN_FUZZ_CASES` for a deeper run.
-fn fuzz_cases() -> usize {
-    std::env::var("FPGAN_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(400)
-}
 
 /// `base` with a few bytes changed, inserted, removed or the end cut off.
 fn mutate(base: &[u8], rng: &mut SplitMix) -> Vec<u8> {

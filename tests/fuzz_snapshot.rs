@@ -71,7 +71,7 @@ fn mutated_snapshots_give_errors_not_crashes() {
     let path = tmp.path().join("network-snapshot-000000.000.safetensors");
     let mut rng = SplitMix(2026);
     let (mut loaded, mut refused) = (0, 0);
-    for case in 0..400 {
+    for case in 0..common::fuzz_cases() {
         let bad = mutate(&good, &mut rng);
         std::fs::write(&path, &bad).unwrap();
         let result = std::panic::catch_unwind(|| Network::load(&path, Device::Cpu).map(|_| ()));

@@ -230,3 +230,11 @@ pub fn torch_rng() -> std::sync::MutexGuard<'static, ()> {
     static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
     RNG.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Fuzz cases per input: 400, or `FPGAN_FUZZ_CASES` for a deeper run.
+pub fn fuzz_cases() -> usize {
+    std::env::var("FPGAN_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400)
+}
