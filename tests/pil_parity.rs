@@ -75,6 +75,38 @@ fn jpeg_decoding_equals_pil() {
 }
 
 #[test]
+fn cmyk_jpegs_become_the_rgb_of_pil_s_convert() {
+    let f = fixture();
+    for k in 0..2 {
+        let jpeg = bytes(&f[&format!("cmyk.{k}")]);
+        let ours = decode(&jpeg).unwrap().to_rgb8();
+        let pil = bytes(&f[&format!("cmyk_px.{k}")]);
+        assert_eq!(diff(ours.as_raw(), &pil), (0, 0), "cmyk {k}");
+    }
+}
+
+#[test]
+fn truncated_jpegs_are_refused_as_pil_refuses_them() {
+    // PIL 9.5: "image file is truncated", even when only the end marker is missing
+    let f = fixture();
+    for name in ["jpeg.0", "jpeg.4", "cmyk.0"] {
+        let jpeg = bytes(&f[name]);
+        // a cut in the headers fails while reading them; later ones are named as truncated
+        assert!(
+            decode(&jpeg[..jpeg.len() / 10]).is_err(),
+            "{name} cut to a tenth"
+        );
+        for keep in [jpeg.len() / 2, jpeg.len() - 2] {
+            let e = decode(&jpeg[..keep]).err().map(|e| e.to_string());
+            assert!(
+                e.as_deref().is_some_and(|e| e.contains("truncated")),
+                "{name} cut to {keep}: {e:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn dataset_tool_writes_the_pixels_of_the_official_dataset_tool() {
     let f = fixture();
     let tmp = tempfile::tempdir().unwrap();

@@ -94,7 +94,7 @@ pub fn decode_limited(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, Str
         .reserve(decoder.total_bytes())
         .map_err(|e| e.to_string())?;
     let orientation = decoder.orientation().map_err(|e| e.to_string())?;
-    // RGB and grey JPEGs through libjpeg-turbo, as PIL reads them; CMYK ones through `image`
+    // JPEGs through libjpeg-turbo, as PIL reads them (`image` reports CMYK ones as Rgb8)
     let as_pil = format == Some(ImageFormat::Jpeg)
         && matches!(decoder.color_type(), ColorType::Rgb8 | ColorType::L8);
     let mut img = if as_pil {
