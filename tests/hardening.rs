@@ -453,6 +453,7 @@ fn messages_say_what_to_do() {
         gen(&["--seeds", "0-2", "--interpolate", "--grid", "2x2"]),
         &["not with --interpolate"],
     );
+    refused(gen(&["--seeds", "7-0"]), &["runs backwards", "write 0-7"]);
     refused(
         gen(&["--seeds", "0-2", "--class", "all", "--grid", "3x1"]),
         &["one row per class", "drop --grid"],

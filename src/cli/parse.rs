@@ -28,7 +28,7 @@ pub fn parse_seeds(s: &str) -> Result<Vec<u32>> {
                 let (a, b): (u32, u32) =
                     (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
                 if b < a {
-                    return Err(bad());
+                    bail!("--seeds '{s}': the range {part} runs backwards; write {b}-{a}");
                 }
                 if out.len() as u64 + (b - a) as u64 + 1 > MAX_SEEDS as u64 {
                     bail!("--seeds '{s}' names more than {MAX_SEEDS} seeds; generate in parts");

@@ -167,9 +167,14 @@ pub fn fit(
         Transform::CenterCropWide => {
             // reference: ch = round(W_target * H / W) rows of the original are kept
             let ch = (width as f64 * h as f64 / w as f64).round() as u32;
-            if w < width || ch < height {
+            if w < width {
                 return Err(format!(
-                    "{w}x{h} is too small or too tall for center-crop-wide at {width}x{height}"
+                    "{w}x{h} is narrower than {width} pixels, too small for center-crop-wide at {width}x{height}"
+                ));
+            }
+            if ch < height {
+                return Err(format!(
+                    "{w}x{h} is wider than {width}:{height}, too wide for center-crop-wide at {width}x{height} (the reference skips it too)"
                 ));
             }
             let ch = ch.min(h);
@@ -194,4 +199,24 @@ pub fn encode_png(img: &RgbImage, compress: bool) -> image::ImageResult<Vec<u8>>
     };
     img.write_with_encoder(enc)?;
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn center_crop_wide_keeps_a_band_and_names_why_it_skips() {
+        let bg = Background([255, 255, 255]);
+        let fit_wide = |w, h| fit(RgbImage::new(w, h), Transform::CenterCropWide, 256, 128, bg);
+        let band = fit_wide(512, 300).unwrap();
+        assert_eq!(band.dimensions(), (256, 256));
+        // white above and below the band, the image's black inside it
+        assert_eq!(band.get_pixel(0, 0).0, [255; 3]);
+        assert_eq!(band.get_pixel(0, 128).0, [0; 3]);
+        let e = fit_wide(4000, 500).unwrap_err();
+        assert!(e.contains("too wide"), "{e}");
+        let e = fit_wide(200, 100).unwrap_err();
+        assert!(e.contains("too small"), "{e}");
+    }
 }

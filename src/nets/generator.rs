@@ -96,11 +96,15 @@ impl GeneratorConfig {
         if !(0..=100_000).contains(&self.classes) {
             anyhow::bail!("{} classes: use 0 (unconditional) to 100000", self.classes);
         }
-        if !(8..=1024).contains(&self.ngf) || self.ngf % 8 != 0 || !(1..=4096).contains(&self.z_dim)
-        {
+        if !(8..=1024).contains(&self.ngf) || self.ngf % 8 != 0 {
             anyhow::bail!(
-                "ngf {} must be a multiple of 8 from 8 to 1024 (reference 128), z_dim {} from 1 to 4096",
-                self.ngf,
+                "ngf {} must be a multiple of 8 from 8 to 1024 (reference 128)",
+                self.ngf
+            );
+        }
+        if !(1..=4096).contains(&self.z_dim) {
+            anyhow::bail!(
+                "z_dim {} must be from 1 to 4096 (reference 256)",
                 self.z_dim
             );
         }
@@ -440,6 +444,23 @@ impl Generator {
 mod tests {
     use super::*;
     use crate::util::ops::value_and_grad;
+
+    #[test]
+    fn a_bad_width_or_latent_size_is_named_alone() {
+        let with = |ngf, z_dim| {
+            let c = GeneratorConfig {
+                ngf,
+                z_dim,
+                ..GeneratorConfig::new(GenCfg::Faster, 256)
+            };
+            c.validate().map_err(|e| e.to_string())
+        };
+        assert!(with(128, 256).is_ok());
+        let e = with(0, 256).unwrap_err();
+        assert!(e.contains("ngf 0") && !e.contains("z_dim"), "{e}");
+        let e = with(128, 0).unwrap_err();
+        assert!(e.contains("z_dim 0") && !e.contains("ngf"), "{e}");
+    }
 
     /// The SE blocks' pool is the reference's AdaptiveAvgPool2d(4), values and gradients, for
     /// every size it sees (4 at 64, up to 32 at 1024).

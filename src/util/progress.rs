@@ -1,6 +1,6 @@
 //! Progress bars with count, rate and ETA on a terminal (silent when stderr is not a terminal),
 //! and the process memory figures shown next to them.
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::io::IsTerminal;
 
 /// A bar of `len` steps labelled `msg`, hidden when stderr is not a terminal (logs, CI).
@@ -10,9 +10,12 @@ pub fn bar(len: u64, msg: &str) -> ProgressBar {
         pb.set_draw_target(ProgressDrawTarget::stderr());
     }
     let style = ProgressStyle::with_template(
-        "{msg} [{bar:32}] {pos}/{len} {per_sec} elapsed {elapsed} ETA {eta}",
+        "{msg} [{bar:32}] {pos}/{len} {rate} elapsed {elapsed} ETA {eta}",
     )
     .expect("static progress template is valid")
+    .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+        let _ = write!(w, "{:.1}/s", s.per_sec());
+    })
     .progress_chars("=> ");
     pb.set_style(style);
     pb.set_message(msg.to_string());
