@@ -412,6 +412,13 @@ fn bad_invocations_fail_with_one_clear_line_and_leave_nothing_behind() {
         std::fs::read_to_string(dest.join("keep.txt")).unwrap(),
         "precious"
     );
+    // so is an existing zip named with a trailing slash (it hid the file until the rename)
+    let zip = dest.with_extension("zip");
+    std::fs::write(&zip, "not a dataset").unwrap();
+    let slashed = std::path::PathBuf::from(format!("{}/", s(&zip)));
+    let (_, e) = dataset_err(&src, &slashed, &["--resolution", "8"]);
+    assert!(e.contains("--force") && !e.contains("rename"), "{e}");
+    assert_eq!(std::fs::read_to_string(&zip).unwrap(), "not a dataset");
     // a failing --force run keeps the old content too
     let _ = dataset_err(&junk, &dest, &["--force"]);
     assert!(dest.join("keep.txt").exists());

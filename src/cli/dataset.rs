@@ -54,7 +54,9 @@ pub fn run(a: DatasetArgs) -> Result<()> {
         max_pixels: a.max_pixels,
         labels: a.labels,
     };
-    let summary = prepare_into(&a.source, &a.dest, &opts, a.force)?;
+    // `x.zip/` is x.zip (its trailing slash would hide that it exists)
+    let dest: PathBuf = a.dest.components().collect();
+    let summary = prepare_into(&a.source, &dest, &opts, a.force)?;
     let classes = match summary.classes {
         0 => String::new(),
         c => format!(", {c} classes in dataset.json"),
