@@ -63,26 +63,25 @@ fn lanczos_resize_equals_pil() {
     }
 }
 
-#[test]
-fn jpeg_decoding_equals_pil() {
+/// The `n` JPEGs `<name>.<k>` of the fixture decode to PIL's RGB `<name>_px.<k>`, bit for bit.
+fn decodes_as_pil(name: &str, n: usize) {
     let f = fixture();
-    for k in 0..5 {
-        let jpeg = bytes(&f[&format!("jpeg.{k}")]);
+    for k in 0..n {
+        let jpeg = bytes(&f[&format!("{name}.{k}")]);
         let ours = decode(&jpeg).unwrap().to_rgb8();
-        let pil = bytes(&f[&format!("jpeg_px.{k}")]);
-        assert_eq!(diff(ours.as_raw(), &pil), (0, 0), "jpeg {k}");
+        let pil = bytes(&f[&format!("{name}_px.{k}")]);
+        assert_eq!(diff(ours.as_raw(), &pil), (0, 0), "{name} {k}");
     }
 }
 
 #[test]
+fn jpeg_decoding_equals_pil() {
+    decodes_as_pil("jpeg", 5);
+}
+
+#[test]
 fn cmyk_jpegs_become_the_rgb_of_pil_s_convert() {
-    let f = fixture();
-    for k in 0..2 {
-        let jpeg = bytes(&f[&format!("cmyk.{k}")]);
-        let ours = decode(&jpeg).unwrap().to_rgb8();
-        let pil = bytes(&f[&format!("cmyk_px.{k}")]);
-        assert_eq!(diff(ours.as_raw(), &pil), (0, 0), "cmyk {k}");
-    }
+    decodes_as_pil("cmyk", 2);
 }
 
 #[test]

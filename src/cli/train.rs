@@ -198,8 +198,7 @@ fn training_classes(cond: bool, set: &ImageSet, data: &Path, say: bool) -> Resul
             Ok(0)
         }
         (true, 0) => bail!(
-            "--cond: {} has no class labels; prepare it with `fpgan dataset --source DIR --dest {} --labels folders` (a folder per class) or `--labels FILE.json`",
-            data.display(),
+            "--cond: {} has no class labels; prepare a labelled copy with `fpgan dataset --source DIR --dest labelled.zip --labels folders` (a folder per class; or `--labels FILE.json`) and train on labelled.zip",
             data.display()
         ),
         (true, c) => Ok(c),
