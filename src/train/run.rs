@@ -711,7 +711,8 @@ impl<'a> Run<'a> {
         self.log.line(&format!(
             "Done: kimg {:.3} in {}. Samples: {}, snapshot: {}",
             self.trainer.progress.cur_nimg as f64 / 1e3,
-            format_time(self.start.elapsed().as_secs_f64()),
+            // over every session of the run, as the tick lines' time
+            format_time(self.sec0 + self.start.elapsed().as_secs_f64()),
             self.dir.join("fakes*.png").display(),
             self.last_good_name()
         ));
