@@ -43,7 +43,6 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Value) -> Result<(
         .collect();
     let mut infos = Vec::with_capacity(tensors.len());
     let mut names = HashSet::new();
-    let mut sizes = Vec::with_capacity(tensors.len());
     let mut offset = 0;
     for ((name, _), t) in tensors.iter().zip(&cpu) {
         if !names.insert(name) {
@@ -51,8 +50,7 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Value) -> Result<(
         }
         let dtype = dtype(t.kind())?;
         let shape = t.size().iter().map(|&d| d as usize).collect();
-        sizes.push(t.numel() * dtype.bitsize() / 8);
-        let data_offsets = (offset, offset + sizes[sizes.len() - 1]);
+        let data_offsets = (offset, offset + t.numel() * dtype.bitsize() / 8);
         offset = data_offsets.1;
         infos.push((
             name.clone(),
@@ -64,7 +62,7 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Value) -> Result<(
         ));
     }
     let fpgan = HashMap::from([("fpgan".to_string(), meta.to_string())]);
-    let header = Metadata::new(Some(fpgan), infos)
+    let header = Metadata::new(Some(fpgan), infos.clone())
         .map_err(|e| anyhow!("cannot describe {}: {e}", path.display()))?;
     let mut head = serde_json::to_vec(&header)?;
     head.resize(head.len().next_multiple_of(8), b' ');
@@ -72,8 +70,8 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Value) -> Result<(
         w.write_all(&(head.len() as u64).to_le_bytes())?;
         w.write_all(&head)?;
         let mut buf = Vec::new();
-        for (t, &bytes) in cpu.iter().zip(&sizes) {
-            buf.resize(bytes, 0);
+        for (t, (_, info)) in cpu.iter().zip(&infos) {
+            buf.resize(info.data_offsets.1 - info.data_offsets.0, 0);
             t.copy_data_u8(&mut buf, t.numel());
             w.write_all(&buf)?;
         }
@@ -112,9 +110,9 @@ pub fn load(path: &Path) -> Result<(BTreeMap<String, Tensor>, Value)> {
                 known.join(", ")
             )
         })?;
-        let shape: Vec<i64> = (info.shape.iter().map(|&d| i64::try_from(d).ok()))
-            .collect::<Option<_>>()
-            .ok_or_else(|| corrupt(&format!("{name}: shape {:?}", info.shape)))?;
+        // a dimension past i64 turns negative, which libtorch refuses as it refuses any shape
+        // it cannot hold (below)
+        let shape: Vec<i64> = info.shape.iter().map(|&d| d as i64).collect();
         let (from, to) = info.data_offsets;
         let t = Tensor::f_from_data_size(&data[from..to], &shape, k)
             .map_err(|e| corrupt(&format!("{name}: {}", first_line(&e))))?;
