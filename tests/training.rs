@@ -375,6 +375,7 @@ fn outputs_are_valid_and_generate_is_deterministic_per_seed() {
     let _rng = common::torch_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = shapes(tmp.path());
+    std::fs::write(data.join("broken.png"), b"not a png").unwrap();
     let out = tmp.path().join("runs");
     let o = fpgan(&train_args(
         data.to_str().unwrap(),
@@ -383,6 +384,16 @@ fn outputs_are_valid_and_generate_is_deterministic_per_seed() {
     ));
     assert!(o.status.success(), "{}", text(&o.stderr));
     let dir = run_dir(&out);
+    // the lines of the preparation, printed before the run directory existed, head log.txt
+    let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
+    let first: Vec<&str> = log.lines().take(2).collect();
+    assert!(
+        first[0].starts_with(&format!(
+            "warning: skipping {}",
+            data.join("broken.png").display()
+        )) && first[1].starts_with(&format!("prepared {} in memory: 12 images", data.display())),
+        "{log}"
+    );
     assert!(dir
         .file_name()
         .unwrap()
@@ -413,7 +424,6 @@ fn outputs_are_valid_and_generate_is_deterministic_per_seed() {
         );
     }
     assert!(lines[1]["timestamp"].is_f64());
-    let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
     assert!(log.contains("tick 0") && log.contains("sec/kimg"), "{log}");
     for f in ["reals.png", "fakes_init.png", "fakes000000.png"] {
         let img = image::open(dir.join(f)).unwrap();

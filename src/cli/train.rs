@@ -193,7 +193,7 @@ fn training_classes(cond: bool, set: &ImageSet, data: &Path, say: bool) -> Resul
         (false, 0) => Ok(0),
         (false, c) => {
             if say {
-                eprintln!("note: {} has labels of {c} classes; add --cond for a class-conditional model", data.display());
+                crate::util::early_log::say(&format!("note: {} has labels of {c} classes; add --cond for a class-conditional model", data.display()));
             }
             Ok(0)
         }

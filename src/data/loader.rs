@@ -139,7 +139,7 @@ impl ImageSet {
             Ok(())
         })
         .with_context(|| format!("preparing {} on the fly", path.display()))?;
-        eprintln!("prepared {} in memory: {summary}", path.display());
+        crate::util::early_log::say(&format!("prepared {} in memory: {summary}", path.display()));
         Ok(ImageSet {
             name: dataset_name(path),
             resolution: opts.width as usize,

@@ -1,5 +1,6 @@
 //! Input files for the dataset tool and the loader: every regular file of a directory tree or a
 //! zip archive, sorted by path (as the reference's `sorted()`), readable from many threads.
+use crate::util::early_log;
 use anyhow::{bail, Context, Result};
 use std::collections::HashSet;
 use std::fs::File;
@@ -272,19 +273,19 @@ fn walk(root: &Path) -> Result<Vec<(String, Place)>> {
             if hidden {
                 it.skip_current_dir();
             } else if dir_id(path).is_some_and(|id| !seen.insert(id)) {
-                eprintln!(
+                early_log::say(&format!(
                     "warning: skipping {}: a symlink to a directory already read",
                     path.display()
-                );
+                ));
                 it.skip_current_dir();
             }
         } else if entry.file_type().is_file() {
             out.push((relative(root, path), Place::Path(path.to_path_buf())));
         } else if !is_hidden(&entry.file_name().to_string_lossy()) {
-            eprintln!(
+            early_log::say(&format!(
                 "warning: skipping {}: not a regular file (a pipe, socket or device)",
                 path.display()
-            );
+            ));
         }
     }
     if out.is_empty() {
@@ -303,17 +304,17 @@ fn skip_walk_error(root: &Path, e: walkdir::Error, out: &mut Vec<(String, Place)
         _ => bail!("cannot list {}: {reason}", root.display()),
     };
     if let Some(ancestor) = e.loop_ancestor() {
-        eprintln!(
+        early_log::say(&format!(
             "warning: skipping {}: a symlink loop back to {}",
             path.display(),
             ancestor.display()
-        );
+        ));
     } else if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink())
         && std::fs::metadata(&path).is_err()
     {
         out.push((relative(root, &path), Place::Path(path)));
     } else {
-        eprintln!("warning: skipping {}: {reason}", path.display());
+        early_log::say(&format!("warning: skipping {}: {reason}", path.display()));
     }
     Ok(())
 }

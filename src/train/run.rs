@@ -20,6 +20,7 @@ use crate::snapshot::{self, snapshot_name, snapshots_in};
 use crate::util::atomic::{atomic_write, TMP_TAG};
 use crate::util::clock::format_time;
 use crate::util::device::{device_name, parse_device};
+use crate::util::early_log;
 use crate::util::files::{keep_lines, lock_dir, shell_word};
 use crate::util::images;
 use crate::util::progress;
@@ -110,10 +111,10 @@ fn open_run<'a>(
         };
         let snap = snapshot.take().context("no snapshot to resume from")?;
         trainer.restore_weights_only(&snap)?;
-        eprintln!(
+        early_log::say(&format!(
             "Copied the weights of {} (reference resume: kimg 0, fresh Adam, no EMA rampup)",
             snap.display()
-        );
+        ));
         run_dir = resolve_run(opts, &ResumeFrom::Never)?.dir;
     }
     if let Some(g) = &group {
@@ -278,10 +279,10 @@ impl<'a> Run<'a> {
             let lock = lock_dir(&dir, "training")?;
             let owner = |n: &str| tempfiles::tagged_pid(n, TMP_TAG).map(|(_, pid)| pid);
             for p in tempfiles::remove_dead_leftovers(&dir, owner)? {
-                eprintln!(
+                early_log::say(&format!(
                     "Removed {}, left by an interrupted earlier run",
                     p.display()
-                );
+                ));
             }
             let pb = progress::bar(total_nimg as u64, "training");
             pb.set_style(

@@ -3,6 +3,7 @@
 use super::trainer::Trainer;
 use crate::fastpath::cuda_memory;
 use crate::util::clock::{format_time, unix_time};
+use crate::util::early_log;
 use crate::util::files::keep_lines;
 use crate::util::progress;
 use anyhow::{Context, Result};
@@ -26,10 +27,15 @@ impl Log {
             .append(true)
             .open(&path)
             .with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(Log {
+        let mut log = Log {
             file: Some(file),
             pb,
-        })
+        };
+        // what was printed before the run directory existed (preparation, skipped files)
+        for line in early_log::take() {
+            log.write(&line);
+        }
+        Ok(log)
     }
 
     /// A log that writes and shows nothing (the ranks after 0 of a data-parallel run).
@@ -40,9 +46,17 @@ impl Log {
         }
     }
 
+    /// Print `s` and append it to log.txt.
     pub fn line(&mut self, s: &str) {
-        if let Some(f) = &mut self.file {
+        if self.file.is_some() {
             self.pb.suspend(|| println!("{s}"));
+            self.write(s);
+        }
+    }
+
+    /// Append `s` to log.txt only (it was printed already).
+    fn write(&mut self, s: &str) {
+        if let Some(f) = &mut self.file {
             let _ = writeln!(f, "{s}");
         }
     }

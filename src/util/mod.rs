@@ -1,9 +1,10 @@
 //! Helpers under everything else: files (atomic writes, safetensors), images, devices, seeded
-//! generators, the clock, progress bars, libtorch's profiler, multi-tensor updates and where the
-//! pretrained weights live.
+//! generators, the clock, progress bars, the lines kept for a run's log, libtorch's profiler,
+//! multi-tensor updates and where the pretrained weights live.
 pub mod atomic;
 pub mod clock;
 pub mod device;
+pub mod early_log;
 pub mod files;
 pub mod foreach;
 pub mod home;

@@ -22,9 +22,11 @@ pub fn bar(len: u64, msg: &str) -> ProgressBar {
     pb
 }
 
-/// Print one warning line without tearing the bar.
+/// Print one warning line without tearing the bar (kept for a run's log).
 pub fn warn(pb: &ProgressBar, line: &str) {
-    pb.suspend(|| eprintln!("warning: {line}"));
+    let line = format!("warning: {line}");
+    pb.suspend(|| eprintln!("{line}"));
+    super::early_log::keep(&line);
 }
 
 /// A memory figure of this process from /proc/self/status (`VmRSS`, `VmHWM`, ...) in GB;
