@@ -233,7 +233,7 @@ fn a_resumed_run_continues_exactly_where_the_uninterrupted_one_goes() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);
     assert!(
-        out.contains("Resuming") && out.contains("at kimg 0.006"),
+        out.contains("Resuming") && out.contains("at kimg 0.006") && !out.contains("changed"),
         "{out}"
     );
     let (ta, ma) = load(&snapshots_in(&run_dir(&a))[0]);
@@ -260,6 +260,43 @@ fn a_resumed_run_continues_exactly_where_the_uninterrupted_one_goes() {
             "{name} differs between the uninterrupted and the resumed run"
         );
     }
+}
+
+/// A raw folder that changed between sessions of a run: the resume says so, and the run goes on
+/// with the images as they are now.
+#[test]
+fn resuming_on_changed_data_says_so() {
+    let _rng = common::torch_rng();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    let out = tmp.path().join("runs");
+    let (d, o) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let r = fpgan(&train_args(d, o, "0.004"));
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let dir = run_dir(&out);
+    let recorded = |dir: &Path| -> serde_json::Value {
+        let f = std::fs::read(dir.join("training_options.json")).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&f).unwrap()["dataset"].clone()
+    };
+    assert_eq!(recorded(&dir)["images"], 12);
+    let first = std::fs::read_dir(&data)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(first).unwrap();
+    let r = fpgan(&train_args(d, o, "0.008"));
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let note = format!("note: {d} changed since the snapshot was written (11 images, 12 before)");
+    assert!(text(&r.stdout).contains(&note), "{}", text(&r.stdout));
+    let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
+    assert!(log.contains(&note), "{log}");
+    assert_eq!(
+        recorded(&dir)["images"],
+        11,
+        "the run records the data it goes on with"
+    );
 }
 
 #[test]

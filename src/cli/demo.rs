@@ -127,7 +127,10 @@ fn train_briefly(a: &DemoArgs, dest: &Path, device: Device) -> Result<PathBuf> {
             .with_context(|| format!("cannot clear {}", train_dir.display()))?;
     }
     let set = load_training_set(dest, Some(a.res as i64), true)?;
-    let opts = options(a, dest, &set.name);
+    let opts = TrainOptions {
+        dataset: Some(set.fingerprint()),
+        ..options(a, dest, &set.name)
+    };
     println!(
         "demo: training faster (ngf {}) for {} kimg on {}; progress below, full log in the run directory",
         a.ngf,

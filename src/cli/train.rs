@@ -157,6 +157,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     let opts = TrainOptions {
         classes,
+        dataset: Some(set.fingerprint()),
         ..a.options(
             set.name.clone(),
             resolution,
@@ -264,6 +265,7 @@ impl TrainArgs {
         TrainOptions {
             data: self.data.clone(),
             dataset_name,
+            dataset: None,
             outdir: self.outdir.clone(),
             cfg: self.cfg,
             resolution,

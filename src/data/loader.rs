@@ -7,6 +7,7 @@ use super::source::Source;
 use crate::util::progress;
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::Tensor;
 
@@ -50,6 +51,14 @@ fn read_labels(source: &Source) -> Result<(Option<Vec<i64>>, i64)> {
         labels,
         label_vector_len(entries).ok().flatten().unwrap_or(0),
     ))
+}
+
+/// What a run trained on, to notice on resume that the data changed: the number of images and a
+/// checksum of their pixels, size and labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataPrint {
+    pub images: usize,
+    pub crc32c: u32,
 }
 
 fn dataset_name(path: &Path) -> String {
@@ -149,6 +158,19 @@ impl ImageSet {
             labels: None,
             label_dim: 0,
         })
+    }
+
+    /// The images' count and checksum (x-flips aside: `--mirror` is an option of its own).
+    pub fn fingerprint(&self) -> DataPrint {
+        let mut crc = crc32c::crc32c(&(self.resolution as u64).to_le_bytes());
+        crc = crc32c::crc32c_append(crc, &self.pixels);
+        for l in self.labels.iter().flatten() {
+            crc = crc32c::crc32c_append(crc, &l.to_le_bytes());
+        }
+        DataPrint {
+            images: self.count,
+            crc32c: crc,
+        }
     }
 
     /// Add (or remove) the x-flipped copies.

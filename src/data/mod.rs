@@ -13,7 +13,7 @@ pub mod synthetic;
 pub mod writer;
 
 pub use image_ops::{Background, Transform};
-pub use loader::ImageSet;
+pub use loader::{DataPrint, ImageSet};
 pub use prepare::{prepare, prepare_into, PrepareOptions, Summary};
 pub use source::Source;
 pub use writer::DatasetWriter;

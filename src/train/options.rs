@@ -1,5 +1,6 @@
 //! The options of a training run, with the reference's defaults and their validation: one
 //! `TrainOptions`, saved as `training_options.json` and in every snapshot.
+use crate::data::DataPrint;
 use crate::eval::metrics::{check_num_gen, parse_metrics};
 use crate::fastpath::{cuda_graph, FastPath};
 use crate::nets::generator::{GenCfg, GeneratorConfig};
@@ -12,6 +13,10 @@ use std::path::{Path, PathBuf};
 pub struct TrainOptions {
     pub data: PathBuf,
     pub dataset_name: String,
+    /// The images' count and checksum when the run (re)started (none for made-up data and for
+    /// runs written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DataPrint>,
     pub outdir: PathBuf,
     pub cfg: GenCfg,
     pub resolution: i64,
@@ -58,6 +63,7 @@ impl TrainOptions {
         TrainOptions {
             data: data.to_path_buf(),
             dataset_name: dataset_name.to_string(),
+            dataset: None,
             outdir: PathBuf::from("runs"),
             cfg,
             resolution,
@@ -129,9 +135,11 @@ impl TrainOptions {
     /// The options that shape training (not where it writes, how long it runs, what it
     /// measures) whose values differ from `before`'s, as `--flag now (was before)`.
     pub fn changes_from(&self, before: &TrainOptions) -> Vec<String> {
-        // the data by its name: its path may be written another way (relative, a slash)
-        const UNSHAPING: [&str; 11] = [
+        // the data by its name: its path may be written another way (relative, a slash); its
+        // content has a note of its own (data_change_from)
+        const UNSHAPING: [&str; 12] = [
             "data",
+            "dataset",
             "outdir",
             "kimg",
             "tick",
@@ -163,6 +171,27 @@ impl TrainOptions {
                 (v != w).then(|| format!("{flag} {} (was {})", show(v), show(w)))
             })
             .collect()
+    }
+
+    /// A note when the data's images differ from those `before` was recorded with.
+    pub fn data_change_from(&self, before: &TrainOptions) -> Option<String> {
+        let (Some(now), Some(was)) = (self.dataset, before.dataset) else {
+            return None;
+        };
+        if now == was {
+            return None;
+        }
+        let how = match now.images == was.images {
+            true => format!(
+                "the same number of images ({}), other pixels or labels",
+                now.images
+            ),
+            false => format!("{} images, {} before", now.images, was.images),
+        };
+        Some(format!(
+            "note: {} changed since the snapshot was written ({how}): training goes on with the data as it is now (--resume none starts a new run on it)",
+            self.data.display()
+        ))
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -282,4 +311,42 @@ pub fn generator_flags(g: &GeneratorConfig) -> String {
         "--cfg {} --res {} --ngf {}{z}{cond}",
         g.cfg, g.resolution, g.ngf
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_change_is_noted_by_count_or_content_and_not_otherwise() {
+        let with = |images, crc32c| TrainOptions {
+            dataset: Some(DataPrint { images, crc32c }),
+            ..TrainOptions::reference(Path::new("pics"), "pics", GenCfg::Faster, 256)
+        };
+        let (a, b) = (with(10, 7), with(10, 7));
+        assert_eq!(a.data_change_from(&b), None);
+        assert!(
+            a.changes_from(&with(11, 8)).is_empty(),
+            "not an option change"
+        );
+        let n = a.data_change_from(&with(11, 7)).unwrap();
+        assert!(
+            n.starts_with("note: pics changed") && n.contains("(10 images, 11 before)"),
+            "{n}"
+        );
+        let n = a.data_change_from(&with(10, 8)).unwrap();
+        assert!(
+            n.contains("the same number of images (10), other pixels or labels"),
+            "{n}"
+        );
+        let old = TrainOptions {
+            dataset: None,
+            ..a.clone()
+        };
+        assert_eq!(
+            a.data_change_from(&old),
+            None,
+            "a run from before the checksum"
+        );
+    }
 }

@@ -382,6 +382,9 @@ impl<'a> Run<'a> {
             p.cur_tick,
             used.display()
         ));
+        if let Some(note) = self.opts.data_change_from(&before) {
+            self.log.line(&note);
+        }
         let changed = self.opts.changes_from(&before);
         if !changed.is_empty() {
             self.log.line(&format!(
