@@ -12,6 +12,7 @@ use std::path::PathBuf;
 z = torch.from_numpy(np.random.RandomState(seed).randn(1, 256)).float()\n  \
 torch.manual_seed(seed); img = G(z)   # (1, 3, R, R) in [-1, 1]\n\
 gives the image `fpgan generate --seeds <seed>` writes, as uint8 clamp(img*127.5+128).\n\
+G takes a batch too: G(torch.randn(16, 256)) gives 16 images (other noise than one at a time).\n\
 A class-conditional generator takes the class one-hot, as the official G(z, c):\n  \
 c = torch.nn.functional.one_hot(torch.tensor([k]), num_classes).float(); img = G(z, c)\n\
 gives `fpgan generate --seeds <seed> --class k`.")]
@@ -35,10 +36,10 @@ pub fn run(a: ExportArgs) -> Result<()> {
     let r = net.g.config.resolution;
     let c = match net.classes() {
         0 => String::new(),
-        n => format!(", c one-hot (1, {n})"),
+        n => format!(", c one-hot (B, {n})"),
     };
     println!(
-        "export: G_ema of {} -> {} (TorchScript; z (1, {}){c} -> image (1, 3, {r}, {r}) in [-1, 1])",
+        "export: G_ema of {} -> {} (TorchScript; z (B, {}){c} -> images (B, 3, {r}, {r}) in [-1, 1])",
         net.source.display(),
         a.out.display(),
         net.g.config.z_dim

@@ -183,9 +183,10 @@ impl NoiseInjection {
             weight: self.weight.shallow_clone(),
         }
     }
+    /// The noise is shaped from `x` itself (randn_like of its first channel: the same draws as
+    /// randn((B,1,H,W)), in NCHW and channels_last alike), so that a traced G takes any batch.
     fn forward(&self, x: &Tensor) -> Tensor {
-        let (b, _, h, w) = x.size4().expect("NCHW feature map");
-        x + &self.weight * Tensor::randn([b, 1, h, w], (x.kind(), x.device()))
+        x + &self.weight * x.narrow(1, 0, 1).randn_like()
     }
 }
 
@@ -325,7 +326,7 @@ impl InitLayer {
     }
 
     fn forward_t(&self, z: &Tensor, train: bool) -> Tensor {
-        let x = z.view([z.size()[0], -1, 1, 1]);
+        let x = z.unsqueeze(-1).unsqueeze(-1);
         let out = self
             .bn
             .forward_t(&self.conv.forward_t(&x, train), train)

@@ -275,9 +275,10 @@ impl ConditionalBatchNorm {
     }
 
     pub fn forward_t(&self, x: &Tensor, y: &Tensor, train: bool) -> Tensor {
-        let b = y.size()[0];
-        let gain = (self.gain.forward_t(y, train) + 1.0).view([b, -1, 1, 1]);
-        let bias = self.bias.forward_t(y, train).view([b, -1, 1, 1]);
+        let gain = (self.gain.forward_t(y, train) + 1.0)
+            .unsqueeze(-1)
+            .unsqueeze(-1);
+        let bias = self.bias.forward_t(y, train).unsqueeze(-1).unsqueeze(-1);
         let out = x.batch_norm(
             None::<&Tensor>,
             None::<&Tensor>,
