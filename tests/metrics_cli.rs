@@ -42,10 +42,18 @@ fn real_features_are_cached_and_invalidated_when_the_images_change() {
             .count(),
         1
     );
-    // other content: computed again
+    // other content: computed again; files that are not images are left out, with a note
     fpgan::data::synthetic::write_shapes(&real, 7, 1).unwrap();
-    let third = text(&fpgan(&home, &args).stdout);
-    assert!(third.contains("features computed and cached"), "{third}");
+    std::fs::write(fake.join("notes.txt"), "seeds 0-4").unwrap();
+    std::fs::write(fake.join("a.md"), "#").unwrap();
+    let third = fpgan(&home, &args);
+    let (out3, err3) = (text(&third.stdout), text(&third.stderr));
+    assert!(out3.contains("features computed and cached"), "{out3}");
+    let note = format!(
+        "note: {}: leaving out 2 files without an image extension (a.md, ...)",
+        fake.display()
+    );
+    assert!(err3.contains(&note) && !err3.contains("real:"), "{err3}");
     // bad invocations
     let o = fpgan(&home, &["metrics", "--real", real.to_str().unwrap()]);
     assert!(!o.status.success());

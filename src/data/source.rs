@@ -82,9 +82,17 @@ impl Source {
         })
     }
 
-    /// Keep only files whose extension is an image extension (the reference reader's rule).
-    pub fn retain_image_extensions(&mut self) {
+    /// Keep only files whose extension is an image extension (the reference reader's rule);
+    /// returns the names of the others.
+    pub fn retain_image_extensions(&mut self) -> Vec<String> {
+        let others = self
+            .names
+            .iter()
+            .filter(|n| !has_image_extension(n))
+            .cloned()
+            .collect();
         self.retain_names(has_image_extension);
+        others
     }
 
     /// Keep only the files whose relative name passes `keep`.

@@ -355,7 +355,16 @@ pub fn folder_batches(path: &std::path::Path, batch: usize) -> Result<Vec<Tensor
     use crate::data::Source;
     use rayon::prelude::*;
     let mut src = Source::open(path)?;
-    src.retain_image_extensions();
+    let mut others = src.retain_image_extensions();
+    others.retain(|n| n != "dataset.json");
+    if let Some(first) = others.first() {
+        eprintln!(
+            "note: {}: leaving out {} without an image extension ({first}{})",
+            path.display(),
+            crate::util::progress::count(others.len() as u64, "file"),
+            if others.len() > 1 { ", ..." } else { "" }
+        );
+    }
     let images: Vec<Option<image::RgbImage>> = (0..src.len())
         .into_par_iter()
         .map(|i| {
