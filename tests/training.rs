@@ -486,13 +486,15 @@ fn outputs_are_valid_and_generate_is_deterministic_per_seed() {
             "cpu",
         ]);
         assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout)
     };
     let (g1, g2, g3) = (
         tmp.path().join("g1"),
         tmp.path().join("g2"),
         tmp.path().join("g3"),
     );
-    g(&dir, &g1, "3,5");
+    let out = g(&dir, &g1, "3,5");
+    assert!(!out.contains("note"), "{out}");
     g(&dir, &g2, "5");
     let read = |p: PathBuf| image::open(p).unwrap().to_rgb8();
     assert_eq!(
@@ -509,6 +511,14 @@ fn outputs_are_valid_and_generate_is_deterministic_per_seed() {
     assert_ne!(read(g3.join("seed0003.png")), read(g3.join("seed0005.png")));
     assert_eq!(read(g1.join("seed0003.png")).dimensions(), (128, 128));
     assert_eq!(read(g1.join("grid.png")).dimensions(), (256, 128));
+    // into a folder with images of an earlier call: they stay, and the output says so
+    std::fs::write(g1.join("notes.txt"), "not an image").unwrap();
+    let out = g(&dir, &g1, "5");
+    let note = format!(
+        "note: {} also holds 1 other image from before",
+        g1.display()
+    );
+    assert!(out.contains(&note), "{out}");
     let o = fpgan(&[
         "generate",
         "--network",

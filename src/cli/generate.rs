@@ -1,5 +1,6 @@
 //! `fpgan generate`: one PNG per seed (and a grid), or a looping latent walk, from a trained network.
 use super::parse::{parse_grid, parse_seeds};
+use crate::data::source::has_image_extension;
 use crate::eval::generate::{latent_walk, seed_latent, WalkFormat};
 use crate::snapshot::Network;
 use crate::util::device::parse_device;
@@ -79,15 +80,35 @@ pub fn run(a: GenerateArgs) -> Result<()> {
             None
         }
     };
-    write_images(&net, &seeds, &classes, grid, &a.outdir)?;
+    let written = write_images(&net, &seeds, &classes, grid, &a.outdir)?;
     println!(
-        "generate: {} image{} from {} -> {}",
-        n,
-        if n == 1 { "" } else { "s" },
+        "generate: {} from {} -> {}",
+        progress::count(n as u64, "image"),
         net.source.display(),
         a.outdir.display()
     );
+    let older = older_images(&a.outdir, &written);
+    if older > 0 {
+        println!(
+            "note: {} also holds {} from before (not written now; `fpgan metrics --fake` would count them too)",
+            a.outdir.display(),
+            progress::count(older as u64, "other image")
+        );
+    }
     Ok(())
+}
+
+/// The images in `outdir` (by extension, not in subfolders) other than the files `written`.
+fn older_images(outdir: &Path, written: &[String]) -> usize {
+    let Ok(entries) = std::fs::read_dir(outdir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| has_image_extension(n) && !written.contains(n))
+        .count()
 }
 
 /// The seeds and grid of `a`, once every option is known to fit the others (before any loading).
@@ -125,17 +146,18 @@ const MAX_FRAMES: usize = 20_000;
 
 /// `seedNNNN.png` per seed (`classKK-seedNNNN.png` per class and seed of a conditional
 /// network) and, with `grid`, the first COLSxROWS of them tiled into grid.png (for classes: a row
-/// per class, a column per seed).
+/// per class, a column per seed). Returns the names of the files written.
 fn write_images(
     net: &Network,
     seeds: &[u32],
     classes: &[Option<i64>],
     grid: Option<Grid>,
     outdir: &Path,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let in_grid = grid.map_or(0, |(c, r)| (c * r) as usize);
     let pb = progress::bar((seeds.len() * classes.len()) as u64, "generating");
     let mut tiles = Vec::new();
+    let mut written = Vec::new();
     for &class in classes {
         for &seed in seeds {
             let img = net.image(&seed_latent(seed, net.g.config.z_dim), class, seed as i64);
@@ -143,7 +165,8 @@ fn write_images(
                 Some(k) => format!("class{k:02}-seed{seed:04}.png"),
                 None => format!("seed{seed:04}.png"),
             };
-            images::save_png(&images::to_image(&img)?, &outdir.join(name))?;
+            images::save_png(&images::to_image(&img)?, &outdir.join(&name))?;
+            written.push(name);
             if tiles.len() < in_grid {
                 tiles.push(img);
             }
@@ -154,8 +177,9 @@ fn write_images(
     if let Some((cols, _)) = grid {
         let batch = tch::Tensor::stack(&tiles, 0);
         images::save_grid(&batch, cols as usize, &outdir.join("grid.png"))?;
+        written.push("grid.png".into());
     }
-    Ok(())
+    Ok(written)
 }
 
 /// The classes `--class` asks for ([None] without --class: an unconditional network, or class 0
