@@ -115,6 +115,45 @@ fn training_writes_metric_lines_and_keeps_the_best_snapshot() {
         "{stdout}"
     );
     assert!(dir.join("best-snapshot.safetensors").is_file());
+    // `fpgan metrics` on a snapshot of the run adds its line to the run's file, as the
+    // reference's calc_metrics.py, when it scores as the run does (here: 8 images)
+    let fid_lines = || {
+        std::fs::read_to_string(dir.join("metric-fid50k_full.jsonl"))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    let score = |num_gen: &str| {
+        let o = fpgan(
+            &home,
+            &[
+                "metrics",
+                "--network",
+                dir.to_str().unwrap(),
+                "--data",
+                data.to_str().unwrap(),
+                "--num-gen",
+                num_gen,
+                "--device",
+                "cpu",
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let added = score("8");
+    assert!(
+        added.contains("metrics: added to metric-fid50k_full.jsonl in"),
+        "{added}"
+    );
+    assert_eq!(fid_lines(), 2);
+    let other = score("4");
+    assert!(
+        other.contains("not added to the metric files of")
+            && other.contains("(the run scores with --num-gen 8)"),
+        "{other}"
+    );
+    assert_eq!(fid_lines(), 2);
     assert_eq!(
         std::fs::read_to_string(dir.join("best_nimg.txt")).unwrap(),
         "6"

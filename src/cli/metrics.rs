@@ -3,13 +3,15 @@ use crate::data::{ImageSet, PrepareOptions};
 use crate::eval::detector::Detector;
 use crate::eval::evaluator::{
     detector_batch, features_of, folder_batches, images_per_evaluation, real_features, Estimate,
-    Evaluator,
+    Evaluator, Score,
 };
 use crate::eval::metrics::{
     check_image_count, check_num_gen, feature_stats, fid, kid, parse_metrics,
 };
-use crate::eval::report::metric_line;
+use crate::eval::report::{append_metric, metric_line};
+use crate::monitor::plot;
 use crate::snapshot::Network;
+use crate::train::options::TrainOptions;
 use crate::util::device::parse_device;
 use anyhow::{bail, Result};
 use clap::Args;
@@ -99,8 +101,9 @@ fn network_metrics(a: &MetricsArgs, net: &Path, data: &Path, device: Device) -> 
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    for s in eval.run(&net.g, device, a.seed)? {
-        println!("{}", metric_line(&s, &snap));
+    let scores = eval.run(&net.g, device, a.seed)?;
+    for s in &scores {
+        println!("{}", metric_line(s, &snap));
         println!(
             "metrics: {} = {:.4} ({} generated images, {:.0} s)",
             s.metric.name(),
@@ -108,6 +111,66 @@ fn network_metrics(a: &MetricsArgs, net: &Path, data: &Path, device: Device) -> 
             s.num_gen,
             s.seconds
         );
+    }
+    record_in_run(a, &net, &set, &scores, &snap)
+}
+
+/// As the reference's calc_metrics.py, a snapshot's scores go to its run directory's
+/// `metric-<name>.jsonl` (and progress.png is redrawn), when it was scored as its run scores:
+/// on the run's data, with its --num-gen and --seed; else a note says why not.
+fn record_in_run(
+    a: &MetricsArgs,
+    net: &Network,
+    set: &ImageSet,
+    scores: &[Score],
+    snap: &str,
+) -> Result<()> {
+    let dir = net.source.parent().unwrap_or(Path::new("."));
+    let Some(opts) = net
+        .training_options
+        .clone()
+        .and_then(|o| serde_json::from_value::<TrainOptions>(o).ok())
+        .filter(|_| dir.join("training_options.json").is_file())
+    else {
+        return Ok(()); // not a snapshot in a run directory
+    };
+    let same_data = match opts.dataset {
+        Some(print) => print == set.fingerprint(),
+        None => opts.dataset_name == set.name,
+    };
+    let why_not = if !same_data {
+        Some("scored on other data than the run's".to_string())
+    } else if opts.metrics_num_gen != a.num_gen {
+        Some(match opts.metrics_num_gen {
+            Some(n) => format!("the run scores with --num-gen {n}"),
+            None => "the run scores without --num-gen".into(),
+        })
+    } else if opts.seed as i64 != a.seed {
+        Some(format!("the run scores with --seed {}", opts.seed))
+    } else {
+        None
+    };
+    if let Some(why) = why_not {
+        println!(
+            "metrics: not added to the metric files of {} ({why})",
+            dir.display()
+        );
+        return Ok(());
+    }
+    for s in scores {
+        append_metric(dir, s, snap)?;
+    }
+    let names: Vec<String> = scores
+        .iter()
+        .map(|s| format!("metric-{}.jsonl", s.metric.name()))
+        .collect();
+    println!(
+        "metrics: added to {} in {}",
+        names.join(", "),
+        dir.display()
+    );
+    if let Err(e) = plot::progress_png(dir) {
+        eprintln!("warning: progress.png not redrawn: {e:#}");
     }
     Ok(())
 }

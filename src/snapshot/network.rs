@@ -13,6 +13,8 @@ use tch::{Device, Tensor};
 pub struct Network {
     pub g: Generator,
     pub source: PathBuf,
+    /// The training options saved with a training snapshot (None in others).
+    pub training_options: Option<serde_json::Value>,
     vs: VarStore,
 }
 
@@ -56,6 +58,7 @@ impl Network {
         Ok(Network {
             g,
             source: file,
+            training_options: meta.get("options").cloned(),
             vs,
         })
     }
