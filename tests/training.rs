@@ -808,3 +808,45 @@ fn reference_resume_copies_weights_into_a_new_run_with_fresh_adam_and_kimg_zero(
     args.extend(["--resume-mode", "reference"]);
     assert!(text(&fpgan(&args).stderr).contains("--resume-mode reference needs --resume"));
 }
+
+/// `train --data <raw folder>` prepares the images as `fpgan dataset` would with the same
+/// --transform and --background (here: wide red images padded with black); on a prepared
+/// dataset those options are refused, since its images are used as they are.
+#[test]
+fn raw_images_are_fitted_as_transform_and_background_say() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = tmp.path().join("wide");
+    std::fs::create_dir_all(&raw).unwrap();
+    for i in 0..2 {
+        image::RgbImage::from_pixel(64, 32, image::Rgb([255, 0, 0]))
+            .save(raw.join(format!("{i}.png")))
+            .unwrap();
+    }
+    let out = tmp.path().join("runs");
+    let mut args = train_args(raw.to_str().unwrap(), out.to_str().unwrap(), "0.002");
+    args.extend(["--transform", "pad", "--background", "black"]);
+    let o = fpgan(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let reals = image::open(run_dir(&out).join("reals.png"))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(
+        reals.get_pixel(64, 5).0,
+        [0, 0, 0],
+        "padding above the image"
+    );
+    assert_eq!(reals.get_pixel(64, 64).0, [255, 0, 0], "the image itself");
+
+    let prepared = tmp.path().join("prepared.zip");
+    let o = common::dataset(&raw, &prepared, &["--resolution", "128"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mut args = train_args(prepared.to_str().unwrap(), out.to_str().unwrap(), "0.002");
+    args.extend(["--background", "black"]);
+    let o = fpgan(&args);
+    let err = text(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("--background: ") && err.contains("is a prepared dataset"),
+        "{err}"
+    );
+}

@@ -8,7 +8,7 @@ use crate::nets::generator::{GenCfg, GeneratorConfig};
 use crate::nets::info;
 use crate::snapshot::Network;
 use crate::train::options::TrainOptions;
-use crate::train::resume::{load_training_set, ResumeFrom};
+use crate::train::resume::{load_training_set, RawFit, ResumeFrom};
 use crate::train::run::train;
 use crate::util::device::{device_name, parse_device};
 use crate::util::files::create_output_dir;
@@ -126,7 +126,7 @@ fn train_briefly(a: &DemoArgs, dest: &Path, device: Device) -> Result<PathBuf> {
         std::fs::remove_dir_all(&train_dir)
             .with_context(|| format!("cannot clear {}", train_dir.display()))?;
     }
-    let set = load_training_set(dest, Some(a.res as i64), true)?;
+    let set = load_training_set(dest, Some(a.res as i64), true, RawFit::default())?;
     let opts = TrainOptions {
         dataset: Some(set.fingerprint()),
         ..options(a, dest, &set.name)
@@ -172,7 +172,12 @@ fn before_after_fid(
     device: Device,
 ) -> Result<(f64, f64)> {
     let detector = Detector::load(device)?;
-    let set = load_training_set(&a.outdir.join("dataset.zip"), Some(a.res as i64), false)?;
+    let set = load_training_set(
+        &a.outdir.join("dataset.zip"),
+        Some(a.res as i64),
+        false,
+        RawFit::default(),
+    )?;
     let reals = features_of(
         &detector,
         &dataset_batches(&set, 16),

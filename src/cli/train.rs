@@ -1,11 +1,11 @@
 //! `fpgan train`: the options of a run from the command line, then the run itself.
 use super::parse::parse_grid;
-use crate::data::ImageSet;
+use crate::data::{Background, ImageSet, Transform};
 use crate::dist::launch::{free_port, launch_local, LocalWorkers, Membership};
 use crate::fastpath::FastPath;
 use crate::nets::generator::GenCfg;
 use crate::train::options::{TrainOptions, DEFAULT_LR};
-use crate::train::resume::{load_training_set, ResumeFrom, ResumeMode};
+use crate::train::resume::{load_training_set, RawFit, ResumeFrom, ResumeMode};
 use crate::train::run::train_as;
 use crate::train::signals;
 use crate::util::device::{device_name, parse_device};
@@ -38,6 +38,14 @@ pub struct TrainArgs {
     /// Resolution (default: the dataset's; 256 for raw images).
     #[arg(long)]
     pub res: Option<i64>,
+    /// Raw images only: how non-square ones become square, as `fpgan dataset --transform`
+    /// (default center-crop).
+    #[arg(long, value_enum)]
+    pub transform: Option<Transform>,
+    /// Raw images only: the colour behind transparent pixels (and padding), as `fpgan dataset
+    /// --background` (default white).
+    #[arg(long)]
+    pub background: Option<Background>,
     /// Total batch size.
     #[arg(long, default_value_t = 64)]
     pub batch: i64,
@@ -141,7 +149,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
         return a.launch_workers(gpus);
     }
     let device = parse_device(&a.device)?;
-    let set = load_training_set(&a.data, a.res, a.mirror)?;
+    let fit = RawFit {
+        transform: a.transform,
+        background: a.background,
+    };
+    let set = load_training_set(&a.data, a.res, a.mirror, fit)?;
     let resolution = set.resolution as i64;
     let rank0 = member.as_ref().is_none_or(|m| m.rank == 0);
     let classes = training_classes(a.cond, &set, &a.data, rank0)?;

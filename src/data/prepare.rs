@@ -3,7 +3,7 @@
 use super::image_ops::{decode_limited, fit, flatten, Background, Transform, DEFAULT_MAX_PIXELS};
 use super::labels::{LabelSource, Labeling};
 use super::source::{max_file_bytes, Source};
-use crate::util::progress;
+use crate::util::progress::{self, count};
 use anyhow::{bail, Result};
 use image::RgbImage;
 use rayon::prelude::*;
@@ -26,15 +26,6 @@ pub struct PrepareOptions {
     /// Class labels to write into dataset.json (conditional training), or none.
     #[serde(skip)]
     pub labels: Option<LabelSource>,
-}
-
-/// "1 image", "2 images": `n` and `noun`, plural unless `n` is 1.
-pub fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
 }
 
 impl PrepareOptions {
@@ -106,7 +97,7 @@ impl std::fmt::Display for Summary {
         write!(
             f,
             "{} written, {} skipped, {} upscaled, in {:.1} s",
-            count(self.written, "image"),
+            count(self.written as u64, "image"),
             self.skipped,
             self.upscaled,
             self.seconds
@@ -181,7 +172,7 @@ pub fn prepare(
             "no usable image in {}: {} of {} skipped (see the {} above)",
             source.root().display(),
             summary.skipped,
-            count(total, "file"),
+            count(total as u64, "file"),
             if summary.skipped == 1 {
                 "warning"
             } else {
