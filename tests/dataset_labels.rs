@@ -42,6 +42,8 @@ fn folders_name_the_classes_in_sorted_order() {
         "labels": [["00000/img00000000.png", 0], ["00000/img00000001.png", 0],
                    ["00000/img00000002.png", 1], ["00000/img00000003.png", 2]],
         "class_names": ["fire", "grass", "water"],
+        "sources": [["00000/img00000000.png", "fire/b.png"], ["00000/img00000001.png", "fire/c.png"],
+                    ["00000/img00000002.png", "grass/deeper/d.png"], ["00000/img00000003.png", "water/a.png"]],
     });
     assert_eq!(dataset_json(&dest), want);
     let set = ImageSet::open(&dest).unwrap();

@@ -255,7 +255,17 @@ fn output_follows_the_reference_layout_and_round_trips() {
         .read_to_string(&mut json)
         .unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(v, serde_json::json!({"labels": null}));
+    assert_eq!(v["labels"], serde_json::Value::Null);
+    // `sources`: which file each image came from, in the order written
+    let sources = v["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 13);
+    let mut seen = std::collections::HashSet::new();
+    for (i, pair) in sources.iter().enumerate() {
+        assert_eq!(pair[0], format!("00000/img{i:08}.png"));
+        let from = pair[1].as_str().unwrap();
+        assert!(src.join(from).is_file() && seen.insert(from), "{pair}");
+    }
+    assert!(seen.contains("sub/k_anim.gif"), "{seen:?}");
     assert!(dir_dest.join("00000/img00000012.png").is_file());
     assert!(dir_dest.join("dataset.json").is_file());
 

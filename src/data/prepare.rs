@@ -233,19 +233,25 @@ pub fn prepare_into(
         None => None,
     };
     let mut writer = super::DatasetWriter::create(dest, force)?.compressed(opts.compress);
-    let mut written = Vec::new();
+    let (mut written, mut sources) = (Vec::new(), Vec::new());
     let mut summary = prepare(&src, opts, |i, img| {
+        let name = super::writer::image_name(sources.len());
         if let Some(l) = &labeling {
-            written.push((super::writer::image_name(written.len()), l.of_file[i]));
+            written.push((name.clone(), l.of_file[i]));
         }
+        sources.push((name, src.name(i).to_string()));
         writer.add(&img)
     })?;
+    let mut metadata = serde_json::json!({ "labels": null });
     if let Some(l) = &labeling {
         let classes: Vec<i64> = written.iter().map(|(_, c)| *c).collect();
         l.check_every_class_used(&classes)?;
-        writer.set_metadata(l.dataset_json(&written));
+        metadata = l.dataset_json(&written);
         summary.classes = l.classes.len();
     }
+    // which file each image came from (the reference's readers look at `labels` only)
+    metadata["sources"] = serde_json::json!(sources);
+    writer.set_metadata(metadata);
     writer.finish()?;
     Ok(summary)
 }
