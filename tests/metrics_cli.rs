@@ -3,6 +3,7 @@
 
 mod common;
 use common::{fpgan_with_home as fpgan, private_home, shapes, text, train_args};
+use std::path::Path;
 
 #[test]
 fn real_features_are_cached_and_invalidated_when_the_images_change() {
@@ -123,36 +124,43 @@ fn training_writes_metric_lines_and_keeps_the_best_snapshot() {
             .lines()
             .count()
     };
-    let score = |num_gen: &str| {
+    let score = |network: &Path, num_gen: &str, metrics: &str| {
+        let (net, d) = (network.to_str().unwrap(), data.to_str().unwrap());
+        let args = [
+            "metrics",
+            "--network",
+            net,
+            "--data",
+            d,
+            "--num-gen",
+            num_gen,
+        ];
         let o = fpgan(
             &home,
-            &[
-                "metrics",
-                "--network",
-                dir.to_str().unwrap(),
-                "--data",
-                data.to_str().unwrap(),
-                "--num-gen",
-                num_gen,
-                "--device",
-                "cpu",
-            ],
+            &[&args[..], &["--metrics", metrics, "--device", "cpu"]].concat(),
         );
         assert!(o.status.success(), "{}", text(&o.stderr));
         text(&o.stdout)
     };
-    let added = score("8");
+    let added = score(&dir, "8", "fid50k_full,fid10k_full");
+    let want = format!(
+        "metrics: added to metric-fid50k_full.jsonl in {}",
+        dir.display()
+    );
+    assert!(added.contains(&want), "{added}");
     assert!(
-        added.contains("metrics: added to metric-fid50k_full.jsonl in"),
+        added.contains("fid10k_full not added to")
+            && added.contains("the run tracks fid50k_full,kid50k_full"),
         "{added}"
     );
+    assert!(!dir.join("metric-fid10k_full.jsonl").exists());
     assert_eq!(fid_lines(), 2);
-    let other = score("4");
-    assert!(
-        other.contains("not added to the metric files of")
-            && other.contains("(the run scores with --num-gen 8)"),
-        "{other}"
-    );
+    let other = score(&dir, "4", "fid50k_full");
+    let want = "not added to a run's metric files: the run scores with --num-gen 8";
+    assert!(other.contains(want), "{other}");
+    let best = score(&dir.join("best-snapshot.safetensors"), "8", "fid50k_full");
+    let want = "only a run's network-snapshot-* files are (not best-snapshot.safetensors)";
+    assert!(best.contains(want), "{best}");
     assert_eq!(fid_lines(), 2);
     assert_eq!(
         std::fs::read_to_string(dir.join("best_nimg.txt")).unwrap(),

@@ -1,6 +1,6 @@
 //! `fpgan generate`: one PNG per seed (and a grid), or a looping latent walk, from a trained network.
 use super::parse::{parse_grid, parse_seeds};
-use crate::data::source::has_image_extension;
+use crate::data::Source;
 use crate::eval::generate::{latent_walk, seed_latent, WalkFormat};
 use crate::snapshot::Network;
 use crate::util::device::parse_device;
@@ -98,16 +98,15 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
-/// The images in `outdir` (by extension, not in subfolders) other than the files `written`.
+/// The images in `outdir` as `fpgan metrics --fake` reads it (subfolders too, hidden files
+/// not), other than the files `written`.
 fn older_images(outdir: &Path, written: &[String]) -> usize {
-    let Ok(entries) = std::fs::read_dir(outdir) else {
-        return 0;
+    let Ok(mut src) = Source::open(outdir) else {
+        return 0; // nothing there
     };
-    entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| has_image_extension(n) && !written.contains(n))
+    src.retain_image_extensions();
+    (0..src.len())
+        .filter(|&i| !written.iter().any(|w| w == src.name(i)))
         .count()
 }
 

@@ -10,7 +10,7 @@ use crate::eval::metrics::{
 };
 use crate::eval::report::{append_metric, metric_line};
 use crate::monitor::plot;
-use crate::snapshot::Network;
+use crate::snapshot::{snapshot_kimg, Network, SNAPSHOT_PREFIX};
 use crate::train::options::TrainOptions;
 use crate::util::device::parse_device;
 use anyhow::{bail, Result};
@@ -116,8 +116,8 @@ fn network_metrics(a: &MetricsArgs, net: &Path, data: &Path, device: Device) -> 
 }
 
 /// As the reference's calc_metrics.py, a snapshot's scores go to its run directory's
-/// `metric-<name>.jsonl` (and progress.png is redrawn), when it was scored as its run scores:
-/// on the run's data, with its --num-gen and --seed; else a note says why not.
+/// `metric-<name>.jsonl` (and progress.png is redrawn), for the metrics the run tracks, when it
+/// was scored as its run scores; else a note says why not.
 fn record_in_run(
     a: &MetricsArgs,
     net: &Network,
@@ -125,54 +125,103 @@ fn record_in_run(
     scores: &[Score],
     snap: &str,
 ) -> Result<()> {
-    let dir = net.source.parent().unwrap_or(Path::new("."));
-    let Some(opts) = net
-        .training_options
-        .clone()
-        .and_then(|o| serde_json::from_value::<TrainOptions>(o).ok())
-        .filter(|_| dir.join("training_options.json").is_file())
-    else {
-        return Ok(()); // not a snapshot in a run directory
+    let dir = match net.source.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     };
-    let same_data = match opts.dataset {
-        Some(print) => print == set.fingerprint(),
-        None => opts.dataset_name == set.name,
+    let run = match scored_as_its_run(a, net, set, dir, snap) {
+        Ok(run) => run,
+        Err(why) => {
+            println!("metrics: not added to a run's metric files: {why}");
+            return Ok(());
+        }
     };
-    let why_not = if !same_data {
-        Some("scored on other data than the run's".to_string())
-    } else if opts.metrics_num_gen != a.num_gen {
-        Some(match opts.metrics_num_gen {
-            Some(n) => format!("the run scores with --num-gen {n}"),
-            None => "the run scores without --num-gen".into(),
-        })
-    } else if opts.seed as i64 != a.seed {
-        Some(format!("the run scores with --seed {}", opts.seed))
-    } else {
-        None
-    };
-    if let Some(why) = why_not {
+    let (tracked, other): (Vec<&Score>, Vec<&Score>) = scores
+        .iter()
+        .partition(|s| run.metrics.iter().any(|m| m == s.metric.name()));
+    if !other.is_empty() {
+        let names: Vec<&str> = other.iter().map(|s| s.metric.name()).collect();
         println!(
-            "metrics: not added to the metric files of {} ({why})",
-            dir.display()
+            "metrics: {} not added to {}: the run tracks {}",
+            names.join(", "),
+            dir.display(),
+            run.metrics.join(",")
         );
+    }
+    if tracked.is_empty() {
         return Ok(());
     }
-    for s in scores {
+    let mut files = Vec::new();
+    for s in tracked {
         append_metric(dir, s, snap)?;
+        files.push(format!("metric-{}.jsonl", s.metric.name()));
     }
-    let names: Vec<String> = scores
-        .iter()
-        .map(|s| format!("metric-{}.jsonl", s.metric.name()))
-        .collect();
     println!(
         "metrics: added to {} in {}",
-        names.join(", "),
+        files.join(", "),
         dir.display()
     );
     if let Err(e) = plot::progress_png(dir) {
         eprintln!("warning: progress.png not redrawn: {e:#}");
     }
     Ok(())
+}
+
+/// The options of run directory `dir` when `net` (file `snap` there) is one of its training
+/// snapshots, scored as the run scores (its data, `--num-gen` and `--seed`); else why not.
+fn scored_as_its_run(
+    a: &MetricsArgs,
+    net: &Network,
+    set: &ImageSet,
+    dir: &Path,
+    snap: &str,
+) -> Result<TrainOptions, String> {
+    if snapshot_kimg(snap).is_none() {
+        return Err(format!(
+            "only a run's {SNAPSHOT_PREFIX}* files are (not {snap})"
+        ));
+    }
+    let run = std::fs::read(dir.join("training_options.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<TrainOptions>(&b).ok())
+        .ok_or_else(|| {
+            format!(
+                "{} is not a run directory (no training_options.json)",
+                dir.display()
+            )
+        })?;
+    let opts = net
+        .training_options
+        .clone()
+        .and_then(|o| serde_json::from_value::<TrainOptions>(o).ok())
+        .ok_or("the snapshot carries no training options")?;
+    if opts.run_desc() != run.run_desc() {
+        return Err(format!(
+            "the snapshot is of a {} run, {} holds a {} run",
+            opts.run_desc(),
+            dir.display(),
+            run.run_desc()
+        ));
+    }
+    let same_data = match opts.dataset {
+        Some(p) => p
+            .change_from(&set.fingerprint(), opts.classes > 0)
+            .is_none(),
+        None => opts.dataset_name == set.name,
+    };
+    if !same_data {
+        return Err("scored on other data than the run's".into());
+    }
+    if run.metrics_num_gen != a.num_gen {
+        return Err(match run.metrics_num_gen {
+            Some(n) => format!("the run scores with --num-gen {n}"),
+            None => "the run scores without --num-gen".into(),
+        });
+    }
+    if run.seed as i64 != a.seed {
+        return Err(format!("the run scores with --seed {}", run.seed));
+    }
+    Ok(run)
 }
 
 /// Two folders (or zips) of images: `fid`, `kid`.

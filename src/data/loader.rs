@@ -53,12 +53,32 @@ fn read_labels(source: &Source) -> Result<(Option<Vec<i64>>, i64)> {
     ))
 }
 
-/// What a run trained on, to notice on resume that the data changed: the number of images and a
-/// checksum of their pixels, size and labels.
+/// What a run trained on, to notice on resume that the data changed: the number of images, a
+/// checksum of their size and pixels, and one of their labels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataPrint {
     pub images: usize,
-    pub crc32c: u32,
+    pub pixels_crc32c: u32,
+    pub labels_crc32c: u32,
+}
+
+impl DataPrint {
+    /// How the data of `self` differs from `before`'s (labels only where `labels_matter`: a
+    /// conditional run), or None.
+    pub fn change_from(&self, before: &DataPrint, labels_matter: bool) -> Option<String> {
+        if self.images != before.images {
+            Some(format!("{} images, {} before", self.images, before.images))
+        } else if self.pixels_crc32c != before.pixels_crc32c {
+            Some(format!(
+                "the same number of images ({}), other pixels",
+                self.images
+            ))
+        } else if labels_matter && self.labels_crc32c != before.labels_crc32c {
+            Some("the same images, other labels".to_string())
+        } else {
+            None
+        }
+    }
 }
 
 fn dataset_name(path: &Path) -> String {
@@ -83,7 +103,11 @@ impl ImageSet {
     /// Read a prepared dataset: every file with an image extension, sorted by path. All images
     /// must be square and of one size; gray images become RGB, transparency goes onto white.
     pub fn open(path: &Path) -> Result<Self> {
-        let mut source = Source::open(path)?;
+        Self::open_source(Source::open(path)?, path)
+    }
+
+    /// [`ImageSet::open`] of `source`, opened from `path` already.
+    fn open_source(mut source: Source, path: &Path) -> Result<Self> {
         source.retain_image_extensions();
         if source.is_empty() {
             bail!("{} holds no images", path.display());
@@ -137,8 +161,7 @@ impl ImageSet {
     pub fn open_or_prepare(path: &Path, opts: &PrepareOptions) -> Result<Self> {
         let source = Source::open(path)?;
         if source.has_dataset_json() {
-            drop(source);
-            return Self::open(path);
+            return Self::open_source(source, path);
         }
         let mut pixels = Vec::new();
         let mut count = 0;
@@ -160,16 +183,17 @@ impl ImageSet {
         })
     }
 
-    /// The images' count and checksum (x-flips aside: `--mirror` is an option of its own).
+    /// The images' count and checksums (x-flips aside: `--mirror` is an option of its own).
     pub fn fingerprint(&self) -> DataPrint {
-        let mut crc = crc32c::crc32c(&(self.resolution as u64).to_le_bytes());
-        crc = crc32c::crc32c_append(crc, &self.pixels);
+        let crc = crc32c::crc32c(&(self.resolution as u64).to_le_bytes());
+        let mut labels = crc32c::crc32c(&[self.labels.is_some() as u8]);
         for l in self.labels.iter().flatten() {
-            crc = crc32c::crc32c_append(crc, &l.to_le_bytes());
+            labels = crc32c::crc32c_append(labels, &l.to_le_bytes());
         }
         DataPrint {
             images: self.count,
-            crc32c: crc,
+            pixels_crc32c: crc32c::crc32c_append(crc, &self.pixels),
+            labels_crc32c: labels,
         }
     }
 

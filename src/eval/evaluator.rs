@@ -355,8 +355,7 @@ pub fn folder_batches(path: &std::path::Path, batch: usize) -> Result<Vec<Tensor
     use crate::data::Source;
     use rayon::prelude::*;
     let mut src = Source::open(path)?;
-    let mut others = src.retain_image_extensions();
-    others.retain(|n| n != "dataset.json");
+    let others = src.retain_image_extensions();
     if let Some(first) = others.first() {
         eprintln!(
             "note: {}: leaving out {} without an image extension ({first}{})",

@@ -70,12 +70,17 @@ impl RunCurves {
         for f in files_named(dir, "metric-fid", ".jsonl") {
             let metric =
                 f.file_stem().unwrap_or_default().to_string_lossy()["metric-".len()..].to_string();
-            let curve: Curve = read_jsonl(&f)?
+            // by snapshot, in kimg order; a snapshot scored again shows its latest score
+            let by_nimg: std::collections::BTreeMap<i64, f64> = read_jsonl(&f)?
                 .iter()
                 .filter_map(|l| {
                     let kimg = snapshot_kimg(l["snapshot_pkl"].as_str()?)?;
-                    Some((kimg, l["results"][&metric].as_f64()?))
+                    Some(((kimg * 1e3).round() as i64, l["results"][&metric].as_f64()?))
                 })
+                .collect();
+            let curve: Curve = by_nimg
+                .into_iter()
+                .map(|(n, v)| (n as f64 / 1e3, v))
                 .collect();
             if !curve.is_empty() {
                 c.fid = Some((metric, curve));
@@ -257,5 +262,23 @@ mod tests {
             ys.start < 186.1 && ys.end > 186.1 && ys.end - ys.start >= 3.0,
             "{ys:?}"
         );
+    }
+
+    #[test]
+    fn the_fid_curve_is_in_kimg_order_with_a_rescored_snapshot_s_latest_score() {
+        let tmp = tempfile::tempdir().unwrap();
+        let line = |kimg: i64, fid: f64| {
+            format!(
+                "{{\"results\": {{\"fid50k_full\": {fid}}}, \"snapshot_pkl\": \"{}\"}}\n",
+                crate::snapshot::snapshot_name(kimg * 1000)
+            )
+        };
+        let stats = "{\"Progress/kimg\": {\"mean\": 0.0}, \"Loss/G/loss\": {\"mean\": 1.0}}\n";
+        std::fs::write(tmp.path().join("stats.jsonl"), stats).unwrap();
+        let metric = [line(8, 80.0), line(4, 90.0), line(8, 70.0), line(12, 60.0)].concat();
+        std::fs::write(tmp.path().join("metric-fid50k_full.jsonl"), metric).unwrap();
+        let (name, curve) = RunCurves::read(tmp.path()).unwrap().fid.unwrap();
+        assert_eq!(name, "fid50k_full");
+        assert_eq!(curve, vec![(4.0, 90.0), (8.0, 70.0), (12.0, 60.0)]);
     }
 }

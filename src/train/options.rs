@@ -173,21 +173,16 @@ impl TrainOptions {
             .collect()
     }
 
-    /// A note when the data's images differ from those `before` was recorded with.
+    /// A note when the data's images differ from those `before` was recorded with (the same
+    /// dataset by name: other data is an option change, see [`TrainOptions::changes_from`]).
     pub fn data_change_from(&self, before: &TrainOptions) -> Option<String> {
         let (Some(now), Some(was)) = (self.dataset, before.dataset) else {
             return None;
         };
-        if now == was {
+        if self.dataset_name != before.dataset_name {
             return None;
         }
-        let how = match now.images == was.images {
-            true => format!(
-                "the same number of images ({}), other pixels or labels",
-                now.images
-            ),
-            false => format!("{} images, {} before", now.images, was.images),
-        };
+        let how = now.change_from(&was, self.classes > 0)?;
         Some(format!(
             "note: {} changed since the snapshot was written ({how}): training goes on with the data as it is now (--resume none starts a new run on it)",
             self.data.display()
@@ -318,35 +313,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_data_change_is_noted_by_count_or_content_and_not_otherwise() {
-        let with = |images, crc32c| TrainOptions {
-            dataset: Some(DataPrint { images, crc32c }),
+    fn a_data_change_is_noted_by_count_pixels_or_labels_and_not_otherwise() {
+        let with = |images, pixels, labels, classes| TrainOptions {
+            dataset: Some(DataPrint {
+                images,
+                pixels_crc32c: pixels,
+                labels_crc32c: labels,
+            }),
+            classes,
             ..TrainOptions::reference(Path::new("pics"), "pics", GenCfg::Faster, 256)
         };
-        let (a, b) = (with(10, 7), with(10, 7));
-        assert_eq!(a.data_change_from(&b), None);
+        let a = with(10, 7, 1, 0);
+        assert_eq!(a.data_change_from(&with(10, 7, 1, 0)), None);
         assert!(
-            a.changes_from(&with(11, 8)).is_empty(),
+            a.changes_from(&with(11, 8, 1, 0)).is_empty(),
             "not an option change"
         );
-        let n = a.data_change_from(&with(11, 7)).unwrap();
+        let n = a.data_change_from(&with(11, 7, 1, 0)).unwrap();
         assert!(
             n.starts_with("note: pics changed") && n.contains("(10 images, 11 before)"),
             "{n}"
         );
-        let n = a.data_change_from(&with(10, 8)).unwrap();
+        let n = a.data_change_from(&with(10, 8, 1, 0)).unwrap();
         assert!(
-            n.contains("the same number of images (10), other pixels or labels"),
+            n.contains("the same number of images (10), other pixels"),
             "{n}"
         );
+        // labels count in a conditional run only
+        assert_eq!(a.data_change_from(&with(10, 7, 2, 0)), None);
+        let cond = with(10, 7, 1, 3);
+        let n = cond.data_change_from(&with(10, 7, 2, 3)).unwrap();
+        assert!(n.contains("the same images, other labels"), "{n}");
+        // another dataset, or a run from before the checksums: no note
+        let other = TrainOptions {
+            dataset_name: "photos".into(),
+            ..with(11, 8, 1, 0)
+        };
+        assert_eq!(a.data_change_from(&other), None);
         let old = TrainOptions {
             dataset: None,
             ..a.clone()
         };
-        assert_eq!(
-            a.data_change_from(&old),
-            None,
-            "a run from before the checksum"
-        );
+        assert_eq!(a.data_change_from(&old), None);
     }
 }

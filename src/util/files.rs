@@ -50,9 +50,9 @@ fn tempfile_in(dir: &Path) -> std::path::PathBuf {
     dir.join(format!(".fpgan-write-test.{tag}-{}", std::process::id()))
 }
 
-/// The entries of `dir` named `<prefix>...<suffix>` (none when it cannot be read).
+/// The entries of `dir` named `<prefix>...<suffix>`, sorted (none when it cannot be read).
 pub fn files_named(dir: &Path, prefix: &str, suffix: &str) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(dir)
+    let mut files: Vec<_> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
@@ -62,7 +62,9 @@ pub fn files_named(dir: &Path, prefix: &str, suffix: &str) -> Vec<std::path::Pat
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with(prefix) && n.ends_with(suffix))
         })
-        .collect()
+        .collect();
+    files.sort();
+    files
 }
 
 /// Take an exclusive lock on `<dir>/.lock`, held while the returned file lives and released by
