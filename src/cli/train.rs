@@ -179,20 +179,25 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     opts.validate()?;
     if a.dry_run {
-        println!("{}", serde_json::to_string_pretty(&opts)?);
-        println!(
-            "dataset: {}{} of {r}x{r}; device {}",
-            count(set.num_images() as u64, "image"),
-            match a.mirror {
-                true => format!(" ({} with x-flips)", set.len()),
-                false => String::new(),
-            },
-            device_name(device),
-            r = resolution
-        );
-        return Ok(());
+        return dry_run(&opts, &set, device);
     }
     train_as(&opts, set, &a.resume, a.resume_mode, member.as_ref())?;
+    Ok(())
+}
+
+/// `--dry-run`: the resolved options, the data and the device.
+fn dry_run(opts: &TrainOptions, set: &ImageSet, device: tch::Device) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(opts)?);
+    println!(
+        "dataset: {}{} of {r}x{r}; device {}",
+        count(set.num_images() as u64, "image"),
+        match set.mirror {
+            true => format!(" ({} with x-flips)", set.len()),
+            false => String::new(),
+        },
+        device_name(device),
+        r = set.resolution
+    );
     Ok(())
 }
 
