@@ -168,6 +168,24 @@ fn a_conditional_run_trains_with_class_rows_resumes_exactly_and_generates_per_cl
     assert!(o.status.success(), "{}", text(&o.stderr));
     let (w, h) = image::image_dimensions(one.join("grid.png")).unwrap();
     assert_eq!(w, h, "--grid 2x2: {w}x{h}");
+    // a class the network lacks, and no class at all
+    for (class, says) in [
+        ("3", "--class 3: give a class from 0 to 2 or `all`"),
+        ("cat", "give a class index (0, 1, ...) or `all`"),
+    ] {
+        let d = dir.to_str().unwrap();
+        let o = fpgan(&[
+            "generate",
+            "--network",
+            d,
+            "--class",
+            class,
+            "--device",
+            "cpu",
+        ]);
+        let err = text(&o.stderr);
+        assert!(!o.status.success() && err.contains(says), "{err}");
+    }
 }
 
 #[test]

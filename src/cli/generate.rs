@@ -43,14 +43,34 @@ pub struct GenerateArgs {
     /// Class of a class-conditional network: an index K, or `all` for every class (files
     /// classKK-seedNNNN.png, and grid.png with one row per class and one column per seed).
     #[arg(long)]
-    pub class: Option<String>,
+    pub class: Option<ClassArg>,
+}
+
+/// `--class`: one class, or every class.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ClassArg {
+    One(i64),
+    All,
+}
+
+impl std::str::FromStr for ClassArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(ClassArg::All),
+            k => match k.parse::<i64>() {
+                Ok(k) if k >= 0 => Ok(ClassArg::One(k)),
+                _ => Err("give a class index (0, 1, ...) or `all`".into()),
+            },
+        }
+    }
 }
 
 pub fn run(a: GenerateArgs) -> Result<()> {
     let (seeds, grid) = check_args(&a)?;
     let device = parse_device(&a.device)?;
     let net = Network::load(&a.network, device)?;
-    let classes = parse_classes(a.class.as_deref(), net.classes())?;
+    let classes = parse_classes(a.class, net.classes())?;
     create_output_dir(&a.outdir, "--outdir")?;
     if a.interpolate {
         let out = latent_walk(&net, &seeds, a.frames, a.format, &a.outdir)?;
@@ -120,7 +140,7 @@ fn check_args(a: &GenerateArgs) -> Result<(Vec<u32>, Option<Grid>)> {
     if a.interpolate && grid.is_some() {
         bail!("--grid tiles single images: not with --interpolate (drop one of them)");
     }
-    if a.class.as_deref() == Some("all") && grid.is_some() {
+    if a.class == Some(ClassArg::All) && grid.is_some() {
         bail!("--grid: with --class all, grid.png is one row per class and one column per seed; drop --grid");
     }
     if !a.interpolate && a.format != WalkFormat::Gif {
@@ -183,15 +203,15 @@ fn write_images(
 
 /// The classes `--class` asks for ([None] without --class: an unconditional network, or class 0
 /// of a conditional one as the reference given no label).
-fn parse_classes(class: Option<&str>, classes: i64) -> Result<Vec<Option<i64>>> {
+fn parse_classes(class: Option<ClassArg>, classes: i64) -> Result<Vec<Option<i64>>> {
     match (class, classes) {
         (None, _) => Ok(vec![None]),
         (Some(_), 0) => bail!("--class: this network is unconditional; leave --class out"),
-        (Some("all"), n) => Ok((0..n).map(Some).collect()),
-        (Some(k), n) => match k.parse::<i64>() {
-            Ok(k) if (0..n).contains(&k) => Ok(vec![Some(k)]),
-            _ => bail!("--class {k}: give a class from 0 to {} or `all`", n - 1),
-        },
+        (Some(ClassArg::All), n) => Ok((0..n).map(Some).collect()),
+        (Some(ClassArg::One(k)), n) if k < n => Ok(vec![Some(k)]),
+        (Some(ClassArg::One(k)), n) => {
+            bail!("--class {k}: give a class from 0 to {} or `all`", n - 1)
+        }
     }
 }
 
