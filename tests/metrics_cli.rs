@@ -82,7 +82,8 @@ fn training_writes_metric_lines_and_keeps_the_best_snapshot() {
     let mut args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), "0.006");
     let m = args.iter().position(|a| *a == "--metrics").unwrap();
     args[m + 1] = "fid50k_full,kid50k_full";
-    args.extend(["--num-gen", "8"]);
+    // transparent shapes on black: `fpgan metrics` must prepare the folder the same way
+    args.extend(["--num-gen", "8", "--background", "black"]);
     let o = fpgan(&home, &args);
     let stdout = text(&o.stdout);
     assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
@@ -148,6 +149,8 @@ fn training_writes_metric_lines_and_keeps_the_best_snapshot() {
         dir.display()
     );
     assert!(added.contains(&want), "{added}");
+    let want = "prepared as the run prepared it (--transform center-crop --background black)";
+    assert!(added.contains(want), "{added}");
     assert!(
         added.contains("fid10k_full not added to")
             && added.contains("the run tracks fid50k_full,kid50k_full"),
@@ -155,12 +158,24 @@ fn training_writes_metric_lines_and_keeps_the_best_snapshot() {
     );
     assert!(!dir.join("metric-fid10k_full.jsonl").exists());
     assert_eq!(fid_lines(), 2);
+    // the reason is said before the work
     let other = score(&dir, "4", "fid50k_full");
-    let want = "not added to a run's metric files: the run scores with --num-gen 8";
-    assert!(other.contains(want), "{other}");
+    let want = "will not be added to a run's metric files: the run scores with --num-gen 8";
+    let (said, scored) = (other.find(want), other.find("fid50k_full = "));
+    assert!(said.is_some() && said < scored, "{other}");
     let best = score(&dir.join("best-snapshot.safetensors"), "8", "fid50k_full");
     let want = "only a run's network-snapshot-* files are (not best-snapshot.safetensors)";
     assert!(best.contains(want), "{best}");
+    // prepared otherwise than the run prepared it: other data
+    let (s, d) = (dir.to_str().unwrap(), data.to_str().unwrap());
+    let args = ["metrics", "--network", s, "--data", d, "--num-gen", "8"];
+    let o = fpgan(
+        &home,
+        &[&args[..], &["--background", "white", "--device", "cpu"]].concat(),
+    );
+    let white = text(&o.stdout);
+    let want = format!("{d} is not the data the snapshot was trained on");
+    assert!(o.status.success() && white.contains(&want), "{white}");
     assert_eq!(fid_lines(), 2);
     assert_eq!(
         std::fs::read_to_string(dir.join("best_nimg.txt")).unwrap(),

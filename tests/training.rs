@@ -297,6 +297,21 @@ fn resuming_on_changed_data_says_so() {
         11,
         "the run records the data it goes on with"
     );
+    // a run with nothing left to do keeps the record of what it trained on
+    let second = std::fs::read_dir(&data)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(second).unwrap();
+    let r = fpgan(&train_args(d, o, "0.008"));
+    assert!(
+        text(&r.stdout).contains("Nothing to do"),
+        "{}",
+        text(&r.stdout)
+    );
+    assert_eq!(recorded(&dir)["images"], 11);
 }
 
 #[test]
@@ -515,7 +530,7 @@ fn outputs_are_valid_and_generate_is_deterministic_per_seed() {
     std::fs::write(g1.join("notes.txt"), "not an image").unwrap();
     let out = g(&dir, &g1, "5");
     let note = format!(
-        "note: {} also holds 1 other image from before",
+        "note: {} also holds 1 other image file from before",
         g1.display()
     );
     assert!(out.contains(&note), "{out}");
@@ -827,15 +842,44 @@ fn raw_images_are_fitted_as_transform_and_background_say() {
     args.extend(["--transform", "pad", "--background", "black"]);
     let o = fpgan(&args);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let reals = image::open(run_dir(&out).join("reals.png"))
-        .unwrap()
-        .to_rgb8();
+    let dir = run_dir(&out);
+    let reals = image::open(dir.join("reals.png")).unwrap().to_rgb8();
     assert_eq!(
         reals.get_pixel(64, 5).0,
         [0, 0, 0],
         "padding above the image"
     );
     assert_eq!(reals.get_pixel(64, 64).0, [255, 0, 0], "the image itself");
+    let options: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("training_options.json")).unwrap()).unwrap();
+    assert_eq!(
+        (
+            options["transform"].as_str(),
+            options["background"].as_str()
+        ),
+        (Some("pad"), Some("black"))
+    );
+    // a resume without them: named as changed options (the data itself did not change)
+    let o = fpgan(&train_args(
+        raw.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "0.004",
+    ));
+    let said = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        said.contains("--background white (was black), --transform center-crop (was pad)")
+            && !said.contains("changed since"),
+        "{said}"
+    );
+    // center-crop-wide makes WxH images, not square training ones
+    let mut args = train_args(raw.to_str().unwrap(), out.to_str().unwrap(), "0.002");
+    args.extend(["--transform", "center-crop-wide"]);
+    let err = text(&fpgan(&args).stderr);
+    assert!(
+        err.contains("--transform center-crop-wide makes WxH images"),
+        "{err}"
+    );
 
     let prepared = tmp.path().join("prepared.zip");
     let o = common::dataset(&raw, &prepared, &["--resolution", "128"]);

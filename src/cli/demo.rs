@@ -1,5 +1,5 @@
 //! `fpgan demo`: the README's main job on a small default, from a dataset to a grid of samples.
-use crate::data::{prepare_into, synthetic, PrepareOptions};
+use crate::data::{prepare_into, synthetic, PrepareOptions, RawFit};
 use crate::eval::detector::Detector;
 use crate::eval::evaluator::{dataset_batches, features_of};
 use crate::eval::generate::seed_latent;
@@ -8,7 +8,7 @@ use crate::nets::generator::{GenCfg, GeneratorConfig};
 use crate::nets::info;
 use crate::snapshot::Network;
 use crate::train::options::TrainOptions;
-use crate::train::resume::{load_training_set, RawFit, ResumeFrom};
+use crate::train::resume::{load_training_set, ResumeFrom};
 use crate::train::run::train;
 use crate::util::device::{device_name, parse_device};
 use crate::util::files::create_output_dir;

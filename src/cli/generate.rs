@@ -110,9 +110,9 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     let older = older_images(&a.outdir, &written);
     if older > 0 {
         println!(
-            "note: {} also holds {} from before (not written now; `fpgan metrics --fake` would count them too)",
+            "note: {} also holds {} from before (not written now; `fpgan metrics --fake` would read them too)",
             a.outdir.display(),
-            progress::count(older as u64, "other image")
+            progress::count(older as u64, "other image file")
         );
     }
     Ok(())

@@ -1,5 +1,5 @@
 //! `fpgan metrics`: FID/KID of a trained network against its dataset, or between two image folders.
-use crate::data::{ImageSet, PrepareOptions};
+use crate::data::{Background, ImageSet, RawFit, Transform};
 use crate::eval::detector::Detector;
 use crate::eval::evaluator::{
     detector_batch, features_of, folder_batches, images_per_evaluation, real_features, Estimate,
@@ -43,6 +43,14 @@ pub struct MetricsArgs {
     /// Generated images instead of the metric's 50k/10k (quick looks; not comparable).
     #[arg(long)]
     pub num_gen: Option<usize>,
+    /// Raw images for --data only: how non-square ones become square, as `fpgan dataset
+    /// --transform` (default: as the snapshot's run prepared them, else center-crop).
+    #[arg(long, value_enum)]
+    pub transform: Option<Transform>,
+    /// Raw images for --data only: the colour behind transparent pixels, as `fpgan dataset
+    /// --background` (default: as the snapshot's run, else white).
+    #[arg(long)]
+    pub background: Option<Background>,
     /// Seed of the generated latents.
     #[arg(long, default_value_t = 0)]
     pub seed: i64,
@@ -76,14 +84,24 @@ fn network_metrics(a: &MetricsArgs, net: &Path, data: &Path, device: Device) -> 
         bail!("--metrics names no metric");
     }
     let net = Network::load(net, device)?;
-    let res = net.g.config.resolution;
-    let set = ImageSet::open_or_prepare(data, &PrepareOptions::square(res as u32))?;
-    if set.resolution as i64 != res {
-        bail!(
-            "{} holds {r}x{r} images but the network makes {res}x{res}; give the dataset it was trained on",
-            data.display(),
-            r = set.resolution
-        );
+    // the options of the run that wrote the snapshot (None for other snapshots)
+    let run = net
+        .training_options
+        .clone()
+        .and_then(|o| serde_json::from_value::<TrainOptions>(o).ok());
+    let set = real_set(a, data, net.g.config.resolution, run.as_ref())?;
+    let snap = net
+        .source
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = match net.source.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let target = scored_as_its_run(a, run.as_ref(), &set, dir, &snap);
+    if let Err(why) = &target {
+        println!("metrics: the scores will not be added to a run's metric files: {why}");
     }
     let eval = Evaluator::new(list, &set, device, a.num_gen)?;
     println!(
@@ -96,11 +114,6 @@ fn network_metrics(a: &MetricsArgs, net: &Path, data: &Path, device: Device) -> 
     let n = images_per_evaluation(&eval.metrics, a.num_gen);
     let estimate = Estimate::measure(&eval.detector, &net.g, device, n)?;
     println!("metrics: {estimate}");
-    let snap = net
-        .source
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let scores = eval.run(&net.g, device, a.seed)?;
     for s in &scores {
         println!("{}", metric_line(s, &snap));
@@ -112,30 +125,51 @@ fn network_metrics(a: &MetricsArgs, net: &Path, data: &Path, device: Device) -> 
             s.seconds
         );
     }
-    record_in_run(a, &net, &set, &scores, &snap)
+    match target {
+        Ok(run_now) => record_in_run(dir, &run_now, &scores, &snap),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The real images: a prepared dataset as it is; other images prepared at `res` as the run
+/// (`run`) prepared them, or as --transform/--background say.
+fn real_set(
+    a: &MetricsArgs,
+    data: &Path,
+    res: i64,
+    run: Option<&TrainOptions>,
+) -> Result<ImageSet> {
+    RawFit {
+        transform: a.transform,
+        background: a.background,
+    }
+    .check(data)?;
+    let fit = RawFit {
+        transform: a.transform.or(run.and_then(|r| r.transform)),
+        background: a.background.or(run.and_then(|r| r.background)),
+    };
+    let set = ImageSet::open_or_prepare(data, &fit.prepare_options(res as u32))?;
+    if set.resolution as i64 != res {
+        bail!(
+            "{} holds {r}x{r} images but the network makes {res}x{res}; give the dataset it was trained on",
+            data.display(),
+            r = set.resolution
+        );
+    }
+    if let (Some((t, b)), None, None) = (set.fit, a.transform, a.background) {
+        if run.is_some_and(|r| r.transform.is_some()) {
+            println!(
+                "metrics: {} prepared as the run prepared it (--transform {t} --background {b})",
+                data.display()
+            );
+        }
+    }
+    Ok(set)
 }
 
 /// As the reference's calc_metrics.py, a snapshot's scores go to its run directory's
-/// `metric-<name>.jsonl` (and progress.png is redrawn), for the metrics the run tracks, when it
-/// was scored as its run scores; else a note says why not.
-fn record_in_run(
-    a: &MetricsArgs,
-    net: &Network,
-    set: &ImageSet,
-    scores: &[Score],
-    snap: &str,
-) -> Result<()> {
-    let dir = match net.source.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let run = match scored_as_its_run(a, net, set, dir, snap) {
-        Ok(run) => run,
-        Err(why) => {
-            println!("metrics: not added to a run's metric files: {why}");
-            return Ok(());
-        }
-    };
+/// `metric-<name>.jsonl` (and progress.png is redrawn), for the metrics the run tracks.
+fn record_in_run(dir: &Path, run: &TrainOptions, scores: &[Score], snap: &str) -> Result<()> {
     let (tracked, other): (Vec<&Score>, Vec<&Score>) = scores
         .iter()
         .partition(|s| run.metrics.iter().any(|m| m == s.metric.name()));
@@ -167,11 +201,12 @@ fn record_in_run(
     Ok(())
 }
 
-/// The options of run directory `dir` when `net` (file `snap` there) is one of its training
-/// snapshots, scored as the run scores (its data, `--num-gen` and `--seed`); else why not.
+/// The options of run directory `dir` when the snapshot `snap` there, written by a run with
+/// options `opts`, is one of its training snapshots scored as the run scores (its data,
+/// `--num-gen` and `--seed`); else why not.
 fn scored_as_its_run(
     a: &MetricsArgs,
-    net: &Network,
+    opts: Option<&TrainOptions>,
     set: &ImageSet,
     dir: &Path,
     snap: &str,
@@ -190,11 +225,7 @@ fn scored_as_its_run(
                 dir.display()
             )
         })?;
-    let opts = net
-        .training_options
-        .clone()
-        .and_then(|o| serde_json::from_value::<TrainOptions>(o).ok())
-        .ok_or("the snapshot carries no training options")?;
+    let opts = opts.ok_or("the snapshot carries no training options")?;
     if opts.run_desc() != run.run_desc() {
         return Err(format!(
             "the snapshot is of a {} run, {} holds a {} run",
@@ -203,6 +234,9 @@ fn scored_as_its_run(
             run.run_desc()
         ));
     }
+    if parse_metrics(&run.metrics.join(",")).map_or(true, |m| m.is_empty()) {
+        return Err("the run tracks no metrics (--metrics none)".into());
+    }
     let same_data = match opts.dataset {
         Some(p) => p
             .change_from(&set.fingerprint(), opts.classes > 0)
@@ -210,7 +244,10 @@ fn scored_as_its_run(
         None => opts.dataset_name == set.name,
     };
     if !same_data {
-        return Err("scored on other data than the run's".into());
+        return Err(format!(
+            "{} is not the data the snapshot was trained on",
+            opts.data.display()
+        ));
     }
     if run.metrics_num_gen != a.num_gen {
         return Err(match run.metrics_num_gen {

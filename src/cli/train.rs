@@ -1,11 +1,11 @@
 //! `fpgan train`: the options of a run from the command line, then the run itself.
 use super::parse::parse_grid;
-use crate::data::{Background, ImageSet, Transform};
+use crate::data::{Background, ImageSet, RawFit, Transform};
 use crate::dist::launch::{free_port, launch_local, LocalWorkers, Membership};
 use crate::fastpath::FastPath;
 use crate::nets::generator::GenCfg;
 use crate::train::options::{TrainOptions, DEFAULT_LR};
-use crate::train::resume::{load_training_set, RawFit, ResumeFrom, ResumeMode};
+use crate::train::resume::{load_training_set, ResumeFrom, ResumeMode};
 use crate::train::run::train_as;
 use crate::train::signals;
 use crate::util::device::{device_name, parse_device};
@@ -170,6 +170,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let opts = TrainOptions {
         classes,
         dataset: Some(set.fingerprint()),
+        transform: set.fit.map(|f| f.0),
+        background: set.fit.map(|f| f.1),
         ..a.options(
             set.name.clone(),
             resolution,
@@ -283,6 +285,8 @@ impl TrainArgs {
             data: self.data.clone(),
             dataset_name,
             dataset: None,
+            transform: None,
+            background: None,
             outdir: self.outdir.clone(),
             cfg: self.cfg,
             resolution,

@@ -6,7 +6,9 @@ use std::io::Cursor;
 use std::str::FromStr;
 
 /// How a non-square image becomes a square training image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Transform {
     /// Crop the centred square, then resize (reference `center-crop`).
@@ -18,6 +20,14 @@ pub enum Transform {
     Pad,
     /// Resize to the target ignoring the aspect ratio (reference behaviour without --transform).
     Stretch,
+}
+
+impl std::fmt::Display for Transform {
+    /// The name `--transform` takes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = clap::ValueEnum::to_possible_value(self).expect("no variant is skipped");
+        f.write_str(value.get_name())
+    }
 }
 
 /// An RGB background colour: `white`, `black`, `R,G,B` (0-255 each) or `#RRGGBB`.
@@ -49,6 +59,30 @@ impl FromStr for Background {
             [r, g, b] => Ok(Background([r, g, b])),
             _ => Err(bad()),
         }
+    }
+}
+
+impl std::fmt::Display for Background {
+    /// `white`, `black`, else `#rrggbb` (what [`Background::from_str`] reads back).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            [255, 255, 255] => write!(f, "white"),
+            [0, 0, 0] => write!(f, "black"),
+            [r, g, b] => write!(f, "#{r:02x}{g:02x}{b:02x}"),
+        }
+    }
+}
+
+impl serde::Serialize for Background {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Background {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -218,5 +252,20 @@ mod tests {
         assert!(e.contains("too wide"), "{e}");
         let e = fit_wide(200, 100).unwrap_err();
         assert!(e.contains("too small"), "{e}");
+    }
+
+    #[test]
+    fn a_background_is_written_as_it_is_read() {
+        for (given, shown) in [
+            ("white", "white"),
+            ("0,0,0", "black"),
+            ("#0A80fF", "#0a80ff"),
+        ] {
+            let b: Background = given.parse().unwrap();
+            assert_eq!(b.to_string(), shown);
+            assert_eq!(shown.parse::<Background>(), Ok(b));
+            let json = serde_json::to_value(b).unwrap();
+            assert_eq!(serde_json::from_value::<Background>(json).unwrap(), b);
+        }
     }
 }

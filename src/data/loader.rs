@@ -1,6 +1,6 @@
 //! A prepared dataset (ours or the official dataset_tool.py's; a raw folder or zip is prepared on
 //! the fly) in memory as uint8 NCHW RGB, with the reference's optional x-flip mirroring.
-use super::image_ops::{decode, flatten, Background};
+use super::image_ops::{decode, flatten, Background, Transform};
 use super::labels::{label_entry, label_vector_len};
 use super::prepare::{prepare, PrepareOptions};
 use super::source::Source;
@@ -29,6 +29,8 @@ pub struct ImageSet {
     pub labels: Option<Vec<i64>>,
     /// The length of dataset.json's label vectors (0 for class indices).
     label_dim: i64,
+    /// How the images were fitted when prepared in memory (None: read from a prepared dataset).
+    pub fit: Option<(Transform, Background)>,
 }
 
 /// The class of each file of `source` from its dataset.json's reference-format `labels`; None
@@ -81,9 +83,15 @@ impl DataPrint {
     }
 }
 
+/// The file or folder name without extension; `.` or `..` by the folder's own name.
 fn dataset_name(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
+    let named = |p: &Path| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| s != "." && s != "..")
+    };
+    named(path)
+        .or_else(|| path.canonicalize().ok().as_deref().and_then(named))
         .unwrap_or_else(|| "dataset".into())
 }
 
@@ -134,11 +142,15 @@ impl ImageSet {
         for (i, img) in images.iter().enumerate() {
             if img.dimensions() != (w, h) || w != h {
                 bail!(
-                    "{} is {}x{} but a dataset needs square images of one size ({}x{} first); \
-                     prepare it with `fpgan dataset --resolution N`",
+                    "{} is {}x{} but a prepared dataset{} needs square images of one size \
+                     ({}x{} first); prepare it with `fpgan dataset --resolution N`",
                     source.display_name(i),
                     img.width(),
                     img.height(),
+                    match source.has_dataset_json() {
+                        true => " (it has dataset.json)",
+                        false => "",
+                    },
                     w,
                     h
                 );
@@ -153,6 +165,7 @@ impl ImageSet {
             pixels,
             labels,
             label_dim,
+            fit: None,
         })
     }
 
@@ -180,6 +193,7 @@ impl ImageSet {
             pixels,
             labels: None,
             label_dim: 0,
+            fit: Some((opts.transform, opts.background)),
         })
     }
 
@@ -265,5 +279,19 @@ impl ImageSet {
     pub fn to_tensor(&self) -> Tensor {
         let all: Vec<usize> = (0..self.len()).collect();
         self.batch(&all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dataset_given_as_dot_is_named_by_its_folder() {
+        let here = std::env::current_dir().unwrap();
+        let name = here.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(dataset_name(Path::new(".")), name);
+        assert_eq!(dataset_name(Path::new("pics/pokemon.zip")), "pokemon");
+        assert_eq!(dataset_name(Path::new("pics/")), "pics");
     }
 }

@@ -14,6 +14,6 @@ pub mod writer;
 
 pub use image_ops::{Background, Transform};
 pub use loader::{DataPrint, ImageSet};
-pub use prepare::{prepare, prepare_into, PrepareOptions, Summary};
+pub use prepare::{prepare, prepare_into, PrepareOptions, RawFit, Summary};
 pub use source::Source;
 pub use writer::DatasetWriter;

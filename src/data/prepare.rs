@@ -81,6 +81,44 @@ impl PrepareOptions {
     }
 }
 
+/// How images that are not a prepared dataset are fitted when a command prepares them in memory
+/// (`train`, `metrics`): `fpgan dataset`'s --transform and --background, None for its defaults.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawFit {
+    pub transform: Option<Transform>,
+    pub background: Option<Background>,
+}
+
+impl RawFit {
+    /// Square options at `resolution` with this fit.
+    pub fn prepare_options(&self, resolution: u32) -> PrepareOptions {
+        let mut opts = PrepareOptions::square(resolution);
+        opts.transform = self.transform.unwrap_or(opts.transform);
+        opts.background = self.background.unwrap_or(opts.background);
+        opts
+    }
+
+    /// Refuse a fit that cannot apply to `data`: any on a prepared dataset (its images are used
+    /// as they are), and center-crop-wide (it needs a WxH output; training images are square).
+    pub fn check(&self, data: &std::path::Path) -> Result<()> {
+        if self.transform == Some(Transform::CenterCropWide) {
+            bail!("--transform center-crop-wide makes WxH images for `fpgan dataset --resolution WxH`; square training images come from center-crop, pad or stretch");
+        }
+        let flag = match (self.transform, self.background) {
+            (Some(_), _) => "--transform",
+            (None, Some(_)) => "--background",
+            (None, None) => return Ok(()),
+        };
+        if Source::open(data)?.has_dataset_json() {
+            bail!(
+                "{flag}: {} is a prepared dataset (it has dataset.json), so its images are used as they are; drop {flag}, or give the original images",
+                data.display()
+            );
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Summary {
     pub written: usize,

@@ -298,7 +298,7 @@ fn walk(root: &Path) -> Result<Vec<(String, Place)>> {
     }
     if out.is_empty() {
         // An empty folder is an error for every caller; say so here with the path.
-        bail!("source {} contains no files", root.display());
+        bail!("{} contains no files", root.display());
     }
     Ok(out)
 }

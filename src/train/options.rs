@@ -1,6 +1,6 @@
 //! The options of a training run, with the reference's defaults and their validation: one
 //! `TrainOptions`, saved as `training_options.json` and in every snapshot.
-use crate::data::DataPrint;
+use crate::data::{Background, DataPrint, Transform};
 use crate::eval::metrics::{check_num_gen, parse_metrics};
 use crate::fastpath::{cuda_graph, FastPath};
 use crate::nets::generator::{GenCfg, GeneratorConfig};
@@ -17,6 +17,12 @@ pub struct TrainOptions {
     /// runs written before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset: Option<DataPrint>,
+    /// How raw images were fitted when prepared in memory (`--transform`, `--background`; none
+    /// for a prepared dataset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<Transform>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<Background>,
     pub outdir: PathBuf,
     pub cfg: GenCfg,
     pub resolution: i64,
@@ -64,6 +70,8 @@ impl TrainOptions {
             data: data.to_path_buf(),
             dataset_name: dataset_name.to_string(),
             dataset: None,
+            transform: None,
+            background: None,
             outdir: PathBuf::from("runs"),
             cfg,
             resolution,
@@ -154,6 +162,7 @@ impl TrainOptions {
         let show = |v: &serde_json::Value| match v {
             serde_json::Value::Bool(b) => (if *b { "on" } else { "off" }).to_string(),
             serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => "none".to_string(),
             v => v.to_string(),
         };
         let (now, was) = (serde_json::json!(self), serde_json::json!(before));
@@ -179,8 +188,9 @@ impl TrainOptions {
         let (Some(now), Some(was)) = (self.dataset, before.dataset) else {
             return None;
         };
-        if self.dataset_name != before.dataset_name {
-            return None;
+        let refit = (self.transform, self.background) != (before.transform, before.background);
+        if self.dataset_name != before.dataset_name || refit {
+            return None; // named among the changed options
         }
         let how = now.change_from(&was, self.classes > 0)?;
         Some(format!(

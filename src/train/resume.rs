@@ -1,7 +1,7 @@
 //! Where a run goes and what it continues: `--resume`, `--resume-mode`, the run directory in
 //! `--outdir`, and the training images.
 use super::options::TrainOptions;
-use crate::data::{Background, ImageSet, PrepareOptions, Source, Transform};
+use crate::data::{ImageSet, RawFit};
 use crate::snapshot::{snapshots_in, SNAPSHOT_PREFIX};
 use crate::util::files::create_output_dir;
 use anyhow::{bail, Context, Result};
@@ -55,14 +55,6 @@ fn run_dirs(outdir: &Path) -> Vec<(u32, PathBuf)> {
         .collect()
 }
 
-/// How images that are not a prepared dataset become training images (None: `fpgan dataset`'s
-/// defaults, center-crop on white).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RawFit {
-    pub transform: Option<Transform>,
-    pub background: Option<Background>,
-}
-
 /// Load the training images: a prepared dataset as it is, anything else prepared at `res`
 /// (`--res`, checked before) as `fit` says.
 pub fn load_training_set(
@@ -71,23 +63,8 @@ pub fn load_training_set(
     mirror: bool,
     fit: RawFit,
 ) -> Result<ImageSet> {
-    let mut opts = PrepareOptions::square(res.unwrap_or(256) as u32);
-    opts.transform = fit.transform.unwrap_or(opts.transform);
-    opts.background = fit.background.unwrap_or(opts.background);
-    let given = match (fit.transform, fit.background) {
-        (Some(_), _) => Some("--transform"),
-        (None, Some(_)) => Some("--background"),
-        (None, None) => None,
-    };
-    if let Some(flag) = given {
-        if Source::open(data)?.has_dataset_json() {
-            bail!(
-                "{flag}: {} is a prepared dataset (it has dataset.json), so its images are used as they are; drop {flag}, or train on the original images",
-                data.display()
-            );
-        }
-    }
-    let set = ImageSet::open_or_prepare(data, &opts)?;
+    fit.check(data)?;
+    let set = ImageSet::open_or_prepare(data, &fit.prepare_options(res.unwrap_or(256) as u32))?;
     if let Some(r) = res {
         if set.resolution as i64 != r {
             bail!(

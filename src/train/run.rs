@@ -392,7 +392,9 @@ impl<'a> Run<'a> {
                 changed.join(", ")
             ));
         }
-        self.write_options()?;
+        if (p.cur_nimg as f64) < self.opts.kimg * 1000.0 {
+            self.write_options()?; // a run with nothing left to do keeps what it trained with
+        }
         tick::truncate_stats(&self.dir, p.cur_tick)?;
         let name = used.file_name().map(|n| n.to_string_lossy().into_owned());
         for f in metric_files(&self.dir) {
