@@ -184,7 +184,11 @@ impl ImageSet {
             Ok(())
         })
         .with_context(|| format!("preparing {} on the fly", path.display()))?;
-        crate::util::early_log::say(&format!("prepared {} in memory: {summary}", path.display()));
+        crate::util::early_log::say(&format!(
+            "prepared {} in memory: {}",
+            path.display(),
+            summary.counts("")
+        ));
         Ok(ImageSet {
             name: dataset_name(path),
             resolution: opts.width as usize,

@@ -131,19 +131,24 @@ pub struct Summary {
 }
 
 impl std::fmt::Display for Summary {
+    /// `12 images written, 1 skipped, 9 upscaled, in 0.4 s`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} written, {} skipped, {} upscaled, in {:.1} s",
+        write!(f, "{}", self.counts(" written"))
+    }
+}
+
+impl Summary {
+    /// The counts and time, `done` after the images' count (` written`, or nothing).
+    pub fn counts(&self, done: &str) -> String {
+        format!(
+            "{}{done}, {} skipped, {} upscaled, in {:.1} s",
             count(self.written as u64, "image"),
             self.skipped,
             self.upscaled,
             self.seconds
         )
     }
-}
 
-impl Summary {
     /// Where the skipped files are named, `None` when there are none.
     pub fn skipped_note(&self) -> Option<String> {
         match self.skipped {
