@@ -152,7 +152,7 @@ fn training_writes_metric_lines_and_keeps_the_best_snapshot() {
     let want = "prepared as the run prepared it (--transform center-crop --background black)";
     assert!(added.contains(want), "{added}");
     assert!(
-        added.contains("fid10k_full not added to")
+        added.contains("fid10k_full will not be added to")
             && added.contains("the run tracks fid50k_full,kid50k_full"),
         "{added}"
     );
@@ -174,8 +174,9 @@ fn training_writes_metric_lines_and_keeps_the_best_snapshot() {
         &[&args[..], &["--background", "white", "--device", "cpu"]].concat(),
     );
     let white = text(&o.stdout);
-    let want = format!("{d} is not the data the snapshot was trained on");
-    assert!(o.status.success() && white.contains(&want), "{white}");
+    let want = "--data is not the data the snapshot was trained on (the same number of images \
+        (12), other pixels; the run prepared it with --transform center-crop --background black)";
+    assert!(o.status.success() && white.contains(want), "{white}");
     assert_eq!(fid_lines(), 2);
     assert_eq!(
         std::fs::read_to_string(dir.join("best_nimg.txt")).unwrap(),

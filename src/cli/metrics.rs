@@ -6,7 +6,7 @@ use crate::eval::evaluator::{
     Evaluator, Score,
 };
 use crate::eval::metrics::{
-    check_image_count, check_num_gen, feature_stats, fid, kid, parse_metrics,
+    check_image_count, check_num_gen, feature_stats, fid, kid, parse_metrics, Metric,
 };
 use crate::eval::report::{append_metric, metric_line};
 use crate::monitor::plot;
@@ -59,6 +59,16 @@ pub struct MetricsArgs {
     pub device: String,
 }
 
+impl MetricsArgs {
+    /// How raw --data is fitted as given (--transform, --background).
+    fn fit(&self) -> RawFit {
+        RawFit {
+            transform: self.transform,
+            background: self.background,
+        }
+    }
+}
+
 pub fn run(a: MetricsArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
     check_num_gen(a.num_gen)?;
@@ -99,10 +109,7 @@ fn network_metrics(a: &MetricsArgs, net: &Path, data: &Path, device: Device) -> 
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let target = scored_as_its_run(a, run.as_ref(), &set, dir, &snap);
-    if let Err(why) = &target {
-        println!("metrics: the scores will not be added to a run's metric files: {why}");
-    }
+    let target = announce_target(a, &list, run.as_ref(), &set, dir, &snap);
     let eval = Evaluator::new(list, &set, device, a.num_gen)?;
     println!(
         "metrics: {} real images of {} ({})",
@@ -126,9 +133,42 @@ fn network_metrics(a: &MetricsArgs, net: &Path, data: &Path, device: Device) -> 
         );
     }
     match target {
-        Ok(run_now) => record_in_run(dir, &run_now, &scores, &snap),
-        Err(_) => Ok(()),
+        Some(run_now) => record_in_run(dir, &run_now, &scores, &snap),
+        None => Ok(()),
     }
+}
+
+/// Say up front whether (and which of) the scores will go to the run's metric files; returns
+/// the run's options when some will.
+fn announce_target(
+    a: &MetricsArgs,
+    asked: &[Metric],
+    opts: Option<&TrainOptions>,
+    set: &ImageSet,
+    dir: &Path,
+    snap: &str,
+) -> Option<TrainOptions> {
+    let run = match scored_as_its_run(a, asked, opts, set, dir, snap) {
+        Ok(run) => run,
+        Err(why) => {
+            println!("metrics: the scores will not be added to a run's metric files: {why}");
+            return None;
+        }
+    };
+    let other: Vec<&str> = asked
+        .iter()
+        .filter(|&&m| !tracks(&run, m))
+        .map(|m| m.name())
+        .collect();
+    if !other.is_empty() {
+        println!(
+            "metrics: {} will not be added to {}: the run tracks {}",
+            other.join(", "),
+            dir.display(),
+            run.metrics.join(",")
+        );
+    }
+    Some(run)
 }
 
 /// The real images: a prepared dataset as it is; other images prepared at `res` as the run
@@ -139,16 +179,11 @@ fn real_set(
     res: i64,
     run: Option<&TrainOptions>,
 ) -> Result<ImageSet> {
-    RawFit {
-        transform: a.transform,
-        background: a.background,
-    }
-    .check(data)?;
-    let fit = RawFit {
-        transform: a.transform.or(run.and_then(|r| r.transform)),
-        background: a.background.or(run.and_then(|r| r.background)),
-    };
+    let given = a.fit();
+    given.check()?;
+    let fit = given.or(run.map_or(RawFit::default(), TrainOptions::fit));
     let set = ImageSet::open_or_prepare(data, &fit.prepare_options(res as u32))?;
+    given.check_not_prepared(data, set.fit.is_none())?;
     if set.resolution as i64 != res {
         bail!(
             "{} holds {r}x{r} images but the network makes {res}x{res}; give the dataset it was trained on",
@@ -170,23 +205,8 @@ fn real_set(
 /// As the reference's calc_metrics.py, a snapshot's scores go to its run directory's
 /// `metric-<name>.jsonl` (and progress.png is redrawn), for the metrics the run tracks.
 fn record_in_run(dir: &Path, run: &TrainOptions, scores: &[Score], snap: &str) -> Result<()> {
-    let (tracked, other): (Vec<&Score>, Vec<&Score>) = scores
-        .iter()
-        .partition(|s| run.metrics.iter().any(|m| m == s.metric.name()));
-    if !other.is_empty() {
-        let names: Vec<&str> = other.iter().map(|s| s.metric.name()).collect();
-        println!(
-            "metrics: {} not added to {}: the run tracks {}",
-            names.join(", "),
-            dir.display(),
-            run.metrics.join(",")
-        );
-    }
-    if tracked.is_empty() {
-        return Ok(());
-    }
     let mut files = Vec::new();
-    for s in tracked {
+    for s in scores.iter().filter(|s| tracks(run, s.metric)) {
         append_metric(dir, s, snap)?;
         files.push(format!("metric-{}.jsonl", s.metric.name()));
     }
@@ -201,11 +221,17 @@ fn record_in_run(dir: &Path, run: &TrainOptions, scores: &[Score], snap: &str) -
     Ok(())
 }
 
+/// Whether `run` computes `metric` at its snapshots.
+fn tracks(run: &TrainOptions, metric: Metric) -> bool {
+    run.metrics.iter().any(|m| m == metric.name())
+}
+
 /// The options of run directory `dir` when the snapshot `snap` there, written by a run with
 /// options `opts`, is one of its training snapshots scored as the run scores (its data,
-/// `--num-gen` and `--seed`); else why not.
+/// `--num-gen` and `--seed`, and some of the `asked` metrics it tracks); else why not.
 fn scored_as_its_run(
     a: &MetricsArgs,
+    asked: &[Metric],
     opts: Option<&TrainOptions>,
     set: &ImageSet,
     dir: &Path,
@@ -216,49 +242,72 @@ fn scored_as_its_run(
             "only a run's {SNAPSHOT_PREFIX}* files are (not {snap})"
         ));
     }
-    let run = std::fs::read(dir.join("training_options.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<TrainOptions>(&b).ok())
-        .ok_or_else(|| {
-            format!(
-                "{} is not a run directory (no training_options.json)",
-                dir.display()
-            )
-        })?;
+    let path = dir.join("training_options.json");
+    let bytes = std::fs::read(&path).map_err(|_| {
+        format!(
+            "{} is not a run directory (no training_options.json)",
+            dir.display()
+        )
+    })?;
+    let run = serde_json::from_slice::<TrainOptions>(&bytes)
+        .map_err(|e| format!("{} cannot be read ({e})", path.display()))?;
     let opts = opts.ok_or("the snapshot carries no training options")?;
-    if opts.run_desc() != run.run_desc() {
+    if (opts.generator_config(), &opts.dataset_name) != (run.generator_config(), &run.dataset_name)
+    {
         return Err(format!(
-            "the snapshot is of a {} run, {} holds a {} run",
-            opts.run_desc(),
-            dir.display(),
-            run.run_desc()
+            "the snapshot is not of the run in {}",
+            dir.display()
         ));
     }
-    if parse_metrics(&run.metrics.join(",")).map_or(true, |m| m.is_empty()) {
-        return Err("the run tracks no metrics (--metrics none)".into());
+    if !asked.iter().any(|&m| tracks(&run, m)) {
+        return Err(format!("the run tracks {}", run.metrics.join(",")));
     }
-    let same_data = match opts.dataset {
-        Some(p) => p
-            .change_from(&set.fingerprint(), opts.classes > 0)
-            .is_none(),
-        None => opts.dataset_name == set.name,
-    };
-    if !same_data {
-        return Err(format!(
-            "{} is not the data the snapshot was trained on",
-            opts.data.display()
+    let off = differences(a, opts, &run, set);
+    match off.is_empty() {
+        true => Ok(run),
+        false => Err(off.join("; ")),
+    }
+}
+
+/// How this scoring differs from the run's (`opts`: the snapshot's, `run`: the run directory's),
+/// all at once: the data (and how it was prepared), `--num-gen`, `--seed`.
+fn differences(
+    a: &MetricsArgs,
+    opts: &TrainOptions,
+    run: &TrainOptions,
+    set: &ImageSet,
+) -> Vec<String> {
+    let mut off = Vec::new();
+    if let Some(how) = opts
+        .dataset
+        .and_then(|p| set.fingerprint().change_from(&p, opts.classes > 0))
+    {
+        let fit = opts.fit();
+        let as_run = match (a.fit().or(fit).resolved(), fit.resolved()) {
+            (now, (t, b)) if now != (t, b) => {
+                format!("; the run prepared it with --transform {t} --background {b}")
+            }
+            _ => String::new(),
+        };
+        off.push(format!(
+            "--data is not the data the snapshot was trained on ({how}{as_run})"
+        ));
+    } else if opts.dataset.is_none() && opts.dataset_name != set.name {
+        off.push(format!(
+            "--data is not the run's dataset ({})",
+            opts.dataset_name
         ));
     }
     if run.metrics_num_gen != a.num_gen {
-        return Err(match run.metrics_num_gen {
+        off.push(match run.metrics_num_gen {
             Some(n) => format!("the run scores with --num-gen {n}"),
             None => "the run scores without --num-gen".into(),
         });
     }
     if run.seed as i64 != a.seed {
-        return Err(format!("the run scores with --seed {}", run.seed));
+        off.push(format!("the run scores with --seed {}", run.seed));
     }
-    Ok(run)
+    off
 }
 
 /// Two folders (or zips) of images: `fid`, `kid`.

@@ -145,15 +145,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let resolution = a.res.unwrap_or(256);
     a.options(String::new(), resolution, (1, 1), gpus)
         .validate()?;
+    a.fit().check()?;
     if member.is_none() && gpus > 1 && !a.dry_run {
         return a.launch_workers(gpus);
     }
     let device = parse_device(&a.device)?;
-    let fit = RawFit {
-        transform: a.transform,
-        background: a.background,
-    };
-    let set = load_training_set(&a.data, a.res, a.mirror, fit)?;
+    let set = load_training_set(&a.data, a.res, a.mirror, a.fit())?;
     let resolution = set.resolution as i64;
     let rank0 = member.as_ref().is_none_or(|m| m.rank == 0);
     let classes = training_classes(a.cond, &set, &a.data, rank0)?;
@@ -226,6 +223,14 @@ fn training_classes(cond: bool, set: &ImageSet, data: &Path, say: bool) -> Resul
 }
 
 impl TrainArgs {
+    /// How raw --data is fitted (--transform, --background).
+    fn fit(&self) -> RawFit {
+        RawFit {
+            transform: self.transform,
+            background: self.background,
+        }
+    }
+
     /// The processes of the whole run: --gpus x --nnodes, or WORLD_SIZE under a launcher.
     fn processes(&self, member: Option<&Membership>) -> Result<i64> {
         let per_node = self.gpus.unwrap_or(1);

@@ -63,12 +63,13 @@ impl FromStr for Background {
 }
 
 impl std::fmt::Display for Background {
-    /// `white`, `black`, else `#rrggbb` (what [`Background::from_str`] reads back).
+    /// `white`, `black`, else `R,G,B`: what [`Background::from_str`] reads back, and a word a
+    /// shell keeps (a `#` would start a comment).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
             [255, 255, 255] => write!(f, "white"),
             [0, 0, 0] => write!(f, "black"),
-            [r, g, b] => write!(f, "#{r:02x}{g:02x}{b:02x}"),
+            [r, g, b] => write!(f, "{r},{g},{b}"),
         }
     }
 }
@@ -259,7 +260,7 @@ mod tests {
         for (given, shown) in [
             ("white", "white"),
             ("0,0,0", "black"),
-            ("#0A80fF", "#0a80ff"),
+            ("#0A80fF", "10,128,255"),
         ] {
             let b: Background = given.parse().unwrap();
             assert_eq!(b.to_string(), shown);

@@ -2,7 +2,7 @@
 //! the fly) in memory as uint8 NCHW RGB, with the reference's optional x-flip mirroring.
 use super::image_ops::{decode, flatten, Background, Transform};
 use super::labels::{label_entry, label_vector_len};
-use super::prepare::{prepare, PrepareOptions};
+use super::prepare::{prepare, PrepareOptions, RawFit};
 use super::source::Source;
 use crate::util::progress;
 use anyhow::{bail, Context, Result};
@@ -83,13 +83,9 @@ impl DataPrint {
     }
 }
 
-/// The file or folder name without extension; `.` or `..` by the folder's own name.
+/// The file or folder name without extension (`.` or `..`: the folder's own name).
 fn dataset_name(path: &Path) -> String {
-    let named = |p: &Path| {
-        p.file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .filter(|s| s != "." && s != "..")
-    };
+    let named = |p: &Path| p.file_stem().map(|s| s.to_string_lossy().into_owned());
     named(path)
         .or_else(|| path.canonicalize().ok().as_deref().and_then(named))
         .unwrap_or_else(|| "dataset".into())
@@ -213,6 +209,14 @@ impl ImageSet {
             pixels_crc32c: crc32c::crc32c_append(crc, &self.pixels),
             labels_crc32c: labels,
         }
+    }
+
+    /// [`ImageSet::open_or_prepare`] at `resolution` with `fit`, which a prepared dataset refuses.
+    pub fn open_or_fit(path: &Path, resolution: u32, fit: RawFit) -> Result<Self> {
+        fit.check()?;
+        let set = Self::open_or_prepare(path, &fit.prepare_options(resolution))?;
+        fit.check_not_prepared(path, set.fit.is_none())?;
+        Ok(set)
     }
 
     /// Add (or remove) the x-flipped copies.

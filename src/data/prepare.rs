@@ -93,25 +93,49 @@ impl RawFit {
     /// Square options at `resolution` with this fit.
     pub fn prepare_options(&self, resolution: u32) -> PrepareOptions {
         let mut opts = PrepareOptions::square(resolution);
-        opts.transform = self.transform.unwrap_or(opts.transform);
-        opts.background = self.background.unwrap_or(opts.background);
+        (opts.transform, opts.background) = self.resolved();
         opts
     }
 
-    /// Refuse a fit that cannot apply to `data`: any on a prepared dataset (its images are used
-    /// as they are), and center-crop-wide (it needs a WxH output; training images are square).
-    pub fn check(&self, data: &std::path::Path) -> Result<()> {
+    /// The transform and background in force: these, or `fpgan dataset`'s defaults.
+    pub fn resolved(&self) -> (Transform, Background) {
+        let defaults = PrepareOptions::square(1);
+        (
+            self.transform.unwrap_or(defaults.transform),
+            self.background.unwrap_or(defaults.background),
+        )
+    }
+
+    /// This fit where it is given, else `other`'s.
+    pub fn or(self, other: RawFit) -> RawFit {
+        RawFit {
+            transform: self.transform.or(other.transform),
+            background: self.background.or(other.background),
+        }
+    }
+
+    /// Refuse center-crop-wide: it makes WxH images, and training images are square.
+    pub fn check(&self) -> Result<()> {
         if self.transform == Some(Transform::CenterCropWide) {
             bail!("--transform center-crop-wide makes WxH images for `fpgan dataset --resolution WxH`; square training images come from center-crop, pad or stretch");
         }
-        let flag = match (self.transform, self.background) {
-            (Some(_), _) => "--transform",
-            (None, Some(_)) => "--background",
-            (None, None) => return Ok(()),
-        };
-        if Source::open(data)?.has_dataset_json() {
+        Ok(())
+    }
+
+    /// Refuse a fit given for `data` when it is a prepared dataset: its images are used as
+    /// they are.
+    pub fn check_not_prepared(&self, data: &std::path::Path, prepared: bool) -> Result<()> {
+        let flags: Vec<&str> = [
+            self.transform.map(|_| "--transform"),
+            self.background.map(|_| "--background"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if prepared && !flags.is_empty() {
+            let flags = flags.join(" and ");
             bail!(
-                "{flag}: {} is a prepared dataset (it has dataset.json), so its images are used as they are; drop {flag}, or give the original images",
+                "{flags}: {} is a prepared dataset (it has dataset.json), so its images are used as they are; drop {flags}, or give the original images",
                 data.display()
             );
         }

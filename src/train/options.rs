@@ -1,6 +1,6 @@
 //! The options of a training run, with the reference's defaults and their validation: one
 //! `TrainOptions`, saved as `training_options.json` and in every snapshot.
-use crate::data::{Background, DataPrint, Transform};
+use crate::data::{Background, DataPrint, RawFit, Transform};
 use crate::eval::metrics::{check_num_gen, parse_metrics};
 use crate::fastpath::{cuda_graph, FastPath};
 use crate::nets::generator::{GenCfg, GeneratorConfig};
@@ -14,8 +14,12 @@ pub struct TrainOptions {
     pub data: PathBuf,
     pub dataset_name: String,
     /// The images' count and checksum when the run (re)started (none for made-up data and for
-    /// runs written before it was recorded).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// runs written before it was recorded, or in another layout).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
     pub dataset: Option<DataPrint>,
     /// How raw images were fitted when prepared in memory (`--transform`, `--background`; none
     /// for a prepared dataset).
@@ -60,6 +64,16 @@ pub struct TrainOptions {
     /// reference's fp32 NCHW, cuDNN picking its algorithms by timing).
     #[serde(flatten)]
     pub fast: FastPath,
+}
+
+/// A field that reads as None where it does not parse (an earlier layout of it).
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).ok())
 }
 
 impl TrainOptions {
@@ -162,17 +176,24 @@ impl TrainOptions {
         let show = |v: &serde_json::Value| match v {
             serde_json::Value::Bool(b) => (if *b { "on" } else { "off" }).to_string(),
             serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Null => "none".to_string(),
             v => v.to_string(),
         };
         let (now, was) = (serde_json::json!(self), serde_json::json!(before));
         let (Some(now), Some(was)) = (now.as_object(), was.as_object()) else {
             return Vec::new();
         };
+        // the fit of raw images compares where both runs say it (none: a prepared dataset, or
+        // a run from before it was recorded)
+        let unknown_fit = |k: &str, v: &serde_json::Value, w: &serde_json::Value| {
+            ["transform", "background"].contains(&k) && (v.is_null() || w.is_null())
+        };
         now.iter()
             .filter(|(k, _)| !UNSHAPING.contains(&k.as_str()))
             .filter_map(|(k, v)| {
                 let w = was.get(k).unwrap_or(&serde_json::Value::Null);
+                if unknown_fit(k, v, w) {
+                    return None;
+                }
                 let flag = match k.as_str() {
                     "dataset_name" => "--data".to_string(),
                     k => format!("--{}", k.replace('_', "-")),
@@ -182,15 +203,25 @@ impl TrainOptions {
             .collect()
     }
 
-    /// A note when the data's images differ from those `before` was recorded with (the same
-    /// dataset by name: other data is an option change, see [`TrainOptions::changes_from`]).
+    /// How raw --data was fitted (none for a prepared dataset).
+    pub fn fit(&self) -> RawFit {
+        RawFit {
+            transform: self.transform,
+            background: self.background,
+        }
+    }
+
+    /// A note when the data's images differ from those `before` was recorded with: the same
+    /// dataset by name, prepared the same way where both runs say how (another dataset or
+    /// fit is named among the changed options, see [`TrainOptions::changes_from`]).
     pub fn data_change_from(&self, before: &TrainOptions) -> Option<String> {
         let (Some(now), Some(was)) = (self.dataset, before.dataset) else {
             return None;
         };
-        let refit = (self.transform, self.background) != (before.transform, before.background);
+        let refit = matches!((self.transform, before.transform), (Some(x), Some(y)) if x != y)
+            || matches!((self.background, before.background), (Some(x), Some(y)) if x != y);
         if self.dataset_name != before.dataset_name || refit {
-            return None; // named among the changed options
+            return None;
         }
         let how = now.change_from(&was, self.classes > 0)?;
         Some(format!(
@@ -365,5 +396,29 @@ mod tests {
             ..a.clone()
         };
         assert_eq!(a.data_change_from(&old), None);
+        // a fit both runs record and that differs is an option change, not changed data; a run
+        // that does not record one (older, or on a prepared dataset) compares the data alone
+        let fitted = |t| TrainOptions {
+            transform: Some(t),
+            background: Some(Background([0; 3])),
+            ..with(10, 7, 1, 0)
+        };
+        let pad = fitted(Transform::Pad);
+        let refit = TrainOptions {
+            dataset: Some(DataPrint {
+                pixels_crc32c: 8,
+                ..pad.dataset.unwrap()
+            }),
+            ..fitted(Transform::Stretch)
+        };
+        assert_eq!(refit.data_change_from(&pad), None);
+        assert_eq!(refit.changes_from(&pad), ["--transform stretch (was pad)"]);
+        assert!(refit.changes_from(&with(10, 7, 1, 0)).is_empty());
+        assert!(refit.data_change_from(&with(10, 7, 1, 0)).is_some());
+        // a record in an earlier layout reads as none
+        let mut json = serde_json::to_value(&a).unwrap();
+        json["dataset"] = serde_json::json!({"images": 10, "crc32c": 7});
+        let read: TrainOptions = serde_json::from_value(json).unwrap();
+        assert_eq!(read.dataset, None);
     }
 }

@@ -63,8 +63,7 @@ pub fn load_training_set(
     mirror: bool,
     fit: RawFit,
 ) -> Result<ImageSet> {
-    fit.check(data)?;
-    let set = ImageSet::open_or_prepare(data, &fit.prepare_options(res.unwrap_or(256) as u32))?;
+    let set = ImageSet::open_or_fit(data, res.unwrap_or(256) as u32, fit)?;
     if let Some(r) = res {
         if set.resolution as i64 != r {
             bail!(
