@@ -872,12 +872,13 @@ fn raw_images_are_fitted_as_transform_and_background_say() {
             && !said.contains("changed since"),
         "{said}"
     );
-    // center-crop-wide makes WxH images, not square training ones
+    // center-crop-wide makes WxH images, not square training ones: not offered
     let mut args = train_args(raw.to_str().unwrap(), out.to_str().unwrap(), "0.002");
     args.extend(["--transform", "center-crop-wide"]);
     let err = text(&fpgan(&args).stderr);
     assert!(
-        err.contains("--transform center-crop-wide makes WxH images"),
+        err.contains("invalid value 'center-crop-wide'")
+            && err.contains("center-crop, pad, stretch"),
         "{err}"
     );
 

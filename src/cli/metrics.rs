@@ -45,7 +45,7 @@ pub struct MetricsArgs {
     pub num_gen: Option<usize>,
     /// Raw images for --data only: how non-square ones become square, as `fpgan dataset
     /// --transform` (default: as the snapshot's run prepared them, else center-crop).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = Transform::square_parser())]
     pub transform: Option<Transform>,
     /// Raw images for --data only: the colour behind transparent pixels, as `fpgan dataset
     /// --background` (default: as the snapshot's run, else white).
@@ -180,7 +180,6 @@ fn real_set(
     run: Option<&TrainOptions>,
 ) -> Result<ImageSet> {
     let given = a.fit();
-    given.check()?;
     let fit = given.or(run.map_or(RawFit::default(), TrainOptions::fit));
     let set = ImageSet::open_or_prepare(data, &fit.prepare_options(res as u32))?;
     given.check_not_prepared(data, set.fit.is_none())?;

@@ -40,7 +40,7 @@ pub struct TrainArgs {
     pub res: Option<i64>,
     /// Raw images only: how non-square ones become square, as `fpgan dataset --transform`
     /// (default center-crop).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = Transform::square_parser())]
     pub transform: Option<Transform>,
     /// Raw images only: the colour behind transparent pixels (and padding), as `fpgan dataset
     /// --background` (default white).
@@ -145,7 +145,6 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let resolution = a.res.unwrap_or(256);
     a.options(String::new(), resolution, (1, 1), gpus)
         .validate()?;
-    a.fit().check()?;
     if member.is_none() && gpus > 1 && !a.dry_run {
         return a.launch_workers(gpus);
     }

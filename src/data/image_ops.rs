@@ -22,6 +22,17 @@ pub enum Transform {
     Stretch,
 }
 
+impl Transform {
+    /// `--transform` of commands whose images are square (train, metrics): every transform but
+    /// center-crop-wide, which makes WxH images.
+    pub fn square_parser() -> impl clap::builder::TypedValueParser<Value = Transform> {
+        use clap::builder::TypedValueParser;
+        clap::builder::PossibleValuesParser::new(["center-crop", "pad", "stretch"]).map(|s| {
+            <Transform as clap::ValueEnum>::from_str(&s, false).expect("a listed transform")
+        })
+    }
+}
+
 impl std::fmt::Display for Transform {
     /// The name `--transform` takes.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

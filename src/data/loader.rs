@@ -213,7 +213,6 @@ impl ImageSet {
 
     /// [`ImageSet::open_or_prepare`] at `resolution` with `fit`, which a prepared dataset refuses.
     pub fn open_or_fit(path: &Path, resolution: u32, fit: RawFit) -> Result<Self> {
-        fit.check()?;
         let set = Self::open_or_prepare(path, &fit.prepare_options(resolution))?;
         fit.check_not_prepared(path, set.fit.is_none())?;
         Ok(set)

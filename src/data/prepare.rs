@@ -114,14 +114,6 @@ impl RawFit {
         }
     }
 
-    /// Refuse center-crop-wide: it makes WxH images, and training images are square.
-    pub fn check(&self) -> Result<()> {
-        if self.transform == Some(Transform::CenterCropWide) {
-            bail!("--transform center-crop-wide makes WxH images for `fpgan dataset --resolution WxH`; square training images come from center-crop, pad or stretch");
-        }
-        Ok(())
-    }
-
     /// Refuse a fit given for `data` when it is a prepared dataset: its images are used as
     /// they are.
     pub fn check_not_prepared(&self, data: &std::path::Path, prepared: bool) -> Result<()> {
