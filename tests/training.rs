@@ -872,6 +872,29 @@ fn raw_images_are_fitted_as_transform_and_background_say() {
             && !said.contains("changed since"),
         "{said}"
     );
+    // a run without metrics gets none appended by `fpgan metrics`, and is told so up front
+    let home = common::private_home(tmp.path());
+    let (d, r) = (dir.to_str().unwrap(), raw.to_str().unwrap());
+    let args = [
+        "metrics",
+        "--network",
+        d,
+        "--data",
+        r,
+        "--num-gen",
+        "4",
+        "--device",
+        "cpu",
+    ];
+    let o = common::fpgan_with_home(&home, &args);
+    let said = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        said.contains(
+            "will not be added to a run's metric files: the run tracks no metrics (--metrics none)"
+        ),
+        "{said}"
+    );
     // center-crop-wide makes WxH images, not square training ones: not offered
     let mut args = train_args(raw.to_str().unwrap(), out.to_str().unwrap(), "0.002");
     args.extend(["--transform", "center-crop-wide"]);

@@ -258,6 +258,9 @@ fn scored_as_its_run(
             dir.display()
         ));
     }
+    if parse_metrics(&run.metrics.join(",")).map_or(true, |m| m.is_empty()) {
+        return Err("the run tracks no metrics (--metrics none)".into());
+    }
     if !asked.iter().any(|&m| tracks(&run, m)) {
         return Err(format!("the run tracks {}", run.metrics.join(",")));
     }
