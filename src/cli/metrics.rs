@@ -109,7 +109,15 @@ fn network_metrics(a: &MetricsArgs, net: &Path, data: &Path, device: Device) -> 
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let target = announce_target(a, &list, run.as_ref(), &set, dir, &snap);
+    let scoring = Scoring {
+        args: a,
+        asked: &list,
+        opts: run.as_ref(),
+        set: &set,
+        dir,
+        snap: &snap,
+    };
+    let target = scoring.announce_target();
     let eval = Evaluator::new(list, &set, device, a.num_gen)?;
     println!(
         "metrics: {} real images of {} ({})",
@@ -138,37 +146,87 @@ fn network_metrics(a: &MetricsArgs, net: &Path, data: &Path, device: Device) -> 
     }
 }
 
-/// Say up front whether (and which of) the scores will go to the run's metric files; returns
-/// the run's options when some will.
-fn announce_target(
-    a: &MetricsArgs,
-    asked: &[Metric],
-    opts: Option<&TrainOptions>,
-    set: &ImageSet,
-    dir: &Path,
-    snap: &str,
-) -> Option<TrainOptions> {
-    let run = match scored_as_its_run(a, asked, opts, set, dir, snap) {
-        Ok(run) => run,
-        Err(why) => {
-            println!("metrics: the scores will not be added to a run's metric files: {why}");
-            return None;
+/// A snapshot being scored: the command's arguments, the metrics asked, the options of the run
+/// that wrote it (`opts`, None for other snapshots), the real images, its folder and file name.
+struct Scoring<'a> {
+    args: &'a MetricsArgs,
+    asked: &'a [Metric],
+    opts: Option<&'a TrainOptions>,
+    set: &'a ImageSet,
+    dir: &'a Path,
+    snap: &'a str,
+}
+
+impl Scoring<'_> {
+    /// Say up front whether (and which of) the scores will go to the run's metric files;
+    /// returns the run's options when some will.
+    fn announce_target(&self) -> Option<TrainOptions> {
+        let run = match self.scored_as_its_run() {
+            Ok(run) => run,
+            Err(why) => {
+                println!("metrics: the scores will not be added to a run's metric files: {why}");
+                return None;
+            }
+        };
+        let other: Vec<&str> = self
+            .asked
+            .iter()
+            .filter(|&&m| !tracks(&run, m))
+            .map(|m| m.name())
+            .collect();
+        if !other.is_empty() {
+            println!(
+                "metrics: {} will not be added to {}: the run tracks {}",
+                other.join(", "),
+                self.dir.display(),
+                run.metrics.join(",")
+            );
         }
-    };
-    let other: Vec<&str> = asked
-        .iter()
-        .filter(|&&m| !tracks(&run, m))
-        .map(|m| m.name())
-        .collect();
-    if !other.is_empty() {
-        println!(
-            "metrics: {} will not be added to {}: the run tracks {}",
-            other.join(", "),
-            dir.display(),
-            run.metrics.join(",")
-        );
+        Some(run)
     }
-    Some(run)
+
+    /// The options of the run directory when the snapshot is one of its training snapshots
+    /// scored as the run scores (its data, `--num-gen` and `--seed`, and some of the asked
+    /// metrics it tracks); else why not.
+    fn scored_as_its_run(&self) -> Result<TrainOptions, String> {
+        let (dir, snap) = (self.dir, self.snap);
+        if snapshot_kimg(snap).is_none() {
+            return Err(format!(
+                "only a run's {SNAPSHOT_PREFIX}* files are (not {snap})"
+            ));
+        }
+        let path = dir.join("training_options.json");
+        let bytes = std::fs::read(&path).map_err(|_| {
+            format!(
+                "{} is not a run directory (no training_options.json)",
+                dir.display()
+            )
+        })?;
+        let run = serde_json::from_slice::<TrainOptions>(&bytes)
+            .map_err(|e| format!("{} cannot be read ({e})", path.display()))?;
+        let opts = self
+            .opts
+            .ok_or("the snapshot carries no training options")?;
+        if (opts.generator_config(), &opts.dataset_name)
+            != (run.generator_config(), &run.dataset_name)
+        {
+            return Err(format!(
+                "the snapshot is not of the run in {}",
+                dir.display()
+            ));
+        }
+        if parse_metrics(&run.metrics.join(",")).map_or(true, |m| m.is_empty()) {
+            return Err("the run tracks no metrics (--metrics none)".into());
+        }
+        if !self.asked.iter().any(|&m| tracks(&run, m)) {
+            return Err(format!("the run tracks {}", run.metrics.join(",")));
+        }
+        let off = differences(self.args, opts, &run, self.set);
+        match off.is_empty() {
+            true => Ok(run),
+            false => Err(off.join("; ")),
+        }
+    }
 }
 
 /// The real images: a prepared dataset as it is; other images prepared at `res` as the run
@@ -223,52 +281,6 @@ fn record_in_run(dir: &Path, run: &TrainOptions, scores: &[Score], snap: &str) -
 /// Whether `run` computes `metric` at its snapshots.
 fn tracks(run: &TrainOptions, metric: Metric) -> bool {
     run.metrics.iter().any(|m| m == metric.name())
-}
-
-/// The options of run directory `dir` when the snapshot `snap` there, written by a run with
-/// options `opts`, is one of its training snapshots scored as the run scores (its data,
-/// `--num-gen` and `--seed`, and some of the `asked` metrics it tracks); else why not.
-fn scored_as_its_run(
-    a: &MetricsArgs,
-    asked: &[Metric],
-    opts: Option<&TrainOptions>,
-    set: &ImageSet,
-    dir: &Path,
-    snap: &str,
-) -> Result<TrainOptions, String> {
-    if snapshot_kimg(snap).is_none() {
-        return Err(format!(
-            "only a run's {SNAPSHOT_PREFIX}* files are (not {snap})"
-        ));
-    }
-    let path = dir.join("training_options.json");
-    let bytes = std::fs::read(&path).map_err(|_| {
-        format!(
-            "{} is not a run directory (no training_options.json)",
-            dir.display()
-        )
-    })?;
-    let run = serde_json::from_slice::<TrainOptions>(&bytes)
-        .map_err(|e| format!("{} cannot be read ({e})", path.display()))?;
-    let opts = opts.ok_or("the snapshot carries no training options")?;
-    if (opts.generator_config(), &opts.dataset_name) != (run.generator_config(), &run.dataset_name)
-    {
-        return Err(format!(
-            "the snapshot is not of the run in {}",
-            dir.display()
-        ));
-    }
-    if parse_metrics(&run.metrics.join(",")).map_or(true, |m| m.is_empty()) {
-        return Err("the run tracks no metrics (--metrics none)".into());
-    }
-    if !asked.iter().any(|&m| tracks(&run, m)) {
-        return Err(format!("the run tracks {}", run.metrics.join(",")));
-    }
-    let off = differences(a, opts, &run, set);
-    match off.is_empty() {
-        true => Ok(run),
-        false => Err(off.join("; ")),
-    }
 }
 
 /// How this scoring differs from the run's (`opts`: the snapshot's, `run`: the run directory's),
