@@ -125,8 +125,9 @@ fn older_images(outdir: &Path, written: &[String]) -> usize {
         return 0; // nothing there
     };
     src.retain_image_extensions();
+    let written: std::collections::HashSet<&str> = written.iter().map(String::as_str).collect();
     (0..src.len())
-        .filter(|&i| !written.iter().any(|w| w == src.name(i)))
+        .filter(|&i| !written.contains(src.name(i)))
         .count()
 }
 

@@ -237,10 +237,8 @@ fn real_set(
     res: i64,
     run: Option<&TrainOptions>,
 ) -> Result<ImageSet> {
-    let given = a.fit();
-    let fit = given.or(run.map_or(RawFit::default(), TrainOptions::fit));
-    let set = ImageSet::open_or_prepare(data, &fit.prepare_options(res as u32))?;
-    given.check_not_prepared(data, set.fit.is_none())?;
+    let fallback = run.map_or(RawFit::default(), TrainOptions::fit);
+    let set = ImageSet::open_or_fit(data, res as u32, a.fit(), fallback)?;
     if set.resolution as i64 != res {
         bail!(
             "{} holds {r}x{r} images but the network makes {res}x{res}; give the dataset it was trained on",
@@ -296,9 +294,8 @@ fn differences(
         .dataset
         .and_then(|p| set.fingerprint().change_from(&p, opts.classes > 0))
     {
-        let fit = opts.fit();
-        let as_run = match (a.fit().or(fit).resolved(), fit.resolved()) {
-            (now, (t, b)) if now != (t, b) => {
+        let as_run = match (set.fit, opts.fit().resolved()) {
+            (Some(now), (t, b)) if now != (t, b) => {
                 format!("; the run prepared it with --transform {t} --background {b}")
             }
             _ => String::new(),

@@ -211,10 +211,16 @@ impl ImageSet {
         }
     }
 
-    /// [`ImageSet::open_or_prepare`] at `resolution` with `fit`, which a prepared dataset refuses.
-    pub fn open_or_fit(path: &Path, resolution: u32, fit: RawFit) -> Result<Self> {
-        let set = Self::open_or_prepare(path, &fit.prepare_options(resolution))?;
-        fit.check_not_prepared(path, set.fit.is_none())?;
+    /// [`ImageSet::open_or_prepare`] at `resolution` with the `given` fit, else `fallback`'s; a
+    /// prepared dataset refuses a given one (the fallback does not apply to it).
+    pub fn open_or_fit(
+        path: &Path,
+        resolution: u32,
+        given: RawFit,
+        fallback: RawFit,
+    ) -> Result<Self> {
+        let set = Self::open_or_prepare(path, &given.or(fallback).prepare_options(resolution))?;
+        given.check_not_prepared(path, set.fit.is_none())?;
         Ok(set)
     }
 

@@ -63,7 +63,7 @@ pub fn load_training_set(
     mirror: bool,
     fit: RawFit,
 ) -> Result<ImageSet> {
-    let set = ImageSet::open_or_fit(data, res.unwrap_or(256) as u32, fit)?;
+    let set = ImageSet::open_or_fit(data, res.unwrap_or(256) as u32, fit, RawFit::default())?;
     if let Some(r) = res {
         if set.resolution as i64 != r {
             bail!(
