@@ -826,7 +826,8 @@ fn reference_resume_copies_weights_into_a_new_run_with_fresh_adam_and_kimg_zero(
 
 /// `train --data <raw folder>` prepares the images as `fpgan dataset` would with the same
 /// --transform and --background (here: wide red images padded with black); on a prepared
-/// dataset those options are refused, since its images are used as they are.
+/// dataset those options are refused, since its images are used as they are. A resume keeps the
+/// run's preparation where the command does not say another.
 #[test]
 fn raw_images_are_fitted_as_transform_and_background_say() {
     let tmp = tempfile::tempdir().unwrap();
@@ -859,16 +860,28 @@ fn raw_images_are_fitted_as_transform_and_background_say() {
         ),
         (Some("pad"), Some("black"))
     );
-    // a resume without them: named as changed options (the data itself did not change)
-    let o = fpgan(&train_args(
-        raw.to_str().unwrap(),
-        out.to_str().unwrap(),
-        "0.004",
-    ));
+    // a resume without them (nor --res) prepares the images as the run did, and says so
+    let mut args = train_args(raw.to_str().unwrap(), out.to_str().unwrap(), "0.004");
+    let at = args.iter().position(|&a| a == "--res").unwrap();
+    args.drain(at..at + 2);
+    let o = fpgan(&args);
+    let said = text(&o.stdout) + &text(&o.stderr);
+    assert!(o.status.success(), "{said}");
+    assert!(
+        said.contains("prepared as the run it continues prepared it (--res 128 --transform pad --background black)")
+            && !said.contains("other options than")
+            && !said.contains("changed since"),
+        "{said}"
+    );
+    // a flag given is taken and named as a changed option; the one not given is the run's
+    let mut args = train_args(raw.to_str().unwrap(), out.to_str().unwrap(), "0.006");
+    args.extend(["--background", "white"]);
+    let o = fpgan(&args);
     let said = text(&o.stdout);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(
-        said.contains("--background white (was black), --transform center-crop (was pad)")
+        said.contains("other options than the snapshot's run: --background white (was black)")
+            && !said.contains("(was pad)")
             && !said.contains("changed since"),
         "{said}"
     );

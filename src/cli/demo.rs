@@ -126,7 +126,7 @@ fn train_briefly(a: &DemoArgs, dest: &Path, device: Device) -> Result<PathBuf> {
         std::fs::remove_dir_all(&train_dir)
             .with_context(|| format!("cannot clear {}", train_dir.display()))?;
     }
-    let set = load_training_set(dest, Some(a.res as i64), true, RawFit::default())?;
+    let set = load_training_set(dest, Some(a.res as i64), true, RawFit::default(), None)?;
     let opts = TrainOptions {
         dataset: Some(set.fingerprint()),
         ..options(a, dest, &set.name)
@@ -177,6 +177,7 @@ fn before_after_fid(
         Some(a.res as i64),
         false,
         RawFit::default(),
+        None,
     )?;
     let reals = features_of(
         &detector,

@@ -1,11 +1,12 @@
 //! `fpgan train`: the options of a run from the command line, then the run itself.
 use super::parse::parse_grid;
+use crate::data::loader::dataset_name;
 use crate::data::{Background, ImageSet, RawFit, Transform};
 use crate::dist::launch::{free_port, launch_local, LocalWorkers, Membership};
 use crate::fastpath::FastPath;
 use crate::nets::generator::GenCfg;
 use crate::train::options::{TrainOptions, DEFAULT_LR};
-use crate::train::resume::{load_training_set, ResumeFrom, ResumeMode};
+use crate::train::resume::{earlier_options, load_training_set, ResumeFrom, ResumeMode};
 use crate::train::run::train_as;
 use crate::train::signals;
 use crate::util::device::{device_name, parse_device};
@@ -35,15 +36,15 @@ pub struct TrainArgs {
     /// Generator configuration.
     #[arg(long, value_enum, default_value_t = GenCfg::Faster)]
     pub cfg: GenCfg,
-    /// Resolution (default: the dataset's; 256 for raw images).
+    /// Resolution (default: the dataset's; for raw images 256, or the run's on a resume).
     #[arg(long)]
     pub res: Option<i64>,
     /// Raw images only: how non-square ones become square, as `fpgan dataset --transform`
-    /// (default center-crop).
+    /// (default center-crop, or the run's on a resume).
     #[arg(long, value_parser = Transform::square_parser())]
     pub transform: Option<Transform>,
     /// Raw images only: the colour behind transparent pixels (and padding), as `fpgan dataset
-    /// --background` (default white).
+    /// --background` (default white, or the run's on a resume).
     #[arg(long)]
     pub background: Option<Background>,
     /// Total batch size.
@@ -141,15 +142,17 @@ pub fn run(a: TrainArgs) -> Result<()> {
         "auto" => None,
         g => Some(parse_grid(g)?),
     };
+    let earlier = a.earlier_run(gpus);
     // every option is checked before the (possibly long) preparation of the data
-    let resolution = a.res.unwrap_or(256);
+    let inherited_res = earlier.as_ref().map(|o| o.resolution);
+    let resolution = a.res.or(inherited_res).unwrap_or(256);
     a.options(String::new(), resolution, (1, 1), gpus)
         .validate()?;
     if member.is_none() && gpus > 1 && !a.dry_run {
         return a.launch_workers(gpus);
     }
     let device = parse_device(&a.device)?;
-    let set = load_training_set(&a.data, a.res, a.mirror, a.fit())?;
+    let set = load_training_set(&a.data, a.res, a.mirror, a.fit(), earlier.as_ref())?;
     let resolution = set.resolution as i64;
     let rank0 = member.as_ref().is_none_or(|m| m.rank == 0);
     let classes = training_classes(a.cond, &set, &a.data, rank0)?;
@@ -227,6 +230,21 @@ impl TrainArgs {
         RawFit {
             transform: self.transform,
             background: self.background,
+        }
+    }
+
+    /// The options recorded by the run this command continues (an exact resume), whose
+    /// preparation of raw images it keeps where --res, --transform and --background are not given.
+    fn earlier_run(&self, gpus: i64) -> Option<TrainOptions> {
+        let name = dataset_name(&self.data);
+        let opts = TrainOptions {
+            // the run's name says whether it is conditional, not how many classes
+            classes: self.cond as i64,
+            ..self.options(name, 0, (1, 1), gpus)
+        };
+        match self.resume_mode {
+            ResumeMode::Exact => earlier_options(&opts, &self.resume),
+            ResumeMode::Reference => None,
         }
     }
 

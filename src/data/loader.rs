@@ -83,8 +83,9 @@ impl DataPrint {
     }
 }
 
-/// The file or folder name without extension (`.` or `..`: the folder's own name).
-fn dataset_name(path: &Path) -> String {
+/// A dataset's name: its file or folder name without extension (`.` or `..`: the folder's own
+/// name).
+pub fn dataset_name(path: &Path) -> String {
     let named = |p: &Path| p.file_stem().map(|s| s.to_string_lossy().into_owned());
     named(path)
         .or_else(|| path.canonicalize().ok().as_deref().and_then(named))

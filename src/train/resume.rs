@@ -55,15 +55,21 @@ fn run_dirs(outdir: &Path) -> Vec<(u32, PathBuf)> {
         .collect()
 }
 
-/// Load the training images: a prepared dataset as it is, anything else prepared at `res`
-/// (`--res`, checked before) as `fit` says.
+/// Load the training images: a prepared dataset as it is, anything else prepared as `fit` and
+/// `res` (`--res`, checked before) say, else as the run being continued (`earlier`) prepared
+/// them, else at 256 with `fpgan dataset`'s defaults.
 pub fn load_training_set(
     data: &Path,
     res: Option<i64>,
     mirror: bool,
     fit: RawFit,
+    earlier: Option<&TrainOptions>,
 ) -> Result<ImageSet> {
-    let set = ImageSet::open_or_fit(data, res.unwrap_or(256) as u32, fit, RawFit::default())?;
+    // a run records a fit only when it prepared raw images
+    let inherited = earlier.filter(|o| o.transform.is_some());
+    let raw_res = res.or(inherited.map(|o| o.resolution)).unwrap_or(256);
+    let fallback = inherited.map_or(RawFit::default(), TrainOptions::fit);
+    let set = ImageSet::open_or_fit(data, raw_res as u32, fit, fallback)?;
     if let Some(r) = res {
         if set.resolution as i64 != r {
             bail!(
@@ -74,7 +80,30 @@ pub fn load_training_set(
             );
         }
     }
+    // said when the run's preparation is not what this command alone would give
+    let alone = (res.unwrap_or(256) as usize, fit.resolved());
+    if let (Some(_), Some((t, b))) = (inherited, set.fit.filter(|&f| (set.resolution, f) != alone))
+    {
+        crate::util::early_log::say(&format!(
+            "train: {} prepared as the run it continues prepared it (--res {} --transform {t} --background {b})",
+            data.display(),
+            set.resolution
+        ));
+    }
     Ok(set.with_mirror(mirror))
+}
+
+/// The options recorded by the run that `resume` continues with these options (its
+/// training_options.json), if there is one; nothing is created.
+pub fn earlier_options(opts: &TrainOptions, resume: &ResumeFrom) -> Option<TrainOptions> {
+    let dir = match resume {
+        ResumeFrom::Never => return None,
+        ResumeFrom::Path(p) if p.is_dir() => p.clone(),
+        ResumeFrom::Path(p) => p.parent()?.to_path_buf(),
+        ResumeFrom::Auto => newest_matching(opts, &run_dirs(&opts.outdir))?.dir,
+    };
+    let bytes = std::fs::read(dir.join("training_options.json")).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// Where a run goes: its directory, the snapshot it continues (if any), and a note for the log
