@@ -102,6 +102,7 @@ fn training_writes_metric_lines_and_keeps_the_best_snapshot() {
             .collect();
         assert_eq!(v.len(), 1, "{m}: {lines}");
         assert_eq!(v[0]["metric"], m);
+        assert_eq!(v[0]["num_gen"], 8, "a quick look says so");
         assert!(v[0]["results"][m].as_f64().unwrap().is_finite());
         assert!(v[0]["snapshot_pkl"]
             .as_str()

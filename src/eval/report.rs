@@ -8,9 +8,10 @@ use std::io::Write;
 use std::path::Path;
 
 /// The reference's metric line: `{"results": {name: value}, "metric", "total_time",
-/// "total_time_str", "num_gpus", "snapshot_pkl", "timestamp"}`.
+/// "total_time_str", "num_gpus", "snapshot_pkl", "timestamp"}`, and `"num_gen"` after them
+/// when fewer or more images than the metric's were generated (`--num-gen`: not comparable).
 pub fn metric_line(score: &Score, snapshot: &str) -> serde_json::Value {
-    serde_json::json!({
+    let mut line = serde_json::json!({
         "results": { score.metric.name(): score.value },
         "metric": score.metric.name(),
         "total_time": score.seconds,
@@ -18,7 +19,11 @@ pub fn metric_line(score: &Score, snapshot: &str) -> serde_json::Value {
         "num_gpus": score.processes,
         "snapshot_pkl": snapshot,
         "timestamp": unix_time(),
-    })
+    });
+    if score.num_gen != score.metric.num_gen() {
+        line["num_gen"] = score.num_gen.into();
+    }
+    line
 }
 
 /// Append `score` as a [`metric_line`] to `<dir>/metric-<name>.jsonl`.
@@ -36,4 +41,31 @@ pub fn append_metric(dir: &Path, score: &Score, snapshot: &str) -> Result<()> {
 /// The `metric-*.jsonl` files in `dir`.
 pub fn metric_files(dir: &Path) -> Vec<std::path::PathBuf> {
     files_named(dir, "metric-", ".jsonl")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::metrics::Metric;
+
+    fn score(metric: Metric, num_gen: usize) -> Score {
+        Score {
+            metric,
+            value: 12.5,
+            seconds: 3.0,
+            num_gen,
+            processes: 1,
+        }
+    }
+
+    #[test]
+    fn a_line_names_its_image_count_only_when_it_is_not_the_metrics() {
+        let standard = metric_line(&score(Metric::Fid50kFull, 50_000), "network-snapshot-1");
+        assert_eq!(standard["results"]["fid50k_full"], 12.5);
+        assert!(standard.get("num_gen").is_none(), "{standard}");
+        let ten = metric_line(&score(Metric::Fid10kFull, 10_000), "s");
+        assert!(ten.get("num_gen").is_none(), "{ten}");
+        let quick = metric_line(&score(Metric::Kid50kFull, 500), "s");
+        assert_eq!(quick["num_gen"], 500, "{quick}");
+    }
 }
