@@ -126,6 +126,54 @@ fn folders_need_every_image_in_a_class_folder_and_every_class_an_image() {
     );
 }
 
+/// Files without an image extension need no class: a README at the top, notes in a class folder
+/// or a folder of notes alone are skipped with the usual warning (not a class of their own, not
+/// "no label"); one that turns out to be an image is refused, naming it.
+#[test]
+fn files_without_an_image_extension_need_no_class() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    png(&src.join("cats/a.png"), [9, 9, 9]);
+    png(&src.join("dogs/b.png"), [90, 90, 90]);
+    std::fs::write(src.join("README.txt"), b"about these images").unwrap();
+    std::fs::write(src.join("cats/notes.txt"), b"notes").unwrap();
+    std::fs::create_dir_all(src.join("docs")).unwrap();
+    std::fs::write(src.join("docs/credits.txt"), b"credits").unwrap();
+    let dest = tmp.path().join("out");
+    let o = labelled(&src, &dest, "folders");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("README.txt"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(dataset_json(&dest)["class_names"], json!(["cats", "dogs"]));
+    let file = tmp.path().join("labels.json");
+    std::fs::write(
+        &file,
+        json!({"labels": [["cats/a.png", 0], ["dogs/b.png", 1]]}).to_string(),
+    )
+    .unwrap();
+    let o = labelled(&src, &tmp.path().join("out2"), file.to_str().unwrap());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        ImageSet::open(&tmp.path().join("out2")).unwrap().labels,
+        Some(vec![0, 1])
+    );
+    // an image without an extension at the top has no class
+    std::fs::copy(src.join("cats/a.png"), src.join("picture")).unwrap();
+    let o = labelled(&src, &tmp.path().join("out3"), "folders");
+    let e = text(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("picture") && e.contains("without a class"),
+        "{e}"
+    );
+    assert!(
+        !tmp.path().join("out3").exists(),
+        "nothing is written on error"
+    );
+}
+
 /// The reference's label vectors (2-D `labels`): each image's class is its vector's first
 /// largest entry (the reference's networks read `c.argmax(1)`), and the classes are the vectors'
 /// length (its `c_dim`), both in a labels file and in a prepared set's own dataset.json.

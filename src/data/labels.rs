@@ -1,7 +1,7 @@
 //! Class labels of a dataset (conditional training): from the first folder level under the
 //! source (`--labels folders`) or from a file in the reference's `dataset.json` format, checked,
 //! and written into the output's `dataset.json` in that format.
-use super::source::Source;
+use super::source::{has_image_extension, Source};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -30,12 +30,13 @@ impl std::str::FromStr for LabelSource {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Labeling {
     pub classes: Vec<String>,
-    /// Class index of source file i.
-    pub of_file: Vec<i64>,
+    /// Class index of source file i; None for a file without an image extension that has no
+    /// class (a README, say: skipped as unreadable, or refused if it decodes).
+    pub of_file: Vec<Option<i64>>,
 }
 
 impl Labeling {
-    /// Labels of the files of `src` from `spec`; every file needs one.
+    /// Labels of the files of `src` from `spec`; every file with an image extension needs one.
     pub fn of(src: &Source, spec: &LabelSource) -> Result<Self> {
         match spec {
             LabelSource::Folders => from_folders(src),
@@ -123,29 +124,27 @@ pub fn label_vector_len(entries: &[serde_json::Value]) -> Result<Option<i64>, St
 }
 
 fn from_folders(src: &Source) -> Result<Labeling> {
-    let mut tops = Vec::with_capacity(src.len());
-    for i in 0..src.len() {
-        match src.name(i).split_once('/') {
-            Some((top, _)) => tops.push(top.to_string()),
+    let top = |i: usize| src.name(i).split_once('/').map(|(t, _)| t);
+    let mut classes = BTreeSet::new();
+    for i in (0..src.len()).filter(|&i| has_image_extension(src.name(i))) {
+        match top(i) {
+            Some(t) => classes.insert(t.to_string()),
             None => bail!(
                 "{} is not inside a class folder; with --labels folders every image sits in a \
                  folder named after its class (source/<class>/...)",
                 src.display_name(i)
             ),
-        }
+        };
     }
-    let classes: Vec<String> = tops
-        .iter()
-        .cloned()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let classes: Vec<String> = classes.into_iter().collect();
     let index: HashMap<&str, i64> = classes
         .iter()
         .enumerate()
         .map(|(k, c)| (c.as_str(), k as i64))
         .collect();
-    let of_file = tops.iter().map(|t| index[t.as_str()]).collect();
+    let of_file = (0..src.len())
+        .map(|i| top(i).and_then(|t| index.get(t).copied()))
+        .collect();
     Ok(Labeling { classes, of_file })
 }
 
@@ -178,19 +177,21 @@ fn from_file(src: &Source, file: &Path) -> Result<Labeling> {
     }
     let mut of_file = Vec::with_capacity(src.len());
     for i in 0..src.len() {
-        match by_name.get(src.name(i)) {
-            Some(&l) => of_file.push(l),
-            None => bail!(
+        let label = by_name.get(src.name(i)).copied();
+        if label.is_none() && has_image_extension(src.name(i)) {
+            bail!(
                 "{} has no label in {}; add it there or remove the image",
                 src.display_name(i),
                 file.display()
-            ),
+            );
         }
+        of_file.push(label);
     }
     let width =
         label_vector_len(entries).map_err(|m| anyhow::anyhow!("{}: {m}", file.display()))?;
     let n = of_file
         .iter()
+        .flatten()
         .max()
         .map_or(0, |m| m + 1)
         .max(width.unwrap_or(0));

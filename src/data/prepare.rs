@@ -296,7 +296,13 @@ pub fn prepare_into(
     let mut summary = prepare(&src, opts, |i, img| {
         let name = super::writer::image_name(sources.len());
         if let Some(l) = &labeling {
-            written.push((name.clone(), l.of_file[i]));
+            let Some(class) = l.of_file[i] else {
+                bail!(
+                    "{} is an image without a class; give it an image extension (and a class folder or label), or move it out of the source",
+                    src.display_name(i)
+                );
+            };
+            written.push((name.clone(), class));
         }
         sources.push((name, src.name(i).to_string()));
         writer.add(&img)
