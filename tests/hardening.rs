@@ -391,6 +391,44 @@ fn a_resume_continues_the_stats_exactly_and_names_the_snapshot_it_used() {
 }
 
 // Wording: --outdir naming a file, an --ngf mismatch, a corrupt --network.
+/// `--resume` given a file that is not a snapshot (an image in the training folder, a damaged
+/// snapshot) is refused before anything is written beside it, and --outdir is not created for a
+/// run that continues elsewhere.
+#[test]
+fn a_resume_from_a_file_that_is_no_snapshot_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    let listing = || {
+        let mut v: Vec<String> = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing();
+    let image = data.join(&before[0]);
+    let damaged = data.join("network-snapshot-000001.000.safetensors");
+    std::fs::write(&damaged, b"\x10\0\0\0\0\0\0\0{\"cut").unwrap();
+    let before = listing();
+    let out = tmp.path().join("never-made");
+    for (file, says) in [
+        (&image, "--resume takes a snapshot file"),
+        (&damaged, "truncated or corrupt"),
+    ] {
+        let mut args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), "0.002");
+        args.extend(["--resume", file.to_str().unwrap()]);
+        refused(fpgan(&args), &[says]);
+        assert_eq!(
+            listing(),
+            before,
+            "nothing written beside {}",
+            file.display()
+        );
+        assert!(!out.exists(), "--outdir made for nothing");
+    }
+}
+
 #[test]
 fn messages_say_what_to_do() {
     let tmp = tempfile::tempdir().unwrap();

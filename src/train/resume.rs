@@ -1,6 +1,7 @@
 //! Where a run goes and what it continues: `--resume`, `--resume-mode`, the run directory in
 //! `--outdir`, and the training images.
 use super::options::TrainOptions;
+use super::state::check_snapshot_header;
 use crate::data::{ImageSet, RawFit};
 use crate::snapshot::{snapshots_in, SNAPSHOT_PREFIX};
 use crate::util::files::create_output_dir;
@@ -117,19 +118,17 @@ pub struct RunChoice {
 /// Pick the run directory (`NNNNN-<cfg>-<dataset>-batch<B>` in `--outdir`) and the snapshot to
 /// resume from (if any).
 pub fn resolve_run(opts: &TrainOptions, resume: &ResumeFrom) -> Result<RunChoice> {
-    create_output_dir(&opts.outdir, "--outdir")?;
     let dirs = run_dirs(&opts.outdir);
     let next_id = dirs.iter().map(|(i, _)| i + 1).max().unwrap_or(0);
-    let new_dir = opts
-        .outdir
-        .join(format!("{next_id:05}-{}", opts.run_desc()));
-    let chosen = |dir: PathBuf, snapshot: Option<PathBuf>| RunChoice {
-        dir,
-        snapshot,
-        note: None,
+    let new_run = || -> Result<RunChoice> {
+        create_output_dir(&opts.outdir, "--outdir")?;
+        let dir = opts
+            .outdir
+            .join(format!("{next_id:05}-{}", opts.run_desc()));
+        Ok(chosen(dir, None))
     };
     match resume {
-        ResumeFrom::Never => Ok(chosen(new_dir, None)),
+        ResumeFrom::Never => new_run(),
         ResumeFrom::Path(p) if p.is_dir() => {
             let snap = snapshots_in(p).into_iter().next().with_context(|| {
                 format!(
@@ -146,13 +145,25 @@ pub fn resolve_run(opts: &TrainOptions, resume: &ResumeFrom) -> Result<RunChoice
                     p.display()
                 );
             }
+            check_snapshot_header(p)?;
             let dir = p
                 .parent()
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from("."));
             Ok(chosen(dir, Some(p.clone())))
         }
-        ResumeFrom::Auto => Ok(newest_matching(opts, &dirs).unwrap_or(chosen(new_dir, None))),
+        ResumeFrom::Auto => match newest_matching(opts, &dirs) {
+            Some(c) => Ok(c),
+            None => new_run(),
+        },
+    }
+}
+
+fn chosen(dir: PathBuf, snapshot: Option<PathBuf>) -> RunChoice {
+    RunChoice {
+        dir,
+        snapshot,
+        note: None,
     }
 }
 

@@ -62,13 +62,7 @@ impl Trainer {
     }
 
     fn restore_weights(&mut self, path: &Path) -> Result<(BTreeMap<String, Tensor>, SnapshotMeta)> {
-        let (t, meta) = safetensors::load(path).map_err(|e| {
-            if e.is::<NotSafetensors>() {
-                anyhow::anyhow!("{e:#}: --resume takes a snapshot file or a run directory")
-            } else {
-                anyhow::anyhow!("{e:#}; resume from an earlier snapshot (--resume <file>) or start a new run (--resume none)")
-            }
-        })?;
+        let (t, meta) = safetensors::load(path).map_err(unreadable)?;
         let snap = SnapshotMeta::from_json(&meta, path)?;
         let g_now = self.g.config.clone();
         if snap.generator != g_now {
@@ -130,6 +124,22 @@ impl Trainer {
         self.reseed();
         Ok(snap.options)
     }
+}
+
+/// A snapshot that cannot be read, with what to give `--resume` instead.
+fn unreadable(e: anyhow::Error) -> anyhow::Error {
+    if e.is::<NotSafetensors>() {
+        anyhow::anyhow!("{e:#}: --resume takes a snapshot file or a run directory")
+    } else {
+        anyhow::anyhow!("{e:#}; resume from an earlier snapshot (--resume <file>) or start a new run (--resume none)")
+    }
+}
+
+/// Check from its header alone that `path` is an fpgan snapshot, before anything is written
+/// beside it.
+pub fn check_snapshot_header(path: &Path) -> Result<()> {
+    let meta = safetensors::read_meta(path).map_err(unreadable)?;
+    read_header(&meta, path).map(|_| ())
 }
 
 /// The parts of a snapshot's metadata that resume and generate need.

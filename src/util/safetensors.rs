@@ -125,6 +125,44 @@ pub fn load(path: &Path) -> Result<(BTreeMap<String, Tensor>, Value)> {
     Ok((tensors, meta))
 }
 
+/// The metadata of a file written by [`save`], read from its header alone (the tensors are
+/// not read or checked: [`load`] does that). Errors as [`load`]'s for a file of another kind
+/// or a header that cannot be read.
+pub fn read_meta(path: &Path) -> Result<Value> {
+    use std::io::{Read, Seek, SeekFrom};
+    let corrupt =
+        |why: &dyn std::fmt::Display| anyhow!("{} is truncated or corrupt ({why})", path.display());
+    let mut f = std::fs::File::open(path)
+        .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    let mut head = Vec::with_capacity(9);
+    (&mut f)
+        .take(9)
+        .read_to_end(&mut head)
+        .map_err(|e| corrupt(&e))?;
+    let named = path.extension().is_some_and(|e| e == "safetensors");
+    if !named && head.get(8) != Some(&b'{') {
+        return Err(NotSafetensors(path.display().to_string()).into());
+    }
+    let len = f.metadata().map_err(|e| corrupt(&e))?.len();
+    let n = match head.get(..8) {
+        Some(b) => u64::from_le_bytes(b.try_into().expect("8 bytes")),
+        None => return Err(corrupt(&"shorter than a header")),
+    };
+    if n < 2 || n > len - 8 {
+        return Err(corrupt(&"header length out of the file"));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.seek(SeekFrom::Start(8))
+        .and_then(|_| f.read_exact(&mut header))
+        .map_err(|e| corrupt(&e))?;
+    let header: Value =
+        serde_json::from_slice(&header).map_err(|_| corrupt(&"unreadable header"))?;
+    match header["__metadata__"]["fpgan"].as_str() {
+        Some(s) => serde_json::from_str(s).map_err(|_| corrupt(&"unreadable metadata")),
+        None => Ok(Value::Null),
+    }
+}
+
 fn first_line(e: &dyn std::fmt::Display) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
@@ -313,5 +351,30 @@ mod tests {
                 "{keep}: {e}"
             );
         }
+    }
+
+    /// The header alone gives the metadata `load` gives; a header cut short or a file of
+    /// another kind is an error as in `load` (a cut in the data is `load`'s to find).
+    #[test]
+    fn the_metadata_reads_from_the_header_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.safetensors");
+        let meta = serde_json::json!({"format": "fpgan-snapshot", "n": [1, 2]});
+        save(&path, &one_of_each(), &meta).unwrap();
+        assert_eq!(read_meta(&path).unwrap(), meta);
+        assert_eq!(read_meta(&path).unwrap(), load(&path).unwrap().1);
+        let bytes = std::fs::read(&path).unwrap();
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        for keep in [0, 7, 8, 20, 8 + n - 1] {
+            std::fs::write(&path, &bytes[..keep]).unwrap();
+            let e = read_meta(&path).unwrap_err().to_string();
+            assert!(
+                e.contains("x.safetensors is truncated or corrupt"),
+                "{keep}: {e}"
+            );
+        }
+        let png = dir.path().join("img.png");
+        std::fs::write(&png, b"\x89PNG\r\n\x1a\n0000000000").unwrap();
+        assert!(read_meta(&png).unwrap_err().is::<NotSafetensors>());
     }
 }
