@@ -429,6 +429,66 @@ fn a_resume_from_a_file_that_is_no_snapshot_writes_nothing() {
     }
 }
 
+/// A resume from an earlier snapshot than the run's newest moves the later ones (and their
+/// grids) aside instead of overwriting them, and a re-run continues the new branch.
+#[test]
+fn a_resume_from_an_earlier_snapshot_sets_the_later_ones_aside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    let out = tmp.path().join("runs");
+    let (d, o_) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let train = |kimg: &str, extra: &[&str]| {
+        let mut args = train_args(d, o_, kimg);
+        let t = args.iter().position(|a| *a == "--tick").unwrap();
+        args[t + 1] = "0.002";
+        args.extend(extra);
+        let o = fpgan(&args);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    train("0.008", &[]);
+    let run = run_dir(&out);
+    let names = |dir: &Path| -> Vec<String> {
+        snapshots_in(dir)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    let snap = |kimg: &str| run.join(format!("network-snapshot-000000.{kimg}.safetensors"));
+    let old_006 = std::fs::read(snap("006")).unwrap();
+    let said = train("0.006", &["--resume", snap("004").to_str().unwrap()]);
+    assert!(
+        said.contains("earlier snapshot than the run's newest"),
+        "{said}"
+    );
+    let aside: Vec<PathBuf> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        names(&aside[0]),
+        [
+            "network-snapshot-000000.008.safetensors",
+            "network-snapshot-000000.006.safetensors"
+        ]
+    );
+    let kept = std::fs::read(aside[0].join("network-snapshot-000000.006.safetensors")).unwrap();
+    assert!(
+        kept == old_006,
+        "the earlier branch's snapshot is kept as it was"
+    );
+    assert!(aside[0].join("stats.jsonl").is_file());
+    assert_eq!(names(&run)[0], "network-snapshot-000000.006.safetensors");
+    let said = train("0.008", &[]);
+    assert!(
+        said.contains("Resuming") && said.contains("at kimg 0.006"),
+        "{said}"
+    );
+    assert!(!said.contains("earlier snapshot"), "{said}");
+}
+
 #[test]
 fn messages_say_what_to_do() {
     let tmp = tempfile::tempdir().unwrap();

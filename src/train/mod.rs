@@ -1,5 +1,5 @@
 //! Training: options, state and one iteration (`trainer`, with `loss`, `optim`, `ema`, `stats`),
-//! snapshots (`state`), the run (`resume`, `run`, `tick`, `signals`) and `bench`, which times it.
+//! snapshots (`state`), the run (`resume`, `rewind`, `run`, `tick`, `signals`) and `bench`, which times it.
 pub mod bench;
 pub mod devcheck;
 pub mod ema;
@@ -9,6 +9,7 @@ pub mod loss;
 pub mod optim;
 pub mod options;
 pub mod resume;
+pub mod rewind;
 pub mod run;
 pub mod signals;
 pub mod state;

@@ -2,6 +2,7 @@
 //! (reference sections 7.5-7.7 and 11).
 use super::options::TrainOptions;
 use super::resume::{resolve_run, ResumeFrom, ResumeMode, RunChoice};
+use super::rewind;
 use super::signals;
 use super::state::CannotContinue;
 use super::tick::{self, Log, TickTiming};
@@ -382,6 +383,12 @@ impl<'a> Run<'a> {
             p.cur_tick,
             used.display()
         ));
+        let goes_on = (p.cur_nimg as f64) < self.opts.kimg * 1000.0;
+        if goes_on {
+            if let Some(note) = rewind::set_aside_later(&self.dir, &used, p.cur_nimg)? {
+                self.log.line(&note);
+            }
+        }
         if let Some(note) = self.opts.data_change_from(&before) {
             self.log.line(&note);
         }
@@ -392,7 +399,7 @@ impl<'a> Run<'a> {
                 changed.join(", ")
             ));
         }
-        if (p.cur_nimg as f64) < self.opts.kimg * 1000.0 {
+        if goes_on {
             self.write_options()?; // a run with nothing left to do keeps what it trained with
         }
         tick::truncate_stats(&self.dir, p.cur_tick)?;
