@@ -795,8 +795,11 @@ fn reference_resume_copies_weights_into_a_new_run_with_fresh_adam_and_kimg_zero(
         (0, 0, 0)
     );
     assert_eq!(trainer.ema_schedule.rampup, None);
-    // command level: a new run directory that starts at kimg 0
+    // command level: a new run directory that starts at kimg 0, on raw images prepared at the
+    // snapshot's resolution when --res is not given (the only one its weights fit)
     let mut args = train_args(d, o_, "0.002");
+    let at = args.iter().position(|&a| a == "--res").unwrap();
+    args.drain(at..at + 2);
     args.extend([
         "--resume",
         first.to_str().unwrap(),
@@ -868,7 +871,7 @@ fn raw_images_are_fitted_as_transform_and_background_say() {
     let said = text(&o.stdout) + &text(&o.stderr);
     assert!(o.status.success(), "{said}");
     assert!(
-        said.contains("prepared as the run it continues prepared it (--res 128 --transform pad --background black)")
+        said.contains("prepared as the run it continues prepared it: --res 128 --transform pad --background black (not given here)")
             && !said.contains("other options than")
             && !said.contains("changed since"),
         "{said}"
@@ -877,10 +880,11 @@ fn raw_images_are_fitted_as_transform_and_background_say() {
     let mut args = train_args(raw.to_str().unwrap(), out.to_str().unwrap(), "0.006");
     args.extend(["--background", "white"]);
     let o = fpgan(&args);
-    let said = text(&o.stdout);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    let said = text(&o.stdout) + &text(&o.stderr);
+    assert!(o.status.success(), "{said}");
     assert!(
         said.contains("other options than the snapshot's run: --background white (was black)")
+            && said.contains("prepared it: --transform pad (not given here)")
             && !said.contains("(was pad)")
             && !said.contains("changed since"),
         "{said}"

@@ -233,8 +233,10 @@ impl TrainArgs {
         }
     }
 
-    /// The options recorded by the run this command continues (an exact resume), whose
-    /// preparation of raw images it keeps where --res, --transform and --background are not given.
+    /// The options recorded by the run this command continues, whose preparation of raw images
+    /// it keeps where --res, --transform and --background are not given: its resolution (the
+    /// snapshot's, which binds), and in an exact resume its fit (a reference resume may be on
+    /// other data).
     fn earlier_run(&self, gpus: i64) -> Option<TrainOptions> {
         let name = dataset_name(&self.data);
         let opts = TrainOptions {
@@ -242,10 +244,15 @@ impl TrainArgs {
             classes: self.cond as i64,
             ..self.options(name, 0, (1, 1), gpus)
         };
-        match self.resume_mode {
-            ResumeMode::Exact => earlier_options(&opts, &self.resume),
-            ResumeMode::Reference => None,
-        }
+        let earlier = earlier_options(&opts, &self.resume)?;
+        Some(match self.resume_mode {
+            ResumeMode::Exact => earlier,
+            ResumeMode::Reference => TrainOptions {
+                transform: None,
+                background: None,
+                ..earlier
+            },
+        })
     }
 
     /// The processes of the whole run: --gpus x --nnodes, or WORLD_SIZE under a launcher.

@@ -58,7 +58,8 @@ fn run_dirs(outdir: &Path) -> Vec<(u32, PathBuf)> {
 
 /// Load the training images: a prepared dataset as it is, anything else prepared as `fit` and
 /// `res` (`--res`, checked before) say, else as the run being continued (`earlier`) prepared
-/// them, else at 256 with `fpgan dataset`'s defaults.
+/// them (its resolution, and its fit where it records one), else at 256 with `fpgan dataset`'s
+/// defaults.
 pub fn load_training_set(
     data: &Path,
     res: Option<i64>,
@@ -66,10 +67,8 @@ pub fn load_training_set(
     fit: RawFit,
     earlier: Option<&TrainOptions>,
 ) -> Result<ImageSet> {
-    // a run records a fit only when it prepared raw images
-    let inherited = earlier.filter(|o| o.transform.is_some());
-    let raw_res = res.or(inherited.map(|o| o.resolution)).unwrap_or(256);
-    let fallback = inherited.map_or(RawFit::default(), TrainOptions::fit);
+    let raw_res = res.or(earlier.map(|o| o.resolution)).unwrap_or(256);
+    let fallback = earlier.map_or(RawFit::default(), TrainOptions::fit);
     let set = ImageSet::open_or_fit(data, raw_res as u32, fit, fallback)?;
     if let Some(r) = res {
         if set.resolution as i64 != r {
@@ -81,17 +80,41 @@ pub fn load_training_set(
             );
         }
     }
-    // said when the run's preparation is not what this command alone would give
-    let alone = (res.unwrap_or(256) as usize, fit.resolved());
-    if let (Some(_), Some((t, b))) = (inherited, set.fit.filter(|&f| (set.resolution, f) != alone))
-    {
-        crate::util::early_log::say(&format!(
-            "train: {} prepared as the run it continues prepared it (--res {} --transform {t} --background {b})",
-            data.display(),
-            set.resolution
-        ));
+    if let (Some(_), Some(_)) = (earlier, set.fit) {
+        let taken = inherited_flags(res, fit, fallback, set.resolution as i64);
+        if !taken.is_empty() {
+            crate::util::early_log::say(&format!(
+                "train: {} prepared as the run it continues prepared it: {} (not given here)",
+                data.display(),
+                taken.join(" ")
+            ));
+        }
     }
     Ok(set.with_mirror(mirror))
+}
+
+/// The flags of raw preparation taken from the continued run (`fallback`, at `resolution`)
+/// because `res` and `fit` leave them out, where they differ from the defaults.
+fn inherited_flags(
+    res: Option<i64>,
+    fit: RawFit,
+    fallback: RawFit,
+    resolution: i64,
+) -> Vec<String> {
+    let defaults = RawFit::default().resolved();
+    let mut taken = Vec::new();
+    if res.is_none() && resolution != 256 {
+        taken.push(format!("--res {resolution}"));
+    }
+    match (fit.transform, fallback.transform) {
+        (None, Some(t)) if t != defaults.0 => taken.push(format!("--transform {t}")),
+        _ => {}
+    }
+    match (fit.background, fallback.background) {
+        (None, Some(b)) if b != defaults.1 => taken.push(format!("--background {b}")),
+        _ => {}
+    }
+    taken
 }
 
 /// The options recorded by the run that `resume` continues with these options (its
