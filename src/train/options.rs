@@ -220,9 +220,18 @@ impl TrainOptions {
         };
         let refit = matches!((self.transform, before.transform), (Some(x), Some(y)) if x != y)
             || matches!((self.background, before.background), (Some(x), Some(y)) if x != y);
-        if self.dataset_name != before.dataset_name || refit {
+        if self.dataset_name != before.dataset_name {
             return None;
         }
+        // prepared another way (named among the changed options), the pixels differ anyway:
+        // the count and labels still compare
+        let was = match refit {
+            true => DataPrint {
+                pixels_crc32c: now.pixels_crc32c,
+                ..was
+            },
+            false => was,
+        };
         let how = now.change_from(&was, self.classes > 0)?;
         Some(format!(
             "note: {} changed since the snapshot was written ({how}): training goes on with the data as it is now (--resume none starts a new run on it)",
@@ -396,7 +405,7 @@ mod tests {
             ..a.clone()
         };
         assert_eq!(a.data_change_from(&old), None);
-        // a fit both runs record and that differs is an option change, not changed data; a run
+        // a fit both runs record and that differs is an option change, not changed pixels; a run
         // that does not record one (older, or on a prepared dataset) compares the data alone
         let fitted = |t| TrainOptions {
             transform: Some(t),
@@ -413,6 +422,16 @@ mod tests {
         };
         assert_eq!(refit.data_change_from(&pad), None);
         assert_eq!(refit.changes_from(&pad), ["--transform stretch (was pad)"]);
+        // ... but a count that changed is said beside it
+        let refit_more = TrainOptions {
+            dataset: Some(DataPrint {
+                images: 11,
+                ..refit.dataset.unwrap()
+            }),
+            ..refit.clone()
+        };
+        let note = refit_more.data_change_from(&pad).unwrap_or_default();
+        assert!(note.contains("11 images, 10 before"), "{note}");
         assert!(refit.changes_from(&with(10, 7, 1, 0)).is_empty());
         assert!(refit.data_change_from(&with(10, 7, 1, 0)).is_some());
         // a record in an earlier layout reads as none
