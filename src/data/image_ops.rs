@@ -23,6 +23,18 @@ pub enum Transform {
 }
 
 impl Transform {
+    /// Whether [`fit`] enlarges a `w` x `h` image on its way to `width` pixels across: the side
+    /// it scales from (the shorter for a crop, the longer for padding, either when stretched) is
+    /// shorter. center-crop-wide only shrinks (narrower images are skipped).
+    pub fn enlarges(self, w: u32, h: u32, width: u32) -> bool {
+        match self {
+            Transform::CenterCrop => w.min(h) < width,
+            Transform::Pad => w.max(h) < width,
+            Transform::Stretch => w < width || h < width,
+            Transform::CenterCropWide => w < width,
+        }
+    }
+
     /// `--transform` of commands whose images are square (train, metrics): every transform but
     /// center-crop-wide, which makes WxH images.
     pub fn square_parser() -> impl clap::builder::TypedValueParser<Value = Transform> {
@@ -250,6 +262,17 @@ pub fn encode_png(img: &RgbImage, compress: bool) -> image::ImageResult<Vec<u8>>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 200x120 image at 128: cropping scales its 120 rows up, padding its 200 columns down.
+    #[test]
+    fn enlarging_depends_on_the_side_a_transform_scales_from() {
+        let at = |t: Transform| t.enlarges(200, 120, 128);
+        assert!(at(Transform::CenterCrop));
+        assert!(!at(Transform::Pad));
+        assert!(at(Transform::Stretch));
+        assert!(!at(Transform::CenterCropWide));
+        assert!(Transform::Pad.enlarges(100, 60, 128));
+    }
 
     #[test]
     fn center_crop_wide_keeps_a_band_and_names_why_it_skips() {

@@ -251,7 +251,9 @@ fn prepare_one(source: &Source, i: usize, opts: &PrepareOptions) -> Prepared {
         .read_at_most(i, max_file_bytes(opts.max_pixels))
         .map_err(|e| format!("{e:#}"))?;
     let img = decode_limited(&bytes, opts.max_pixels)?;
-    let upscaled = img.width().min(img.height()) < opts.width;
+    let upscaled = opts
+        .transform
+        .enlarges(img.width(), img.height(), opts.width);
     let rgb = flatten(&img, opts.background);
     drop(img);
     let fitted = fit(
