@@ -130,8 +130,10 @@ fn network_metrics(a: &MetricsArgs, net: &Path, data: &Path, device: Device) -> 
     let estimate = Estimate::measure(&eval.detector, &net.g, device, n)?;
     println!("metrics: {estimate}");
     let scores = eval.run(&net.g, device, a.seed)?;
-    for s in &scores {
-        println!("{}", metric_line(s, &snap));
+    // one line per score, printed and appended alike (the reference's report_metric)
+    let lines: Vec<serde_json::Value> = scores.iter().map(|s| metric_line(s, &snap)).collect();
+    for (s, line) in scores.iter().zip(&lines) {
+        println!("{line}");
         println!(
             "metrics: {} = {:.4} ({} generated images, {:.0} s)",
             s.metric.name(),
@@ -141,7 +143,7 @@ fn network_metrics(a: &MetricsArgs, net: &Path, data: &Path, device: Device) -> 
         );
     }
     match target {
-        Some(run_now) => record_in_run(dir, &run_now, &scores, &snap),
+        Some(run_now) => record_in_run(dir, &run_now, &scores, &lines),
         None => Ok(()),
     }
 }
@@ -258,11 +260,21 @@ fn real_set(
 }
 
 /// As the reference's calc_metrics.py, a snapshot's scores go to its run directory's
-/// `metric-<name>.jsonl` (and progress.png is redrawn), for the metrics the run tracks.
-fn record_in_run(dir: &Path, run: &TrainOptions, scores: &[Score], snap: &str) -> Result<()> {
+/// `metric-<name>.jsonl` (`lines`, as printed; progress.png is redrawn), for the metrics the run
+/// tracks.
+fn record_in_run(
+    dir: &Path,
+    run: &TrainOptions,
+    scores: &[Score],
+    lines: &[serde_json::Value],
+) -> Result<()> {
     let mut files = Vec::new();
-    for s in scores.iter().filter(|s| tracks(run, s.metric)) {
-        append_metric(dir, s, snap)?;
+    for (s, line) in scores
+        .iter()
+        .zip(lines)
+        .filter(|(s, _)| tracks(run, s.metric))
+    {
+        append_metric(dir, s.metric, line)?;
         files.push(format!("metric-{}.jsonl", s.metric.name()));
     }
     println!(

@@ -1,6 +1,7 @@
 //! Reporting a metric as the reference's `metric_main.report_metric`: the JSON line appended to
 //! `metric-<name>.jsonl` in the run directory (training and `fpgan metrics` alike).
 use super::evaluator::Score;
+use super::metrics::Metric;
 use crate::util::clock::unix_time;
 use crate::util::files::files_named;
 use anyhow::{Context, Result};
@@ -26,16 +27,15 @@ pub fn metric_line(score: &Score, snapshot: &str) -> serde_json::Value {
     line
 }
 
-/// Append `score` as a [`metric_line`] to `<dir>/metric-<name>.jsonl`.
-pub fn append_metric(dir: &Path, score: &Score, snapshot: &str) -> Result<()> {
-    let path = dir.join(format!("metric-{}.jsonl", score.metric.name()));
+/// Append a [`metric_line`] of `metric` to `<dir>/metric-<name>.jsonl`.
+pub fn append_metric(dir: &Path, metric: Metric, line: &serde_json::Value) -> Result<()> {
+    let path = dir.join(format!("metric-{}.jsonl", metric.name()));
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    writeln!(f, "{}", metric_line(score, snapshot))
-        .with_context(|| format!("cannot append to {}", path.display()))
+    writeln!(f, "{line}").with_context(|| format!("cannot append to {}", path.display()))
 }
 
 /// The `metric-*.jsonl` files in `dir`.
@@ -46,7 +46,6 @@ pub fn metric_files(dir: &Path) -> Vec<std::path::PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::metrics::Metric;
 
     fn score(metric: Metric, num_gen: usize) -> Score {
         Score {
@@ -62,10 +61,27 @@ mod tests {
     fn a_line_names_its_image_count_only_when_it_is_not_the_metrics() {
         let standard = metric_line(&score(Metric::Fid50kFull, 50_000), "network-snapshot-1");
         assert_eq!(standard["results"]["fid50k_full"], 12.5);
-        assert!(standard.get("num_gen").is_none(), "{standard}");
+        let keys =
+            |l: &serde_json::Value| l.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        // in the reference's order (its json.dumps of a dict keeps insertion order)
+        let reference = [
+            "results",
+            "metric",
+            "total_time",
+            "total_time_str",
+            "num_gpus",
+            "snapshot_pkl",
+            "timestamp",
+        ];
+        assert_eq!(keys(&standard), reference);
         let ten = metric_line(&score(Metric::Fid10kFull, 10_000), "s");
         assert!(ten.get("num_gen").is_none(), "{ten}");
         let quick = metric_line(&score(Metric::Kid50kFull, 500), "s");
         assert_eq!(quick["num_gen"], 500, "{quick}");
+        assert_eq!(
+            keys(&quick)[..7],
+            reference,
+            "num_gen after the reference's keys"
+        );
     }
 }

@@ -14,7 +14,7 @@ use crate::dist::{Backend, ProcessGroup};
 use crate::eval::detector::Detector;
 use crate::eval::evaluator::{images_per_evaluation, Estimate, Evaluator, Score};
 use crate::eval::metrics::{parse_metrics, Metric};
-use crate::eval::report::{append_metric, metric_files};
+use crate::eval::report::{append_metric, metric_files, metric_line};
 use crate::monitor::board::Board;
 use crate::monitor::plot;
 use crate::snapshot::{self, snapshot_name, snapshots_in};
@@ -628,7 +628,7 @@ impl<'a> Run<'a> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         for s in scores {
-            append_metric(&self.dir, s, &snap_name)?;
+            append_metric(&self.dir, s.metric, &metric_line(s, &snap_name))?;
             if let Some(b) = &mut self.board {
                 b.metric(s.metric.name(), s.value, self.trainer.progress.cur_nimg)?;
             }
