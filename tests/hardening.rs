@@ -481,6 +481,11 @@ fn a_resume_from_an_earlier_snapshot_sets_the_later_ones_aside() {
     );
     assert!(aside[0].join("stats.jsonl").is_file());
     assert_eq!(names(&run)[0], "network-snapshot-000000.006.safetensors");
+    let said = train("0.008", &["--dry-run"]);
+    assert!(
+        said.contains("run: continues") && said.contains("network-snapshot-000000.006"),
+        "{said}"
+    );
     let said = train("0.008", &[]);
     assert!(
         said.contains("Resuming") && said.contains("at kimg 0.006"),
@@ -552,6 +557,14 @@ fn messages_say_what_to_do() {
         &["not with --interpolate"],
     );
     refused(gen(&["--seeds", "7-0"]), &["runs backwards", "write 0-7"]);
+    // a seed named twice is one image, and the count says so
+    let o = gen(&["--seeds", "5,5,6"]);
+    let said = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        said.contains("seed 5 more than once") && said.contains("generate: 2 images"),
+        "{said}"
+    );
     refused(
         gen(&["--seeds", "0-2", "--class", "all", "--grid", "3x1"]),
         &["one row per class", "drop --grid"],

@@ -305,6 +305,8 @@ fn resuming_on_changed_data_says_so() {
         .unwrap()
         .path();
     std::fs::remove_file(second).unwrap();
+    let events = || fpgan::util::files::files_named(&dir, "events.out.tfevents", "").len();
+    let before = events();
     let r = fpgan(&train_args(d, o, "0.008"));
     assert!(
         text(&r.stdout).contains("Nothing to do"),
@@ -312,6 +314,7 @@ fn resuming_on_changed_data_says_so() {
         text(&r.stdout)
     );
     assert_eq!(recorded(&dir)["images"], 11);
+    assert_eq!(events(), before, "nothing to do, nothing logged");
 }
 
 #[test]
@@ -604,6 +607,7 @@ fn bad_training_options_are_refused_with_the_fix() {
     assert!(err(&["--device", "cuda"]).contains("--device cpu"));
     assert!(err(&["--metrics", "fid1k"]).contains("unknown metric"));
     assert!(err(&["--grid", "0x2"]).contains("COLSxROWS"));
+    assert!(err(&["--keep", "0"]).contains("--keep 0 must be at least 1"));
     for lr in ["--lr=0", "--lr=-1e-4", "--lr=NaN", "--lr=inf", "--lr=2"] {
         let e = err(&[lr]);
         assert!(e.contains("must be a positive learning rate"), "{lr}: {e}");
@@ -629,6 +633,11 @@ fn bad_training_options_are_refused_with_the_fix() {
     ]);
     assert!(o.status.success());
     assert!(text(&o.stdout).contains("\"batch_gpu\": 64"));
+    assert!(
+        text(&o.stdout).contains("run: a new run in") && text(&o.stdout).contains("00000-faster-"),
+        "{}",
+        text(&o.stdout)
+    );
     assert!(
         text(&o.stdout).contains("\"deterministic\": true"),
         "training_options.json records --deterministic"

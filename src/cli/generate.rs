@@ -154,8 +154,22 @@ fn check_args(a: &GenerateArgs) -> Result<(Vec<u32>, Option<Grid>)> {
         if seeds.len().saturating_mul(a.frames) > MAX_FRAMES {
             bail!("--interpolate: {} seeds x --frames {} is over {MAX_FRAMES} frames; use fewer seeds or frames", seeds.len(), a.frames);
         }
+        return Ok((seeds, grid)); // a walk may pass a seed twice (0,1,0)
     }
-    Ok((seeds, grid))
+    Ok((once_each(seeds), grid))
+}
+
+/// The seeds without repeats (one file each), in the order given; a note names a repeat.
+fn once_each(seeds: Vec<u32>) -> Vec<u32> {
+    let mut seen = std::collections::HashSet::new();
+    let (once, again): (Vec<u32>, Vec<u32>) = seeds.into_iter().partition(|&s| seen.insert(s));
+    if let Some(first) = again.first() {
+        println!(
+            "note: --seeds names seed {first} more than once ({} repeat(s) in all): one image each",
+            again.len()
+        );
+    }
+    once
 }
 
 /// grid.png's columns and rows.

@@ -6,7 +6,9 @@ use crate::dist::launch::{free_port, launch_local, LocalWorkers, Membership};
 use crate::fastpath::FastPath;
 use crate::nets::generator::GenCfg;
 use crate::train::options::{TrainOptions, DEFAULT_LR};
-use crate::train::resume::{earlier_options, load_training_set, ResumeFrom, ResumeMode};
+use crate::train::resume::{
+    earlier_options, load_training_set, preview_run, ResumeFrom, ResumeMode,
+};
 use crate::train::run::train_as;
 use crate::train::signals;
 use crate::util::device::{device_name, parse_device};
@@ -104,7 +106,7 @@ pub struct TrainArgs {
     /// Generated images per evaluation instead of 50k/10k (quick looks; not comparable).
     #[arg(long)]
     pub num_gen: Option<usize>,
-    /// Number of recent snapshots to keep.
+    /// Number of recent snapshots to keep (at least 1).
     #[arg(long, default_value_t = 3)]
     pub keep: usize,
     /// auto | cpu | cuda | cuda:N.
@@ -180,15 +182,36 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     opts.validate()?;
     if a.dry_run {
-        return dry_run(&opts, &set, device);
+        return dry_run(&opts, &set, device, &a.resume, a.resume_mode);
     }
     train_as(&opts, set, &a.resume, a.resume_mode, member.as_ref())?;
     Ok(())
 }
 
-/// `--dry-run`: the resolved options, the data and the device.
-fn dry_run(opts: &TrainOptions, set: &ImageSet, device: tch::Device) -> Result<()> {
+/// `--dry-run`: the resolved options, the data, the device and the run directory.
+fn dry_run(
+    opts: &TrainOptions,
+    set: &ImageSet,
+    device: tch::Device,
+    resume: &ResumeFrom,
+    mode: ResumeMode,
+) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(opts)?);
+    let run = preview_run(opts, resume)?;
+    if let Some(n) = &run.note {
+        println!("{n}");
+    }
+    match (&run.snapshot, mode) {
+        (None, _) => println!("run: a new run in {}", run.dir.display()),
+        (Some(s), ResumeMode::Exact) => {
+            println!("run: continues {} from {}", run.dir.display(), s.display())
+        }
+        (Some(s), ResumeMode::Reference) => println!(
+            "run: a new run in {} with the weights of {}",
+            opts.outdir.display(),
+            s.display()
+        ),
+    }
     println!(
         "dataset: {}{} of {r}x{r}; device {}",
         count(set.num_images() as u64, "image"),

@@ -63,7 +63,7 @@ impl Source {
     /// Open a directory (scanned recursively) or a `.zip` file.
     pub fn open(path: &Path) -> Result<Self> {
         let meta = std::fs::metadata(path).with_context(|| {
-            format!("source {} does not exist or cannot be read", path.display())
+            format!("{} does not exist or cannot be read", path.display())
         })?;
         let (backing, mut names) = if meta.is_dir() {
             (Backing::Dir(path.to_path_buf()), walk(path)?)

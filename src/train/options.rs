@@ -278,6 +278,9 @@ impl TrainOptions {
         }
         check_kimg("--kimg", self.kimg)?;
         check_kimg("--tick", self.tick)?;
+        if self.keep < 1 {
+            bail!("--keep 0 must be at least 1 (the newest snapshot is what a resume continues)");
+        }
         if self.snap < 1 {
             bail!(
                 "--snap {} must be at least 1 (ticks between snapshots)",

@@ -138,13 +138,24 @@ pub struct RunChoice {
     pub note: Option<String>,
 }
 
-/// Pick the run directory (`NNNNN-<cfg>-<dataset>-batch<B>` in `--outdir`) and the snapshot to
-/// resume from (if any).
+/// Pick the run directory (`NNNNN-<cfg>-<dataset>-batch<B>` in `--outdir`, created for a new
+/// run) and the snapshot to resume from (if any).
 pub fn resolve_run(opts: &TrainOptions, resume: &ResumeFrom) -> Result<RunChoice> {
+    choose_run(opts, resume, true)
+}
+
+/// [`resolve_run`] without creating anything (`--dry-run`).
+pub fn preview_run(opts: &TrainOptions, resume: &ResumeFrom) -> Result<RunChoice> {
+    choose_run(opts, resume, false)
+}
+
+fn choose_run(opts: &TrainOptions, resume: &ResumeFrom, create: bool) -> Result<RunChoice> {
     let dirs = run_dirs(&opts.outdir);
     let next_id = dirs.iter().map(|(i, _)| i + 1).max().unwrap_or(0);
     let new_run = || -> Result<RunChoice> {
-        create_output_dir(&opts.outdir, "--outdir")?;
+        if create {
+            create_output_dir(&opts.outdir, "--outdir")?;
+        }
         let dir = opts
             .outdir
             .join(format!("{next_id:05}-{}", opts.run_desc()));

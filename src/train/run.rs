@@ -409,7 +409,9 @@ impl<'a> Run<'a> {
         }
         self.sec0 = p.total_sec;
         self.tick_start_nimg = p.cur_nimg;
-        self.board = Some(Board::open(&self.dir, Some(p.cur_nimg))?);
+        if goes_on {
+            self.board = Some(Board::open(&self.dir, Some(p.cur_nimg))?);
+        }
         Ok(())
     }
 
