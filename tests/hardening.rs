@@ -492,6 +492,12 @@ fn a_resume_from_an_earlier_snapshot_sets_the_later_ones_aside() {
         "{said}"
     );
     assert!(!said.contains("earlier snapshot"), "{said}");
+    // an earlier snapshot with nothing left to do moves nothing and cuts no log
+    let stats = std::fs::read(run.join("stats.jsonl")).unwrap();
+    let said = train("0.004", &["--resume", snap("004").to_str().unwrap()]);
+    assert!(said.contains("Nothing to do"), "{said}");
+    assert_eq!(std::fs::read(run.join("stats.jsonl")).unwrap(), stats);
+    assert_eq!(names(&run)[0], "network-snapshot-000000.008.safetensors");
 }
 
 #[test]

@@ -898,6 +898,19 @@ fn raw_images_are_fitted_as_transform_and_background_say() {
             && !said.contains("changed since"),
         "{said}"
     );
+    // back to the snapshot of 0.004 kimg without flags: prepared as that snapshot was (black),
+    // not as the run's latest session (white)
+    let snap4 = dir.join("network-snapshot-000000.004.safetensors");
+    let mut args = train_args(raw.to_str().unwrap(), out.to_str().unwrap(), "0.006");
+    args.extend(["--resume", snap4.to_str().unwrap()]);
+    let o = fpgan(&args);
+    let said = text(&o.stdout) + &text(&o.stderr);
+    assert!(o.status.success(), "{said}");
+    assert!(
+        said.contains("prepared it: --transform pad --background black (not given here)")
+            && !said.contains("other options than"),
+        "{said}"
+    );
     // a run without metrics gets none appended by `fpgan metrics`, and is told so up front
     let home = common::private_home(tmp.path());
     let (d, r) = (dir.to_str().unwrap(), raw.to_str().unwrap());

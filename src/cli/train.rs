@@ -7,7 +7,8 @@ use crate::fastpath::FastPath;
 use crate::nets::generator::GenCfg;
 use crate::train::options::{TrainOptions, DEFAULT_LR};
 use crate::train::resume::{
-    earlier_options, load_training_set, preview_run, ResumeFrom, ResumeMode,
+    check_mode, earlier_options, inherited_note, load_training_set, preview_run, ResumeFrom,
+    ResumeMode,
 };
 use crate::train::run::train_as;
 use crate::train::signals;
@@ -144,6 +145,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         "auto" => None,
         g => Some(parse_grid(g)?),
     };
+    check_mode(&a.resume, a.resume_mode)?;
     let earlier = a.earlier_run(gpus);
     // every option is checked before the (possibly long) preparation of the data
     let inherited_res = earlier.as_ref().map(|o| o.resolution);
@@ -157,6 +159,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let set = load_training_set(&a.data, a.res, a.mirror, a.fit(), earlier.as_ref())?;
     let resolution = set.resolution as i64;
     let rank0 = member.as_ref().is_none_or(|m| m.rank == 0);
+    match inherited_note(&set, &a.data, a.res, a.fit(), earlier.as_ref()) {
+        Some(note) if rank0 => crate::util::early_log::say(&note),
+        _ => {}
+    }
     let classes = training_classes(a.cond, &set, &a.data, rank0)?;
     let (cols, rows) = if device.is_cuda() {
         TrainOptions::reference_grid(resolution)
@@ -208,7 +214,7 @@ fn dry_run(
         }
         (Some(s), ResumeMode::Reference) => println!(
             "run: a new run in {} with the weights of {}",
-            opts.outdir.display(),
+            preview_run(opts, &ResumeFrom::Never)?.dir.display(),
             s.display()
         ),
     }

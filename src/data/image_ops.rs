@@ -31,7 +31,7 @@ impl Transform {
             Transform::CenterCrop => w.min(h) < width,
             Transform::Pad => w.max(h) < width,
             Transform::Stretch => w < width || h < width,
-            Transform::CenterCropWide => w < width,
+            Transform::CenterCropWide => false,
         }
     }
 

@@ -62,9 +62,8 @@ fn is_hidden(rel: &str) -> bool {
 impl Source {
     /// Open a directory (scanned recursively) or a `.zip` file.
     pub fn open(path: &Path) -> Result<Self> {
-        let meta = std::fs::metadata(path).with_context(|| {
-            format!("{} does not exist or cannot be read", path.display())
-        })?;
+        let meta = std::fs::metadata(path)
+            .with_context(|| format!("{} does not exist or cannot be read", path.display()))?;
         let (backing, mut names) = if meta.is_dir() {
             (Backing::Dir(path.to_path_buf()), walk(path)?)
         } else {

@@ -5,6 +5,7 @@ use super::state::check_snapshot_header;
 use crate::data::{ImageSet, RawFit};
 use crate::snapshot::{snapshots_in, SNAPSHOT_PREFIX};
 use crate::util::files::create_output_dir;
+use crate::util::safetensors::read_meta;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -39,6 +40,16 @@ pub enum ResumeMode {
     Exact,
     /// The reference's: weights only, into a new run directory; kimg 0, fresh Adam, no EMA rampup.
     Reference,
+}
+
+/// `--resume-mode reference` copies the weights of a snapshot named by `--resume <path>`.
+pub fn check_mode(resume: &ResumeFrom, mode: ResumeMode) -> Result<()> {
+    match (mode, resume) {
+        (ResumeMode::Reference, ResumeFrom::Auto | ResumeFrom::Never) => {
+            bail!("--resume-mode reference needs --resume <snapshot file or run dir>")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Existing run directories `NNNNN-<desc>` in `outdir`.
@@ -80,54 +91,54 @@ pub fn load_training_set(
             );
         }
     }
-    if let (Some(_), Some(_)) = (earlier, set.fit) {
-        let taken = inherited_flags(res, fit, fallback, set.resolution as i64);
-        if !taken.is_empty() {
-            crate::util::early_log::say(&format!(
-                "train: {} prepared as the run it continues prepared it: {} (not given here)",
-                data.display(),
-                taken.join(" ")
-            ));
-        }
-    }
     Ok(set.with_mirror(mirror))
 }
 
-/// The flags of raw preparation taken from the continued run (`fallback`, at `resolution`)
-/// because `res` and `fit` leave them out, where they differ from the defaults.
-fn inherited_flags(
+/// A note naming the flags of raw preparation that [`load_training_set`] took from the run it
+/// continues (`earlier`) because `res` and `fit` leave them out, where they differ from the
+/// defaults; None for a prepared dataset or when nothing was taken.
+pub fn inherited_note(
+    set: &ImageSet,
+    data: &Path,
     res: Option<i64>,
     fit: RawFit,
-    fallback: RawFit,
-    resolution: i64,
-) -> Vec<String> {
+    earlier: Option<&TrainOptions>,
+) -> Option<String> {
+    let (earlier, _) = (earlier?, set.fit?);
     let defaults = RawFit::default().resolved();
     let mut taken = Vec::new();
-    if res.is_none() && resolution != 256 {
-        taken.push(format!("--res {resolution}"));
+    if res.is_none() && set.resolution != 256 {
+        taken.push(format!("--res {}", set.resolution));
     }
-    match (fit.transform, fallback.transform) {
+    match (fit.transform, earlier.transform) {
         (None, Some(t)) if t != defaults.0 => taken.push(format!("--transform {t}")),
         _ => {}
     }
-    match (fit.background, fallback.background) {
+    match (fit.background, earlier.background) {
         (None, Some(b)) if b != defaults.1 => taken.push(format!("--background {b}")),
         _ => {}
     }
-    taken
+    (!taken.is_empty()).then(|| {
+        format!(
+            "train: {} prepared as the run it continues prepared it: {} (not given here)",
+            data.display(),
+            taken.join(" ")
+        )
+    })
 }
 
-/// The options recorded by the run that `resume` continues with these options (its
-/// training_options.json), if there is one; nothing is created.
+/// The options of the snapshot that `resume` continues with these options (an unreadable one:
+/// the next older readable one of its run, as an auto-resume falls back), if there is one;
+/// nothing is created.
 pub fn earlier_options(opts: &TrainOptions, resume: &ResumeFrom) -> Option<TrainOptions> {
-    let dir = match resume {
-        ResumeFrom::Never => return None,
-        ResumeFrom::Path(p) if p.is_dir() => p.clone(),
-        ResumeFrom::Path(p) => p.parent()?.to_path_buf(),
-        ResumeFrom::Auto => newest_matching(opts, &run_dirs(&opts.outdir))?.dir,
-    };
-    let bytes = std::fs::read(dir.join("training_options.json")).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    let run = preview_run(opts, resume).ok()?;
+    let snap = run.snapshot?;
+    let older = snapshots_in(&run.dir)
+        .into_iter()
+        .skip_while(|s| *s != snap);
+    std::iter::once(snap.clone())
+        .chain(older.skip(1))
+        .find_map(|s| serde_json::from_value(read_meta(&s).ok()?.get("options")?.clone()).ok())
 }
 
 /// Where a run goes: its directory, the snapshot it continues (if any), and a note for the log
@@ -182,8 +193,8 @@ fn choose_run(opts: &TrainOptions, resume: &ResumeFrom, create: bool) -> Result<
             check_snapshot_header(p)?;
             let dir = p
                 .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."));
+                .filter(|d| !d.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
             Ok(chosen(dir, Some(p.clone())))
         }
         ResumeFrom::Auto => match newest_matching(opts, &dirs) {

@@ -1,7 +1,7 @@
 //! A training run around the [`Trainer`], as named steps from start or resume to the stop
 //! (reference sections 7.5-7.7 and 11).
 use super::options::TrainOptions;
-use super::resume::{resolve_run, ResumeFrom, ResumeMode, RunChoice};
+use super::resume::{check_mode, resolve_run, ResumeFrom, ResumeMode, RunChoice};
 use super::rewind;
 use super::signals;
 use super::state::CannotContinue;
@@ -17,7 +17,7 @@ use crate::eval::metrics::{parse_metrics, Metric};
 use crate::eval::report::{append_metric, metric_files, metric_line};
 use crate::monitor::board::Board;
 use crate::monitor::plot;
-use crate::snapshot::{self, snapshot_name, snapshots_in};
+use crate::snapshot::{self, snapshot_kimg, snapshot_name, snapshots_in};
 use crate::util::atomic::{atomic_write, TMP_TAG};
 use crate::util::clock::format_time;
 use crate::util::device::{device_name, parse_device};
@@ -106,10 +106,8 @@ fn open_run<'a>(
         mut snapshot,
         note,
     } = resolve_run(opts, resume)?;
+    check_mode(resume, mode)?;
     if mode == ResumeMode::Reference {
-        let ResumeFrom::Path(_) = resume else {
-            bail!("--resume-mode reference needs --resume <snapshot file or run dir>");
-        };
         let snap = snapshot.take().context("no snapshot to resume from")?;
         trainer.restore_weights_only(&snap)?;
         early_log::say(&format!(
@@ -385,10 +383,14 @@ impl<'a> Run<'a> {
         ));
         let goes_on = (p.cur_nimg as f64) < self.opts.kimg * 1000.0;
         if goes_on {
-            if let Some(note) = rewind::set_aside_later(&self.dir, &used, p.cur_nimg)? {
-                self.log.line(&note);
+            if let Some(aside) = rewind::set_aside_later(&self.dir, &used, p.cur_nimg)? {
+                self.log.line(&aside.note);
+                if aside.best_moved {
+                    self.trainer.progress.best_fid = None;
+                }
             }
         }
+        let p = &self.trainer.progress;
         if let Some(note) = self.opts.data_change_from(&before) {
             self.log.line(&note);
         }
@@ -399,13 +401,17 @@ impl<'a> Run<'a> {
                 changed.join(", ")
             ));
         }
+        // a run with nothing left to do keeps what it trained with and logged
         if goes_on {
-            self.write_options()?; // a run with nothing left to do keeps what it trained with
-        }
-        tick::truncate_stats(&self.dir, p.cur_tick)?;
-        let name = used.file_name().map(|n| n.to_string_lossy().into_owned());
-        for f in metric_files(&self.dir) {
-            keep_lines(&f, |v| v["snapshot_pkl"].as_str() <= name.as_deref())?;
+            self.write_options()?;
+            tick::truncate_stats(&self.dir, p.cur_tick)?;
+            let up_to_now = |v: &serde_json::Value| {
+                let kimg = v["snapshot_pkl"].as_str().and_then(snapshot_kimg);
+                kimg.is_none_or(|k| (k * 1000.0).round() as i64 <= p.cur_nimg)
+            };
+            for f in metric_files(&self.dir) {
+                keep_lines(&f, up_to_now)?;
+            }
         }
         self.sec0 = p.total_sec;
         self.tick_start_nimg = p.cur_nimg;
