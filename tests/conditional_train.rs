@@ -186,6 +186,49 @@ fn a_conditional_run_trains_with_class_rows_resumes_exactly_and_generates_per_cl
         let err = text(&o.stderr);
         assert!(!o.status.success() && err.contains(says), "{err}");
     }
+    let o = fpgan(&[
+        "generate",
+        "--network",
+        dir.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    let err = text(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("class-conditional (3 classes): give --class K"),
+        "{err}"
+    );
+    // a latent walk of class 1 starts at class 1's image of its first seed
+    let walk = tmp.path().join("walk");
+    let o = fpgan(&[
+        "generate",
+        "--network",
+        dir.to_str().unwrap(),
+        "--seeds",
+        "0,1",
+        "--class",
+        "1",
+        "--interpolate",
+        "--frames",
+        "2",
+        "--format",
+        "png-frames",
+        "--outdir",
+        walk.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let png = |p: PathBuf| image::open(p).unwrap().to_rgb8();
+    let first = png(walk.join("walk/frame00000.png"));
+    assert!(
+        first == png(gen.join("class01-seed0000.png")),
+        "class 1's seed 0"
+    );
+    assert!(
+        first != png(gen.join("class00-seed0000.png")),
+        "not class 0's"
+    );
 }
 
 #[test]

@@ -40,9 +40,10 @@ pub struct GenerateArgs {
     /// auto | cpu | cuda | cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Class of a class-conditional network: an index K, or `all` for every class (files
-    /// classKK-seedNNNN.png, and grid.png with one row per class and one column per seed).
-    #[arg(long)]
+    /// Class of a class-conditional network (needed there, as in the official gen_images.py):
+    /// an index K, or `all` for every class (files classKK-seedNNNN.png, and grid.png with one
+    /// row per class and one column per seed; a latent walk takes one class).
+    #[arg(long, allow_hyphen_values = true)]
     pub class: Option<ClassArg>,
 }
 
@@ -73,10 +74,12 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     let classes = parse_classes(a.class, net.classes())?;
     create_output_dir(&a.outdir, "--outdir")?;
     if a.interpolate {
-        let out = latent_walk(&net, &seeds, a.frames, a.format, &a.outdir)?;
+        // one class (check_args refused `all`)
+        let out = latent_walk(&net, &seeds, classes[0], a.frames, a.format, &a.outdir)?;
         println!(
-            "generate: latent walk through {} seeds -> {}",
+            "generate: latent walk through {} seeds{} -> {}",
             seeds.len(),
+            classes[0].map_or(String::new(), |k| format!(" of class {k}")),
             out.display()
         );
         return Ok(());
@@ -148,6 +151,9 @@ fn check_args(a: &GenerateArgs) -> Result<(Vec<u32>, Option<Grid>)> {
         bail!("--format is the latent walk's: add --interpolate, or drop --format");
     }
     if a.interpolate {
+        if a.class == Some(ClassArg::All) {
+            bail!("--interpolate walks one class: give --class K");
+        }
         if seeds.len() < 2 || a.frames < 1 {
             bail!("--interpolate needs at least two seeds and --frames >= 1");
         }
@@ -220,7 +226,12 @@ fn write_images(
 /// of a conditional one as the reference given no label).
 fn parse_classes(class: Option<ClassArg>, classes: i64) -> Result<Vec<Option<i64>>> {
     match (class, classes) {
-        (None, _) => Ok(vec![None]),
+        (None, 0) => Ok(vec![None]),
+        // as the official gen_images.py, which asks for a label
+        (None, n) => bail!(
+            "this network is class-conditional ({n} classes): give --class K (0 to {}) or --class all",
+            n - 1
+        ),
         (Some(_), 0) => bail!("--class: this network is unconditional; leave --class out"),
         (Some(ClassArg::All), n) => Ok((0..n).map(Some).collect()),
         (Some(ClassArg::One(k)), n) if k < n => Ok(vec![Some(k)]),

@@ -40,10 +40,11 @@ pub enum WalkFormat {
 }
 
 /// Write the frames of a looping walk through `seeds` (spherical interpolation), `frames` per
-/// transition, as GIF or PNG frames.
+/// transition, of `class` (a conditional network's), as GIF or PNG frames.
 pub fn latent_walk(
     net: &Network,
     seeds: &[u32],
+    class: Option<i64>,
     frames: usize,
     format: WalkFormat,
     outdir: &Path,
@@ -56,7 +57,7 @@ pub fn latent_walk(
     for i in 0..n {
         for f in 0..frames {
             let z = slerp(&zs[i], &zs[(i + 1) % n], f as f64 / frames as f64);
-            images.push(images::to_image(&net.image(&z, None, 0))?);
+            images.push(images::to_image(&net.image(&z, class, 0))?);
             pb.inc(1);
         }
     }
