@@ -563,6 +563,34 @@ fn messages_say_what_to_do() {
         &["not with --interpolate"],
     );
     refused(gen(&["--seeds", "7-0"]), &["runs backwards", "write 0-7"]);
+    // export and plot never write over a file of another kind (their own input, say); an
+    // earlier output of theirs is replaced
+    let snap = snapshots_in(&run)[0].clone();
+    let before = std::fs::read(&snap).unwrap();
+    let (n, s_) = (run.to_str().unwrap(), snap.to_str().unwrap());
+    let o = fpgan(&["export", "--network", n, "--out", s_, "--device", "cpu"]);
+    refused(o, &["--out", "is not a TorchScript (zip) file"]);
+    assert_eq!(
+        std::fs::read(&snap).unwrap(),
+        before,
+        "the snapshot is intact"
+    );
+    let pt = tmp.path().join("g.pt");
+    for _ in 0..2 {
+        let o = fpgan(&[
+            "export",
+            "--network",
+            n,
+            "--out",
+            pt.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let stats = run.join("stats.jsonl");
+    let o = fpgan(&["plot", n, "--out", stats.to_str().unwrap()]);
+    refused(o, &["--out", "is not a PNG image"]);
     // a seed named twice is one image, and the count says so
     let o = gen(&["--seeds", "5,5,6"]);
     let said = text(&o.stdout);

@@ -3,7 +3,7 @@ use crate::fastpath::FastPath;
 use crate::nets::generator::{GenCfg, GeneratorConfig};
 use crate::train::bench;
 use crate::util::device::parse_device;
-use crate::util::files::check_writable_file;
+use crate::util::files::{check_writable_file, JSON_FILE};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -138,7 +138,7 @@ fn check_args(a: &BenchArgs) -> Result<()> {
         );
     }
     if let Some(p) = &a.json {
-        check_writable_file(p, "--json")?;
+        check_writable_file(p, "--json", &JSON_FILE)?;
     }
     if let Some(dir) = &a.profile {
         std::fs::create_dir_all(dir).with_context(|| {

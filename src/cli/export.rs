@@ -2,7 +2,7 @@
 use crate::eval::export::export_torchscript;
 use crate::snapshot::Network;
 use crate::util::device::parse_device;
-use crate::util::files::check_writable_file;
+use crate::util::files::{check_writable_file, TORCHSCRIPT_FILE};
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -30,7 +30,7 @@ pub struct ExportArgs {
 
 pub fn run(a: ExportArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
-    check_writable_file(&a.out, "--out")?;
+    check_writable_file(&a.out, "--out", &TORCHSCRIPT_FILE)?;
     let net = Network::load(&a.network, device)?;
     export_torchscript(&net, &a.out)?;
     let r = net.g.config.resolution;

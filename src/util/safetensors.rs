@@ -94,7 +94,7 @@ pub fn load(path: &Path) -> Result<(BTreeMap<String, Tensor>, Value)> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
     let named = path.extension().is_some_and(|e| e == "safetensors");
-    if !named && bytes.get(8).is_some_and(|&b| b != b'{') {
+    if !named && bytes.get(8) != Some(&b'{') {
         return Err(NotSafetensors(path.display().to_string()).into());
     }
     let (n, header) = SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(&e))?;
@@ -127,7 +127,7 @@ pub fn load(path: &Path) -> Result<(BTreeMap<String, Tensor>, Value)> {
 
 /// The metadata of a file written by [`save`], read from its header alone (the tensors are
 /// not read or checked: [`load`] does that). Errors as [`load`]'s for a file of another kind
-/// or a header that cannot be read.
+/// (not named `*.safetensors` and not beginning as one) or a header that cannot be read.
 pub fn read_meta(path: &Path) -> Result<Value> {
     use std::io::{Read, Seek, SeekFrom};
     let corrupt =
@@ -140,7 +140,7 @@ pub fn read_meta(path: &Path) -> Result<Value> {
         .read_to_end(&mut head)
         .map_err(|e| corrupt(&e))?;
     let named = path.extension().is_some_and(|e| e == "safetensors");
-    if !named && head.get(8).is_some_and(|&b| b != b'{') {
+    if !named && head.get(8) != Some(&b'{') {
         return Err(NotSafetensors(path.display().to_string()).into());
     }
     let len = f.metadata().map_err(|e| corrupt(&e))?.len();
@@ -377,5 +377,10 @@ mod tests {
         let png = dir.path().join("img.png");
         std::fs::write(&png, b"\x89PNG\r\n\x1a\n0000000000").unwrap();
         assert!(read_meta(&png).unwrap_err().is::<NotSafetensors>());
+        // a file too short to be one, not named as one: of another kind, not a damaged one
+        let empty = dir.path().join("empty.pkl");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(read_meta(&empty).unwrap_err().is::<NotSafetensors>());
+        assert!(load(&empty).unwrap_err().is::<NotSafetensors>());
     }
 }
