@@ -591,6 +591,29 @@ fn messages_say_what_to_do() {
     let stats = run.join("stats.jsonl");
     let o = fpgan(&["plot", n, "--out", stats.to_str().unwrap()]);
     refused(o, &["--out", "is not a PNG image"]);
+    // a shorter walk into the same folder leaves no frames of the longer one
+    let walk = |seeds: &str, frames: &str| {
+        let args = [
+            "--seeds",
+            seeds,
+            "--interpolate",
+            "--frames",
+            frames,
+            "--format",
+            "png-frames",
+        ];
+        let o = gen(&args);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    walk("0-2", "2");
+    let said = walk("0-1", "1");
+    let frames = std::fs::read_dir(g.join("walk")).unwrap().count();
+    assert_eq!(frames, 2, "{said}");
+    assert!(
+        said.contains("removed 4 frames of an earlier, longer walk"),
+        "{said}"
+    );
     // a seed named twice is one image, and the count says so
     let o = gen(&["--seeds", "5,5,6"]);
     let said = text(&o.stdout);

@@ -2,6 +2,7 @@
 //! looping latent walk through the seeds (reference section 11).
 use crate::snapshot::Network;
 use crate::util::atomic::atomic_write;
+use crate::util::files::files_named;
 use crate::util::rng::NumpyRandomState;
 use crate::util::{images, progress};
 use anyhow::{Context, Result};
@@ -69,6 +70,27 @@ pub fn latent_walk(
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             for (k, img) in images.iter().enumerate() {
                 images::save_png(img, &dir.join(format!("frame{k:05}.png")))?;
+            }
+            // frames past these, of a longer earlier walk, would join this one as a sequence
+            let stale: Vec<PathBuf> = files_named(&dir, "frame", ".png")
+                .into_iter()
+                .filter(|f| {
+                    let n = f
+                        .file_stem()
+                        .and_then(|s| s.to_str()?.strip_prefix("frame")?.parse().ok());
+                    n.is_some_and(|n: usize| n >= images.len())
+                })
+                .collect();
+            for f in &stale {
+                std::fs::remove_file(f)
+                    .with_context(|| format!("cannot remove {}", f.display()))?;
+            }
+            if !stale.is_empty() {
+                println!(
+                    "note: removed {} of an earlier, longer walk from {}",
+                    progress::count(stale.len() as u64, "frame"),
+                    dir.display()
+                );
             }
             Ok(dir)
         }
