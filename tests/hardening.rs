@@ -521,7 +521,13 @@ fn messages_say_what_to_do() {
     args.extend(["--resume", run.to_str().unwrap()]);
     let i = args.iter().position(|a| *a == "--ngf").unwrap();
     args[i + 1] = "16";
+    let log = std::fs::read(run.join("log.txt")).unwrap();
     refused(fpgan(&args), &["--ngf 8", "--ngf 16"]);
+    assert_eq!(
+        std::fs::read(run.join("log.txt")).unwrap(),
+        log,
+        "a refused resume writes nothing into the run's log"
+    );
     // the same by auto-resume: a snapshot of other options is not a damaged one, so no
     // fall-back to an older snapshot of the run (which has the same options)
     let mut args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), "0.004");

@@ -116,6 +116,9 @@ fn open_run<'a>(
         ));
         run_dir = resolve_run(opts, &ResumeFrom::Never)?.dir;
     }
+    if let Some(snap) = &snapshot {
+        trainer.check_continuable(snap)?; // before the run's log is written
+    }
     if let Some(g) = &group {
         g.barrier()?; // every rank has chosen the run directory before rank 0 creates it
     }

@@ -64,27 +64,43 @@ impl Trainer {
     fn restore_weights(&mut self, path: &Path) -> Result<(BTreeMap<String, Tensor>, SnapshotMeta)> {
         let (t, meta) = safetensors::load(path).map_err(unreadable)?;
         let snap = SnapshotMeta::from_json(&meta, path)?;
-        let g_now = self.g.config.clone();
-        if snap.generator != g_now {
-            let classes = |c: i64| match c {
-                0 => String::new(),
-                c => format!(" ({c} classes)"),
-            };
-            bail!(CannotContinue(format!(
-                "{} was trained with {}{}, not {}{}; pass the same options and dataset, or start a new run (--resume none)",
-                path.display(),
-                generator_flags(&snap.generator),
-                classes(snap.generator.classes),
-                generator_flags(&g_now),
-                classes(g_now.classes),
-            )));
-        }
+        self.check_generator(&snap.generator, path)?;
         let all = |_: &str| true;
         safetensors::import(&self.gvs, "G.", &t, all, path)?;
         safetensors::import(&self.ema_vs, "G_ema.", &t, all, path)?;
         safetensors::import(&self.dvs, "D.", &t, all, path)?;
         safetensors::import(&self.fvs, "F.", &t, |n| n.starts_with("scratch."), path)?;
         Ok((t, snap))
+    }
+
+    /// Refuse a snapshot of another generator than this trainer's ([`CannotContinue`]).
+    fn check_generator(&self, theirs: &GeneratorConfig, path: &Path) -> Result<()> {
+        let now = &self.g.config;
+        if theirs == now {
+            return Ok(());
+        }
+        let classes = |c: i64| match c {
+            0 => String::new(),
+            c => format!(" ({c} classes)"),
+        };
+        bail!(CannotContinue(format!(
+            "{} was trained with {}{}, not {}{}; pass the same options and dataset, or start a new run (--resume none)",
+            path.display(),
+            generator_flags(theirs),
+            classes(theirs.classes),
+            generator_flags(now),
+            classes(now.classes),
+        )))
+    }
+
+    /// Refuse, from its header alone and before anything is written, a snapshot of another
+    /// generator; one whose header cannot be read is left to the resume (and its fall-back).
+    pub fn check_continuable(&self, path: &Path) -> Result<()> {
+        let header = safetensors::read_meta(path).and_then(|m| read_header(&m, path));
+        match header {
+            Ok(h) => self.check_generator(&h.generator, path),
+            Err(_) => Ok(()),
+        }
     }
 
     /// Restore everything from a snapshot made with the same configuration: weights, buffers,
