@@ -127,23 +127,53 @@ pub fn draw(runs: &[RunCurves], out: &Path) -> Result<()> {
         let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
         let panels = root.split_evenly((2, 2));
-        let pick = |f: fn(&RunCurves) -> Option<&Curve>| -> Vec<(&str, &Curve)> {
-            runs.iter()
-                .filter_map(|r| Some((r.name.as_str(), f(r)?)))
+        // each run keeps its colour (its place among the runs) in every panel
+        let pick = |f: fn(&RunCurves) -> Option<&Curve>| -> Vec<Line> {
+            let named = runs.iter().enumerate();
+            named
+                .filter_map(|(i, r)| Some((i, r.name.clone(), f(r)?)))
                 .collect()
         };
-        let fid_name = runs
+        let legend = runs.len() > 1;
+        let metrics: std::collections::BTreeSet<&str> = runs
             .iter()
-            .find_map(|r| r.fid.as_ref().map(|(n, _)| n.clone()))
-            .unwrap_or_else(|| "FID".into());
-        panel(&panels[0], "G loss (smoothed)", &pick(|r| Some(&r.g_loss)))?;
-        panel(&panels[1], "D loss (smoothed)", &pick(|r| Some(&r.d_loss)))?;
+            .filter_map(|r| Some(r.fid.as_ref()?.0.as_str()))
+            .collect();
+        let fid_title = match metrics.len() {
+            1 => metrics.first().map_or("FID", |m| *m).to_string(),
+            _ => "FID".to_string(),
+        };
+        let fid: Vec<Line> = runs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let (metric, c) = r.fid.as_ref()?;
+                let label = match metrics.len() {
+                    1 => r.name.clone(),
+                    _ => format!("{} ({metric})", r.name),
+                };
+                Some((i, label, c))
+            })
+            .collect();
         panel(
-            &panels[2],
-            &fid_name,
-            &pick(|r| r.fid.as_ref().map(|(_, c)| c)),
+            &panels[0],
+            "G loss (smoothed)",
+            &pick(|r| Some(&r.g_loss)),
+            legend,
         )?;
-        panel(&panels[3], "sec/kimg", &pick(|r| Some(&r.sec_per_kimg)))?;
+        panel(
+            &panels[1],
+            "D loss (smoothed)",
+            &pick(|r| Some(&r.d_loss)),
+            legend,
+        )?;
+        panel(&panels[2], &fid_title, &fid, legend)?;
+        panel(
+            &panels[3],
+            "sec/kimg",
+            &pick(|r| Some(&r.sec_per_kimg)),
+            legend,
+        )?;
         root.present().map_err(|e| anyhow!("plot: {e}"))?;
     }
     let img = image::RgbImage::from_raw(w, h, buf).context("plot buffer")?;
@@ -154,8 +184,8 @@ pub fn draw(runs: &[RunCurves], out: &Path) -> Result<()> {
 
 /// The x (kimg) and y ranges of a panel: every point with a margin, and a single kimg or a flat
 /// curve given a range around its value (not one of 1e-6); None without points.
-fn axes(curves: &[(&str, &Curve)]) -> Option<(Range<f64>, Range<f64>)> {
-    let pts = curves.iter().flat_map(|(_, c)| c.iter());
+fn axes(curves: &[Line]) -> Option<(Range<f64>, Range<f64>)> {
+    let pts = curves.iter().flat_map(|(_, _, c)| c.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in pts {
         (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
@@ -174,11 +204,16 @@ fn axes(curves: &[(&str, &Curve)]) -> Option<(Range<f64>, Range<f64>)> {
     Some(((x0 - xpad)..(x1 + xpad), (y0 - ypad)..(y1 + ypad)))
 }
 
-/// One panel: every run's curve over kimg, with a legend naming the runs when there are several.
+/// A curve of a panel: its run's place among the runs (its colour), its label and points.
+type Line<'a> = (usize, String, &'a Curve);
+
+/// One panel: every run's curve over kimg, with a legend naming them when `legend` (several
+/// runs: also where only one of them has a curve here).
 fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
-    curves: &[(&str, &Curve)],
+    curves: &[Line],
+    legend: bool,
 ) -> Result<()>
 where
     DB::ErrorType: 'static,
@@ -205,8 +240,8 @@ where
         .label_style(("sans-serif", 16))
         .draw()
         .map_err(err)?;
-    for (i, (name, c)) in curves.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+    for (i, name, c) in curves {
+        let color = Palette99::pick(*i).to_rgba();
         if c.len() == 1 {
             chart
                 .draw_series(c.iter().map(|&p| Circle::new(p, 4, color.filled())))
@@ -215,11 +250,11 @@ where
         let s = chart
             .draw_series(LineSeries::new(c.iter().copied(), color.stroke_width(2)))
             .map_err(err)?;
-        s.label(name.to_string()).legend(move |(x, y)| {
+        s.label(name.clone()).legend(move |(x, y)| {
             PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
         });
     }
-    if curves.len() > 1 {
+    if legend {
         chart
             .configure_series_labels()
             .label_font(("sans-serif", 16))
@@ -242,18 +277,48 @@ pub fn progress_png(dir: &Path) -> Result<PathBuf> {
 mod tests {
     use super::*;
 
+    /// Two runs, the second alone with an FID curve: that curve is drawn in the second run's
+    /// colour, as its loss curves are.
+    #[test]
+    fn a_run_keeps_its_colour_in_every_panel() {
+        let run = |name: &str, fid: Option<(String, Curve)>| RunCurves {
+            name: name.into(),
+            g_loss: vec![(0.0, 1.0), (1.0, 2.0)],
+            d_loss: vec![(0.0, 1.0), (1.0, 2.0)],
+            sec_per_kimg: vec![(0.0, 1.0), (1.0, 2.0)],
+            fid,
+        };
+        let fid = Some(("fid50k_full".to_string(), vec![(0.0, 300.0), (1.0, 200.0)]));
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("p.png");
+        draw(&[run("a", None), run("b", fid)], &out).unwrap();
+        let img = image::open(&out).unwrap().to_rgb8();
+        let (w, h) = img.dimensions();
+        // the FID panel is the lower left quarter
+        let has =
+            |rgb: [u8; 3]| (h / 2..h).any(|y| (0..w / 2).any(|x| img.get_pixel(x, y).0 == rgb));
+        let colour = |i: usize| {
+            let (r, g, b) = Palette99::pick(i).rgb();
+            [r, g, b]
+        };
+        assert!(has(colour(1)), "the second run's colour");
+        assert!(!has(colour(0)), "not the first run's");
+    }
+
     #[test]
     fn axes_hold_every_point_and_give_a_lone_point_a_readable_range() {
-        assert!(axes(&[("a", &vec![])]).is_none());
+        let empty = vec![];
+        assert!(axes(&[(0, "a".into(), &empty)]).is_none());
         let (a, b): (Curve, Curve) = (vec![(0.0, 300.0), (2.0, 200.0)], vec![(1.0, 150.0)]);
-        let (xs, ys) = axes(&[("a", &a), ("b", &b)]).unwrap();
+        let (xs, ys) = axes(&[(0, "a".into(), &a), (1, "b".into(), &b)]).unwrap();
         assert_eq!(xs, 0.0..2.0);
         assert!(
             ys.start < 150.0 && ys.end > 300.0 && ys.end - ys.start < 200.0,
             "{ys:?}"
         );
         // one FID at one kimg: both ranges around it, wide enough for distinct tick labels
-        let (xs, ys) = axes(&[("a", &vec![(4.0, 186.1)])]).unwrap();
+        let lone = vec![(4.0, 186.1)];
+        let (xs, ys) = axes(&[(0, "a".into(), &lone)]).unwrap();
         assert!(
             xs.start < 4.0 && xs.end > 4.0 && xs.end - xs.start >= 0.4,
             "{xs:?}"
