@@ -32,7 +32,7 @@ pub struct MetricsArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// A folder or zip of real images (any sizes and formats the dataset tool reads).
-    #[arg(long, requires = "fake")]
+    #[arg(long, requires = "fake", conflicts_with_all = ["data", "num_gen", "transform", "background", "seed"])]
     pub real: Option<PathBuf>,
     /// A folder or zip of generated images.
     #[arg(long, requires = "real")]
