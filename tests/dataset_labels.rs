@@ -48,6 +48,27 @@ fn folders_name_the_classes_in_sorted_order() {
     assert_eq!(dataset_json(&dest), want);
     let set = ImageSet::open(&dest).unwrap();
     assert_eq!(set.labels, Some(vec![0, 0, 1, 2]));
+    // prepared again without --labels: said how to keep them
+    let o = dataset(
+        &dest,
+        &tmp.path().join("unlabelled"),
+        &["--resolution", "32"],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("labels are not carried over (keep them with --labels"),
+        "{}",
+        text(&o.stderr)
+    );
+    // prepared again with its own dataset.json as the labels: the class names stay
+    let again = tmp.path().join("again");
+    let own = dest.join("dataset.json");
+    let o = labelled(&dest, &again, own.to_str().unwrap());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        dataset_json(&again)["class_names"],
+        json!(["fire", "grass", "water"])
+    );
     // the class of an image is its folder's: the third written image is the green one
     let img = image::open(dest.join("00000/img00000002.png"))
         .unwrap()
@@ -96,6 +117,8 @@ fn a_labels_file_in_the_reference_format_is_used_and_checked() {
     );
     let e = err(json!({"images": []}));
     assert!(e.contains("not a labels file"), "{e}");
+    let e = err(json!({"labels": [["x.png", 1], ["y.png", 0], ["sub/z.png", 1], ["y.png", 1]]}));
+    assert!(e.contains("y.png is labelled twice, 0 and 1"), "{e}");
     assert!(
         !tmp.path().join("bad").exists(),
         "nothing is written on error"
@@ -115,13 +138,44 @@ fn folders_need_every_image_in_a_class_folder_and_every_class_an_image() {
         "{e}"
     );
     std::fs::remove_file(src.join("stray.png")).unwrap();
+    // one class only: said (the usual cause is a zip of the folder above the classes)
+    let o = labelled(&src, &tmp.path().join("one"), "folders");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("found one class, cats"),
+        "{}",
+        text(&o.stderr)
+    );
+    // --max-images that stops before a class is named as the cause
+    png(&src.join("dogs/z.png"), [1, 1, 1]);
+    let o = dataset(
+        &src,
+        &tmp.path().join("capped"),
+        &[
+            "--resolution",
+            "32",
+            "--labels",
+            "folders",
+            "--max-images",
+            "1",
+        ],
+    );
+    let e = text(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("raise --max-images"),
+        "{e}"
+    );
+    std::fs::remove_file(src.join("dogs/z.png")).unwrap();
     // a class whose only image cannot be read is left empty
     std::fs::create_dir_all(src.join("dogs")).unwrap();
     std::fs::write(src.join("dogs/only.png"), b"broken").unwrap();
     let o = labelled(&src, &tmp.path().join("out"), "folders");
     let e = text(&o.stderr);
     assert!(
-        !o.status.success() && e.contains("dogs") && e.contains("no usable image"),
+        !o.status.success()
+            && e.contains("dogs")
+            && e.contains("no usable image")
+            && e.contains("remove the folder"),
         "{e}"
     );
 }

@@ -73,11 +73,18 @@ fn real_features_are_cached_and_invalidated_when_the_images_change() {
     assert!(text(&o.stderr).contains("unknown metric"));
     // options of --network scoring are refused, not ignored
     let (r, f) = (real.to_str().unwrap(), fake.to_str().unwrap());
-    for extra in [["--num-gen", "3"], ["--seed", "5"], ["--background", "black"]] {
+    for extra in [
+        ["--num-gen", "3"],
+        ["--seed", "5"],
+        ["--background", "black"],
+    ] {
         let mut args = vec!["metrics", "--real", r, "--fake", f];
         args.extend(extra);
         let err = text(&fpgan(&home, &args).stderr);
-        assert!(err.contains("cannot be used with") && err.contains(extra[0]), "{err}");
+        assert!(
+            err.contains("cannot be used with") && err.contains(extra[0]),
+            "{err}"
+        );
     }
 }
 

@@ -33,6 +33,8 @@ pub struct Labeling {
     /// Class index of source file i; None for a file without an image extension that has no
     /// class (a README, say: skipped as unreadable, or refused if it decodes).
     pub of_file: Vec<Option<i64>>,
+    /// From `--labels folders` (else a file).
+    pub from_folders: bool,
 }
 
 impl Labeling {
@@ -44,12 +46,18 @@ impl Labeling {
         }
     }
 
-    /// Every class must keep at least one of the `written` labels (skipped files may empty one).
-    pub fn check_every_class_used(&self, written: &[i64]) -> Result<()> {
+    /// Every class must keep at least one of the `written` labels (skipped files, or the
+    /// `--max-images` cut when `capped`, may empty one).
+    pub fn check_every_class_used(&self, written: &[i64], capped: bool) -> Result<()> {
         let used: BTreeSet<i64> = written.iter().copied().collect();
         if let Some(k) = (0..self.classes.len() as i64).find(|k| !used.contains(k)) {
+            let fix = match (capped, self.from_folders) {
+                (true, _) => "raise --max-images (it stopped before this class's images)",
+                (false, true) => "add readable images to its folder or remove the folder",
+                (false, false) => "add images to it or renumber the classes",
+            };
             bail!(
-                "class {k} ({}) has no usable image; add images to it or renumber the classes",
+                "class {k} ({}) has no usable image; {fix}",
                 self.classes[k as usize]
             );
         }
@@ -137,6 +145,11 @@ fn from_folders(src: &Source) -> Result<Labeling> {
         };
     }
     let classes: Vec<String> = classes.into_iter().collect();
+    if let [only] = classes.as_slice() {
+        eprintln!(
+            "warning: --labels folders found one class, {only}: every image sits under {only}/ (a zip of the folder that holds the class folders?); the classes are the first folder level under the source"
+        );
+    }
     let index: HashMap<&str, i64> = classes
         .iter()
         .enumerate()
@@ -145,7 +158,11 @@ fn from_folders(src: &Source) -> Result<Labeling> {
     let of_file = (0..src.len())
         .map(|i| top(i).and_then(|t| index.get(t).copied()))
         .collect();
-    Ok(Labeling { classes, of_file })
+    Ok(Labeling {
+        classes,
+        of_file,
+        from_folders: true,
+    })
 }
 
 fn from_file(src: &Source, file: &Path) -> Result<Labeling> {
@@ -173,7 +190,12 @@ fn from_file(src: &Source, file: &Path) -> Result<Labeling> {
                 file.display()
             );
         }
-        by_name.insert(name, label);
+        if let Some(was) = by_name.insert(name.clone(), label).filter(|&w| w != label) {
+            bail!(
+                "{}: {name} is labelled twice, {was} and {label}; keep one entry",
+                file.display()
+            );
+        }
     }
     let mut of_file = Vec::with_capacity(src.len());
     for i in 0..src.len() {
@@ -195,6 +217,15 @@ fn from_file(src: &Source, file: &Path) -> Result<Labeling> {
         .max()
         .map_or(0, |m| m + 1)
         .max(width.unwrap_or(0));
-    let classes = (0..n).map(|k| k.to_string()).collect();
-    Ok(Labeling { classes, of_file })
+    // the class names of an fpgan dataset.json given back (one per class), else the indices
+    let names: Option<Vec<String>> = json["class_names"]
+        .as_array()
+        .and_then(|a| a.iter().map(|v| v.as_str().map(String::from)).collect())
+        .filter(|v: &Vec<String>| v.len() as i64 == n);
+    let classes = names.unwrap_or_else(|| (0..n).map(|k| k.to_string()).collect());
+    Ok(Labeling {
+        classes,
+        of_file,
+        from_folders: false,
+    })
 }
