@@ -250,7 +250,25 @@ fn cond_needs_a_labelled_dataset() {
             && err.contains("--labels folders"),
         "{err}"
     );
+    assert!(
+        !err.contains("prepared"),
+        "raw images are refused before they are prepared: {err}"
+    );
     assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
+    // a prepared dataset without labels: refused as well
+    let plain = tmp.path().join("plain.zip");
+    assert!(dataset(&data, &plain, &["--resolution", "128"])
+        .status
+        .success());
+    let err = text(
+        &fpgan(&cond_args(
+            plain.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "0.002",
+        ))
+        .stderr,
+    );
+    assert!(err.contains("no class labels"), "{err}");
 }
 
 /// The metrics of a conditional G draw each image's class from the dataset's labels: with every

@@ -1,7 +1,7 @@
 //! `fpgan train`: the options of a run from the command line, then the run itself.
 use super::parse::parse_grid;
 use crate::data::loader::dataset_name;
-use crate::data::{Background, ImageSet, RawFit, Transform};
+use crate::data::{Background, ImageSet, RawFit, Source, Transform};
 use crate::dist::launch::{free_port, launch_local, LocalWorkers, Membership};
 use crate::fastpath::FastPath;
 use crate::nets::generator::GenCfg;
@@ -156,6 +156,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
         return a.launch_workers(gpus);
     }
     let device = parse_device(&a.device)?;
+    // raw images (no dataset.json) carry no labels: said before they are prepared
+    if a.cond && !Source::open(&a.data)?.has_dataset_json() {
+        return Err(no_labels(&a.data));
+    }
     let set = load_training_set(&a.data, a.res, a.mirror, a.fit(), earlier.as_ref())?;
     let resolution = set.resolution as i64;
     let rank0 = member.as_ref().is_none_or(|m| m.rank == 0);
@@ -241,16 +245,24 @@ fn training_classes(cond: bool, set: &ImageSet, data: &Path, say: bool) -> Resul
         (false, 0) => Ok(0),
         (false, c) => {
             if say {
-                crate::util::early_log::say(&format!("note: {} has labels of {c} classes; add --cond for a class-conditional model", data.display()));
+                crate::util::early_log::say(&format!(
+                    "note: {} has labels of {c} classes; add --cond for a class-conditional model",
+                    data.display()
+                ));
             }
             Ok(0)
         }
-        (true, 0) => bail!(
-            "--cond: {} has no class labels; prepare a labelled copy with `fpgan dataset --source DIR --dest labelled.zip --labels folders` (a folder per class; or `--labels FILE.json`) and train on labelled.zip",
-            data.display()
-        ),
+        (true, 0) => Err(no_labels(data)),
         (true, c) => Ok(c),
     }
+}
+
+/// `--cond` on data without class labels: how to make a labelled copy.
+fn no_labels(data: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "--cond: {} has no class labels; prepare a labelled copy with `fpgan dataset --source DIR --dest labelled.zip --labels folders` (a folder per class; or `--labels FILE.json`) and train on labelled.zip",
+        data.display()
+    )
 }
 
 impl TrainArgs {

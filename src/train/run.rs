@@ -340,16 +340,28 @@ impl<'a> Run<'a> {
             device_name(self.device)
         ));
         self.write_options()?;
-        let (gw, gh) = self.opts.grid;
-        let idx = real_grid_indices(&self.set, gw as usize, gh as usize, self.opts.classes > 0);
-        let cols = gw as usize;
-        images::save_grid(&self.set.batch(&idx), cols, &self.dir.join("reals.png"))?;
+        self.write_reals()?;
         let fakes = self.trainer.fakes();
-        images::save_grid(&fakes, cols, &self.dir.join("fakes_init.png"))?;
+        images::save_grid(
+            &fakes,
+            self.opts.grid.0 as usize,
+            &self.dir.join("fakes_init.png"),
+        )?;
         let mut board = Board::open(&self.dir, None)?;
         board.fakes(&fakes, 0)?;
         self.board = Some(board);
         Ok(())
+    }
+
+    /// `reals.png`: training images in the grid's shape (a row per class when conditional).
+    fn write_reals(&self) -> Result<()> {
+        let (gw, gh) = self.opts.grid;
+        let idx = real_grid_indices(&self.set, gw as usize, gh as usize, self.opts.classes > 0);
+        images::save_grid(
+            &self.set.batch(&idx),
+            gw as usize,
+            &self.dir.join("reals.png"),
+        )
     }
 
     /// Continue from `snap`; in auto mode an unreadable newest snapshot falls back to the
@@ -396,6 +408,7 @@ impl<'a> Run<'a> {
         let p = &self.trainer.progress;
         if let Some(note) = self.opts.data_change_from(&before) {
             self.log.line(&note);
+            self.write_reals()?; // the grids to come are of this data
         }
         let changed = self.opts.changes_from(&before);
         if !changed.is_empty() {
