@@ -237,6 +237,8 @@ fn anything_but_an_official_pickle_is_refused() {
     assert!(err.contains("truncated"), "{err}");
     let err = run(b"\x80\x04}\x94.", "empty.pkl");
     assert!(err.contains("no 'G' network"), "{err}");
+    let err = run(b"\x89PNG\r\n\x1a\n", "image.png");
+    assert!(err.contains("is not a Python pickle"), "{err}");
 }
 
 /// fpgan's four configurations are told apart by their names and shapes alone, at every size.

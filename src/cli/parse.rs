@@ -9,8 +9,11 @@ pub fn parse_grid(s: &str) -> Result<(i64, i64)> {
         c.trim().parse().map_err(|_| bad())?,
         r.trim().parse().map_err(|_| bad())?,
     );
-    if c < 1 || r < 1 || c * r > 4096 {
+    if c < 1 || r < 1 {
         return Err(bad());
+    }
+    if c.saturating_mul(r) > 4096 {
+        bail!("grid '{s}' has {} cells; at most 4096 (such as 64x64)", c.saturating_mul(r));
     }
     Ok((c, r))
 }

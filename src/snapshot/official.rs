@@ -45,6 +45,13 @@ impl OfficialSnapshot {
     pub fn read(path: &Path) -> Result<Self> {
         let data =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        // protocols 2 to 5 (what the official code's pickle.dump writes) begin with PROTO
+        if data.first() != Some(&0x80) {
+            bail!(
+                "{} is not a Python pickle; give the network-snapshot-*.pkl the official train.py wrote",
+                path.display()
+            );
+        }
         let top = read(&data, &allowed).with_context(|| {
             format!(
                 "{} is not an official Projected GAN snapshot that fpgan can import",
