@@ -569,7 +569,10 @@ fn messages_say_what_to_do() {
         &["not with --interpolate"],
     );
     refused(gen(&["--seeds", "7-0"]), &["runs backwards", "write 0-7"]);
-    refused(gen(&["--seeds", "0", "--grid", "100x100"]), &["10000 cells; at most 4096"]);
+    refused(
+        gen(&["--seeds", "0", "--grid", "100x100"]),
+        &["10000 cells; at most 4096"],
+    );
     // export and plot never write over a file of another kind (their own input, say); an
     // earlier output of theirs is replaced
     let snap = snapshots_in(&run)[0].clone();

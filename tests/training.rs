@@ -286,11 +286,19 @@ fn resuming_on_changed_data_says_so() {
         .unwrap()
         .path();
     std::fs::remove_file(first).unwrap();
-    let reals_time = || std::fs::metadata(dir.join("reals.png")).unwrap().modified().unwrap();
+    let reals_time = || {
+        std::fs::metadata(dir.join("reals.png"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
     let before = reals_time();
     let r = fpgan(&train_args(d, o, "0.008"));
     assert!(r.status.success(), "{}", text(&r.stderr));
-    assert!(reals_time() > before, "reals.png shows the data as it is now");
+    assert!(
+        reals_time() > before,
+        "reals.png shows the data as it is now"
+    );
     let note = format!("note: {d} changed since the snapshot was written (11 images, 12 before)");
     assert!(text(&r.stdout).contains(&note), "{}", text(&r.stdout));
     let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();

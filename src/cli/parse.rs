@@ -13,7 +13,10 @@ pub fn parse_grid(s: &str) -> Result<(i64, i64)> {
         return Err(bad());
     }
     if c.saturating_mul(r) > 4096 {
-        bail!("grid '{s}' has {} cells; at most 4096 (such as 64x64)", c.saturating_mul(r));
+        bail!(
+            "grid '{s}' has {} cells; at most 4096 (such as 64x64)",
+            c.saturating_mul(r)
+        );
     }
     Ok((c, r))
 }
