@@ -48,18 +48,35 @@ fn folders_name_the_classes_in_sorted_order() {
     assert_eq!(dataset_json(&dest), want);
     let set = ImageSet::open(&dest).unwrap();
     assert_eq!(set.labels, Some(vec![0, 0, 1, 2]));
-    // prepared again without --labels: said how to keep them
-    let o = dataset(
-        &dest,
-        &tmp.path().join("unlabelled"),
-        &["--resolution", "32"],
-    );
+    // prepared again without --labels: its labels and class names are carried over, as the
+    // reference's dataset_tool.py carries a source's dataset.json labels
+    let carried = tmp.path().join("carried");
+    let o = dataset(&dest, &carried, &["--resolution", "32"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(
-        text(&o.stderr).contains("labels are not carried over (keep them with --labels"),
+        text(&o.stderr).contains("carried over (3 classes)"),
         "{}",
         text(&o.stderr)
     );
+    assert_eq!(
+        ImageSet::open(&carried).unwrap().labels,
+        Some(vec![0, 0, 1, 2])
+    );
+    assert_eq!(
+        dataset_json(&carried)["class_names"],
+        json!(["fire", "grass", "water"])
+    );
+    // ... unless an image lacks one: then none, as there
+    png(&dest.join("00000/img00000099.png"), [5, 5, 5]);
+    let o = dataset(&dest, &tmp.path().join("partly"), &["--resolution", "32"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("does not label every image"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(dataset_json(&tmp.path().join("partly"))["labels"].is_null());
+    std::fs::remove_file(dest.join("00000/img00000099.png")).unwrap();
     // prepared again with its own dataset.json as the labels: the class names stay
     let again = tmp.path().join("again");
     let own = dest.join("dataset.json");

@@ -33,8 +33,19 @@ pub struct Labeling {
     /// Class index of source file i; None for a file without an image extension that has no
     /// class (a README, say: skipped as unreadable, or refused if it decodes).
     pub of_file: Vec<Option<i64>>,
-    /// From `--labels folders` (else a file).
-    pub from_folders: bool,
+    /// Where they came from.
+    pub origin: LabelOrigin,
+}
+
+/// Where a [`Labeling`] came from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LabelOrigin {
+    /// `--labels folders`.
+    Folders,
+    /// `--labels FILE.json`.
+    File,
+    /// The source's own dataset.json, carried over without `--labels` (the reference's rule).
+    Carried,
 }
 
 impl Labeling {
@@ -46,15 +57,21 @@ impl Labeling {
         }
     }
 
-    /// Every class must keep at least one of the `written` labels (skipped files, or the
-    /// `--max-images` cut when `capped`, may empty one).
+    /// Every class of labels given with `--labels` must keep at least one of the `written`
+    /// labels (skipped files, or the `--max-images` cut when `capped`, may empty one); carried
+    /// labels are kept as they are, as the reference keeps them.
     pub fn check_every_class_used(&self, written: &[i64], capped: bool) -> Result<()> {
         let used: BTreeSet<i64> = written.iter().copied().collect();
+        if self.origin == LabelOrigin::Carried {
+            return Ok(());
+        }
         if let Some(k) = (0..self.classes.len() as i64).find(|k| !used.contains(k)) {
-            let fix = match (capped, self.from_folders) {
+            let fix = match (capped, self.origin) {
                 (true, _) => "raise --max-images (it stopped before this class's images)",
-                (false, true) => "add readable images to its folder or remove the folder",
-                (false, false) => "add images to it or renumber the classes",
+                (false, LabelOrigin::Folders) => {
+                    "add readable images to its folder or remove the folder"
+                }
+                (false, _) => "add images to it or renumber the classes",
             };
             bail!(
                 "class {k} ({}) has no usable image; {fix}",
@@ -161,7 +178,7 @@ fn from_folders(src: &Source) -> Result<Labeling> {
     Ok(Labeling {
         classes,
         of_file,
-        from_folders: true,
+        origin: LabelOrigin::Folders,
     })
 }
 
@@ -175,42 +192,80 @@ fn from_file(src: &Source, file: &Path) -> Result<Labeling> {
         )
     };
     let json: serde_json::Value = serde_json::from_str(&text).with_context(bad)?;
-    let entries = json["labels"].as_array().with_context(bad)?;
+    json["labels"].as_array().with_context(bad)?;
+    let origin = file.display().to_string();
+    let labeling = from_json(src, &json, &origin, LabelOrigin::File)?;
+    Ok(labeling.expect("a file's labels are all given or refused"))
+}
+
+impl Labeling {
+    /// Without `--labels`: the labels of the source's own dataset.json when it labels every
+    /// image, as the reference's dataset_tool.py carries them over (else none, as there), with
+    /// a note either way.
+    pub fn carried(src: &Source, source: &Path) -> Result<Option<Labeling>> {
+        let Some(json) = src.dataset_json()? else {
+            return Ok(None);
+        };
+        if !json["labels"].is_array() {
+            return Ok(None);
+        }
+        let origin = format!("{}'s dataset.json", source.display());
+        let labeling = from_json(src, &json, &origin, LabelOrigin::Carried)?;
+        match &labeling {
+            Some(l) => eprintln!(
+                "note: the labels of {origin} carried over ({} classes), as the official dataset_tool.py does; --labels gives others",
+                l.classes.len()
+            ),
+            None => eprintln!(
+                "note: {origin} does not label every image: written without labels, as the official dataset_tool.py does (--labels FILE gives them)"
+            ),
+        }
+        Ok(labeling)
+    }
+}
+
+/// The labels of `json` (the reference's dataset.json format, from `origin`) for the files of
+/// `src`. Given with `--labels` (`LabelOrigin::File`) an image without a label or one labelled
+/// twice is an error; carried over, the first gives None and the last label of the second wins,
+/// as the reference's tool has it.
+fn from_json(
+    src: &Source,
+    json: &serde_json::Value,
+    origin: &str,
+    kind: LabelOrigin,
+) -> Result<Option<Labeling>> {
+    let strict = kind != LabelOrigin::Carried;
+    let entries = json["labels"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     let mut by_name = HashMap::new();
     for e in entries {
         let Some((name, label)) = label_entry(e) else {
             bail!(
-                "{}: entry {e} is not [\"name\", class] with a class of 0 or more (or [\"name\", [label vector]])",
-                file.display()
+                "{origin}: entry {e} is not [\"name\", class] with a class of 0 or more (or [\"name\", [label vector]])"
             );
         };
         if label < 0 {
-            bail!(
-                "{}: {name} has class {label}; classes are 0, 1, 2, ...",
-                file.display()
-            );
+            bail!("{origin}: {name} has class {label}; classes are 0, 1, 2, ...");
         }
-        if let Some(was) = by_name.insert(name.clone(), label).filter(|&w| w != label) {
-            bail!(
-                "{}: {name} is labelled twice, {was} and {label}; keep one entry",
-                file.display()
-            );
+        let was = by_name.insert(name.clone(), label);
+        if let Some(was) = was.filter(|&w| strict && w != label) {
+            bail!("{origin}: {name} is labelled twice, {was} and {label}; keep one entry");
         }
     }
     let mut of_file = Vec::with_capacity(src.len());
     for i in 0..src.len() {
         let label = by_name.get(src.name(i)).copied();
         if label.is_none() && has_image_extension(src.name(i)) {
+            if !strict {
+                return Ok(None);
+            }
             bail!(
-                "{} has no label in {}; add it there or remove the image",
-                src.display_name(i),
-                file.display()
+                "{} has no label in {origin}; add it there or remove the image",
+                src.display_name(i)
             );
         }
         of_file.push(label);
     }
-    let width =
-        label_vector_len(entries).map_err(|m| anyhow::anyhow!("{}: {m}", file.display()))?;
+    let width = label_vector_len(entries).map_err(|m| anyhow::anyhow!("{origin}: {m}"))?;
     let n = of_file
         .iter()
         .flatten()
@@ -223,9 +278,9 @@ fn from_file(src: &Source, file: &Path) -> Result<Labeling> {
         .and_then(|a| a.iter().map(|v| v.as_str().map(String::from)).collect())
         .filter(|v: &Vec<String>| v.len() as i64 == n);
     let classes = names.unwrap_or_else(|| (0..n).map(|k| k.to_string()).collect());
-    Ok(Labeling {
+    Ok(Some(Labeling {
         classes,
         of_file,
-        from_folders: false,
-    })
+        origin: kind,
+    }))
 }

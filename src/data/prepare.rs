@@ -139,7 +139,7 @@ impl RawFit {
 pub struct Summary {
     pub written: usize,
     pub skipped: usize,
-    /// Images whose shorter side was below the output size (enlarged, likely blurry).
+    /// Images the transform enlarged (likely blurry).
     pub upscaled: usize,
     pub seconds: f64,
     /// Classes of a labelled dataset (0 when unlabelled).
@@ -266,23 +266,6 @@ fn prepare_one(source: &Source, i: usize, opts: &PrepareOptions) -> Prepared {
     Ok((fitted, upscaled))
 }
 
-/// Say so when the source is a labelled dataset whose labels are not carried over (no
-/// `--labels`): re-preparing one would drop them silently.
-fn note_labels_left(src: &Source, source: &std::path::Path) {
-    let labelled = src.dataset_json().ok().flatten();
-    if !labelled.is_some_and(|j| j["labels"].is_array()) {
-        return;
-    }
-    let how = match source.is_dir() {
-        true => format!("--labels {}", source.join("dataset.json").display()),
-        false => "--labels FILE with its dataset.json taken out of the zip".to_string(),
-    };
-    eprintln!(
-        "note: {} is a labelled dataset; its labels are not carried over (keep them with {how})",
-        source.display()
-    );
-}
-
 /// Prepare the images of `source` (folder or zip) into the dataset `dest`, atomically
 /// (see [`super::DatasetWriter`]). With `force` an existing dataset at `dest` is replaced;
 /// anything else there, and the source itself, never is. A destination inside the source is
@@ -308,10 +291,7 @@ pub fn prepare_into(
     }
     let labeling = match &opts.labels {
         Some(spec) => Some(Labeling::of(&src, spec)?),
-        None => {
-            note_labels_left(&src, source);
-            None
-        }
+        None => Labeling::carried(&src, source)?,
     };
     let mut writer = super::DatasetWriter::create(dest, force)?.compressed(opts.compress);
     let (mut written, mut sources) = (Vec::new(), Vec::new());
@@ -332,7 +312,8 @@ pub fn prepare_into(
     let mut metadata = serde_json::json!({ "labels": null });
     if let Some(l) = &labeling {
         let classes: Vec<i64> = written.iter().map(|(_, c)| *c).collect();
-        let capped = opts.max_images.is_some_and(|m| classes.len() >= m);
+        // the cut left files unread (not: the source held just that many)
+        let capped = summary.written + summary.skipped < src.len();
         l.check_every_class_used(&classes, capped)?;
         metadata = l.dataset_json(&written);
         summary.classes = l.classes.len();
