@@ -172,6 +172,7 @@ fn a_conditional_run_trains_with_class_rows_resumes_exactly_and_generates_per_cl
     for (class, says) in [
         ("3", "--class 3: give a class from 0 to 2 or `all`"),
         ("cat", "give a class index (0, 1, ...) or `all`"),
+        ("-1", "give a class index (0, 1, ...) or `all`"),
     ] {
         let d = dir.to_str().unwrap();
         let o = fpgan(&[

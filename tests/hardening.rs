@@ -579,7 +579,7 @@ fn messages_say_what_to_do() {
     let before = std::fs::read(&snap).unwrap();
     let (n, s_) = (run.to_str().unwrap(), snap.to_str().unwrap());
     let o = fpgan(&["export", "--network", n, "--out", s_, "--device", "cpu"]);
-    refused(o, &["--out", "is not a TorchScript (zip) file"]);
+    refused(o, &["--out", "is not a TorchScript file"]);
     assert_eq!(
         std::fs::read(&snap).unwrap(),
         before,
@@ -600,7 +600,32 @@ fn messages_say_what_to_do() {
     }
     let stats = run.join("stats.jsonl");
     let o = fpgan(&["plot", n, "--out", stats.to_str().unwrap()]);
-    refused(o, &["--out", "is not a PNG image"]);
+    refused(o, &["--out", "is not an fpgan plot"]);
+    let reals = run.join("reals.png");
+    refused(
+        fpgan(&["plot", n, "--out", reals.to_str().unwrap()]),
+        &["is not an fpgan plot"],
+    );
+    let plot = tmp.path().join("p.png");
+    for _ in 0..2 {
+        let o = fpgan(&["plot", n, "--out", plot.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    // a zip that is not TorchScript (a dataset) is not replaced either
+    let set = tmp.path().join("set.zip");
+    assert!(dataset(&data, &set, &["--resolution", "128"])
+        .status
+        .success());
+    let o = fpgan(&[
+        "export",
+        "--network",
+        n,
+        "--out",
+        set.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    refused(o, &["is not a TorchScript file"]);
     // a shorter walk into the same folder leaves no frames of the longer one
     let walk = |seeds: &str, frames: &str| {
         let args = [

@@ -2,8 +2,9 @@
 use crate::fastpath::FastPath;
 use crate::nets::generator::{GenCfg, GeneratorConfig};
 use crate::train::bench;
+use crate::train::bench::BENCH_JSON_FILE;
 use crate::util::device::parse_device;
-use crate::util::files::{check_writable_file, JSON_FILE};
+use crate::util::files::check_writable_file;
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -138,7 +139,7 @@ fn check_args(a: &BenchArgs) -> Result<()> {
         );
     }
     if let Some(p) = &a.json {
-        check_writable_file(p, "--json", &JSON_FILE)?;
+        check_writable_file(p, "--json", &BENCH_JSON_FILE)?;
     }
     if let Some(dir) = &a.profile {
         std::fs::create_dir_all(dir).with_context(|| {

@@ -1,8 +1,9 @@
 //! `fpgan export`: a trained generator (G_ema) as TorchScript, for use from PyTorch.
 use crate::eval::export::export_torchscript;
+use crate::eval::export::TORCHSCRIPT_FILE;
 use crate::snapshot::Network;
 use crate::util::device::parse_device;
-use crate::util::files::{check_writable_file, TORCHSCRIPT_FILE};
+use crate::util::files::check_writable_file;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;

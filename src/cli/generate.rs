@@ -43,7 +43,7 @@ pub struct GenerateArgs {
     /// Class of a class-conditional network (needed there, as in the official gen_images.py):
     /// an index K, or `all` for every class (files classKK-seedNNNN.png, and grid.png with one
     /// row per class and one column per seed; a latent walk takes one class).
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_negative_numbers = true)]
     pub class: Option<ClassArg>,
 }
 
@@ -71,7 +71,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     let (seeds, grid) = check_args(&a)?;
     let device = parse_device(&a.device)?;
     let net = Network::load(&a.network, device)?;
-    let classes = parse_classes(a.class, net.classes())?;
+    let classes = parse_classes(a.class, net.classes(), a.interpolate)?;
     create_output_dir(&a.outdir, "--outdir")?;
     if a.interpolate {
         // one class (check_args refused `all`)
@@ -222,15 +222,16 @@ fn write_images(
     Ok(written)
 }
 
-/// The classes `--class` asks for ([None] without --class: an unconditional network, or class 0
-/// of a conditional one as the reference given no label).
-fn parse_classes(class: Option<ClassArg>, classes: i64) -> Result<Vec<Option<i64>>> {
+/// The classes `--class` asks for ([None] for an unconditional network; a conditional one needs
+/// --class, and a `walk` one class).
+fn parse_classes(class: Option<ClassArg>, classes: i64, walk: bool) -> Result<Vec<Option<i64>>> {
     match (class, classes) {
         (None, 0) => Ok(vec![None]),
         // as the official gen_images.py, which asks for a label
         (None, n) => bail!(
-            "this network is class-conditional ({n} classes): give --class K (0 to {}) or --class all",
-            n - 1
+            "this network is class-conditional ({n} classes): give --class K (0 to {}){}",
+            n - 1,
+            if walk { "" } else { " or --class all" }
         ),
         (Some(_), 0) => bail!("--class: this network is unconditional; leave --class out"),
         (Some(ClassArg::All), n) => Ok((0..n).map(Some).collect()),

@@ -1,6 +1,7 @@
 //! `fpgan plot`: G/D loss, FID and sec/kimg of one or several runs side by side, as a PNG.
+use crate::monitor::plot::PLOT_FILE;
 use crate::monitor::plot::{draw, RunCurves};
-use crate::util::files::{check_writable_file, PNG_FILE};
+use crate::util::files::check_writable_file;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -56,7 +57,7 @@ fn distinct_names(runs: &mut [RunCurves], dirs: &[PathBuf]) {
 }
 
 pub fn run(a: PlotArgs) -> Result<()> {
-    check_writable_file(&a.out, "--out", &PNG_FILE)?;
+    check_writable_file(&a.out, "--out", &PLOT_FILE)?;
     let mut runs = a
         .runs
         .iter()

@@ -3,6 +3,7 @@
 //! generator (the official `G(z, c)`), returns the generator's images in [-1, 1], (B, 3, R, R).
 use crate::snapshot::Network;
 use crate::util::atomic::atomic_write_path;
+use crate::util::files::FileKind;
 use anyhow::{Context, Result};
 use std::path::Path;
 use tch::{Kind, Tensor};
@@ -11,6 +12,29 @@ use tch::{Kind, Tensor};
 /// depends on the batch, so the module takes any batch. NoiseInjection draws from torch's
 /// generator when the module runs, so `torch.manual_seed(s)` before a call with one latent
 /// reproduces `fpgan generate`'s image for seed s.
+/// What `export` writes: a TorchScript archive, a zip holding `<name>/data.pkl` and
+/// `<name>/version` as torch.jit.save lays it out (not any zip: a dataset, say).
+pub const TORCHSCRIPT_FILE: FileKind = FileKind {
+    what: "a TorchScript file",
+    is: is_torchscript,
+};
+
+fn is_torchscript(path: &Path) -> bool {
+    let Ok(zip) = std::fs::File::open(path).map(zip::ZipArchive::new) else {
+        return false;
+    };
+    let Ok(zip) = zip else {
+        return false;
+    };
+    let names: Vec<&str> = zip.file_names().collect();
+    let has = |end: &str| {
+        names
+            .iter()
+            .any(|n| n.split_once('/').is_some_and(|(_, r)| r == end))
+    };
+    has("data.pkl") && has("version") && !names.contains(&"dataset.json")
+}
+
 pub fn export_torchscript(net: &Network, out: &Path) -> Result<()> {
     let dev = net.device();
     let batch = 2; // not 1: nothing may be traced as broadcasting over a batch of one

@@ -40,6 +40,18 @@ pub enum WalkFormat {
     PngFrames,
 }
 
+/// Whether `path` is a frame this command writes (`frameNNNNN.png`, five digits, a file)
+/// numbered `count` or more.
+fn is_frame_past(path: &Path, count: usize) -> bool {
+    let digits = path
+        .file_name()
+        .and_then(|n| n.to_str()?.strip_prefix("frame")?.strip_suffix(".png"));
+    let number = digits
+        .filter(|d| d.len() == 5 && d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|d| d.parse::<usize>().ok());
+    path.is_file() && number.is_some_and(|n| n >= count)
+}
+
 /// Write the frames of a looping walk through `seeds` (spherical interpolation), `frames` per
 /// transition, of `class` (a conditional network's), as GIF or PNG frames.
 pub fn latent_walk(
@@ -74,12 +86,7 @@ pub fn latent_walk(
             // frames past these, of a longer earlier walk, would join this one as a sequence
             let stale: Vec<PathBuf> = files_named(&dir, "frame", ".png")
                 .into_iter()
-                .filter(|f| {
-                    let n = f
-                        .file_stem()
-                        .and_then(|s| s.to_str()?.strip_prefix("frame")?.parse().ok());
-                    n.is_some_and(|n: usize| n >= images.len())
-                })
+                .filter(|f| is_frame_past(f, images.len()))
                 .collect();
             for f in &stale {
                 std::fs::remove_file(f)

@@ -2,7 +2,7 @@
 //! drawn with plotters from each run's stats.jsonl and metric-*.jsonl.
 use crate::snapshot::snapshot_kimg;
 use crate::util::atomic::atomic_write;
-use crate::util::files::files_named;
+use crate::util::files::{begins_with, files_named, FileKind};
 use crate::util::images::png_bytes;
 use anyhow::{anyhow, bail, Context, Result};
 use plotters::prelude::*;
@@ -104,6 +104,13 @@ fn smooth(c: &Curve) -> Curve {
 }
 
 const SIZE: (u32, u32) = (1200, 800);
+
+/// What `plot` writes: a PNG of the plot's size (an earlier plot may be replaced, not an image
+/// of the run's or a photo).
+pub const PLOT_FILE: FileKind = FileKind {
+    what: "an fpgan plot (a 1200x800 PNG)",
+    is: |p| begins_with(p, b"\x89PNG") && image::image_dimensions(p).is_ok_and(|d| d == SIZE),
+};
 
 /// The font plotters draws with (Ubuntu Light, from the epaint_default_fonts crate: no system
 /// fonts needed).

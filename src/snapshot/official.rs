@@ -48,7 +48,7 @@ impl OfficialSnapshot {
         // protocols 2 to 5 (what the official code's pickle.dump writes) begin with PROTO
         if data.first() != Some(&0x80) {
             bail!(
-                "{} is not a Python pickle; give the network-snapshot-*.pkl the official train.py wrote",
+                "{} is not a Python pickle; give a .pkl the official train.py wrote (network-snapshot-*.pkl, best_model.pkl)",
                 path.display()
             );
         }

@@ -9,6 +9,7 @@ use crate::nets::info::thousands;
 use crate::nets::layers::trainable_params;
 use crate::util::atomic::atomic_write;
 use crate::util::device::{device_name, parse_device};
+use crate::util::files::FileKind;
 use crate::util::profiler::{self, TraceSummary};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -478,6 +479,15 @@ fn ratio_table(results: &[BenchResult], base: &BenchResult) -> String {
     }
     s
 }
+
+/// What `bench --json` writes: a JSON array (of results); not a run's stats.jsonl or a
+/// dataset.json, which are objects.
+pub const BENCH_JSON_FILE: FileKind = FileKind {
+    what: "a bench JSON file (an array)",
+    is: |p| {
+        std::fs::read(p).is_ok_and(|b| b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'['))
+    },
+};
 
 /// Write the results as JSON (atomically).
 pub fn write_json(results: &[BenchResult], path: &std::path::Path) -> Result<()> {

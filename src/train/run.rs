@@ -408,7 +408,9 @@ impl<'a> Run<'a> {
         let p = &self.trainer.progress;
         if let Some(note) = self.opts.data_change_from(&before) {
             self.log.line(&note);
-            self.write_reals()?; // the grids to come are of this data
+            if goes_on {
+                self.write_reals()?; // the grids to come are of this data
+            }
         }
         let changed = self.opts.changes_from(&before);
         if !changed.is_empty() {

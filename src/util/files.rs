@@ -16,26 +16,20 @@ pub fn create_output_dir(dir: &Path, flag: &str) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {flag} {}", dir.display()))
 }
 
-/// A kind of file a command writes, known by its first bytes.
+/// A kind of file a command writes, told from others by looking at one (`is`).
 pub struct FileKind {
     pub what: &'static str,
-    /// Its possible beginnings (of one length).
-    pub magic: &'static [&'static [u8]],
+    pub is: fn(&Path) -> bool,
 }
 
-pub const PNG_FILE: FileKind = FileKind {
-    what: "PNG image",
-    magic: &[b"\x89PNG"],
-};
-/// TorchScript archives are zip files.
-pub const TORCHSCRIPT_FILE: FileKind = FileKind {
-    what: "TorchScript (zip) file",
-    magic: &[b"PK\x03\x04"],
-};
-pub const JSON_FILE: FileKind = FileKind {
-    what: "JSON file",
-    magic: &[b"{", b"["],
-};
+/// Whether the file at `path` begins with `magic`.
+pub fn begins_with(path: &Path, magic: &[u8]) -> bool {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(magic.len() as u64).read_to_end(&mut head))
+        .is_ok_and(|_| head == magic)
+}
 
 /// Check before any work that the file `path` given by `flag` can be written: its folder exists,
 /// it is not a directory, and a file already there is empty or of the `kind` the command writes
@@ -48,19 +42,13 @@ pub fn check_writable_file(path: &Path, flag: &str, kind: &FileKind) -> Result<(
     if path.is_dir() {
         bail!("{flag} {} is a directory; give a file path", path.display());
     }
-    if path.is_file() {
-        use std::io::Read;
-        let mut head = Vec::new();
-        std::fs::File::open(path)
-            .and_then(|f| f.take(kind.magic[0].len() as u64).read_to_end(&mut head))
-            .with_context(|| format!("{flag} {}: cannot read the file there", path.display()))?;
-        if !head.is_empty() && !kind.magic.contains(&head.as_slice()) {
-            bail!(
-                "{flag} {} exists and is not a {}: give another name, or remove it first",
-                path.display(),
-                kind.what
-            );
-        }
+    let empty = std::fs::metadata(path).is_ok_and(|m| m.len() == 0);
+    if path.is_file() && !empty && !(kind.is)(path) {
+        bail!(
+            "{flag} {} exists and is not {}: give another name, or remove it first",
+            path.display(),
+            kind.what
+        );
     }
     if !dir.is_dir() {
         bail!(
