@@ -456,6 +456,14 @@ fn a_resume_from_an_earlier_snapshot_sets_the_later_ones_aside() {
     };
     let snap = |kimg: &str| run.join(format!("network-snapshot-000000.{kimg}.safetensors"));
     let old_006 = std::fs::read(snap("006")).unwrap();
+    let said = train(
+        "0.006",
+        &["--resume", snap("004").to_str().unwrap(), "--dry-run"],
+    );
+    assert!(
+        said.contains("its 2 later snapshot(s) would be set aside"),
+        "{said}"
+    );
     let said = train("0.006", &["--resume", snap("004").to_str().unwrap()]);
     assert!(
         said.contains("earlier snapshot than the run's newest"),
@@ -622,6 +630,25 @@ fn messages_say_what_to_do() {
         n,
         "--out",
         set.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    refused(o, &["is not a TorchScript file"]);
+    // nor a torch.save checkpoint (a zip of data.pkl and version, without TorchScript's code)
+    let ckpt = tmp.path().join("ckpt.pt");
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&ckpt).unwrap());
+    for entry in ["archive/data.pkl", "archive/version", "archive/data/0"] {
+        z.start_file(entry, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut z, b"x").unwrap();
+    }
+    z.finish().unwrap();
+    let o = fpgan(&[
+        "export",
+        "--network",
+        n,
+        "--out",
+        ckpt.to_str().unwrap(),
         "--device",
         "cpu",
     ]);

@@ -59,7 +59,10 @@ pub fn run(a: DatasetArgs) -> Result<()> {
     let summary = prepare_into(&a.source, &dest, &opts, a.force)?;
     let classes = match summary.classes {
         0 => String::new(),
-        c => format!(", {c} classes in dataset.json"),
+        c => format!(
+            ", {} in dataset.json",
+            crate::util::progress::count(c as u64, "class")
+        ),
     };
     println!(
         "dataset: {summary} -> {} ({width}x{width} RGB{classes})",

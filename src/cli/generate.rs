@@ -22,7 +22,8 @@ pub struct GenerateArgs {
     #[arg(long, default_value = "out")]
     pub outdir: PathBuf,
     /// Also tile the images into grid.png, COLSxROWS (e.g. 8x8); not with --class all, which
-    /// writes its own (one row per class, one column per seed).
+    /// writes its own (one row per class, one column per seed), as --class K does (one row)
+    /// unless --grid is given.
     #[arg(long)]
     pub grid: Option<String>,
     /// Truncation: FastGAN has no mapping network, so only `none` exists (as the reference).

@@ -5,6 +5,7 @@ use crate::data::{Background, ImageSet, RawFit, Source, Transform};
 use crate::dist::launch::{free_port, launch_local, LocalWorkers, Membership};
 use crate::fastpath::FastPath;
 use crate::nets::generator::GenCfg;
+use crate::snapshot::{snapshot_kimg, snapshots_in};
 use crate::train::options::{TrainOptions, DEFAULT_LR};
 use crate::train::resume::{
     check_mode, earlier_options, inherited_note, load_training_set, preview_run, ResumeFrom,
@@ -214,7 +215,20 @@ fn dry_run(
     match (&run.snapshot, mode) {
         (None, _) => println!("run: a new run in {}", run.dir.display()),
         (Some(s), ResumeMode::Exact) => {
-            println!("run: continues {} from {}", run.dir.display(), s.display())
+            let kimg = |p: &Path| p.file_name()?.to_str().and_then(snapshot_kimg);
+            let later = snapshots_in(&run.dir)
+                .iter()
+                .filter(|p| kimg(p) > kimg(s))
+                .count();
+            let aside = match later {
+                0 => String::new(),
+                n => format!(" (its {n} later snapshot(s) would be set aside)"),
+            };
+            println!(
+                "run: continues {} from {}{aside}",
+                run.dir.display(),
+                s.display()
+            )
         }
         (Some(s), ResumeMode::Reference) => println!(
             "run: a new run in {} with the weights of {}",

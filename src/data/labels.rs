@@ -213,8 +213,8 @@ impl Labeling {
         let labeling = from_json(src, &json, &origin, LabelOrigin::Carried)?;
         match &labeling {
             Some(l) => eprintln!(
-                "note: the labels of {origin} carried over ({} classes), as the official dataset_tool.py does; --labels gives others",
-                l.classes.len()
+                "note: the labels of {origin} carried over ({}), as the official dataset_tool.py does; --labels gives others",
+                crate::util::progress::count(l.classes.len() as u64, "class")
             ),
             None => eprintln!(
                 "note: {origin} does not label every image: written without labels, as the official dataset_tool.py does (--labels FILE gives them)"

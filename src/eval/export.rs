@@ -8,33 +8,29 @@ use anyhow::{Context, Result};
 use std::path::Path;
 use tch::{Kind, Tensor};
 
-/// Trace `net` (on its device) and save the module to `out` atomically. No size in G's forward
-/// depends on the batch, so the module takes any batch. NoiseInjection draws from torch's
-/// generator when the module runs, so `torch.manual_seed(s)` before a call with one latent
-/// reproduces `fpgan generate`'s image for seed s.
-/// What `export` writes: a TorchScript archive, a zip holding `<name>/data.pkl` and
-/// `<name>/version` as torch.jit.save lays it out (not any zip: a dataset, say).
+/// What `export` writes: a TorchScript archive, a zip holding `<name>/constants.pkl` and
+/// `<name>/code/...` as torch.jit.save lays it out (not any zip: a dataset, or a torch.save
+/// checkpoint, which has no code).
 pub const TORCHSCRIPT_FILE: FileKind = FileKind {
     what: "a TorchScript file",
     is: is_torchscript,
 };
 
 fn is_torchscript(path: &Path) -> bool {
-    let Ok(zip) = std::fs::File::open(path).map(zip::ZipArchive::new) else {
+    let Ok(Ok(zip)) = std::fs::File::open(path).map(zip::ZipArchive::new) else {
         return false;
     };
-    let Ok(zip) = zip else {
-        return false;
-    };
-    let names: Vec<&str> = zip.file_names().collect();
-    let has = |end: &str| {
-        names
-            .iter()
-            .any(|n| n.split_once('/').is_some_and(|(_, r)| r == end))
-    };
-    has("data.pkl") && has("version") && !names.contains(&"dataset.json")
+    let inside: Vec<&str> = zip
+        .file_names()
+        .filter_map(|n| Some(n.split_once('/')?.1))
+        .collect();
+    inside.contains(&"constants.pkl") && inside.iter().any(|r| r.starts_with("code/"))
 }
 
+/// Trace `net` (on its device) and save the module to `out` atomically. No size in G's forward
+/// depends on the batch, so the module takes any batch. NoiseInjection draws from torch's
+/// generator when the module runs, so `torch.manual_seed(s)` before a call with one latent
+/// reproduces `fpgan generate`'s image for seed s.
 pub fn export_torchscript(net: &Network, out: &Path) -> Result<()> {
     let dev = net.device();
     let batch = 2; // not 1: nothing may be traced as broadcasting over a batch of one

@@ -57,7 +57,7 @@ pub fn set_aside_later(dir: &Path, used: &Path, used_nimg: i64) -> Result<Option
         }
     }
     let note = format!(
-        "note: resuming from an earlier snapshot than the run's newest ({}): {} later snapshot(s), their sample grids{} and copies of the logs moved to {}; the run goes on from {}, and a re-run continues it",
+        "note: resuming from an earlier snapshot than the run's newest ({}): {} later snapshot(s), their sample grids{} moved to {} with copies of stats.jsonl and metric-*.jsonl; the run goes on from {}, and a re-run continues it",
         name_of(newest).unwrap_or_default(),
         later.len(),
         match best_moved {

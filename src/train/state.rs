@@ -81,7 +81,7 @@ impl Trainer {
         }
         let classes = |c: i64| match c {
             0 => String::new(),
-            c => format!(" ({c} classes)"),
+            c => format!(" ({})", crate::util::progress::count(c as u64, "class")),
         };
         bail!(CannotContinue(format!(
             "{} was trained with {}{}, not {}{}; pass the same options and dataset, or start a new run (--resume none)",

@@ -47,8 +47,9 @@ pub fn proc_memory_gb(field: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// `1 image`, `3 images`: a count with its noun (regular plurals).
+/// `1 image`, `3 images`, `2 classes`: a count with its noun (regular plurals).
 pub fn count(n: impl Into<u64>, noun: &str) -> String {
     let n = n.into();
-    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+    let plural = if noun.ends_with('s') { "es" } else { "s" };
+    format!("{n} {noun}{}", if n == 1 { "" } else { plural })
 }

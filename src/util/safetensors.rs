@@ -158,6 +158,18 @@ pub fn read_meta(path: &Path) -> Result<Value> {
         .map_err(|e| corrupt(&e))?;
     let header: Value =
         serde_json::from_slice(&header).map_err(|_| corrupt(&"unreadable header"))?;
+    // the tensors' data must fill the rest of the file (a copy cut short keeps its header)
+    let end = header
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| *k != "__metadata__")
+        .filter_map(|(_, t)| t["data_offsets"][1].as_u64())
+        .max()
+        .unwrap_or(0);
+    if 8 + n + end != len {
+        return Err(corrupt(&"its tensors do not fill the file"));
+    }
     match header["__metadata__"]["fpgan"].as_str() {
         Some(s) => serde_json::from_str(s).map_err(|_| corrupt(&"unreadable metadata")),
         None => Ok(Value::Null),
@@ -366,7 +378,7 @@ mod tests {
         assert_eq!(read_meta(&path).unwrap(), load(&path).unwrap().1);
         let bytes = std::fs::read(&path).unwrap();
         let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-        for keep in [0, 7, 8, 20, 8 + n - 1] {
+        for keep in [0, 7, 8, 20, 8 + n - 1, 8 + n, bytes.len() - 1] {
             std::fs::write(&path, &bytes[..keep]).unwrap();
             let e = read_meta(&path).unwrap_err().to_string();
             assert!(
