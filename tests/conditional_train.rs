@@ -187,6 +187,26 @@ fn a_conditional_run_trains_with_class_rows_resumes_exactly_and_generates_per_cl
         let err = text(&o.stderr);
         assert!(!o.status.success() && err.contains(says), "{err}");
     }
+    // metrics of a conditional network on images without labels: refused before any feature
+    let raw = common::shapes(tmp.path());
+    let (n, r) = (dir.to_str().unwrap(), raw.to_str().unwrap());
+    let o = fpgan(&[
+        "metrics",
+        "--network",
+        n,
+        "--data",
+        r,
+        "--num-gen",
+        "4",
+        "--device",
+        "cpu",
+    ]);
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert!(
+        !o.status.success() && err.contains("has no labels"),
+        "{err}"
+    );
+    assert!(!out.contains("real images"), "{out}");
     let o = fpgan(&[
         "generate",
         "--network",

@@ -100,6 +100,14 @@ fn network_metrics(a: &MetricsArgs, net: &Path, data: &Path, device: Device) -> 
         .clone()
         .and_then(|o| serde_json::from_value::<TrainOptions>(o).ok());
     let set = real_set(a, data, net.g.config.resolution, run.as_ref())?;
+    // said before the real features are computed (the generation would refuse it later)
+    if net.classes() > 0 && set.labels.is_none() {
+        bail!(
+            "{} has no labels, but the generator is class-conditional ({}): its metrics draw classes from the labels of its dataset; give the labelled dataset it was trained on",
+            data.display(),
+            crate::util::progress::count(net.classes() as u64, "class")
+        );
+    }
     let snap = net
         .source
         .file_name()
