@@ -33,6 +33,9 @@ np.save(f"{sys.argv[2]}/batch_x.npy", x.numpy())
 /// three latents in one call gives what fpgan's G gives for that batch after the same seed.
 /// Returns the snapshot's path.
 fn check_export(tmp: &std::path::Path, classes: i64, k: i64) -> std::path::PathBuf {
+    // torch's global generator, for the snapshot's weights and the batch's noise, is this
+    // test's alone (the other test of this file runs beside it in this process)
+    let _rng = common::torch_rng();
     let snap = tmp.join("network-snapshot-000000.000.safetensors");
     g_ema_snapshot_c(&snap, GenCfg::Faster, 0.3, classes);
     let (s, d) = (snap.to_str().unwrap(), tmp.to_str().unwrap());
@@ -76,16 +79,17 @@ fn check_export(tmp: &std::path::Path, classes: i64, k: i64) -> std::path::PathB
     let net = Network::load(&snap, tch::Device::Cpu).unwrap();
     let labels = (classes > 0).then(|| tch::Tensor::from_slice(&[k; 3]));
     let ours = {
-        let _rng = common::torch_rng();
         tch::manual_seed(11);
         tch::no_grad(|| net.g.forward_c(&z, labels.as_ref(), false))
     };
     let r = net.g.config.resolution;
     assert_eq!(py.size(), [3, 3, r, r]);
+    // relative to the outputs' size: the test snapshot's weights make huge ones
     let diff = (&ours - &py).abs().max().double_value(&[]);
+    let scale = py.abs().max().double_value(&[]).max(1.0);
     assert!(
-        diff < 1e-5,
-        "batch of 3: PyTorch differs from fpgan by {diff}"
+        diff < 1e-5 * scale,
+        "batch of 3: PyTorch differs from fpgan by {diff} (outputs up to {scale})"
     );
     snap
 }
