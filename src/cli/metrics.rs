@@ -2,8 +2,8 @@
 use crate::data::{Background, ImageSet, RawFit, Transform};
 use crate::eval::detector::Detector;
 use crate::eval::evaluator::{
-    detector_batch, features_of, folder_batches, images_per_evaluation, real_features, Estimate,
-    Evaluator, Score,
+    detector_batch, features_of, folder_batches, images_per_evaluation, metric_classes,
+    real_features, Estimate, Evaluator, Score,
 };
 use crate::eval::metrics::{
     check_image_count, check_num_gen, feature_stats, fid, kid, parse_metrics, Metric,
@@ -13,7 +13,7 @@ use crate::monitor::plot;
 use crate::snapshot::{snapshot_kimg, Network, SNAPSHOT_PREFIX};
 use crate::train::options::TrainOptions;
 use crate::util::device::parse_device;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use tch::Device;
@@ -100,14 +100,9 @@ fn network_metrics(a: &MetricsArgs, net: &Path, data: &Path, device: Device) -> 
         .clone()
         .and_then(|o| serde_json::from_value::<TrainOptions>(o).ok());
     let set = real_set(a, data, net.g.config.resolution, run.as_ref())?;
-    // said before the real features are computed (the generation would refuse it later)
-    if net.classes() > 0 && set.labels.is_none() {
-        bail!(
-            "{} has no labels, but the generator is class-conditional ({}): its metrics draw classes from the labels of its dataset; give the labelled dataset it was trained on",
-            data.display(),
-            crate::util::progress::count(net.classes() as u64, "class")
-        );
-    }
+    // checked before the real features are computed (the generation checks it again)
+    metric_classes(net.classes(), set.labels.as_deref(), Device::Cpu)
+        .with_context(|| data.display().to_string())?;
     let snap = net
         .source
         .file_name()

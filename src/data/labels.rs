@@ -57,6 +57,30 @@ impl Labeling {
         }
     }
 
+    /// Without `--labels`: the labels of the source's own dataset.json when it labels every
+    /// image, as the reference's dataset_tool.py carries them over (else none, as there), with
+    /// a note either way.
+    pub fn carried(src: &Source, source: &Path) -> Result<Option<Labeling>> {
+        let Some(json) = src.dataset_json()? else {
+            return Ok(None);
+        };
+        if !json["labels"].is_array() {
+            return Ok(None);
+        }
+        let origin = format!("{}'s dataset.json", source.display());
+        let labeling = from_json(src, &json, &origin, LabelOrigin::Carried)?;
+        match &labeling {
+            Some(l) => eprintln!(
+                "note: the labels of {origin} carried over ({}), as the official dataset_tool.py does; --labels gives others",
+                crate::util::progress::count(l.classes.len() as u64, "class")
+            ),
+            None => eprintln!(
+                "note: {origin} does not label every image: written without labels, as the official dataset_tool.py does (--labels FILE gives them)"
+            ),
+        }
+        Ok(labeling)
+    }
+
     /// Every class of labels given with `--labels` must keep at least one of the `written`
     /// labels (skipped files, or the `--max-images` cut when `capped`, may empty one); carried
     /// labels are kept as they are, as the reference keeps them.
@@ -196,32 +220,6 @@ fn from_file(src: &Source, file: &Path) -> Result<Labeling> {
     let origin = file.display().to_string();
     let labeling = from_json(src, &json, &origin, LabelOrigin::File)?;
     Ok(labeling.expect("a file's labels are all given or refused"))
-}
-
-impl Labeling {
-    /// Without `--labels`: the labels of the source's own dataset.json when it labels every
-    /// image, as the reference's dataset_tool.py carries them over (else none, as there), with
-    /// a note either way.
-    pub fn carried(src: &Source, source: &Path) -> Result<Option<Labeling>> {
-        let Some(json) = src.dataset_json()? else {
-            return Ok(None);
-        };
-        if !json["labels"].is_array() {
-            return Ok(None);
-        }
-        let origin = format!("{}'s dataset.json", source.display());
-        let labeling = from_json(src, &json, &origin, LabelOrigin::Carried)?;
-        match &labeling {
-            Some(l) => eprintln!(
-                "note: the labels of {origin} carried over ({}), as the official dataset_tool.py does; --labels gives others",
-                crate::util::progress::count(l.classes.len() as u64, "class")
-            ),
-            None => eprintln!(
-                "note: {origin} does not label every image: written without labels, as the official dataset_tool.py does (--labels FILE gives them)"
-            ),
-        }
-        Ok(labeling)
-    }
 }
 
 /// The labels of `json` (the reference's dataset.json format, from `origin`) for the files of

@@ -95,6 +95,24 @@ pub fn dataset_batches(set: &ImageSet, batch: usize) -> Vec<Tensor> {
     idx.chunks(batch).map(|c| set.batch(c)).collect()
 }
 
+/// The table that a `classes`-class generator's metric images draw their classes from: the
+/// dataset's `labels` (None for an unconditional generator); a conditional one refuses data
+/// without labels or with labels it lacks.
+pub fn metric_classes(
+    classes: i64,
+    labels: Option<&[i64]>,
+    device: Device,
+) -> Result<Option<Tensor>> {
+    match (classes, labels) {
+        (0, _) => Ok(None),
+        (c, Some(l)) => Ok(Some(class_table(l, c, device)?)),
+        (c, None) => bail!(
+            "the dataset has no labels, but the generator is class-conditional ({}): its metrics draw classes from the labels of the dataset it was trained on; give that one",
+            progress::count(c as u64, "class")
+        ),
+    }
+}
+
 /// Features of `n` images of G (eval mode): z ~ N(0, I) from torch's RNG seeded with `seed`,
 /// quantised as the reference (trunc(clamp(x*127.5 + 128))). A conditional G makes each image
 /// of the class of a random dataset image (`labels`: the class of every dataset image), as the
@@ -108,13 +126,7 @@ pub fn generated_features(
     seed: i64,
     labels: Option<&[i64]>,
 ) -> Result<Tensor> {
-    let table = match (g.config.classes, labels) {
-        (0, _) => None,
-        (c, Some(l)) => Some(class_table(l, c, device)?),
-        (c, None) => bail!(
-            "the generator is class-conditional ({c} classes): its metrics draw classes from the labels of its dataset, which has none"
-        ),
-    };
+    let table = metric_classes(g.config.classes, labels, device)?;
     let _guard = tch::no_grad_guard();
     tch::manual_seed(seed);
     let pb = progress::bar(n as u64, "generated images");

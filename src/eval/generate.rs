@@ -40,16 +40,23 @@ pub enum WalkFormat {
     PngFrames,
 }
 
-/// Whether `path` is a frame this command writes (`frameNNNNN.png`, five digits, a file)
-/// numbered `count` or more.
+/// The file of frame `k` of a walk written as PNG frames.
+fn frame_name(k: usize) -> String {
+    format!("frame{k:05}.png")
+}
+
+/// Whether `path` is a frame file as [`frame_name`] names them (five digits), numbered `count`
+/// or more.
 fn is_frame_past(path: &Path, count: usize) -> bool {
-    let digits = path
+    let name = path
         .file_name()
-        .and_then(|n| n.to_str()?.strip_prefix("frame")?.strip_suffix(".png"));
-    let number = digits
-        .filter(|d| d.len() == 5 && d.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|d| d.parse::<usize>().ok());
-    path.is_file() && number.is_some_and(|n| n >= count)
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let number = name
+        .strip_prefix("frame")
+        .and_then(|r| r.strip_suffix(".png")?.parse().ok());
+    path.is_file()
+        && number.is_some_and(|n: usize| n >= count && n < 100_000 && frame_name(n) == name)
 }
 
 /// Write the frames of a looping walk through `seeds` (spherical interpolation), `frames` per
@@ -81,7 +88,7 @@ pub fn latent_walk(
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             for (k, img) in images.iter().enumerate() {
-                images::save_png(img, &dir.join(format!("frame{k:05}.png")))?;
+                images::save_png(img, &dir.join(frame_name(k)))?;
             }
             // frames past these, of a longer earlier walk, would join this one as a sequence
             let stale: Vec<PathBuf> = files_named(&dir, "frame", ".png")

@@ -134,14 +134,6 @@ pub fn draw(runs: &[RunCurves], out: &Path) -> Result<()> {
         let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
         let panels = root.split_evenly((2, 2));
-        // each run keeps its colour (its place among the runs) in every panel
-        let pick = |f: fn(&RunCurves) -> Option<&Curve>| -> Vec<Line> {
-            let named = runs.iter().enumerate();
-            named
-                .filter_map(|(i, r)| Some((i, r.name.clone(), f(r)?)))
-                .collect()
-        };
-        let legend = runs.len() > 1;
         let metrics: std::collections::BTreeSet<&str> = runs
             .iter()
             .filter_map(|r| Some(r.fid.as_ref()?.0.as_str()))
@@ -150,18 +142,21 @@ pub fn draw(runs: &[RunCurves], out: &Path) -> Result<()> {
             1 => metrics.first().map_or("FID", |m| *m).to_string(),
             _ => "FID".to_string(),
         };
-        let fid: Vec<Line> = runs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| {
-                let (metric, c) = r.fid.as_ref()?;
-                let label = match metrics.len() {
-                    1 => r.name.clone(),
-                    _ => format!("{} ({metric})", r.name),
-                };
-                Some((i, label, c))
-            })
-            .collect();
+        // each run keeps its colour (its place among the runs) in every panel; FID curves are
+        // labelled with their metric where the runs track different ones
+        let lines = |f: fn(&RunCurves) -> Option<&Curve>, of_fid: bool| -> Vec<Line> {
+            let label = |r: &RunCurves| match (&r.fid, of_fid && metrics.len() > 1) {
+                (Some((metric, _)), true) => format!("{} ({metric})", r.name),
+                _ => r.name.clone(),
+            };
+            let named = runs.iter().enumerate();
+            named
+                .filter_map(|(i, r)| Some((i, label(r), f(r)?)))
+                .collect()
+        };
+        let pick = |f| lines(f, false);
+        let legend = runs.len() > 1;
+        let fid = lines(|r| r.fid.as_ref().map(|(_, c)| c), true);
         panel(
             &panels[0],
             "G loss (smoothed)",

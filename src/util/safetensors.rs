@@ -93,10 +93,7 @@ pub fn load(path: &Path) -> Result<(BTreeMap<String, Tensor>, Value)> {
         |why: &dyn std::fmt::Display| anyhow!("{} is truncated or corrupt ({why})", path.display());
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
-    let named = path.extension().is_some_and(|e| e == "safetensors");
-    if !named && bytes.get(8) != Some(&b'{') {
-        return Err(NotSafetensors(path.display().to_string()).into());
-    }
+    check_kind(path, &bytes)?;
     let (n, header) = SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(&e))?;
     let data = &bytes[8 + n..];
     let mut tensors = BTreeMap::new();
@@ -125,9 +122,19 @@ pub fn load(path: &Path) -> Result<(BTreeMap<String, Tensor>, Value)> {
     Ok((tensors, meta))
 }
 
-/// The metadata of a file written by [`save`], read from its header alone (the tensors are
-/// not read or checked: [`load`] does that). Errors as [`load`]'s for a file of another kind
-/// (not named `*.safetensors` and not beginning as one) or a header that cannot be read.
+/// Refuse as [`NotSafetensors`] a file not named `*.safetensors` that does not begin as one
+/// (`head`: at least its first 9 bytes, when it has them).
+fn check_kind(path: &Path, head: &[u8]) -> Result<()> {
+    let named = path.extension().is_some_and(|e| e == "safetensors");
+    if !named && head.get(8) != Some(&b'{') {
+        return Err(NotSafetensors(path.display().to_string()).into());
+    }
+    Ok(())
+}
+
+/// The metadata of a file written by [`save`], read from its header alone: the crate checks
+/// the header's offsets, and they must reach the file's end (the tensors themselves are not
+/// read: [`load`] does that). Errors as [`load`]'s.
 pub fn read_meta(path: &Path) -> Result<Value> {
     use std::io::{Read, Seek, SeekFrom};
     let corrupt =
@@ -139,10 +146,7 @@ pub fn read_meta(path: &Path) -> Result<Value> {
         .take(9)
         .read_to_end(&mut head)
         .map_err(|e| corrupt(&e))?;
-    let named = path.extension().is_some_and(|e| e == "safetensors");
-    if !named && head.get(8) != Some(&b'{') {
-        return Err(NotSafetensors(path.display().to_string()).into());
-    }
+    check_kind(path, &head)?;
     let len = f.metadata().map_err(|e| corrupt(&e))?.len();
     let n = match head.get(..8) {
         Some(b) => u64::from_le_bytes(b.try_into().expect("8 bytes")),
@@ -156,21 +160,11 @@ pub fn read_meta(path: &Path) -> Result<Value> {
     f.seek(SeekFrom::Start(8))
         .and_then(|_| f.read_exact(&mut header))
         .map_err(|e| corrupt(&e))?;
-    let header: Value =
-        serde_json::from_slice(&header).map_err(|_| corrupt(&"unreadable header"))?;
-    // the tensors' data must fill the rest of the file (a copy cut short keeps its header)
-    let end = header
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(k, _)| *k != "__metadata__")
-        .filter_map(|(_, t)| t["data_offsets"][1].as_u64())
-        .max()
-        .unwrap_or(0);
-    if 8 + n + end != len {
+    let header: Metadata = serde_json::from_slice(&header).map_err(|e| corrupt(&e))?;
+    if 8 + n + header.data_len() as u64 != len {
         return Err(corrupt(&"its tensors do not fill the file"));
     }
-    match header["__metadata__"]["fpgan"].as_str() {
+    match header.metadata().as_ref().and_then(|m| m.get("fpgan")) {
         Some(s) => serde_json::from_str(s).map_err(|_| corrupt(&"unreadable metadata")),
         None => Ok(Value::Null),
     }
