@@ -5,16 +5,17 @@ use crate::data::{Background, ImageSet, RawFit, Source, Transform};
 use crate::dist::launch::{free_port, launch_local, LocalWorkers, Membership};
 use crate::fastpath::FastPath;
 use crate::nets::generator::GenCfg;
-use crate::snapshot::{snapshot_kimg, snapshots_in};
 use crate::train::options::{TrainOptions, DEFAULT_LR};
 use crate::train::resume::{
     check_mode, earlier_options, inherited_note, load_training_set, preview_run, ResumeFrom,
     ResumeMode,
 };
+use crate::train::rewind::later_snapshots;
 use crate::train::run::train_as;
 use crate::train::signals;
 use crate::util::device::{device_name, parse_device};
 use crate::util::progress::count;
+use crate::util::safetensors::read_meta;
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -215,11 +216,10 @@ fn dry_run(
     match (&run.snapshot, mode) {
         (None, _) => println!("run: a new run in {}", run.dir.display()),
         (Some(s), ResumeMode::Exact) => {
-            let kimg = |p: &Path| p.file_name()?.to_str().and_then(snapshot_kimg);
-            let later = snapshots_in(&run.dir)
-                .iter()
-                .filter(|p| kimg(p) > kimg(s))
-                .count();
+            // the snapshot's own count of images (a best-snapshot's name has none)
+            let meta = read_meta(s).unwrap_or_default();
+            let used_nimg = meta["progress"]["cur_nimg"].as_i64().unwrap_or(i64::MAX);
+            let later = later_snapshots(&run.dir, s, used_nimg).len();
             let aside = match later {
                 0 => String::new(),
                 n => format!(" (its {n} later snapshot(s) would be set aside)"),

@@ -20,12 +20,7 @@ pub struct SetAside {
 /// later kimg, and the best snapshot when it is later; stats.jsonl and metric-*.jsonl are copied
 /// whole before the resume cuts them. None when nothing is later.
 pub fn set_aside_later(dir: &Path, used: &Path, used_nimg: i64) -> Result<Option<SetAside>> {
-    let after = |kimg: f64| (kimg * 1000.0).round() as i64 > used_nimg;
-    let later: Vec<PathBuf> = snapshots_in(dir)
-        .into_iter()
-        .filter(|s| *s != used)
-        .filter(|s| name_of(s).and_then(snapshot_kimg).is_some_and(after))
-        .collect();
+    let later = later_snapshots(dir, used, used_nimg);
     let Some(newest) = later.first() else {
         return Ok(None);
     };
@@ -68,6 +63,16 @@ pub fn set_aside_later(dir: &Path, used: &Path, used_nimg: i64) -> Result<Option
         used.display()
     );
     Ok(Some(SetAside { note, best_moved }))
+}
+
+/// The snapshots of `dir` later than `used` (at `used_nimg` images) by their kimg, newest first.
+pub fn later_snapshots(dir: &Path, used: &Path, used_nimg: i64) -> Vec<PathBuf> {
+    let after = |kimg: f64| (kimg * 1000.0).round() as i64 > used_nimg;
+    snapshots_in(dir)
+        .into_iter()
+        .filter(|s| s != used)
+        .filter(|s| name_of(s).and_then(snapshot_kimg).is_some_and(after))
+        .collect()
 }
 
 fn name_of(p: &Path) -> Option<&str> {
