@@ -262,3 +262,33 @@ fn configurations_are_detected_from_names_and_shapes() {
         .to_string();
     assert!(e.contains("none of fpgan's configurations"), "{e}");
 }
+
+/// An import never lands in a training run's directory nor replaces a snapshot it did not
+/// write; an earlier import of the same pickle is replaced.
+#[test]
+fn import_keeps_out_of_runs_and_other_snapshots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("imported");
+    let file = import(&pkl(), &out);
+    import(&pkl(), &out);
+    let refused = |dir: &Path, what: &str| {
+        let o = import_cmd(&pkl(), dir);
+        assert!(!o.status.success(), "{what}: accepted");
+        let err = text(&o.stderr);
+        assert!(err.contains(what) && !err.contains("panicked"), "{err}");
+    };
+    let run = tmp.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::write(run.join("training_options.json"), "{}").unwrap();
+    refused(&run, "training run's directory");
+    assert_eq!(std::fs::read_dir(&run).unwrap().count(), 1);
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let name = file.file_name().unwrap();
+    std::fs::write(other.join(name), b"weights of a run").unwrap();
+    refused(&other, "not written by fpgan import");
+    assert_eq!(
+        std::fs::read(other.join(name)).unwrap(),
+        b"weights of a run"
+    );
+}

@@ -1,12 +1,13 @@
 //! `fpgan import`: an official Projected GAN network pickle as an fpgan snapshot.
 use crate::snapshot::official::OfficialSnapshot;
 use crate::snapshot::snapshot_name;
-use crate::train::options::generator_flags;
+use crate::train::options::{generator_flags, OPTIONS_FILE};
 use crate::train::trainer::Trainer;
 use crate::util::files::create_output_dir;
+use crate::util::safetensors;
 use anyhow::{bail, Result};
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 #[command(
@@ -23,7 +24,8 @@ pub struct ImportArgs {
     /// fastgan_lite or their depthwise-separable (faster) variants.
     #[arg(long)]
     pub pkl: PathBuf,
-    /// Directory for the snapshot (default: the pickle's name with -fpgan, here).
+    /// Directory for the snapshot (default: the pickle's name with -fpgan, here); not a
+    /// training run's directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -38,8 +40,9 @@ pub fn run(a: ImportArgs) -> Result<()> {
     });
     let snap = OfficialSnapshot::read(&a.pkl)?;
     let t = Trainer::from_official(&snap, &a.pkl)?;
-    create_output_dir(&out, "--out")?;
     let file = out.join(snapshot_name(t.progress.cur_nimg));
+    check_out(&out, &file)?;
+    create_output_dir(&out, "--out")?;
     t.save(&file)?;
     let g = &snap.generator;
     let cond = match g.classes {
@@ -63,5 +66,26 @@ pub fn run(a: ImportArgs) -> Result<()> {
         generator_flags(g),
         o = out.display()
     );
+    Ok(())
+}
+
+/// Refuse an `--out` that is a training run's directory (an imported snapshot there would be
+/// taken for the run's newest) or that holds a snapshot of this name not made by an import
+/// (a training snapshot it would replace). An earlier import of the same name is replaced.
+fn check_out(out: &Path, file: &Path) -> Result<()> {
+    if out.join(OPTIONS_FILE).is_file() {
+        bail!(
+            "--out {} is a training run's directory ({OPTIONS_FILE}); import into a directory of its own",
+            out.display()
+        );
+    }
+    let imported = |m: serde_json::Value| m["imported_from"].is_string();
+    if file.exists() && !safetensors::read_meta(file).is_ok_and(imported) {
+        bail!(
+            "--out {}: {} exists and was not written by fpgan import; import into another directory",
+            out.display(),
+            file.display()
+        );
+    }
     Ok(())
 }

@@ -11,7 +11,7 @@ use crate::eval::metrics::{
 use crate::eval::report::{append_metric, metric_line};
 use crate::monitor::plot;
 use crate::snapshot::{snapshot_kimg, Network, SNAPSHOT_PREFIX};
-use crate::train::options::TrainOptions;
+use crate::train::options::{TrainOptions, OPTIONS_FILE};
 use crate::util::device::parse_device;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -200,10 +200,10 @@ impl Scoring<'_> {
                 "only a run's {SNAPSHOT_PREFIX}* files are (not {snap})"
             ));
         }
-        let path = dir.join("training_options.json");
+        let path = dir.join(OPTIONS_FILE);
         let bytes = std::fs::read(&path).map_err(|_| {
             format!(
-                "{} is not a run directory (no training_options.json)",
+                "{} is not a run directory (no {OPTIONS_FILE})",
                 dir.display()
             )
         })?;

@@ -8,6 +8,9 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// The file in a run directory holding the options of its latest start or resume.
+pub const OPTIONS_FILE: &str = "training_options.json";
+
 /// Everything that defines a run (saved as training_options.json and in every snapshot).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainOptions {

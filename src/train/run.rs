@@ -1,6 +1,6 @@
 //! A training run around the [`Trainer`], as named steps from start or resume to the stop
 //! (reference sections 7.5-7.7 and 11).
-use super::options::TrainOptions;
+use super::options::{TrainOptions, OPTIONS_FILE};
 use super::resume::{check_mode, resolve_run, ResumeFrom, ResumeMode, RunChoice};
 use super::rewind;
 use super::signals;
@@ -324,7 +324,7 @@ impl<'a> Run<'a> {
     /// `training_options.json`: the options of the latest start or resume.
     fn write_options(&self) -> Result<()> {
         let json = serde_json::to_string_pretty(self.opts)?;
-        atomic_write(&self.dir.join("training_options.json"), |w| {
+        atomic_write(&self.dir.join(OPTIONS_FILE), |w| {
             Ok(w.write_all(json.as_bytes())?)
         })
     }
