@@ -1,5 +1,4 @@
 //! The `fpgan` binary: parse the command line, run it, print errors on one line.
-use clap::Parser;
 
 /// A failure inside libtorch (tch turns its exceptions into panics) as one line, e.g. an
 /// allocation that does not fit: `error: libtorch: DefaultCPUAllocator: can't allocate memory`.
@@ -34,7 +33,7 @@ fn one_line_panics() {
 
 fn main() {
     fpgan::util::malloc::keep_freed_memory();
-    let cli = fpgan::cli::Cli::parse();
+    let cli = fpgan::cli::parse();
     one_line_panics();
     if let Err(e) = fpgan::cli::run(cli) {
         eprintln!("error: {e:#}");

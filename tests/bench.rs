@@ -450,6 +450,7 @@ fn phases_attributes_operators_and_kernels_to_the_labelled_phases() {
     assert_eq!(row[2..7], ["0.5", "0.0", "0", "3.5", "1"], "{out}");
     assert!(out.contains("c 2 iterations"), "{out}");
     // bad input: one line naming the argument or the file and what to give
+    let no_phases = write("empty.json", vec![span("cpu_op", "aten::mm", 1, 0.0, 1.0)]);
     let not_a_trace = write("bad.json", vec![]).replace("bad.json", "stats.jsonl");
     std::fs::write(&not_a_trace, "{\"kimg\": 1}\n{}").unwrap();
     for (arg, says) in [
@@ -459,6 +460,7 @@ fn phases_attributes_operators_and_kernels_to_the_labelled_phases() {
             format!("x={}/missing.json", tmp.path().display()),
             "cannot read the trace",
         ),
+        (format!("x={no_phases}"), "no labelled phases"),
     ] {
         let o = Command::new(env!("CARGO_BIN_EXE_fpgan"))
             .args(["phases", &arg])

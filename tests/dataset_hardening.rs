@@ -381,6 +381,12 @@ fn force_refuses_to_replace_anything_but_a_dataset() {
     std::fs::write(&file, "not a zip").unwrap();
     let e = one_error_line(&dataset(&src, &file, &res));
     assert!(e.contains("keep.zip") && e.contains("not a dataset"), "{e}");
+    // without --force too: no advice to pass --force, which would not replace it
+    let e = one_error_line(&dataset(&src, &file, &res[..2]));
+    assert!(
+        e.contains("not a dataset") && !e.contains("pass --force"),
+        "{e}"
+    );
     let other = tmp.path().join("other.zip");
     {
         let mut z = zip::ZipWriter::new(std::fs::File::create(&other).unwrap());

@@ -109,6 +109,23 @@ fn check_compares_a_device_with_the_cpu() {
     assert!(r["parameters"].as_u64().unwrap() > 80, "{r}");
     let o = common::fpgan(&["check", "--device", "cpu", "--res", "100"]);
     assert!(!o.status.success());
+    // --json is checked before the work: a directory, or a file of another kind, refused
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("image.png");
+    std::fs::write(&image, b"\x89PNG\r\n\x1a\n").unwrap();
+    for (json, what) in [
+        (tmp.path(), "is a directory"),
+        (&image, "is not a check JSON"),
+    ] {
+        let o = common::fpgan(&["check", "--device", "cpu", "--json", json.to_str().unwrap()]);
+        let err = common::text(&o.stderr);
+        assert!(!o.status.success() && err.contains(what), "{err}");
+        assert!(
+            !common::text(&o.stdout).contains("check"),
+            "the check ran: {err}"
+        );
+    }
+    assert_eq!(std::fs::read(&image).unwrap(), b"\x89PNG\r\n\x1a\n");
     let o = common::fpgan(&["check", "--device", "cpu", "--grad-tol", "NaN"]);
     assert!(!o.status.success());
     assert!(

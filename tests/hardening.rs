@@ -311,6 +311,73 @@ fn advice_names_values_that_work() {
     assert!(!err.contains("--resolution 100"), "{err}");
 }
 
+/// `--dry-run` refuses what the run would refuse, before printing anything: a resume of
+/// another generator, a run directory given as data, --cuda-graphs on a CPU, an --outdir that
+/// is a file, --batch-gpu 0. A 32 px dataset is refused naming its size and the fix.
+#[test]
+fn a_dry_run_refuses_what_the_run_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, out) = trained(tmp.path(), "0.004");
+    let run = run_dir(&out);
+    let (d, o, r) = (
+        data.to_str().unwrap(),
+        out.to_str().unwrap(),
+        run.to_str().unwrap(),
+    );
+    let listing = |p: &Path| {
+        let mut v: Vec<_> = walkdir(p);
+        v.sort();
+        v
+    };
+    let before = listing(tmp.path());
+    let notes = tmp.path().join("notes.txt");
+    std::fs::write(&notes, "").unwrap();
+    let n = notes.to_str().unwrap();
+    let cases: [(&[&str], &[&str]); 5] = [
+        (
+            &["--ngf", "16", "--resume", r],
+            &["was trained with", "--ngf 8,"],
+        ),
+        (&["--data", r], &["training run's directory", "--resume"]),
+        (&["--cuda-graphs"], &["needs a CUDA device"]),
+        (&["--outdir", n], &["is a file"]),
+        (&["--batch-gpu", "0"], &["--batch-gpu 0 must be at least 1"]),
+    ];
+    for (extra, needles) in cases {
+        let mut args = train_args(d, o, "0.008");
+        for flag in extra.chunks(2) {
+            match args.iter().position(|a| *a == flag[0]) {
+                Some(i) => args[i + 1..i + flag.len()].copy_from_slice(&flag[1..]),
+                None => args.extend(flag),
+            }
+        }
+        args.push("--dry-run");
+        let err = refused(fpgan(&args), needles);
+        assert!(!err.contains("\"resolution\""), "options printed: {err}");
+    }
+    std::fs::remove_file(&notes).unwrap();
+    assert_eq!(listing(tmp.path()), before, "a refused dry run wrote");
+    let ds32 = tmp.path().join("ds32.zip");
+    let made = dataset(&data, &ds32, &["--resolution", "32"]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let mut args = train_args(ds32.to_str().unwrap(), o, "0.008");
+    args.retain(|a| *a != "--res" && *a != "128");
+    refused(fpgan(&args), &["32x32", "fpgan dataset --resolution"]);
+}
+
+/// Every path under `dir`.
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let mut all = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            all.extend(walkdir(&p));
+        }
+        all.push(p);
+    }
+    all
+}
+
 // 7. Temporary files of dead writers are removed by the next run; a live writer's stay.
 #[test]
 fn a_rerun_removes_the_leftovers_of_dead_runs_only() {
@@ -571,6 +638,10 @@ fn messages_say_what_to_do() {
     refused(
         gen(&["--seeds", "0-2", "--format", "png-frames"]),
         &["add --interpolate"],
+    );
+    refused(
+        gen(&["--seeds", "0-2", "--frames", "10"]),
+        &["--frames is the latent walk's"],
     );
     refused(
         gen(&["--seeds", "0-2", "--interpolate", "--grid", "2x2"]),

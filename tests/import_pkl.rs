@@ -185,6 +185,9 @@ fn imported_snapshot_trains_on_in_reference_mode_only() {
         err.contains("imported from") && err.contains("--resume-mode reference"),
         "{err}"
     );
+    // refused from the header: nothing written beside the snapshot (no .lock, no log.txt)
+    let beside: Vec<_> = std::fs::read_dir(snap.parent().unwrap()).unwrap().collect();
+    assert_eq!(beside.len(), 1, "{beside:?}");
     args.extend(["--resume-mode", "reference"]);
     let o = common::fpgan(&args);
     assert!(o.status.success(), "{}", text(&o.stderr));

@@ -14,8 +14,10 @@ pub struct BenchArgs {
     /// Comma list of configurations; ratios are against the first.
     #[arg(long, default_value = "fastgan,faster,fastgan_lite,faster_lite")]
     pub cfgs: String,
+    /// Image resolution (128, 256, 512 or 1024).
     #[arg(long, default_value_t = 256)]
     pub res: i64,
+    /// Images per iteration.
     #[arg(long, default_value_t = 64)]
     pub batch: i64,
     /// Images per forward pass (default: batch).

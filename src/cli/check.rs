@@ -1,9 +1,10 @@
 //! `fpgan check`: does a device (CUDA) compute the CPU's losses, gradients and updates for one
 //! iteration, and the eager step's with `--cuda-graphs`?
 use crate::nets::generator::GenCfg;
-use crate::train::devcheck::{check, DeviceCheck};
+use crate::train::devcheck::{check, DeviceCheck, CHECK_JSON_FILE};
 use crate::train::options::TrainOptions;
 use crate::util::device::parse_device;
+use crate::util::files::check_writable_file;
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -13,10 +14,13 @@ pub struct CheckArgs {
     /// The device to compare with the CPU: cuda, cuda:N (or cpu, which compares it with itself).
     #[arg(long, default_value = "cuda")]
     pub device: String,
+    /// Generator configuration.
     #[arg(long, value_enum, default_value_t = GenCfg::Faster)]
     pub cfg: GenCfg,
+    /// Image resolution (128, 256, 512 or 1024).
     #[arg(long, default_value_t = 256)]
     pub res: i64,
+    /// Images per phase.
     #[arg(long, default_value_t = 4)]
     pub batch: i64,
     /// Generator width (reference 128).
@@ -52,6 +56,9 @@ pub fn run(a: CheckArgs) -> Result<()> {
         if !(v.is_finite() && v >= 0.0) {
             bail!("{flag} {v}: give a finite tolerance, 0 or more");
         }
+    }
+    if let Some(p) = &a.json {
+        check_writable_file(p, "--json", &CHECK_JSON_FILE)?;
     }
     // before any CUDA work: the graphs comparison runs with deterministic kernels
     crate::fastpath::fix_cublas_workspace();

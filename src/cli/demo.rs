@@ -14,7 +14,7 @@ use crate::util::device::{device_name, parse_device};
 use crate::util::files::create_output_dir;
 use crate::util::progress::count;
 use crate::util::{home, images};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -61,6 +61,9 @@ pub struct DemoArgs {
 pub fn run(a: &DemoArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
     // every option is checked before anything is written
+    if a.max_images == 0 {
+        bail!("--max-images 0: give 1 or more (default 64)");
+    }
     options(a, &a.outdir.join("dataset.zip"), "").validate()?;
     let dest = prepare_data(a)?;
     compare_variants(a.res as i64)?;

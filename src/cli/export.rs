@@ -24,7 +24,7 @@ pub struct ExportArgs {
     /// Output TorchScript file.
     #[arg(long, default_value = "G.pt")]
     pub out: PathBuf,
-    /// Device the module is traced and saved on: cpu (portable) or cuda.
+    /// Device the module is traced and saved on: cpu (portable), cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }

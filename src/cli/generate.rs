@@ -32,9 +32,9 @@ pub struct GenerateArgs {
     /// Write a looping latent walk through the seeds instead of single images.
     #[arg(long)]
     pub interpolate: bool,
-    /// Frames between consecutive seeds of the walk.
-    #[arg(long, default_value_t = 60)]
-    pub frames: usize,
+    /// Frames between consecutive seeds of the walk [default: 60].
+    #[arg(long)]
+    pub frames: Option<usize>,
     /// Format of the walk.
     #[arg(long, value_enum, default_value_t = WalkFormat::Gif)]
     pub format: WalkFormat,
@@ -44,7 +44,7 @@ pub struct GenerateArgs {
     /// Class of a class-conditional network (needed there, as in the official gen_images.py):
     /// an index K, or `all` for every class (files classKK-seedNNNN.png, and grid.png with one
     /// row per class and one column per seed; a latent walk takes one class).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long)]
     pub class: Option<ClassArg>,
 }
 
@@ -76,7 +76,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     create_output_dir(&a.outdir, "--outdir")?;
     if a.interpolate {
         // one class (check_args refused `all`)
-        let out = latent_walk(&net, &seeds, classes[0], a.frames, a.format, &a.outdir)?;
+        let out = latent_walk(&net, &seeds, classes[0], frames(&a), a.format, &a.outdir)?;
         println!(
             "generate: latent walk through {} seeds{} -> {}",
             seeds.len(),
@@ -151,15 +151,18 @@ fn check_args(a: &GenerateArgs) -> Result<(Vec<u32>, Option<Grid>)> {
     if !a.interpolate && a.format != WalkFormat::Gif {
         bail!("--format is the latent walk's: add --interpolate, or drop --format");
     }
+    if !a.interpolate && a.frames.is_some() {
+        bail!("--frames is the latent walk's: add --interpolate, or drop --frames");
+    }
     if a.interpolate {
         if a.class == Some(ClassArg::All) {
             bail!("--interpolate walks one class: give --class K");
         }
-        if seeds.len() < 2 || a.frames < 1 {
+        if seeds.len() < 2 || frames(a) < 1 {
             bail!("--interpolate needs at least two seeds and --frames >= 1");
         }
-        if seeds.len().saturating_mul(a.frames) > MAX_FRAMES {
-            bail!("--interpolate: {} seeds x --frames {} is over {MAX_FRAMES} frames; use fewer seeds or frames", seeds.len(), a.frames);
+        if seeds.len().saturating_mul(frames(a)) > MAX_FRAMES {
+            bail!("--interpolate: {} seeds x --frames {} is over {MAX_FRAMES} frames; use fewer seeds or frames", seeds.len(), frames(a));
         }
         return Ok((seeds, grid)); // a walk may pass a seed twice (0,1,0)
     }
@@ -245,3 +248,8 @@ fn parse_classes(class: Option<ClassArg>, classes: i64, walk: bool) -> Result<Ve
 
 /// Images tiled into one class grid at most.
 const MAX_GRID: usize = 1024;
+
+/// Frames between consecutive seeds of a walk: `--frames`, 60 by default.
+fn frames(a: &GenerateArgs) -> usize {
+    a.frames.unwrap_or(60)
+}

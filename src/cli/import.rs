@@ -31,6 +31,12 @@ pub struct ImportArgs {
 }
 
 pub fn run(a: ImportArgs) -> Result<()> {
+    if a.pkl.is_dir() {
+        bail!(
+            "--pkl {} is a directory: give the pickle file in it (network-snapshot.pkl or best_model.pkl)",
+            a.pkl.display()
+        );
+    }
     if !a.pkl.is_file() {
         bail!("--pkl {}: no such file", a.pkl.display());
     }

@@ -37,7 +37,8 @@ pub struct MetricsArgs {
     /// A folder or zip of generated images.
     #[arg(long, requires = "real")]
     pub fake: Option<PathBuf>,
-    /// With --network: fid50k_full, kid50k_full, fid10k_full; with --real/--fake: fid, kid.
+    /// With --network: fid50k_full, kid50k_full, fid10k_full (default fid50k_full); with
+    /// --real/--fake: fid, kid (default fid,kid).
     #[arg(long)]
     pub metrics: Option<String>,
     /// Generated images instead of the metric's 50k/10k (quick looks; not comparable).

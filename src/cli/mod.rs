@@ -64,6 +64,14 @@ pub enum Command {
     Demo(demo::DemoArgs),
 }
 
+/// Parse the command line. A negative number is read as a flag's value in every command, so
+/// that `--batch -4` gets the flag's own message, not "unexpected argument '-4'".
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let cmd = Cli::command().mut_subcommands(|s| s.mut_args(|a| a.allow_negative_numbers(true)));
+    Cli::from_arg_matches(&cmd.get_matches()).unwrap_or_else(|e| e.exit())
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Dataset(a) => dataset::run(a),

@@ -4,7 +4,7 @@ use crate::monitor::plot::{draw, RunCurves};
 use crate::util::files::check_writable_file;
 use anyhow::Result;
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 #[command(
@@ -13,7 +13,7 @@ runs/00001-fastgan-pokemon256-batch64 --out faster-vs-fastgan.png\n\n\
 Each training run also keeps its own plot up to date in <run dir>/progress.png."
 )]
 pub struct PlotArgs {
-    /// Run directories (each with a stats.jsonl).
+    /// Run directories (each with a stats.jsonl), or their stats.jsonl files.
     #[arg(required = true)]
     pub runs: Vec<PathBuf>,
     /// Output PNG.
@@ -58,12 +58,22 @@ fn distinct_names(runs: &mut [RunCurves], dirs: &[PathBuf]) {
 
 pub fn run(a: PlotArgs) -> Result<()> {
     check_writable_file(&a.out, "--out", &PLOT_FILE)?;
-    let mut runs = a
+    // a run's stats.jsonl given for its directory
+    let dirs: Vec<PathBuf> = a
         .runs
+        .iter()
+        .map(|p| match p.file_name() {
+            Some(n) if n == "stats.jsonl" && p.is_file() => {
+                p.parent().map_or_else(|| ".".into(), Path::to_path_buf)
+            }
+            _ => p.clone(),
+        })
+        .collect();
+    let mut runs = dirs
         .iter()
         .map(|d| RunCurves::read(d))
         .collect::<Result<Vec<_>>>()?;
-    distinct_names(&mut runs, &a.runs);
+    distinct_names(&mut runs, &dirs);
     draw(&runs, &a.out)?;
     println!("plot: {} run(s) -> {}", runs.len(), a.out.display());
     Ok(())

@@ -4,8 +4,8 @@ use crate::data::loader::dataset_name;
 use crate::data::{Background, ImageSet, RawFit, Source, Transform};
 use crate::dist::launch::{free_port, launch_local, LocalWorkers, Membership};
 use crate::fastpath::FastPath;
-use crate::nets::generator::GenCfg;
-use crate::train::options::{TrainOptions, DEFAULT_LR};
+use crate::nets::generator::{GenCfg, RESOLUTIONS};
+use crate::train::options::{TrainOptions, DEFAULT_LR, OPTIONS_FILE};
 use crate::train::resume::{
     check_mode, earlier_options, inherited_note, load_training_set, preview_run, ResumeFrom,
     ResumeMode,
@@ -13,6 +13,7 @@ use crate::train::resume::{
 use crate::train::rewind::later_snapshots;
 use crate::train::run::train_as;
 use crate::train::signals;
+use crate::train::state::check_resumable;
 use crate::util::device::{device_name, parse_device};
 use crate::util::progress::count;
 use crate::util::safetensors::read_meta;
@@ -148,12 +149,25 @@ pub fn run(a: TrainArgs) -> Result<()> {
         g => Some(parse_grid(g)?),
     };
     check_mode(&a.resume, a.resume_mode)?;
+    if a.batch_gpu.is_none() && a.batch % gpus != 0 {
+        bail!(
+            "--batch {} must divide evenly over the {gpus} processes (--gpus x --nnodes)",
+            a.batch
+        );
+    }
     let earlier = a.earlier_run(gpus);
     // every option is checked before the (possibly long) preparation of the data
     let inherited_res = earlier.as_ref().map(|o| o.resolution);
-    let resolution = a.res.or(inherited_res).unwrap_or(256);
+    // (the data's resolution is not known yet: the smallest, so that no check names another)
+    let resolution = a.res.or(inherited_res).unwrap_or(128);
     a.options(String::new(), resolution, (1, 1), gpus)
         .validate()?;
+    if a.data.join(OPTIONS_FILE).is_file() {
+        bail!(
+            "--data {d} is a training run's directory ({OPTIONS_FILE}), not a dataset: give the dataset it trained on, or continue the run with --resume {d}",
+            d = a.data.display()
+        );
+    }
     if member.is_none() && gpus > 1 && !a.dry_run {
         return a.launch_workers(gpus);
     }
@@ -164,6 +178,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     let set = load_training_set(&a.data, a.res, a.mirror, a.fit(), earlier.as_ref())?;
     let resolution = set.resolution as i64;
+    if !RESOLUTIONS.contains(&(resolution as u32)) {
+        bail!(
+            "--data {}: its images are {resolution}x{resolution}; fpgan trains at 128, 256, 512 or 1024: prepare it with fpgan dataset --resolution 256 (or give the original images and --res)",
+            a.data.display()
+        );
+    }
     let rank0 = member.as_ref().is_none_or(|m| m.rank == 0);
     match inherited_note(&set, &a.data, a.res, a.fit(), earlier.as_ref()) {
         Some(note) if rank0 => crate::util::early_log::say(&note),
@@ -208,8 +228,11 @@ fn dry_run(
     resume: &ResumeFrom,
     mode: ResumeMode,
 ) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(opts)?);
     let run = preview_run(opts, resume)?;
+    if let Some(s) = &run.snapshot {
+        check_resumable(&opts.generator_config(), s, mode == ResumeMode::Exact)?;
+    }
+    println!("{}", serde_json::to_string_pretty(opts)?);
     if let Some(n) = &run.note {
         println!("{n}");
     }

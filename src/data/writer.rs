@@ -138,15 +138,15 @@ impl DatasetWriter {
     pub fn create(dest: &Path, force: bool) -> Result<Self> {
         clean_leftovers(dest)?;
         if occupied(dest) {
-            if !force {
-                bail!(
-                    "destination {} already exists and is not empty; choose another --dest or pass --force to replace it",
-                    dest.display()
-                );
-            }
             if let Some(reason) = not_a_dataset(dest) {
                 bail!(
                     "refusing to replace {}: {reason} (--force replaces only datasets); choose another --dest or move it away first",
+                    dest.display()
+                );
+            }
+            if !force {
+                bail!(
+                    "destination {} already exists and is not empty; choose another --dest or pass --force to replace it",
                     dest.display()
                 );
             }

@@ -37,6 +37,12 @@ impl RunCurves {
     /// Read the curves of the run directory `dir`.
     pub fn read(dir: &Path) -> Result<Self> {
         let stats_path = dir.join("stats.jsonl");
+        if !dir.exists() {
+            bail!(
+                "{}: no such run directory; give a run directory (runs/NNNNN-...)",
+                dir.display()
+            );
+        }
         if !stats_path.is_file() {
             bail!(
                 "{}: no stats.jsonl; give a run directory (runs/NNNNN-...) with at least one tick",

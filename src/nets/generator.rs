@@ -89,22 +89,25 @@ impl GeneratorConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         if !RESOLUTIONS.contains(&(self.resolution as u32)) {
             anyhow::bail!(
-                "generator resolution {} is not supported: use 128, 256, 512 or 1024",
+                "--res {}: generator resolution not supported; use 128, 256, 512 or 1024",
                 self.resolution
             );
         }
         if !(0..=100_000).contains(&self.classes) {
-            anyhow::bail!("{} classes: use 0 (unconditional) to 100000", self.classes);
+            anyhow::bail!(
+                "{} classes (--cond): use 0 (unconditional) to 100000",
+                self.classes
+            );
         }
         if !(8..=1024).contains(&self.ngf) || self.ngf % 8 != 0 {
             anyhow::bail!(
-                "ngf {} must be a multiple of 8 from 8 to 1024 (reference 128)",
+                "--ngf {} must be a multiple of 8 from 8 to 1024 (reference 128)",
                 self.ngf
             );
         }
         if !(1..=4096).contains(&self.z_dim) {
             anyhow::bail!(
-                "z_dim {} must be from 1 to 4096 (reference 256)",
+                "--z-dim {} must be from 1 to 4096 (reference 256)",
                 self.z_dim
             );
         }
@@ -460,7 +463,7 @@ mod tests {
         let e = with(0, 256).unwrap_err();
         assert!(e.contains("ngf 0") && !e.contains("z_dim"), "{e}");
         let e = with(128, 0).unwrap_err();
-        assert!(e.contains("z_dim 0") && !e.contains("ngf"), "{e}");
+        assert!(e.contains("--z-dim 0") && !e.contains("ngf"), "{e}");
     }
 
     /// The SE blocks' pool is the reference's AdaptiveAvgPool2d(4), values and gradients, for

@@ -9,9 +9,21 @@ use super::options::TrainOptions;
 use super::trainer::Trainer;
 use crate::fastpath::FastPath;
 use crate::util::device::device_name;
+use crate::util::files::FileKind;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use tch::{nn, Device, Kind, Tensor};
+
+/// What `check --json` writes: a JSON object with the check's `graphs_floor`.
+pub const CHECK_JSON_FILE: FileKind = FileKind {
+    what: "a check JSON file",
+    is: |p| {
+        std::fs::read(p).is_ok_and(|b| {
+            serde_json::from_slice::<serde_json::Value>(&b)
+                .is_ok_and(|v| v.get("graphs_floor").is_some())
+        })
+    },
+};
 
 /// The largest relative differences found, and where.
 #[derive(Debug, Serialize)]
@@ -331,7 +343,11 @@ pub fn check(opts: &TrainOptions, device: Device) -> Result<DeviceCheck> {
         graphs_error: None,
     };
     // last, and without failing the check: a failed capture must not cost the figures above
-    eprintln!("check: the step on {name}, twice eagerly and once with --cuda-graphs ...");
+    let capture = match device.is_cuda() {
+        true => "",
+        false => " (on a CPU: its fixed inputs, no capture)",
+    };
+    eprintln!("check: the step on {name}, twice eagerly and once with --cuda-graphs{capture} ...");
     graphs_check(&mut out, opts, device);
     Ok(out)
 }

@@ -248,7 +248,8 @@ impl TrainOptions {
             bail!("--gpus {} must be 1 to {MAX_GPUS}", self.gpus);
         }
         if self.fast.cuda_graphs {
-            cuda_graph::check_supported(None, self.gpus > 1)?;
+            let device = crate::util::device::parse_device(&self.device).ok();
+            cuda_graph::check_supported(device, self.gpus > 1)?;
         }
         if self.batch < 1 {
             bail!(
@@ -256,7 +257,10 @@ impl TrainOptions {
                 self.batch
             );
         }
-        if self.batch_gpu < 1 || self.batch % (self.gpus * self.batch_gpu) != 0 {
+        if self.batch_gpu < 1 {
+            bail!("--batch-gpu {} must be at least 1", self.batch_gpu);
+        }
+        if self.batch % (self.gpus * self.batch_gpu) != 0 {
             let procs = match self.gpus {
                 1 => String::new(),
                 n => format!("{n} processes (--gpus x --nnodes) times "),

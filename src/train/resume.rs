@@ -4,7 +4,7 @@ use super::options::TrainOptions;
 use super::state::check_snapshot_header;
 use crate::data::{ImageSet, RawFit};
 use crate::snapshot::{snapshots_in, SNAPSHOT_PREFIX};
-use crate::util::files::create_output_dir;
+use crate::util::files::{check_output_dir, create_output_dir};
 use crate::util::safetensors::read_meta;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -164,8 +164,9 @@ fn choose_run(opts: &TrainOptions, resume: &ResumeFrom, create: bool) -> Result<
     let dirs = run_dirs(&opts.outdir);
     let next_id = dirs.iter().map(|(i, _)| i + 1).max().unwrap_or(0);
     let new_run = || -> Result<RunChoice> {
-        if create {
-            create_output_dir(&opts.outdir, "--outdir")?;
+        match create {
+            true => create_output_dir(&opts.outdir, "--outdir")?,
+            false => check_output_dir(&opts.outdir, "--outdir")?,
         }
         let dir = opts
             .outdir

@@ -4,7 +4,7 @@ use super::options::{TrainOptions, OPTIONS_FILE};
 use super::resume::{check_mode, resolve_run, ResumeFrom, ResumeMode, RunChoice};
 use super::rewind;
 use super::signals;
-use super::state::CannotContinue;
+use super::state::{check_resumable, CannotContinue};
 use super::tick::{self, Log, TickTiming};
 use super::trainer::Trainer;
 use crate::data::stream::BatchStream;
@@ -107,6 +107,10 @@ fn open_run<'a>(
         note,
     } = resolve_run(opts, resume)?;
     check_mode(resume, mode)?;
+    if let Some(snap) = &snapshot {
+        // before the run's log is written
+        check_resumable(&trainer.g.config, snap, mode == ResumeMode::Exact)?;
+    }
     if mode == ResumeMode::Reference {
         let snap = snapshot.take().context("no snapshot to resume from")?;
         trainer.restore_weights_only(&snap)?;
@@ -115,9 +119,6 @@ fn open_run<'a>(
             snap.display()
         ));
         run_dir = resolve_run(opts, &ResumeFrom::Never)?.dir;
-    }
-    if let Some(snap) = &snapshot {
-        trainer.check_continuable(snap)?; // before the run's log is written
     }
     if let Some(g) = &group {
         g.barrier()?; // every rank has chosen the run directory before rank 0 creates it

@@ -56,15 +56,19 @@ impl Trainer {
     /// The reference's `--resume`: copy G, G_ema, the D heads and the projections by name and
     /// keep everything else fresh (Adam restarts, kimg 0), with the EMA rampup disabled.
     pub fn restore_weights_only(&mut self, path: &Path) -> Result<()> {
-        self.restore_weights(path)?;
+        self.restore_weights(path, false)?;
         self.ema_schedule.rampup = None;
         Ok(())
     }
 
-    fn restore_weights(&mut self, path: &Path) -> Result<(BTreeMap<String, Tensor>, SnapshotMeta)> {
+    fn restore_weights(
+        &mut self,
+        path: &Path,
+        exact: bool,
+    ) -> Result<(BTreeMap<String, Tensor>, SnapshotMeta)> {
         let (t, meta) = safetensors::load(path).map_err(unreadable)?;
         let snap = SnapshotMeta::from_json(&meta, path)?;
-        self.check_generator(&snap.generator, path)?;
+        check_generator(&snap.generator, &self.g.config, path, exact)?;
         let all = |_: &str| true;
         safetensors::import(&self.gvs, "G.", &t, all, path)?;
         safetensors::import(&self.ema_vs, "G_ema.", &t, all, path)?;
@@ -73,46 +77,13 @@ impl Trainer {
         Ok((t, snap))
     }
 
-    /// Refuse a snapshot of another generator than this trainer's ([`CannotContinue`]).
-    fn check_generator(&self, theirs: &GeneratorConfig, path: &Path) -> Result<()> {
-        let now = &self.g.config;
-        if theirs == now {
-            return Ok(());
-        }
-        let classes = |c: i64| match c {
-            0 => String::new(),
-            c => format!(" ({})", crate::util::progress::count(c as u64, "class")),
-        };
-        bail!(CannotContinue(format!(
-            "{} was trained with {}{}, not {}{}; pass the same options and dataset, or start a new run (--resume none)",
-            path.display(),
-            generator_flags(theirs),
-            classes(theirs.classes),
-            generator_flags(now),
-            classes(now.classes),
-        )))
-    }
-
-    /// Refuse, from its header alone and before anything is written, a snapshot of another
-    /// generator; one whose header cannot be read is left to the resume (and its fall-back).
-    pub fn check_continuable(&self, path: &Path) -> Result<()> {
-        let header = safetensors::read_meta(path).and_then(|m| read_header(&m, path));
-        match header {
-            Ok(h) => self.check_generator(&h.generator, path),
-            Err(_) => Ok(()),
-        }
-    }
-
     /// Restore everything from a snapshot made with the same configuration: weights, buffers,
     /// projections, Adam moments, counters and grid latents (exact continuation). Returns the
     /// options the snapshot's run was trained with.
     pub fn restore(&mut self, path: &Path) -> Result<TrainOptions> {
-        let (t, snap) = self.restore_weights(path)?;
+        let (t, snap) = self.restore_weights(path, true)?;
         if let Some(pkl) = &snap.imported_from {
-            bail!(CannotContinue(format!(
-                "{} was imported from {pkl} and holds no optimizer state to continue exactly; continue it with --resume-mode reference",
-                path.display()
-            )));
+            return Err(imported(path, pkl));
         }
         tch::no_grad(|| -> Result<()> {
             for (p, opt) in [("opt_G.", &mut self.opt_g), ("opt_D.", &mut self.opt_d)] {
@@ -140,6 +111,62 @@ impl Trainer {
         self.reseed();
         Ok(snap.options)
     }
+}
+
+/// Refuse a snapshot of another generator than `now` ([`CannotContinue`]); the fix named is
+/// the snapshot's options, and for an exact resume also a new run.
+fn check_generator(
+    theirs: &GeneratorConfig,
+    now: &GeneratorConfig,
+    path: &Path,
+    exact: bool,
+) -> Result<()> {
+    if theirs == now {
+        return Ok(());
+    }
+    let classes = |c: i64| match c {
+        0 => String::new(),
+        c => format!(" ({})", crate::util::progress::count(c as u64, "class")),
+    };
+    let or_new = if exact {
+        ", or start a new run (--resume none)"
+    } else {
+        ""
+    };
+    bail!(CannotContinue(format!(
+        "{} was trained with {}{}, not {}{}; pass those options and a dataset of its resolution{or_new}",
+        path.display(),
+        generator_flags(theirs),
+        classes(theirs.classes),
+        generator_flags(now),
+        classes(now.classes),
+    )))
+}
+
+/// Refuse, from its header alone and before anything is written, a snapshot that a generator
+/// `now` cannot resume (`exact`ly, or weights only): one of another generator, or for an exact
+/// resume an imported one. One whose header cannot be read is left to the resume (and its
+/// fall-back).
+pub fn check_resumable(now: &GeneratorConfig, path: &Path, exact: bool) -> Result<()> {
+    let Ok(meta) = safetensors::read_meta(path) else {
+        return Ok(());
+    };
+    if let Ok(h) = read_header(&meta, path) {
+        check_generator(&h.generator, now, path, exact)?;
+    }
+    match meta["imported_from"].as_str() {
+        Some(pkl) if exact => Err(imported(path, pkl)),
+        _ => Ok(()),
+    }
+}
+
+/// An imported snapshot given to an exact resume ([`CannotContinue`]).
+fn imported(path: &Path, pkl: &str) -> anyhow::Error {
+    CannotContinue(format!(
+        "{} was imported from {pkl} and holds no optimizer state to continue exactly; continue it with --resume-mode reference",
+        path.display()
+    ))
+    .into()
 }
 
 /// A snapshot that cannot be read, with what to give `--resume` instead.

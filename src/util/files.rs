@@ -7,13 +7,19 @@ use std::path::Path;
 
 /// Create the directory `dir` given by `flag` (and its parents); a clear error when it is a file.
 pub fn create_output_dir(dir: &Path, flag: &str) -> Result<()> {
+    check_output_dir(dir, flag)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {flag} {}", dir.display()))
+}
+
+/// Refuse an output directory `dir` (given by `flag`) that is a file.
+pub fn check_output_dir(dir: &Path, flag: &str) -> Result<()> {
     if dir.exists() && !dir.is_dir() {
         bail!(
             "{flag} {} is a file, not a directory; give a directory path",
             dir.display()
         );
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {flag} {}", dir.display()))
+    Ok(())
 }
 
 /// A kind of file a command writes, told from others by looking at one (`is`).

@@ -1,7 +1,7 @@
 //! Chrome traces of training iterations set side by side phase by phase (`fpgan phases`): fpgan's
 //! from `bench --profile`, the official code's from scripts/gpu/pg_profile.py.
 use super::profiler::{read_spans, self_times, Event, GPU_WORK, PHASES};
-use anyhow::Result;
+use anyhow::{bail, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -74,6 +74,13 @@ impl Phases {
             p.kernels += f64::from(u8::from(e.cat == "kernel"));
         }
         let gboth = marks.iter().filter(|m| PHASES[m.2] == "Gboth_opt").count();
+        if marks.is_empty() {
+            bail!(
+                "{}: no labelled phases (user_annotation spans named {}, ...): give a trace of `fpgan bench --profile` or scripts/gpu/pg_profile.py",
+                path.display(),
+                PHASES[0]
+            );
+        }
         Ok(Phases {
             iterations: gboth.max(1),
             cuda: phases.iter().any(|p| p.kernels > 0.0),
