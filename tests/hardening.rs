@@ -679,7 +679,7 @@ fn messages_say_what_to_do() {
     }
     let stats = run.join("stats.jsonl");
     let o = fpgan(&["plot", n, "--out", stats.to_str().unwrap()]);
-    refused(o, &["--out", "is not an fpgan plot"]);
+    refused(o, &["--out", "give a .png name"]);
     let reals = run.join("reals.png");
     refused(
         fpgan(&["plot", n, "--out", reals.to_str().unwrap()]),

@@ -192,6 +192,16 @@ fn fpgan_plot_draws_every_run_in_every_panel() {
     assert!(!o.status.success());
     let err = text(&o.stderr);
     assert!(err.contains("no stats.jsonl") && err.contains(dir), "{err}");
+    // a run's stats.jsonl stands for its run; a path that does not exist is said to be missing
+    let stats = format!("{a}/stats.jsonl");
+    let o = fpgan(&["plot", &stats, "--out", o_]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = fpgan(&["plot", &format!("{a}-typo"), "--out", o_]);
+    assert!(
+        text(&o.stderr).contains("no such run directory"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 /// A sample grid cut back into its tiles gives the images it was made of (what the demo's

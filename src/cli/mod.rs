@@ -50,8 +50,8 @@ pub enum Command {
     Plot(plot::PlotArgs),
     /// Measure training speed and memory of generator configurations side by side.
     Bench(bench::BenchArgs),
-    /// Set Chrome traces of training iterations (bench --profile, the official code's) side by
-    /// side, phase by phase.
+    /// Compare Chrome traces of training iterations (bench --profile, the official code's)
+    /// phase by phase.
     Phases(phases::PhasesArgs),
     /// (internal) measure one configuration given as JSON; used by `bench`.
     #[command(hide = true)]
@@ -60,7 +60,7 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Summarise the networks of a configuration: modules, output shapes, parameters, GMACs.
     Info(info::InfoArgs),
-    /// The small default job: prepare a built-in (or given) image set, train briefly, sample.
+    /// A first run: prepare a built-in (or given) image set, train briefly, sample, score.
     Demo(demo::DemoArgs),
 }
 

@@ -2,7 +2,7 @@
 use crate::monitor::plot::PLOT_FILE;
 use crate::monitor::plot::{draw, RunCurves};
 use crate::util::files::check_writable_file;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -57,6 +57,13 @@ fn distinct_names(runs: &mut [RunCurves], dirs: &[PathBuf]) {
 }
 
 pub fn run(a: PlotArgs) -> Result<()> {
+    let png = (a.out.extension()).is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if !png {
+        bail!(
+            "--out {}: the plot is a PNG; give a .png name",
+            a.out.display()
+        );
+    }
     check_writable_file(&a.out, "--out", &PLOT_FILE)?;
     // a run's stats.jsonl given for its directory
     let dirs: Vec<PathBuf> = a

@@ -37,9 +37,16 @@ impl Metric {
 
 /// Parse a comma list of metrics; `none` (or nothing) is the empty list.
 pub fn parse_metrics(s: &str) -> Result<Vec<Metric>> {
-    s.split(',')
+    let names: Vec<&str> = s
+        .split(',')
         .map(str::trim)
-        .filter(|m| !m.is_empty() && *m != "none")
+        .filter(|m| !m.is_empty())
+        .collect();
+    if names.contains(&"none") && names.len() > 1 {
+        bail!("--metrics {s}: 'none' turns the metrics off; give it alone, or drop it");
+    }
+    (names.into_iter())
+        .filter(|m| *m != "none")
         .map(Metric::parse)
         .collect()
 }
@@ -143,5 +150,20 @@ pub fn evaluate(metric: Metric, real: &Tensor, gen: &Tensor) -> f64 {
     match metric {
         Metric::Fid50kFull | Metric::Fid10kFull => fid(&feature_stats(gen), &feature_stats(real)),
         Metric::Kid50kFull => kid(real, gen, 100, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `none` alone turns the metrics off; beside a metric it is refused, not ignored.
+    #[test]
+    fn none_stands_alone() {
+        assert!(parse_metrics("none").unwrap().is_empty());
+        assert_eq!(parse_metrics("fid50k_full, kid50k_full").unwrap().len(), 2);
+        let e = parse_metrics("fid50k_full,none").unwrap_err().to_string();
+        assert!(e.contains("give it alone"), "{e}");
+        assert!(parse_metrics("fid1k").is_err());
     }
 }
