@@ -607,7 +607,7 @@ fn bad_training_options_are_refused_with_the_fix() {
     assert!(err(&["--batch", "6", "--batch-gpu", "4"]).contains("multiple of --batch-gpu"));
     let e = err(&["--batch", "6", "--gpus", "4"]);
     assert!(
-        e.contains("multiple of 4 processes (--gpus x --nnodes) times --batch-gpu 1"),
+        e.contains("--batch 6 must divide evenly over the 4 processes (--gpus x --nnodes)"),
         "{e}"
     );
     let e = err(&["--cuda-graphs", "--gpus", "2", "--batch", "4"]);
