@@ -190,17 +190,7 @@ fn a_conditional_run_trains_with_class_rows_resumes_exactly_and_generates_per_cl
     // metrics of a conditional network on images without labels: refused before any feature
     let raw = common::shapes(tmp.path());
     let (n, r) = (dir.to_str().unwrap(), raw.to_str().unwrap());
-    let o = fpgan(&[
-        "metrics",
-        "--network",
-        n,
-        "--data",
-        r,
-        "--num-gen",
-        "4",
-        "--device",
-        "cpu",
-    ]);
+    let o = fpgan(&common::quick_metrics_args(n, r));
     let (out, err) = (text(&o.stdout), text(&o.stderr));
     assert!(
         !o.status.success() && err.contains("has no labels"),

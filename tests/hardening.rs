@@ -352,8 +352,10 @@ fn a_dry_run_refuses_what_the_run_refuses() {
             }
         }
         args.push("--dry-run");
-        let err = refused(fpgan(&args), needles);
-        assert!(!err.contains("\"resolution\""), "options printed: {err}");
+        let o = fpgan(&args);
+        let out = text(&o.stdout);
+        assert!(!out.contains("\"resolution\""), "options printed: {out}");
+        refused(o, needles);
     }
     std::fs::remove_file(&notes).unwrap();
     assert_eq!(listing(tmp.path()), before, "a refused dry run wrote");
@@ -656,9 +658,12 @@ fn messages_say_what_to_do() {
     // earlier output of theirs is replaced
     let snap = snapshots_in(&run)[0].clone();
     let before = std::fs::read(&snap).unwrap();
-    let (n, s_) = (run.to_str().unwrap(), snap.to_str().unwrap());
-    let o = fpgan(&["export", "--network", n, "--out", s_, "--device", "cpu"]);
-    refused(o, &["--out", "is not a TorchScript file"]);
+    let n = run.to_str().unwrap();
+    let export = |out: &Path| {
+        let o_ = out.to_str().unwrap();
+        fpgan(&["export", "--network", n, "--out", o_, "--device", "cpu"])
+    };
+    refused(export(&snap), &["--out", "is not a TorchScript file"]);
     assert_eq!(
         std::fs::read(&snap).unwrap(),
         before,
@@ -666,15 +671,7 @@ fn messages_say_what_to_do() {
     );
     let pt = tmp.path().join("g.pt");
     for _ in 0..2 {
-        let o = fpgan(&[
-            "export",
-            "--network",
-            n,
-            "--out",
-            pt.to_str().unwrap(),
-            "--device",
-            "cpu",
-        ]);
+        let o = export(&pt);
         assert!(o.status.success(), "{}", text(&o.stderr));
     }
     let stats = run.join("stats.jsonl");
@@ -695,16 +692,7 @@ fn messages_say_what_to_do() {
     assert!(dataset(&data, &set, &["--resolution", "128"])
         .status
         .success());
-    let o = fpgan(&[
-        "export",
-        "--network",
-        n,
-        "--out",
-        set.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]);
-    refused(o, &["is not a TorchScript file"]);
+    refused(export(&set), &["is not a TorchScript file"]);
     // nor a torch.save checkpoint (a zip of data.pkl and version, without TorchScript's code)
     let ckpt = tmp.path().join("ckpt.pt");
     let mut z = zip::ZipWriter::new(std::fs::File::create(&ckpt).unwrap());
@@ -714,16 +702,7 @@ fn messages_say_what_to_do() {
         std::io::Write::write_all(&mut z, b"x").unwrap();
     }
     z.finish().unwrap();
-    let o = fpgan(&[
-        "export",
-        "--network",
-        n,
-        "--out",
-        ckpt.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]);
-    refused(o, &["is not a TorchScript file"]);
+    refused(export(&ckpt), &["is not a TorchScript file"]);
     // a shorter walk into the same folder leaves no frames of the longer one
     let walk = |seeds: &str, frames: &str| {
         let args = [

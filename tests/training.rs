@@ -925,17 +925,7 @@ fn raw_images_are_fitted_as_transform_and_background_say() {
     // a run without metrics gets none appended by `fpgan metrics`, and is told so up front
     let home = common::private_home(tmp.path());
     let (d, r) = (dir.to_str().unwrap(), raw.to_str().unwrap());
-    let args = [
-        "metrics",
-        "--network",
-        d,
-        "--data",
-        r,
-        "--num-gen",
-        "4",
-        "--device",
-        "cpu",
-    ];
+    let args = common::quick_metrics_args(d, r);
     let o = common::fpgan_with_home(&home, &args);
     let said = text(&o.stdout);
     assert!(o.status.success(), "{}", text(&o.stderr));

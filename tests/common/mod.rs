@@ -123,6 +123,21 @@ pub fn train_args<'a>(data: &'a str, out: &'a str, kimg: &'a str) -> Vec<&'a str
     ]
 }
 
+/// `fpgan metrics` of `network` on `data` from 4 generated images on the CPU (a quick look).
+pub fn quick_metrics_args<'a>(network: &'a str, data: &'a str) -> Vec<&'a str> {
+    vec![
+        "metrics",
+        "--network",
+        network,
+        "--data",
+        data,
+        "--num-gen",
+        "4",
+        "--device",
+        "cpu",
+    ]
+}
+
 /// Training options of a tiny CPU run (faster, 128 px, ngf 8, batch 4 in chunks of 2, metrics
 /// off) writing under `outdir`.
 pub fn tiny_options(outdir: &Path) -> fpgan::train::options::TrainOptions {
