@@ -575,25 +575,64 @@ fn membership_comes_from_torchruns_variables() {
 }
 
 /// A 2-process run stopped and resumed ends where the uninterrupted 2-process run does: every
-/// tensor of the final snapshot (rank 0's) is the same, bit for bit.
+/// tensor of the final snapshot (rank 0's) is the same, bit for bit. Its ticks are of two
+/// iterations, so every rank must count the resumed run's first tick from the snapshot (a rank
+/// that counted it from 0 ended that tick an iteration early, out of step with rank 0's
+/// collectives).
 #[test]
 fn a_resumed_two_process_run_continues_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let data = common::shapes(tmp.path());
     let data = data.to_str().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    for (out, kimg) in [(&a, "0.016"), (&b, "0.008"), (&b, "0.016")] {
-        let o = common::fpgan(&gpus2_args(data, out.to_str().unwrap(), kimg));
-        assert!(o.status.success(), "{}", common::text(&o.stderr));
+    // ticks end at 4 (tick 0: one iteration), 12, 20 and 28 images; b stops at 12 and resumes
+    for (out, kimg) in [(&a, "0.028"), (&b, "0.012"), (&b, "0.028")] {
+        let mut args = gpus2_args(data, out.to_str().unwrap(), kimg);
+        let t = args.iter().position(|x| *x == "--tick").unwrap();
+        args[t + 1] = "0.008";
+        let (ok, err) = run_within(&args, tmp.path(), 300);
+        assert!(ok, "{err}");
     }
     let last = |out: &std::path::Path| fpgan::snapshot::snapshots_in(&run_dirs(out)[0])[0].clone();
     let (ta, _) = fpgan::util::safetensors::load(&last(&a)).unwrap();
     let (tb, mb) = fpgan::util::safetensors::load(&last(&b)).unwrap();
-    assert_eq!(mb["progress"]["cur_nimg"], 16);
+    assert_eq!(mb["progress"]["cur_nimg"], 28);
     assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
     for (name, t) in &ta {
         assert!(t.equal(&tb[name]), "{name} differs after the resume");
     }
+}
+
+/// Run `fpgan args` (a --gpus 2 launcher, its output in files under `dir`) and say whether it
+/// succeeded, with its standard error; a run not ended after `secs` is killed with its workers
+/// and fails the test (ranks out of step can wait on each other for hours).
+fn run_within(args: &[&str], dir: &std::path::Path, secs: u64) -> (bool, String) {
+    let (out, err) = (dir.join("run.stdout"), dir.join("run.stderr"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fpgan"))
+        .args(args)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed().as_secs() > secs {
+            for pid in children_of(child.id()) {
+                // SAFETY: kill sends SIGKILL to a worker of our child.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!(
+                "fpgan {} did not end within {secs} s: {}",
+                args.join(" "),
+                std::fs::read_to_string(&out).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let ok = child.wait().unwrap().success();
+    (ok, std::fs::read_to_string(&err).unwrap_or_default())
 }
 
 /// SIGTERM to `train --gpus 2` (what Slurm or `timeout` sends) reaches both workers; they stop

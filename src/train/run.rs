@@ -366,30 +366,18 @@ impl<'a> Run<'a> {
     }
 
     /// Continue from `snap`; in auto mode an unreadable newest snapshot falls back to the
-    /// previous one (not one this run cannot continue: other options, say).
-    /// stats.jsonl and metric-*.jsonl lose what was written after the snapshot.
+    /// previous one (not one this run cannot continue: other options, say). Every rank counts
+    /// its first tick from the snapshot; rank 0 logs, sets aside what came after the snapshot
+    /// and trims stats.jsonl and metric-*.jsonl to it.
     fn resume(&mut self, snap: &Path, resume: &ResumeFrom) -> Result<()> {
-        let (used, before) = match self.trainer.restore(snap) {
-            Ok(before) => (snap.to_path_buf(), before),
-            Err(e) if e.downcast_ref::<CannotContinue>().is_some() => return Err(e),
-            Err(e) => {
-                let older = snapshots_in(&self.dir).into_iter().find(|p| p != snap);
-                let (ResumeFrom::Auto, Some(prev)) = (resume, older) else {
-                    return Err(e);
-                };
-                self.log.line(&format!(
-                    "warning: {e:#}; resuming from {} instead",
-                    prev.display()
-                ));
-                let before = self.trainer.restore(&prev)?;
-                (prev, before)
-            }
-        };
+        let (used, before) = self.restore_or_older(snap, resume)?;
         self.last_good = Some(used.clone());
+        let p = &self.trainer.progress;
+        self.sec0 = p.total_sec;
+        self.tick_start_nimg = p.cur_nimg;
         if !self.rank0 {
             return Ok(());
         }
-        let p = &self.trainer.progress;
         self.log.line(&format!(
             "Resuming {} at kimg {:.3} (tick {}) from {}",
             self.dir.display(),
@@ -406,7 +394,6 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        let p = &self.trainer.progress;
         if let Some(note) = self.opts.data_change_from(&before) {
             self.log.line(&note);
             if goes_on {
@@ -422,21 +409,50 @@ impl<'a> Run<'a> {
         }
         // a run with nothing left to do keeps what it trained with and logged
         if goes_on {
-            self.write_options()?;
-            tick::truncate_stats(&self.dir, p.cur_tick)?;
-            let up_to_now = |v: &serde_json::Value| {
-                let kimg = v["snapshot_pkl"].as_str().and_then(snapshot_kimg);
-                kimg.is_none_or(|k| (k * 1000.0).round() as i64 <= p.cur_nimg)
-            };
-            for f in metric_files(&self.dir) {
-                keep_lines(&f, up_to_now)?;
+            self.continue_files()?;
+        }
+        Ok(())
+    }
+
+    /// Restore `snap`, or in auto mode the previous snapshot when `snap` cannot be read;
+    /// the snapshot used and the options it was written with.
+    fn restore_or_older(
+        &mut self,
+        snap: &Path,
+        resume: &ResumeFrom,
+    ) -> Result<(PathBuf, TrainOptions)> {
+        match self.trainer.restore(snap) {
+            Ok(before) => Ok((snap.to_path_buf(), before)),
+            Err(e) if e.downcast_ref::<CannotContinue>().is_some() => Err(e),
+            Err(e) => {
+                let older = snapshots_in(&self.dir).into_iter().find(|p| p != snap);
+                let (ResumeFrom::Auto, Some(prev)) = (resume, older) else {
+                    return Err(e);
+                };
+                self.log.line(&format!(
+                    "warning: {e:#}; resuming from {} instead",
+                    prev.display()
+                ));
+                let before = self.trainer.restore(&prev)?;
+                Ok((prev, before))
             }
         }
-        self.sec0 = p.total_sec;
-        self.tick_start_nimg = p.cur_nimg;
-        if goes_on {
-            self.board = Some(Board::open(&self.dir, Some(p.cur_nimg))?);
+    }
+
+    /// The run's files continue from the restored snapshot: the options rewritten, stats.jsonl
+    /// and metric-*.jsonl without what was logged after it, TensorBoard from its image count.
+    fn continue_files(&mut self) -> Result<()> {
+        self.write_options()?;
+        let p = &self.trainer.progress;
+        tick::truncate_stats(&self.dir, p.cur_tick)?;
+        let up_to_now = |v: &serde_json::Value| {
+            let kimg = v["snapshot_pkl"].as_str().and_then(snapshot_kimg);
+            kimg.is_none_or(|k| (k * 1000.0).round() as i64 <= p.cur_nimg)
+        };
+        for f in metric_files(&self.dir) {
+            keep_lines(&f, up_to_now)?;
         }
+        self.board = Some(Board::open(&self.dir, Some(p.cur_nimg))?);
         Ok(())
     }
 
