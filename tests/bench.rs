@@ -153,7 +153,7 @@ fn cuda_memory_statistics_are_absent_without_a_gpu_and_the_shim_does_not_crash()
     }
 }
 
-/// `bench --cond C` times the conditional iteration: the header says so and the parameter
+/// `bench --classes C` times the conditional iteration: the header says so and the parameter
 /// counts are those of the conditional networks.
 #[test]
 fn bench_cond_measures_the_conditional_networks() {
@@ -161,8 +161,8 @@ fn bench_cond_measures_the_conditional_networks() {
     use fpgan::nets::generator::{GenCfg, Generator, GeneratorConfig};
     use fpgan::nets::layers::trainable_params;
     let tmp = tempfile::tempdir().unwrap();
-    let json = tmp.path().join("bench.json");
-    let out = succeeded(tiny_bench("faster", "2", "1", &json, &["--cond", "3"]));
+    let json = tmp.path().join("new/bench.json"); // its missing folder is created
+    let out = succeeded(tiny_bench("faster", "2", "1", &json, &["--classes", "3"]));
     assert!(
         out.starts_with("fpgan bench: 128x128, class-conditional (3 classes), batch 2"),
         "{out}"
@@ -328,7 +328,7 @@ const CUDA_NONDETERMINISTIC: &[&str] = &[
 fn the_step_runs_no_operator_that_is_nondeterministic_on_cuda() {
     let tmp = tempfile::tempdir().unwrap();
     let (json, dir) = (tmp.path().join("b.json"), tmp.path().join("prof"));
-    let prof = ["--profile", dir.to_str().unwrap(), "--cond", "3"];
+    let prof = ["--profile", dir.to_str().unwrap(), "--classes", "3"];
     succeeded(tiny_bench("faster,fastgan", "2", "1", &json, &prof));
     for cfg in ["faster", "fastgan"] {
         let path = dir.join(format!("{cfg}-fp32.trace.json"));

@@ -274,12 +274,12 @@ fn options_are_validated_before_any_work() {
         &[
             "bench",
             "--json",
-            tmp.path().join("no/such/dir/b.json").to_str().unwrap(),
+            data.join("shape_0000.png/b.json").to_str().unwrap(),
             "--device",
             "cpu",
         ],
     );
-    refused(o, &["--json", "does not exist"]);
+    refused(o, &["--json", "shape_0000.png is a file, not a folder"]);
     let demo = tmp.path().join("demo");
     for bad in [["--kimg", "0"], ["--res", "100"]] {
         let o = fpgan_with_home(

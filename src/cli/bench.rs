@@ -28,7 +28,7 @@ pub struct BenchArgs {
     pub ngf: i64,
     /// Class-conditional networks with C classes (random labels; 0: unconditional).
     #[arg(long, value_name = "C", default_value_t = 0)]
-    pub cond: i64,
+    pub classes: i64,
     /// Measured iterations.
     #[arg(long, default_value_t = 20)]
     pub iters: usize,
@@ -103,7 +103,7 @@ fn specs(a: &BenchArgs) -> Result<Vec<bench::BenchSpec>> {
         })?;
         GeneratorConfig {
             ngf: a.ngf,
-            classes: a.cond,
+            classes: a.classes,
             ..GeneratorConfig::new(cfg, a.res)
         }
         .validate()?;
@@ -113,7 +113,7 @@ fn specs(a: &BenchArgs) -> Result<Vec<bench::BenchSpec>> {
             batch: a.batch,
             batch_gpu,
             ngf: a.ngf,
-            classes: a.cond,
+            classes: a.classes,
             iters: a.iters,
             warmup: a.warmup,
             device: a.device.clone(),

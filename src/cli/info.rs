@@ -15,15 +15,15 @@ pub struct InfoArgs {
     /// Generator width (reference 128).
     #[arg(long, default_value_t = 128)]
     pub ngf: i64,
-    /// Number of classes of a class-conditional model (0: unconditional).
-    #[arg(long, default_value_t = 0)]
-    pub cond: i64,
+    /// Classes of a class-conditional model (0: unconditional).
+    #[arg(long, value_name = "C", default_value_t = 0)]
+    pub classes: i64,
 }
 
 pub fn run(a: InfoArgs) -> Result<()> {
     let config = GeneratorConfig {
         ngf: a.ngf,
-        classes: a.cond,
+        classes: a.classes,
         ..GeneratorConfig::new(a.cfg, a.res)
     };
     let sections = info::summarize(&config)?;

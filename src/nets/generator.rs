@@ -95,7 +95,7 @@ impl GeneratorConfig {
         }
         if !(0..=100_000).contains(&self.classes) {
             anyhow::bail!(
-                "{} classes (--cond): use 0 (unconditional) to 100000",
+                "{} classes (--classes, or the labels of a dataset with --cond): use 0 (unconditional) to 100000",
                 self.classes
             );
         }

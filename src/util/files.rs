@@ -37,8 +37,8 @@ pub fn begins_with(path: &Path, magic: &[u8]) -> bool {
         .is_ok_and(|_| head == magic)
 }
 
-/// Check before any work that the file `path` given by `flag` can be written: its folder exists,
-/// it is not a directory, and a file already there is empty or of the `kind` the command writes
+/// Check before any work that the file `path` given by `flag` can be written: its folder is
+/// there (created with its parents when missing, as every output folder is), it is not a directory, and a file already there is empty or of the `kind` the command writes
 /// (an earlier output), never another (a snapshot, an image, the command's own input).
 pub fn check_writable_file(path: &Path, flag: &str, kind: &FileKind) -> Result<()> {
     let dir = match path.parent() {
@@ -56,13 +56,15 @@ pub fn check_writable_file(path: &Path, flag: &str, kind: &FileKind) -> Result<(
             kind.what
         );
     }
-    if !dir.is_dir() {
+    if dir.exists() && !dir.is_dir() {
         bail!(
-            "{flag} {}: the folder {} does not exist; create it first",
+            "{flag} {}: {} is a file, not a folder; give another path",
             path.display(),
             dir.display()
         );
     }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{flag} {}: cannot create {}", path.display(), dir.display()))?;
     let probe = tempfile_in(dir);
     std::fs::write(&probe, b"")
         .and_then(|_| std::fs::remove_file(&probe))
