@@ -144,75 +144,14 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     let member = Membership::from_env()?;
     let gpus = a.processes(member.as_ref())?;
-    let grid = match a.grid.as_str() {
-        "auto" => None,
-        g => Some(parse_grid(g)?),
-    };
-    check_mode(&a.resume, a.resume_mode)?;
-    if a.batch_gpu.is_none() && a.batch % gpus != 0 {
-        bail!(
-            "--batch {} must divide evenly over the {gpus} processes (--gpus x --nnodes)",
-            a.batch
-        );
-    }
-    let earlier = a.earlier_run(gpus);
-    // every option is checked before the (possibly long) preparation of the data
-    let inherited_res = earlier.as_ref().map(|o| o.resolution);
-    // (the data's resolution is not known yet: the smallest, so that no check names another)
-    let resolution = a.res.or(inherited_res).unwrap_or(128);
-    a.options(String::new(), resolution, (1, 1), gpus)
-        .validate()?;
-    if a.data.join(OPTIONS_FILE).is_file() {
-        bail!(
-            "--data {d} is a training run's directory ({OPTIONS_FILE}), not a dataset: give the dataset it trained on, or continue the run with --resume {d}",
-            d = a.data.display()
-        );
-    }
+    let (grid, earlier) = a.check_options(gpus)?;
     if member.is_none() && gpus > 1 && !a.dry_run {
         return a.launch_workers(gpus);
     }
     let device = parse_device(&a.device)?;
-    // raw images (no dataset.json) carry no labels: said before they are prepared
-    if a.cond && !Source::open(&a.data)?.has_dataset_json() {
-        return Err(no_labels(&a.data));
-    }
-    let set = load_training_set(&a.data, a.res, a.mirror, a.fit(), earlier.as_ref())?;
-    let resolution = set.resolution as i64;
-    if !RESOLUTIONS.contains(&(resolution as u32)) {
-        bail!(
-            "--data {}: its images are {resolution}x{resolution}; fpgan trains at 128, 256, 512 or 1024: prepare it with fpgan dataset --resolution 256 (or give the original images and --res)",
-            a.data.display()
-        );
-    }
     let rank0 = member.as_ref().is_none_or(|m| m.rank == 0);
-    match inherited_note(&set, &a.data, a.res, a.fit(), earlier.as_ref()) {
-        Some(note) if rank0 => crate::util::early_log::say(&note),
-        _ => {}
-    }
-    let classes = training_classes(a.cond, &set, &a.data, rank0)?;
-    let (cols, rows) = if device.is_cuda() {
-        TrainOptions::reference_grid(resolution)
-    } else {
-        (8, 4)
-    };
-    // a conditional grid shows one row per class (at most 32 rows)
-    let auto_grid = match classes {
-        0 => (cols, rows),
-        c => (cols, c.min(32)),
-    };
-    let opts = TrainOptions {
-        classes,
-        dataset: Some(set.fingerprint()),
-        transform: set.fit.map(|f| f.0),
-        background: set.fit.map(|f| f.1),
-        ..a.options(
-            set.name.clone(),
-            resolution,
-            grid.unwrap_or(auto_grid),
-            gpus,
-        )
-    };
-    opts.validate()?;
+    let set = a.training_set(earlier.as_ref(), rank0)?;
+    let opts = a.resolved_options(&set, grid, device, gpus, rank0)?;
     if a.dry_run {
         return dry_run(&opts, &set, device, &a.resume, a.resume_mode);
     }
@@ -272,6 +211,9 @@ fn dry_run(
     Ok(())
 }
 
+/// A sample grid: columns, rows.
+type Grid = (i64, i64);
+
 /// torchrun's default rendezvous port.
 const DEFAULT_MASTER_PORT: u16 = 29500;
 
@@ -303,6 +245,93 @@ fn no_labels(data: &Path) -> anyhow::Error {
 }
 
 impl TrainArgs {
+    /// Every option checked before the (possibly long) preparation of the data: the --grid
+    /// given (None: auto) and the options of the run this command continues, if any.
+    fn check_options(&self, gpus: i64) -> Result<(Option<Grid>, Option<TrainOptions>)> {
+        let grid = match self.grid.as_str() {
+            "auto" => None,
+            g => Some(parse_grid(g)?),
+        };
+        check_mode(&self.resume, self.resume_mode)?;
+        if self.batch_gpu.is_none() && self.batch % gpus != 0 {
+            bail!(
+                "--batch {} must divide evenly over the {gpus} processes (--gpus x --nnodes)",
+                self.batch
+            );
+        }
+        let earlier = self.earlier_run(gpus);
+        let inherited_res = earlier.as_ref().map(|o| o.resolution);
+        // (the data's resolution is not known yet: the smallest, so that no check names another)
+        let resolution = self.res.or(inherited_res).unwrap_or(128);
+        self.options(String::new(), resolution, (1, 1), gpus)
+            .validate()?;
+        if self.data.join(OPTIONS_FILE).is_file() {
+            bail!(
+                "--data {d} is a training run's directory ({OPTIONS_FILE}), not a dataset: give the dataset it trained on, or continue the run with --resume {d}",
+                d = self.data.display()
+            );
+        }
+        Ok((grid, earlier))
+    }
+
+    /// The images to train on, prepared when raw, at a resolution fpgan trains at (`say`: this
+    /// process tells what it kept of the earlier run's preparation).
+    fn training_set(&self, earlier: Option<&TrainOptions>, say: bool) -> Result<ImageSet> {
+        // raw images (no dataset.json) carry no labels: said before they are prepared
+        if self.cond && !Source::open(&self.data)?.has_dataset_json() {
+            return Err(no_labels(&self.data));
+        }
+        let set = load_training_set(&self.data, self.res, self.mirror, self.fit(), earlier)?;
+        let resolution = set.resolution;
+        if !RESOLUTIONS.contains(&(resolution as u32)) {
+            bail!(
+                "--data {}: its images are {resolution}x{resolution}; fpgan trains at 128, 256, 512 or 1024: prepare it with fpgan dataset --resolution 256 (or give the original images and --res)",
+                self.data.display()
+            );
+        }
+        match inherited_note(&set, &self.data, self.res, self.fit(), earlier) {
+            Some(note) if say => crate::util::early_log::say(&note),
+            _ => {}
+        }
+        Ok(set)
+    }
+
+    /// The run's options on `set`: its classes with --cond, the grid given or the reference's
+    /// for the device (a conditional grid shows one row per class, at most 32 rows).
+    fn resolved_options(
+        &self,
+        set: &ImageSet,
+        grid: Option<Grid>,
+        device: tch::Device,
+        gpus: i64,
+        say: bool,
+    ) -> Result<TrainOptions> {
+        let resolution = set.resolution as i64;
+        let classes = training_classes(self.cond, set, &self.data, say)?;
+        let (cols, rows) = match device.is_cuda() {
+            true => TrainOptions::reference_grid(resolution),
+            false => (8, 4),
+        };
+        let auto_grid = match classes {
+            0 => (cols, rows),
+            c => (cols, c.min(32)),
+        };
+        let opts = TrainOptions {
+            classes,
+            dataset: Some(set.fingerprint()),
+            transform: set.fit.map(|f| f.0),
+            background: set.fit.map(|f| f.1),
+            ..self.options(
+                set.name.clone(),
+                resolution,
+                grid.unwrap_or(auto_grid),
+                gpus,
+            )
+        };
+        opts.validate()?;
+        Ok(opts)
+    }
+
     /// How raw --data is fitted (--transform, --background).
     fn fit(&self) -> RawFit {
         RawFit {
