@@ -99,9 +99,11 @@ fn torchscript_generator_gives_fpgans_images_in_pytorch() {
     let tmp = tempfile::tempdir().unwrap();
     let snap = check_export(tmp.path(), 0, 0);
     let s = snap.to_str().unwrap();
-    // a path that cannot be written is refused before any work
-    let o = fpgan(&["export", "--network", s, "--out", "/nonexistent/dir/G.pt"]);
-    assert!(!o.status.success() && text(&o.stderr).contains("--out"));
+    // a path that cannot be written (under a file) is refused before any work
+    let under_a_file = format!("{s}/G.pt");
+    let o = fpgan(&["export", "--network", s, "--out", &under_a_file]);
+    let err = text(&o.stderr);
+    assert!(!o.status.success() && err.contains("--out") && err.contains("is a file"), "{err}");
 }
 
 #[test]
