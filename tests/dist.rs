@@ -162,6 +162,7 @@ fn bad_ranks_and_a_missing_rank_0_are_errors() {
 
 /// One rank of `data_parallel_training_keeps_the_ranks_identical`: a tiny trainer seeded
 /// differently from the other rank joins the group and trains two iterations on its own reals.
+/// Rank 1 comes with other counters and Adam moments (as from another snapshot than rank 0's).
 #[test]
 #[ignore = "a rank of data_parallel_training_keeps_the_ranks_identical, which starts it"]
 fn trainer_rank_worker() {
@@ -170,6 +171,15 @@ fn trainer_rank_worker() {
     let mut opts = common::tiny_options(tmp.path());
     (opts.batch, opts.batch_gpu, opts.seed) = (2, 2, 10 + rank as u64);
     let mut t = fpgan::train::trainer::Trainer::new(&opts, Device::Cpu).unwrap();
+    if rank == 1 {
+        let p = &mut t.progress;
+        (p.cur_nimg, p.cur_tick, p.batch_idx) = (4000, 7, 2000);
+        (t.opt_g.step, t.opt_d.step) = (2000, 2000);
+        for s in t.opt_g.slots.iter().chain(&t.opt_d.slots) {
+            let _ = s.exp_avg.detach().fill_(0.5);
+            let _ = s.exp_avg_sq.detach().fill_(0.25);
+        }
+    }
     t.join(g).unwrap();
     assert_eq!(t.rank_world(), (rank, 2));
     for _ in 0..2 {
@@ -197,13 +207,24 @@ fn trainer_rank_worker() {
                 .map(|(_, v)| v.to_kind(Kind::Double).sum(Kind::Double).double_value(&[])),
         );
     }
-    println!("rank {rank} state {sums:?}");
+    for s in t.opt_g.slots.iter().chain(&t.opt_d.slots) {
+        sums.extend([&s.exp_avg, &s.exp_avg_sq].map(|m| m.sum(Kind::Double).double_value(&[])));
+    }
+    let p = &t.progress;
+    let counts = [
+        p.cur_nimg,
+        p.cur_tick,
+        p.batch_idx,
+        t.opt_g.step,
+        t.opt_d.step,
+    ];
+    println!("rank {rank} state {counts:?} {sums:?}");
 }
 
 /// Two processes train data-parallel from different seeds and different reals: rank 0's
-/// weights are copied at the start and the gradients averaged, so both end with the same
-/// parameters (G, G_ema, D), bit for bit; the BN running statistics stay per rank, as the
-/// reference's.
+/// weights, Adam moments and counters are copied at the start and the gradients averaged, so
+/// both end with the same parameters (G, G_ema, D), moments and counters, bit for bit; the BN
+/// running statistics stay per rank, as the reference's.
 #[test]
 fn data_parallel_training_keeps_the_ranks_identical() {
     let children = spawn_ranks("trainer_rank_worker", &[]);
@@ -227,7 +248,7 @@ fn data_parallel_training_keeps_the_ranks_identical() {
         .collect();
     assert_eq!(
         states[0], states[1],
-        "the ranks' weights differ after training"
+        "the ranks' weights, moments or counters differ after training"
     );
 }
 
@@ -635,10 +656,26 @@ fn run_within(args: &[&str], dir: &std::path::Path, secs: u64) -> (bool, String)
     (ok, std::fs::read_to_string(&err).unwrap_or_default())
 }
 
-/// SIGTERM to `train --gpus 2` (what Slurm or `timeout` sends) reaches both workers; they stop
-/// at the same iteration, rank 0 writes a snapshot, and the command exits 0.
+/// SIGTERM to `train --gpus 2` (what `kill` or a container's stop sends) reaches both workers;
+/// they stop at the same iteration, rank 0 writes a snapshot, and the command exits 0.
 #[test]
 fn sigterm_to_the_launcher_stops_every_worker_with_a_snapshot() {
+    stop_two_workers(false, libc::SIGTERM);
+}
+
+/// Ctrl-C in a terminal (SIGINT to the whole foreground process group; `timeout` and Slurm also
+/// signal every process) reaches each worker directly and again through the launcher: that is
+/// one stop request, with a snapshot and exit 0 (each worker took the second for "quit at once",
+/// ended with 130 without a snapshot, and the command failed).
+#[test]
+fn ctrl_c_to_the_process_group_stops_every_worker_with_a_snapshot() {
+    stop_two_workers(true, libc::SIGINT);
+}
+
+/// Start a 10-kimg `train --gpus 2` (in a process group of its own), send `sig` to the launcher
+/// (or to its whole process group) a few iterations after tick 0's snapshot, and check the stop.
+fn stop_two_workers(whole_group: bool, sig: i32) {
+    use std::os::unix::process::CommandExt;
     let tmp = tempfile::tempdir().unwrap();
     let data = common::shapes(tmp.path());
     let (data, out) = (data.to_str().unwrap(), tmp.path().join("out"));
@@ -647,6 +684,7 @@ fn sigterm_to_the_launcher_stops_every_worker_with_a_snapshot() {
     args[s + 1] = "1000"; // no snapshot but tick 0's and the stop's
     let child = Command::new(env!("CARGO_BIN_EXE_fpgan"))
         .args(&args)
+        .process_group(0)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -662,8 +700,9 @@ fn sigterm_to_the_launcher_stops_every_worker_with_a_snapshot() {
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_secs(3)); // a few iterations
-                                                // SAFETY: kill sends SIGTERM to our child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let pid = child.id() as i32;
+    // SAFETY: kill sends `sig` to our child (or to its process group, which it leads).
+    unsafe { libc::kill(if whole_group { -pid } else { pid }, sig) };
     let o = child.wait_with_output().unwrap();
     let stdout = common::text(&o.stdout);
     assert!(o.status.success(), "{stdout}\n{}", common::text(&o.stderr));

@@ -400,7 +400,7 @@ impl TrainArgs {
             },
         };
         let args: Vec<String> = std::env::args().skip(1).collect();
-        signals::install();
+        signals::install(false);
         launch_local(
             &workers,
             &args,

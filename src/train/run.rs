@@ -69,7 +69,7 @@ pub fn train_as(
     if rank0 {
         run.announce_metrics()?;
     }
-    signals::install();
+    signals::install(member.is_some());
     run.start_stream();
     run_ticks(run, opts.snap, rank0)
 }
@@ -135,6 +135,8 @@ fn open_run<'a>(
         run.trainer.join(g)?;
         run.trainer.reseed();
     }
+    // every rank counts its first tick from here (rank 0's count, after a join)
+    run.tick_start_nimg = run.trainer.progress.cur_nimg;
     Ok((run, rank0))
 }
 
@@ -366,18 +368,16 @@ impl<'a> Run<'a> {
     }
 
     /// Continue from `snap`; in auto mode an unreadable newest snapshot falls back to the
-    /// previous one (not one this run cannot continue: other options, say). Every rank counts
-    /// its first tick from the snapshot; rank 0 logs, sets aside what came after the snapshot
-    /// and trims stats.jsonl and metric-*.jsonl to it.
+    /// previous one (not one this run cannot continue: other options, say). Rank 0 logs, sets
+    /// aside what came after the snapshot and trims stats.jsonl and metric-*.jsonl to it.
     fn resume(&mut self, snap: &Path, resume: &ResumeFrom) -> Result<()> {
         let (used, before) = self.restore_or_older(snap, resume)?;
         self.last_good = Some(used.clone());
-        let p = &self.trainer.progress;
-        self.sec0 = p.total_sec;
-        self.tick_start_nimg = p.cur_nimg;
         if !self.rank0 {
             return Ok(());
         }
+        let p = &self.trainer.progress;
+        self.sec0 = p.total_sec;
         self.log.line(&format!(
             "Resuming {} at kimg {:.3} (tick {}) from {}",
             self.dir.display(),

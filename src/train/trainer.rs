@@ -217,8 +217,10 @@ impl Trainer {
     }
 
     /// Train data-parallel in `group`, as the reference with several GPUs: rank 0's parameters
-    /// and buffers (G, G_ema, D heads, projections) are copied to every rank now (call it again
-    /// after a resume), and each phase averages its gradients over the ranks before the step.
+    /// and buffers (G, G_ema, D heads, projections), Adam moments and steps, and progress
+    /// counters are copied to every rank now (after the start or the resume: a rank that
+    /// resumed from another snapshot than rank 0 goes on from rank 0's), and each phase
+    /// averages its gradients over the ranks before the step.
     pub fn join(&mut self, group: ProcessGroup) -> Result<()> {
         if self.graphs.is_some() {
             cuda_graph::check_supported(None, true)?; // a group makes the run data-parallel
@@ -242,8 +244,34 @@ impl Trainer {
                 .filter(|(n, _)| n.starts_with("scratch.")),
         );
         vars.sort_by(|a, b| a.0.cmp(&b.0));
-        group.broadcast_from_rank0(&vars.iter().map(|(_, t)| t).collect::<Vec<_>>())?;
+        let mut state: Vec<&Tensor> = vars.iter().map(|(_, t)| t).collect();
+        for opt in [&self.opt_g, &self.opt_d] {
+            state.extend(opt.slots.iter().flat_map(|s| [&s.exp_avg, &s.exp_avg_sq]));
+        }
+        group.broadcast_from_rank0(&state)?;
+        self.take_counters_of_rank0(&group)?;
         self.group = Some(group);
+        Ok(())
+    }
+
+    /// Rank 0's image, tick and batch counts and Adam steps, on every rank (they decide when
+    /// the ranks meet in collectives, and the EMA and Adam updates).
+    fn take_counters_of_rank0(&mut self, group: &ProcessGroup) -> Result<()> {
+        let p = &mut self.progress;
+        let mine = [
+            p.cur_nimg,
+            p.cur_tick,
+            p.batch_idx,
+            self.opt_g.step,
+            self.opt_d.step,
+        ];
+        // as doubles: exact for counts below 2^53
+        let t = Tensor::from_slice(&mine.map(|v| v as f64));
+        group.broadcast_from_rank0(&[&t])?;
+        let r0: Vec<f64> = Vec::try_from(&t)?;
+        let n = |i: usize| r0[i] as i64;
+        (p.cur_nimg, p.cur_tick, p.batch_idx) = (n(0), n(1), n(2));
+        (self.opt_g.step, self.opt_d.step) = (n(3), n(4));
         Ok(())
     }
 
