@@ -103,7 +103,10 @@ fn torchscript_generator_gives_fpgans_images_in_pytorch() {
     let under_a_file = format!("{s}/G.pt");
     let o = fpgan(&["export", "--network", s, "--out", &under_a_file]);
     let err = text(&o.stderr);
-    assert!(!o.status.success() && err.contains("--out") && err.contains("is a file"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("--out") && err.contains("is a file"),
+        "{err}"
+    );
 }
 
 #[test]
