@@ -8,26 +8,13 @@ fn one_line_panics() {
         return;
     }
     std::panic::set_hook(Box::new(|info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or("unknown failure");
-        let first = msg
-            .split("Torch(\"")
-            .nth(1)
-            .unwrap_or(msg)
-            .split(['\n', '"'])
-            .next()
-            .unwrap_or(msg)
-            .replace("\\n", " ");
+        let first = fpgan::util::panics::message(info.payload());
         let hint = if first.contains("alloc") || first.contains("out of memory") {
             " (out of memory: try a smaller --batch-gpu or --batch)"
         } else {
             " (a bug: please report it with RUST_BACKTRACE=1)"
         };
-        eprintln!("error: libtorch: {}{hint}", first.trim());
+        eprintln!("error: libtorch: {first}{hint}");
     }));
 }
 

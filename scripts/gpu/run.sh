@@ -68,6 +68,10 @@ stage() {
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >"$G/device.txt"
   fi
   python_check
+  if [ -x "$BIN" ] && ldd "$BIN" | grep -q 'not found'; then
+    ldd "$BIN" | grep 'not found' >&2
+    log "the binary misses libraries: set FPGAN_TORCH_LIB to torch's lib folder on this machine"
+  fi
   about >&2
   ls -la "$G" "$G/home/weights" >&2
 }
@@ -278,6 +282,8 @@ run_dir() { ls -d "$G/runs/"*-"$1"-*budget* 2>/dev/null | tail -n 1; }
 fid() {
   local metric=${1:-fid10k_full}
   need "$G/home/weights/fid_inception_v3.pt"
+  # a run still training would be scored at an early snapshot while sharing the GPU
+  [ -f "$G/train.done" ] || { log "training not finished: run 'wait SECONDS' first"; return 1; }
   for cfg in faster fastgan; do
     fid_of "$cfg" "$metric" || log "fid of $cfg failed (the other run is still evaluated)"
   done

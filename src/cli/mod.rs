@@ -73,6 +73,9 @@ pub fn parse() -> Cli {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    // float32 is true float32 in every command, as in the reference's training loop and
+    // calc_metrics.py (libtorch lets cuDNN use TF32); train and bench opt in with --tf32
+    crate::fastpath::set_tf32(false);
     match cli.command {
         Command::Dataset(a) => dataset::run(a),
         Command::Train(a) => train::run(*a),

@@ -10,6 +10,7 @@ use super::trainer::Trainer;
 use crate::fastpath::FastPath;
 use crate::util::device::device_name;
 use crate::util::files::FileKind;
+use crate::util::panics;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use tch::{nn, Device, Kind, Tensor};
@@ -227,7 +228,9 @@ fn compare_runs(a: &StepsRun, b: &StepsRun) -> (f64, Vec<f64>) {
 /// deterministic kernels (`--deterministic`): the eager step against itself (0 when every
 /// kernel is deterministic: training amplifies any rounding difference, see
 /// `examples/kernel_spread.rs`, so that otherwise no comparison could tell a fault from chaos),
-/// then the graphs against it (see [`DeviceCheck::graphs`]).
+/// then the graphs against it (see [`DeviceCheck::graphs`]). A failure, libtorch's included
+/// (tch raises its exceptions as panics), is recorded in `graphs_error`: it does not cost the
+/// figures measured before.
 fn graphs_check(out: &mut DeviceCheck, opts: &TrainOptions, device: Device) {
     let opts = &TrainOptions {
         fast: FastPath {
@@ -236,17 +239,20 @@ fn graphs_check(out: &mut DeviceCheck, opts: &TrainOptions, device: Device) {
         },
         ..opts.clone()
     };
-    let runs = (|| -> Result<()> {
+    let runs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<()> {
         let eager = train_steps(opts, device, false).context("the eager step")?;
         let again = train_steps(opts, device, false).context("the eager step, again")?;
         (out.graphs_floor, out.graphs_floor_losses) = compare_runs(&eager, &again);
         let graphed = train_steps(opts, device, true).context("the step with --cuda-graphs")?;
         (out.graphs, out.graphs_losses) = compare_runs(&eager, &graphed);
         Ok(())
-    })();
-    if let Err(e) = runs {
-        out.graphs_error = Some(format!("{e:#}"));
-    }
+    }));
+    let error = match runs {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => format!("{e:#}"),
+        Err(panic) => format!("libtorch: {}", panics::message(panic.as_ref())),
+    };
+    out.graphs_error = Some(error);
 }
 
 /// The larger of two differences, a NaN counting as infinite.

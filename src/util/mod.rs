@@ -1,5 +1,5 @@
 //! Helpers under everything else: files (atomic writes, safetensors), images, devices, seeded
-//! generators, the clock, progress bars, the lines kept for a run's log, libtorch's profiler,
+//! generators, libtorch's panics as text, the clock, progress bars, the lines kept for a run's log, libtorch's profiler,
 //! multi-tensor updates and where the pretrained weights live.
 pub mod atomic;
 pub mod clock;
@@ -11,6 +11,7 @@ pub mod home;
 pub mod images;
 pub mod malloc;
 pub mod ops;
+pub mod panics;
 pub mod phases;
 pub mod profiler;
 pub mod progress;
