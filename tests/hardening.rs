@@ -247,6 +247,15 @@ fn metrics_need_two_images_on_each_side() {
     .unwrap();
     let o = fpgan(&["metrics", "--real", one.to_str().unwrap(), "--fake", d]);
     refused(o, &["--real", "1 readable image", "at least 2"]);
+    // training on it with metrics: refused at the start, not at the first snapshot's metrics
+    let unused = tmp.path().join("unused");
+    let mut args = train_args(one.to_str().unwrap(), unused.to_str().unwrap(), "0.002");
+    let i = args.iter().position(|a| *a == "--metrics").unwrap();
+    args[i + 1] = "fid50k_full";
+    refused(
+        fpgan_with_home(&home, &args),
+        &["1 image", "need at least 2", "--metrics none"],
+    );
 }
 
 // 13. Options are validated before the expensive work.

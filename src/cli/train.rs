@@ -3,6 +3,7 @@ use super::parse::parse_grid;
 use crate::data::loader::dataset_name;
 use crate::data::{Background, ImageSet, RawFit, Source, Transform};
 use crate::dist::launch::{free_port, launch_local, LocalWorkers, Membership};
+use crate::eval::metrics::parse_metrics;
 use crate::fastpath::FastPath;
 use crate::nets::generator::{GenCfg, RESOLUTIONS};
 use crate::train::options::{TrainOptions, DEFAULT_LR, OPTIONS_FILE};
@@ -307,6 +308,14 @@ impl TrainArgs {
         say: bool,
     ) -> Result<TrainOptions> {
         let resolution = set.resolution as i64;
+        // said now, not at the first snapshot's metrics hours later
+        if set.num_images() < 2 && !parse_metrics(&self.metrics)?.is_empty() {
+            bail!(
+                "--data {}: {}; its metrics (FID, KID) need at least 2: add images, or train with --metrics none",
+                self.data.display(),
+                count(set.num_images() as u64, "image")
+            );
+        }
         let classes = training_classes(self.cond, set, &self.data, say)?;
         let (cols, rows) = match device.is_cuda() {
             true => TrainOptions::reference_grid(resolution),
