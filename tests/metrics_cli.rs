@@ -233,3 +233,50 @@ fn the_cache_key_does_not_depend_on_batching() {
         .fill_(imgs.int64_value(&[5, 0, 0, 0]) ^ 1);
     assert_ne!(whole, fpgan::eval::evaluator::content_digest(&[other]));
 }
+
+/// A resume from the run's best snapshot keeps it the best: the best FID counts the kept metric
+/// lines, the snapshot's own included (a snapshot is written before its metrics, so the best FID
+/// it holds misses its own, and the next, worse FID replaced the best snapshot).
+#[test]
+fn a_resume_from_the_best_snapshot_keeps_it_the_best() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = private_home(tmp.path());
+    let data = shapes(tmp.path());
+    let out = tmp.path().join("runs");
+    let train = |kimg: &str| {
+        let mut args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), kimg);
+        let m = args.iter().position(|a| *a == "--metrics").unwrap();
+        args[m + 1] = "fid50k_full";
+        args.extend(["--num-gen", "8"]);
+        let o = fpgan(&home, &args);
+        let stdout = text(&o.stdout);
+        assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
+        stdout
+    };
+    // tick 0 ends at 2 images (not evaluated), the end at 6: one FID, the best
+    assert!(train("0.006").contains("New best fid50k_full"));
+    let dir = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("best_nimg.txt")).unwrap(),
+        "6"
+    );
+    // its FID made the lowest there can be: no later one is better
+    let file = dir.join("metric-fid50k_full.jsonl");
+    let mut line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&file).unwrap().trim()).unwrap();
+    line["results"]["fid50k_full"] = 0.0.into();
+    std::fs::write(&file, format!("{line}\n")).unwrap();
+    // resumed from that snapshot, evaluated again at 10 images
+    let stdout = train("0.010");
+    assert!(!stdout.contains("New best"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 2);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("best_nimg.txt")).unwrap(),
+        "6"
+    );
+}

@@ -12,6 +12,11 @@ pub enum Metric {
 }
 
 impl Metric {
+    /// Whether it is an FID (the first FID of a run's metrics picks its best snapshot).
+    pub fn is_fid(self) -> bool {
+        matches!(self, Metric::Fid50kFull | Metric::Fid10kFull)
+    }
+
     pub fn parse(s: &str) -> Result<Self> {
         Ok(match s {
             "fid50k_full" => Metric::Fid50kFull,

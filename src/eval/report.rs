@@ -38,6 +38,17 @@ pub fn append_metric(dir: &Path, metric: Metric, line: &serde_json::Value) -> Re
     writeln!(f, "{line}").with_context(|| format!("cannot append to {}", path.display()))
 }
 
+/// The lowest value of `metric` in `<dir>/metric-<name>.jsonl` (None without a readable line).
+pub fn lowest_recorded(dir: &Path, metric: Metric) -> Option<f64> {
+    let path = dir.join(format!("metric-{}.jsonl", metric.name()));
+    let lines = std::fs::read_to_string(path).ok()?;
+    lines
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["results"][metric.name()].as_f64())
+        .reduce(f64::min)
+}
+
 /// The `metric-*.jsonl` files in `dir`.
 pub fn metric_files(dir: &Path) -> Vec<std::path::PathBuf> {
     files_named(dir, "metric-", ".jsonl")

@@ -6,6 +6,9 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
 pub const SNAPSHOT_PREFIX: &str = "network-snapshot-";
+/// A copy of the snapshot with the run's lowest FID, and the image count it was taken at.
+pub const BEST_SNAPSHOT: &str = "best-snapshot.safetensors";
+pub const BEST_NIMG: &str = "best_nimg.txt";
 /// `format` and `version` in the metadata of every snapshot.
 pub const FORMAT: &str = "fpgan-snapshot";
 pub const VERSION: i64 = 1;

@@ -9,6 +9,6 @@ pub mod torch_pickle;
 
 pub use files::{
     newest_snapshot, prune, read_header, snapshot_kimg, snapshot_name, snapshots_in,
-    SnapshotHeader, FORMAT, SNAPSHOT_PREFIX, VERSION,
+    SnapshotHeader, BEST_NIMG, BEST_SNAPSHOT, FORMAT, SNAPSHOT_PREFIX, VERSION,
 };
 pub use network::Network;

@@ -1,7 +1,7 @@
 //! A resume from an earlier snapshot than the run's newest: the later snapshots, their sample
 //! grids and best snapshot move aside (with copies of the logs), so that nothing of that branch
 //! is overwritten and a re-run continues the branch being trained.
-use crate::snapshot::{snapshot_kimg, snapshots_in};
+use crate::snapshot::{snapshot_kimg, snapshots_in, BEST_NIMG, BEST_SNAPSHOT};
 use crate::util::clock::unix_time;
 use crate::util::files::files_named;
 use anyhow::{Context, Result};
@@ -30,9 +30,9 @@ pub fn set_aside_later(dir: &Path, used: &Path, used_nimg: i64) -> Result<Option
             name_of(g).and_then(|n| n.strip_prefix("fakes")?.strip_suffix(".png")?.parse().ok());
         kimg.is_some_and(|k: i64| k > used_nimg / 1000)
     });
-    let best_nimg = std::fs::read_to_string(dir.join("best_nimg.txt")).ok();
+    let best_nimg = std::fs::read_to_string(dir.join(BEST_NIMG)).ok();
     let best_moved = best_nimg.and_then(|n| n.trim().parse::<i64>().ok()) > Some(used_nimg);
-    let best = ["best-snapshot.safetensors", "best_nimg.txt"].map(|n| dir.join(n));
+    let best = [BEST_SNAPSHOT, BEST_NIMG].map(|n| dir.join(n));
     let moved = later
         .iter()
         .cloned()

@@ -14,10 +14,10 @@ use crate::dist::{Backend, ProcessGroup};
 use crate::eval::detector::Detector;
 use crate::eval::evaluator::{images_per_evaluation, Estimate, Evaluator, Score};
 use crate::eval::metrics::{parse_metrics, Metric};
-use crate::eval::report::{append_metric, metric_files, metric_line};
+use crate::eval::report::{append_metric, lowest_recorded, metric_files, metric_line};
 use crate::monitor::board::Board;
 use crate::monitor::plot;
-use crate::snapshot::{self, snapshot_kimg, snapshot_name, snapshots_in};
+use crate::snapshot::{self, snapshot_kimg, snapshot_name, snapshots_in, BEST_NIMG, BEST_SNAPSHOT};
 use crate::util::atomic::{atomic_write, TMP_TAG};
 use crate::util::clock::format_time;
 use crate::util::device::{device_name, parse_device};
@@ -453,7 +453,26 @@ impl<'a> Run<'a> {
             keep_lines(&f, up_to_now)?;
         }
         self.board = Some(Board::open(&self.dir, Some(p.cur_nimg))?);
+        self.keep_best_fid();
         Ok(())
+    }
+
+    /// The best FID is the lowest of the kept metric lines too, while the best snapshot stays:
+    /// a snapshot is written before its own metrics, so the best FID it holds misses its own
+    /// (a resume from the best snapshot then took the next, worse FID for a new best).
+    fn keep_best_fid(&mut self) {
+        let Some(fid) = self.metrics.iter().copied().find(|m| m.is_fid()) else {
+            return;
+        };
+        if !self.dir.join(BEST_SNAPSHOT).is_file() {
+            return; // set aside with the later snapshots: the next FID makes a new one
+        }
+        let p = &mut self.trainer.progress;
+        p.best_fid = p
+            .best_fid
+            .into_iter()
+            .chain(lowest_recorded(&self.dir, fid))
+            .reduce(f64::min);
     }
 
     /// Say what one evaluation of the metrics will cost, measured on this device, and how to
@@ -683,10 +702,7 @@ impl<'a> Run<'a> {
                 s.seconds
             ));
         }
-        let Some(fid) = scores
-            .iter()
-            .find(|s| matches!(s.metric, Metric::Fid50kFull | Metric::Fid10kFull))
-        else {
+        let Some(fid) = scores.iter().find(|s| s.metric.is_fid()) else {
             return Ok(());
         };
         let progress = &mut self.trainer.progress;
@@ -694,12 +710,12 @@ impl<'a> Run<'a> {
             return Ok(());
         }
         progress.best_fid = Some(fid.value);
-        let best = self.dir.join("best-snapshot.safetensors");
+        let best = self.dir.join(BEST_SNAPSHOT);
         let bytes =
             std::fs::read(snap).with_context(|| format!("cannot read {}", snap.display()))?;
         atomic_write(&best, |w| Ok(w.write_all(&bytes)?))?;
         let nimg = progress.cur_nimg.to_string();
-        atomic_write(&self.dir.join("best_nimg.txt"), |w| {
+        atomic_write(&self.dir.join(BEST_NIMG), |w| {
             Ok(w.write_all(nimg.as_bytes())?)
         })?;
         self.log.line(&format!(
