@@ -3,7 +3,7 @@
 //! generation, and FID drawing classes from the dataset's labels as the reference's metrics.
 mod common;
 
-use common::{dataset, fpgan, fpgan_with_home, private_home, text, train_args};
+use common::{dataset, fpgan, fpgan_with_home, private_home, run_dir, text, train_args};
 use fpgan::eval::detector::Detector;
 use fpgan::eval::evaluator::generated_features;
 use fpgan::nets::generator::{GenCfg, Generator, GeneratorConfig};
@@ -46,14 +46,6 @@ fn cond_args<'a>(data: &'a str, out: &'a str, kimg: &'a str) -> Vec<&'a str> {
     a.drain(g..g + 2);
     a.push("--cond");
     a
-}
-
-fn run_dir(out: &Path) -> PathBuf {
-    std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.is_dir())
-        .unwrap()
 }
 
 /// Mean colour of grid row `y` (tiles of 128 px).

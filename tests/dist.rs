@@ -393,8 +393,7 @@ fn reduced_gradients_are_those_of_one_process_over_the_whole_batch() {
 /// `train` args of a tiny 2-process CPU run (batch 4: 2 images per process).
 fn gpus2_args<'a>(data: &'a str, out: &'a str, kimg: &'a str) -> Vec<&'a str> {
     let mut a = common::train_args(data, out, kimg);
-    let b = a.iter().position(|x| *x == "--batch").unwrap();
-    a[b + 1] = "4";
+    common::set_flag(&mut a, "--batch", "4");
     a.extend(["--gpus", "2"]);
     a
 }
@@ -427,9 +426,7 @@ fn train_gpus_2_runs_two_workers_resumes_and_stops_when_one_dies() {
     let (data, out) = (data.to_str().unwrap(), tmp.path().join("out"));
     let o = common::fpgan(&gpus2_args(data, out.to_str().unwrap(), "0.008"));
     assert!(o.status.success(), "{}", common::text(&o.stderr));
-    let dirs = run_dirs(&out);
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
-    let dir = &dirs[0];
+    let dir = &common::run_dir(&out);
     assert!(
         dir.to_string_lossy().ends_with("-gpus2-batch4"),
         "{}",
@@ -512,10 +509,8 @@ fn two_nodes_meet_at_the_master_address_and_train_one_run() {
     let nodes: Vec<_> = (0..2)
         .map(|k| {
             let mut args = gpus2_args(data, out.to_str().unwrap(), "0.008");
-            let g = args.iter().position(|x| *x == "--gpus").unwrap();
-            args[g + 1] = "1";
-            let m = args.iter().position(|x| *x == "--metrics").unwrap();
-            args[m + 1] = "fid50k_full";
+            common::set_flag(&mut args, "--gpus", "1");
+            common::set_flag(&mut args, "--metrics", "fid50k_full");
             args.extend(["--num-gen", "4"]);
             let rank = k.to_string();
             Command::new(env!("CARGO_BIN_EXE_fpgan"))
@@ -539,14 +534,13 @@ fn two_nodes_meet_at_the_master_address_and_train_one_run() {
         let o = n.wait_with_output().unwrap();
         assert!(o.status.success(), "node {k}: {}", common::text(&o.stderr));
     }
-    let dirs = run_dirs(&out);
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
-    assert!(dirs[0].to_string_lossy().ends_with("-gpus2-batch4"));
-    let log = std::fs::read_to_string(dirs[0].join("log.txt")).unwrap();
+    let dir = common::run_dir(&out);
+    assert!(dir.to_string_lossy().ends_with("-gpus2-batch4"));
+    let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
     assert_eq!(log.matches("Starting").count(), 1, "{log}");
     assert!(log.contains("Done: kimg 0.008"), "{log}");
     // the metric at the snapshot after tick 0, its images made by both processes
-    let fid = std::fs::read_to_string(dirs[0].join("metric-fid50k_full.jsonl")).unwrap();
+    let fid = std::fs::read_to_string(dir.join("metric-fid50k_full.jsonl")).unwrap();
     let line: serde_json::Value = serde_json::from_str(fid.lines().next().unwrap()).unwrap();
     assert_eq!(fid.lines().count(), 1, "{fid}");
     assert_eq!(line["num_gpus"], 2, "{fid}");
@@ -609,12 +603,12 @@ fn a_resumed_two_process_run_continues_exactly() {
     // ticks end at 4 (tick 0: one iteration), 12, 20 and 28 images; b stops at 12 and resumes
     for (out, kimg) in [(&a, "0.028"), (&b, "0.012"), (&b, "0.028")] {
         let mut args = gpus2_args(data, out.to_str().unwrap(), kimg);
-        let t = args.iter().position(|x| *x == "--tick").unwrap();
-        args[t + 1] = "0.008";
+        common::set_flag(&mut args, "--tick", "0.008");
         let (ok, err) = run_within(&args, tmp.path(), 300);
         assert!(ok, "{err}");
     }
-    let last = |out: &std::path::Path| fpgan::snapshot::snapshots_in(&run_dirs(out)[0])[0].clone();
+    let last =
+        |out: &std::path::Path| fpgan::snapshot::snapshots_in(&common::run_dir(out))[0].clone();
     let (ta, _) = fpgan::util::safetensors::load(&last(&a)).unwrap();
     let (tb, mb) = fpgan::util::safetensors::load(&last(&b)).unwrap();
     assert_eq!(mb["progress"]["cur_nimg"], 28);
@@ -680,8 +674,7 @@ fn stop_two_workers(whole_group: bool, sig: i32) {
     let data = common::shapes(tmp.path());
     let (data, out) = (data.to_str().unwrap(), tmp.path().join("out"));
     let mut args = gpus2_args(data, out.to_str().unwrap(), "10");
-    let s = args.iter().position(|x| *x == "--snap").unwrap();
-    args[s + 1] = "1000"; // no snapshot but tick 0's and the stop's
+    common::set_flag(&mut args, "--snap", "1000"); // no snapshot but tick 0's and the stop's
     let child = Command::new(env!("CARGO_BIN_EXE_fpgan"))
         .args(&args)
         .process_group(0)

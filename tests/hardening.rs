@@ -3,7 +3,10 @@
 //! or survived without losing data; the binary never panics, segfaults or aborts.
 mod common;
 
-use common::{dataset, fpgan, fpgan_with_home, shapes, text, train_args, wait_for_snapshots};
+use common::{
+    dataset, fpgan, fpgan_with_home, run_dir, set_flag, shapes, text, train_args,
+    wait_for_snapshots,
+};
 use fpgan::snapshot::snapshots_in;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -58,22 +61,10 @@ fn signal(child: &Child, sig: &str) {
         .success());
 }
 
-/// The only run directory under `out`.
-fn run_dir(out: &Path) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
-    dirs[0].clone()
-}
-
 /// The tiny training command with `--snap 1000` (snapshots at tick 0, the end and a stop).
 fn long_run<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
     let mut args = train_args(data, out, "1");
-    let i = args.iter().position(|a| *a == "--snap").unwrap();
-    args[i + 1] = "1000";
+    set_flag(&mut args, "--snap", "1000");
     args
 }
 
@@ -122,8 +113,7 @@ fn a_second_interrupt_quits_at_once_without_crashing() {
         assert!(matches!(code, Some(130) | Some(0)), "{code:?}");
         // whatever it left, a rerun resumes
         let mut args = long_run(data.to_str().unwrap(), out.to_str().unwrap());
-        let i = args.iter().position(|a| *a == "--kimg").unwrap();
-        args[i + 1] = "0.002";
+        set_flag(&mut args, "--kimg", "0.002");
         let o = fpgan(&args);
         assert_clean_exit(&o);
         assert!(o.status.success(), "{}", text(&o.stderr));
@@ -171,14 +161,12 @@ fn non_finite_and_absurd_numbers_are_refused_up_front() {
         assert!(!err.contains("--snap"), "{err}");
     }
     let mut args = train_args(d, o_, "0.002");
-    let i = args.iter().position(|a| *a == "--snap").unwrap();
-    args[i + 1] = "0";
+    set_flag(&mut args, "--snap", "0");
     let err = refused(fpgan(&args), &["--snap 0"]);
     assert!(!err.contains("--kimg"), "{err}");
     // a batch whose images alone would not fit in memory: refused, not an allocation abort
     let mut args = train_args(d, o_, "0.002");
-    let i = args.iter().position(|a| *a == "--batch").unwrap();
-    args[i + 1] = "1000000";
+    set_flag(&mut args, "--batch", "1000000");
     let err = refused(fpgan(&args), &["--batch 1000000 is too large"]);
     assert!(!err.contains("--kimg"), "{err}");
     assert!(!out.exists(), "nothing may be written for refused options");
@@ -227,8 +215,7 @@ fn metrics_need_two_images_on_each_side() {
         refused(o, &["--num-gen", "at least 2"]);
         let unused = tmp.path().join("unused");
         let mut args = train_args(d, unused.to_str().unwrap(), "0.002");
-        let i = args.iter().position(|a| *a == "--metrics").unwrap();
-        args[i + 1] = "fid50k_full";
+        set_flag(&mut args, "--metrics", "fid50k_full");
         args.extend(["--num-gen", n]);
         refused(fpgan_with_home(&home, &args), &["--num-gen"]);
     }
@@ -250,8 +237,7 @@ fn metrics_need_two_images_on_each_side() {
     // training on it with metrics: refused at the start, not at the first snapshot's metrics
     let unused = tmp.path().join("unused");
     let mut args = train_args(one.to_str().unwrap(), unused.to_str().unwrap(), "0.002");
-    let i = args.iter().position(|a| *a == "--metrics").unwrap();
-    args[i + 1] = "fid50k_full";
+    set_flag(&mut args, "--metrics", "fid50k_full");
     refused(
         fpgan_with_home(&home, &args),
         &["1 image", "need at least 2", "--metrics none"],
@@ -314,8 +300,7 @@ fn advice_names_values_that_work() {
     let z = ds.to_str().unwrap();
     let unused = tmp.path().join("unused");
     let mut args = train_args(z, unused.to_str().unwrap(), "0.002");
-    let i = args.iter().position(|a| *a == "--res").unwrap();
-    args[i + 1] = "100";
+    set_flag(&mut args, "--res", "100");
     let err = refused(fpgan(&args), &["128, 256, 512 or 1024"]);
     assert!(!err.contains("--resolution 100"), "{err}");
 }
@@ -433,8 +418,7 @@ fn a_second_run_on_the_same_directory_is_refused() {
     refused(o, &["another fpgan process is training", "00000-"]);
     // the lock dies with its process: now the same command resumes
     let mut args = args.clone();
-    let i = args.iter().position(|a| *a == "--kimg").unwrap();
-    args[i + 1] = "0.002";
+    set_flag(&mut args, "--kimg", "0.002");
     let o = fpgan(&args);
     assert!(o.status.success(), "{}", text(&o.stderr));
 }
@@ -517,8 +501,7 @@ fn a_resume_from_an_earlier_snapshot_sets_the_later_ones_aside() {
     let (d, o_) = (data.to_str().unwrap(), out.to_str().unwrap());
     let train = |kimg: &str, extra: &[&str]| {
         let mut args = train_args(d, o_, kimg);
-        let t = args.iter().position(|a| *a == "--tick").unwrap();
-        args[t + 1] = "0.002";
+        set_flag(&mut args, "--tick", "0.002");
         args.extend(extra);
         let o = fpgan(&args);
         assert!(o.status.success(), "{}", text(&o.stderr));
@@ -605,8 +588,7 @@ fn messages_say_what_to_do() {
     refused(o, &["--outdir", "is a file"]);
     let mut args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), "0.004");
     args.extend(["--resume", run.to_str().unwrap()]);
-    let i = args.iter().position(|a| *a == "--ngf").unwrap();
-    args[i + 1] = "16";
+    set_flag(&mut args, "--ngf", "16");
     let log = std::fs::read(run.join("log.txt")).unwrap();
     refused(fpgan(&args), &["--ngf 8", "--ngf 16"]);
     assert_eq!(
@@ -617,8 +599,7 @@ fn messages_say_what_to_do() {
     // the same by auto-resume: a snapshot of other options is not a damaged one, so no
     // fall-back to an older snapshot of the run (which has the same options)
     let mut args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), "0.004");
-    let i = args.iter().position(|a| *a == "--ngf").unwrap();
-    args[i + 1] = "16";
+    set_flag(&mut args, "--ngf", "16");
     let o = fpgan(&args);
     let so = text(&o.stdout);
     let err = refused(o, &["--ngf 8", "--ngf 16"]);

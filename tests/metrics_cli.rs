@@ -2,7 +2,7 @@
 //! best snapshot. Uses a private FPGAN_HOME whose weights link to the installed ones.
 
 mod common;
-use common::{fpgan_with_home as fpgan, private_home, shapes, text, train_args};
+use common::{fpgan_with_home as fpgan, private_home, run_dir, set_flag, shapes, text, train_args};
 use std::path::Path;
 
 #[test]
@@ -95,19 +95,13 @@ fn training_writes_metric_lines_and_keeps_the_best_snapshot() {
     let data = shapes(tmp.path());
     let out = tmp.path().join("runs");
     let mut args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), "0.006");
-    let m = args.iter().position(|a| *a == "--metrics").unwrap();
-    args[m + 1] = "fid50k_full,kid50k_full";
+    set_flag(&mut args, "--metrics", "fid50k_full,kid50k_full");
     // transparent shapes on black: `fpgan metrics` must prepare the folder the same way
     args.extend(["--num-gen", "8", "--background", "black"]);
     let o = fpgan(&home, &args);
     let stdout = text(&o.stdout);
     assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
-    let dir = std::fs::read_dir(&out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let dir = run_dir(&out);
     // tick 0 is not evaluated; the end (tick 1) is
     for m in ["fid50k_full", "kid50k_full"] {
         let lines = std::fs::read_to_string(dir.join(format!("metric-{m}.jsonl"))).unwrap();
@@ -245,8 +239,7 @@ fn a_resume_from_the_best_snapshot_keeps_it_the_best() {
     let out = tmp.path().join("runs");
     let train = |kimg: &str| {
         let mut args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), kimg);
-        let m = args.iter().position(|a| *a == "--metrics").unwrap();
-        args[m + 1] = "fid50k_full";
+        set_flag(&mut args, "--metrics", "fid50k_full");
         args.extend(["--num-gen", "8"]);
         let o = fpgan(&home, &args);
         let stdout = text(&o.stdout);
@@ -255,12 +248,7 @@ fn a_resume_from_the_best_snapshot_keeps_it_the_best() {
     };
     // tick 0 ends at 2 images (not evaluated), the end at 6: one FID, the best
     assert!(train("0.006").contains("New best fid50k_full"));
-    let dir = std::fs::read_dir(&out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let dir = run_dir(&out);
     assert_eq!(
         std::fs::read_to_string(dir.join("best_nimg.txt")).unwrap(),
         "6"

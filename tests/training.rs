@@ -11,7 +11,9 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::{fpgan, shapes, text, tiny_options, train_args, wait_for_snapshots};
+use common::{
+    fpgan, run_dir, set_flag, shapes, text, tiny_options, train_args, wait_for_snapshots,
+};
 use tch::{nn, Device, Kind, Tensor};
 
 fn copy_vars(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
@@ -203,14 +205,6 @@ fn ema_updates_as_the_reference_loop() {
         e["buffer"].equal(&Tensor::full([3], 7.0, (Kind::Float, Device::Cpu))),
         "buffers copied"
     );
-}
-
-fn run_dir(out: &Path) -> PathBuf {
-    std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.is_dir())
-        .unwrap()
 }
 
 fn load(p: &Path) -> (std::collections::BTreeMap<String, Tensor>, SnapshotMeta) {
@@ -669,11 +663,10 @@ fn ctrl_c_writes_a_snapshot_and_exits_cleanly() {
     let data = shapes(tmp.path());
     let out = tmp.path().join("runs");
     let mut args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), "1");
-    let i = args.iter().position(|a| *a == "--snap").unwrap();
-    args[i + 1] = "1000"; // snapshots only at tick 0, the end, and the interruption
-                          // with a metric: the interruption's snapshot is written without it (metrics can take hours)
-    let i = args.iter().position(|a| *a == "--metrics").unwrap();
-    args[i + 1] = "kid50k_full";
+    // snapshots only at tick 0, the end, and the interruption
+    set_flag(&mut args, "--snap", "1000");
+    // with a metric: the interruption's snapshot is written without it (metrics can take hours)
+    set_flag(&mut args, "--metrics", "kid50k_full");
     args.extend(["--num-gen", "8"]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_fpgan"))
         .args(&args)

@@ -123,6 +123,23 @@ pub fn train_args<'a>(data: &'a str, out: &'a str, kimg: &'a str) -> Vec<&'a str
     ]
 }
 
+/// Give `flag` the value `value` in a command line such as [`train_args`]'s.
+pub fn set_flag<'a>(args: &mut [&'a str], flag: &str, value: &'a str) {
+    let i = args.iter().position(|a| *a == flag);
+    args[i.unwrap_or_else(|| panic!("{flag} is not in {args:?}")) + 1] = value;
+}
+
+/// The only run directory under `out`.
+pub fn run_dir(out: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
 /// `fpgan metrics` of `network` on `data` from 4 generated images on the CPU (a quick look).
 pub fn quick_metrics_args<'a>(network: &'a str, data: &'a str) -> Vec<&'a str> {
     vec![
