@@ -174,6 +174,7 @@ fn trainer_rank_worker() {
     if rank == 1 {
         let p = &mut t.progress;
         (p.cur_nimg, p.cur_tick, p.batch_idx) = (4000, 7, 2000);
+        p.tick_start_nimg = Some(3000);
         (t.opt_g.step, t.opt_d.step) = (2000, 2000);
         for s in t.opt_g.slots.iter().chain(&t.opt_d.slots) {
             let _ = s.exp_avg.detach().fill_(0.5);
@@ -217,6 +218,7 @@ fn trainer_rank_worker() {
         p.batch_idx,
         t.opt_g.step,
         t.opt_d.step,
+        p.tick_start_nimg.unwrap_or(-1),
     ];
     println!("rank {rank} state {counts:?} {sums:?}");
 }
@@ -600,8 +602,9 @@ fn a_resumed_two_process_run_continues_exactly() {
     let data = common::shapes(tmp.path());
     let data = data.to_str().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    // ticks end at 4 (tick 0: one iteration), 12, 20 and 28 images; b stops at 12 and resumes
-    for (out, kimg) in [(&a, "0.028"), (&b, "0.012"), (&b, "0.028")] {
+    // ticks end at 4 (tick 0: one iteration), 12, 20 and 28 images; b stops inside the tick
+    // from 12 to 20 (as a Ctrl-C does) and resumes
+    for (out, kimg) in [(&a, "0.028"), (&b, "0.016"), (&b, "0.028")] {
         let mut args = gpus2_args(data, out.to_str().unwrap(), kimg);
         common::set_flag(&mut args, "--tick", "0.008");
         let (ok, err) = run_within(&args, tmp.path(), 300);
@@ -612,6 +615,7 @@ fn a_resumed_two_process_run_continues_exactly() {
     let (ta, _) = fpgan::util::safetensors::load(&last(&a)).unwrap();
     let (tb, mb) = fpgan::util::safetensors::load(&last(&b)).unwrap();
     assert_eq!(mb["progress"]["cur_nimg"], 28);
+    assert_eq!(mb["progress"]["cur_tick"], 4, "the resumed tick ends at 20, as a's");
     assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
     for (name, t) in &ta {
         assert!(t.equal(&tb[name]), "{name} differs after the resume");

@@ -4,7 +4,8 @@ use fpgan::eval::generate::seed_latent;
 use fpgan::snapshot::snapshots_in;
 use fpgan::train::ema::EmaSchedule;
 use fpgan::train::optim::{Adam, AdamConfig};
-use fpgan::train::{options::TrainOptions, state::SnapshotMeta, trainer::Trainer};
+use fpgan::train::options::TrainOptions;
+use fpgan::train::{state::SnapshotMeta, trainer::Progress, trainer::Trainer};
 use fpgan::util::safetensors;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -212,46 +213,93 @@ fn load(p: &Path) -> (std::collections::BTreeMap<String, Tensor>, SnapshotMeta) 
     (t, SnapshotMeta::from_json(&m, p).unwrap())
 }
 
+/// The `Loss/*` means of stats.jsonl's line for `tick` (each iteration's losses, averaged).
+fn tick_losses(run: &Path, tick: f64) -> Vec<(String, serde_json::Value)> {
+    let stats = std::fs::read_to_string(run.join("stats.jsonl")).unwrap();
+    let line: serde_json::Value = stats
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["Progress/tick"]["mean"].as_f64() == Some(tick))
+        .unwrap_or_else(|| panic!("no tick {tick} in {stats}"));
+    let losses: Vec<_> = line
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("Loss/"))
+        .map(|(k, v)| (k.clone(), v["mean"].clone()))
+        .collect();
+    assert!(!losses.is_empty(), "{line}");
+    losses
+}
+
+/// Stopped on a tick's end or inside a tick (as a Ctrl-C or a `--kimg` off the ticks does), a
+/// run resumed to the end holds bit for bit the uninterrupted run's state, ends its ticks where
+/// that run did, and logs the same losses for the ticks after the stop.
 #[test]
 fn a_resumed_run_continues_exactly_where_the_uninterrupted_one_goes() {
     let _rng = common::torch_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = shapes(tmp.path());
     let data = data.to_str().unwrap();
-    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let o = fpgan(&train_args(data, a.to_str().unwrap(), "0.012"));
+    // batch 2, ticks of 4 images: the ticks end at 2, 6, 10 and 14 images
+    let a = tmp.path().join("a");
+    let o = fpgan(&train_args(data, a.to_str().unwrap(), "0.014"));
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let o = fpgan(&train_args(data, b.to_str().unwrap(), "0.006"));
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let o = fpgan(&train_args(data, b.to_str().unwrap(), "0.012"));
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let out = text(&o.stdout);
-    assert!(
-        out.contains("Resuming") && out.contains("at kimg 0.006") && !out.contains("changed"),
-        "{out}"
-    );
     let (ta, ma) = load(&snapshots_in(&run_dir(&a))[0]);
-    let (tb, mb) = load(&snapshots_in(&run_dir(&b))[0]);
-    assert_eq!(ma.progress.cur_nimg, 12);
     assert_eq!(
-        (
-            ma.progress.cur_nimg,
-            ma.progress.batch_idx,
-            ma.progress.cur_tick
-        ),
-        (
-            mb.progress.cur_nimg,
-            mb.progress.batch_idx,
-            mb.progress.cur_tick
-        )
+        (ma.progress.cur_nimg, ma.progress.cur_tick, ma.opt_g_step),
+        (14, 4, 7)
     );
-    assert_eq!((ma.opt_g_step, ma.opt_d_step), (6, 6));
-    assert_eq!((mb.opt_g_step, mb.opt_d_step), (6, 6));
-    assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
-    for (name, t) in &ta {
+    for stop in ["0.006", "0.008"] {
+        let b = tmp.path().join(format!("b{stop}"));
+        let o = fpgan(&train_args(data, b.to_str().unwrap(), stop));
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let (_, m) = load(&snapshots_in(&run_dir(&b))[0]);
+        let inside = stop == "0.008";
+        assert_eq!(
+            (m.progress.cur_tick, m.progress.tick_start_nimg),
+            if inside { (2, Some(6)) } else { (2, None) },
+            "--kimg {stop}"
+        );
+        let o = fpgan(&train_args(data, b.to_str().unwrap(), "0.014"));
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let out = text(&o.stdout);
         assert!(
-            t.equal(&tb[name]),
-            "{name} differs between the uninterrupted and the resumed run"
+            out.contains("Resuming") && out.contains(&format!("at kimg {stop}")),
+            "{out}"
+        );
+        let (tb, mb) = load(&snapshots_in(&run_dir(&b))[0]);
+        let untimed = |p: &Progress| Progress {
+            total_sec: 0.0,
+            ..p.clone()
+        };
+        assert_eq!(
+            untimed(&ma.progress),
+            untimed(&mb.progress),
+            "--kimg {stop}"
+        );
+        assert_eq!(
+            (ma.opt_g_step, ma.opt_d_step),
+            (mb.opt_g_step, mb.opt_d_step)
+        );
+        assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
+        for (name, t) in &ta {
+            assert!(
+                t.equal(&tb[name]),
+                "{name} differs between the uninterrupted run and the one stopped at --kimg {stop}"
+            );
+        }
+        // tick 2 of the run stopped inside it is logged from the resume on
+        let ticks: Vec<f64> = std::fs::read_to_string(run_dir(&b).join("stats.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|v| v["Progress/tick"]["mean"].as_f64().unwrap())
+            .collect();
+        assert_eq!(ticks, [0.0, 1.0, 2.0, 3.0], "--kimg {stop}");
+        assert_eq!(
+            tick_losses(&run_dir(&a), 3.0),
+            tick_losses(&run_dir(&b), 3.0)
         );
     }
 }

@@ -133,10 +133,9 @@ fn open_run<'a>(
     }
     if let Some(g) = group {
         run.trainer.join(g)?;
-        run.trainer.reseed();
     }
-    // every rank counts its first tick from here (rank 0's count, after a join)
-    run.tick_start_nimg = run.trainer.progress.cur_nimg;
+    // every rank counts its first tick from rank 0's counts (after a join)
+    run.set_tick_start();
     Ok((run, rank0))
 }
 
@@ -158,7 +157,6 @@ fn run_ticks(mut run: Run<'_>, snap: i64, rank0: bool) -> Result<PathBuf> {
                 run.plot();
             }
             run.trainer.barrier()?; // the others wait for rank 0's snapshot and metrics
-            run.trainer.reseed();
         }
         run.next_tick(m0.elapsed().as_secs_f64());
         if done {
@@ -249,7 +247,10 @@ struct Run<'a> {
     /// When this process started training, and the run's training seconds before it.
     start: Instant,
     sec0: f64,
+    /// When and at which image count this process started timing the tick under way.
     tick_start: Instant,
+    tick_clock_nimg: i64,
+    /// Where the tick under way began (before this process, for a run resumed mid-tick).
     tick_start_nimg: i64,
     maintenance_sec: f64,
     /// Iterations in a row with non-finite losses.
@@ -311,6 +312,7 @@ impl<'a> Run<'a> {
             start: Instant::now(),
             sec0: 0.0,
             tick_start: Instant::now(),
+            tick_clock_nimg: 0,
             tick_start_nimg: 0,
             maintenance_sec: 0.0,
             bad_iters: 0,
@@ -529,21 +531,21 @@ impl<'a> Run<'a> {
     }
 
     /// Train until the end of the tick (tick 0 is one iteration), `--kimg`, or a stop request;
-    /// returns (done, stop). The losses are read back (a GPU synchronisation) and a stop request
-    /// is looked at every [`READBACK_EVERY`] iterations on CUDA, every iteration on a CPU, and at
-    /// the tick's end.
+    /// returns (done, stop). Each iteration reseeds torch's RNG from its batch index, so that a
+    /// resume from any snapshot draws what the uninterrupted run drew. The losses are read back
+    /// (a GPU synchronisation) and a stop request is looked at every [`READBACK_EVERY`]
+    /// iterations on CUDA, every iteration on a CPU, and at the tick's end.
     fn iterate_tick(&mut self) -> Result<(bool, bool)> {
-        let tick_nimg = (self.opts.tick * 1000.0).ceil() as i64;
         loop {
             let b = self.stream.as_ref().expect("stream started").next_batch();
+            self.trainer.reseed();
             let losses = self.trainer.step(&b.images, b.labels.as_ref())?;
             let p = &self.trainer.progress;
             self.log
                 .pb
                 .set_position(p.cur_nimg.min(self.total_nimg) as u64);
             let done = p.cur_nimg >= self.total_nimg;
-            let tick_end =
-                done || p.cur_tick == 0 || p.cur_nimg >= self.tick_start_nimg + tick_nimg;
+            let tick_end = done || self.tick_complete();
             // the points where the host waits for the GPU anyway, the same on every rank
             let sync = tick_end || !self.device.is_cuda() || p.batch_idx % READBACK_EVERY == 0;
             // there every rank agrees whether any was asked to stop (a collective)
@@ -585,7 +587,7 @@ impl<'a> Run<'a> {
         }
         let p = &self.trainer.progress;
         let secs = self.tick_start.elapsed().as_secs_f64().max(1e-9);
-        let rate = (p.cur_nimg - self.tick_start_nimg) as f64 / secs;
+        let rate = (p.cur_nimg - self.tick_clock_nimg) as f64 / secs;
         let mut line = tick::live_line(p.cur_nimg, self.opts.kimg, self.total_nimg, rate, g, d);
         if let Some(s) = self.eval_estimate {
             line += &format!(" | eval ~{} per snapshot", format_time(s));
@@ -593,8 +595,17 @@ impl<'a> Run<'a> {
         self.log.pb.set_message(line);
     }
 
+    /// Whether the tick under way is complete: tick 0 after one iteration, the others after
+    /// `--tick` kimg from their start.
+    fn tick_complete(&self) -> bool {
+        let p = &self.trainer.progress;
+        let tick_nimg = (self.opts.tick * 1000.0).ceil() as i64;
+        p.cur_tick == 0 || p.cur_nimg >= self.tick_start_nimg + tick_nimg
+    }
+
     /// The tick line and stats.jsonl (rank 0, with the statistics of every rank); counts the
-    /// tick.
+    /// tick if it is complete, else (a stop, `--kimg` inside the tick) keeps where it began for
+    /// the snapshot: a resume ends it, and logs it again from there.
     fn end_tick(&mut self) -> Result<()> {
         let total_sec = self.sec0 + self.start.elapsed().as_secs_f64();
         self.trainer.reduce_stats()?;
@@ -603,8 +614,15 @@ impl<'a> Run<'a> {
         } else {
             self.trainer.stats.tick(0.0); // rank 0 writes them
         }
-        self.trainer.progress.cur_tick += 1;
-        self.trainer.progress.total_sec = total_sec;
+        let complete = self.tick_complete();
+        let p = &mut self.trainer.progress;
+        p.total_sec = total_sec;
+        if complete {
+            p.cur_tick += 1;
+            p.tick_start_nimg = None;
+        } else {
+            p.tick_start_nimg = Some(self.tick_start_nimg);
+        }
         Ok(())
     }
 
@@ -613,7 +631,7 @@ impl<'a> Run<'a> {
         let timing = TickTiming {
             total_sec,
             tick_sec: self.tick_start.elapsed().as_secs_f64(),
-            tick_nimg: self.trainer.progress.cur_nimg - self.tick_start_nimg,
+            tick_nimg: self.trainer.progress.cur_nimg - self.tick_clock_nimg,
             maintenance_sec: self.maintenance_sec,
         };
         let line = tick::report(
@@ -729,9 +747,17 @@ impl<'a> Run<'a> {
 
     /// Start the clocks of the next tick; `maintenance_sec` is what this one's upkeep took.
     fn next_tick(&mut self, maintenance_sec: f64) {
-        self.tick_start_nimg = self.trainer.progress.cur_nimg;
+        self.set_tick_start();
         self.tick_start = Instant::now();
         self.maintenance_sec = maintenance_sec;
+    }
+
+    /// The tick under way begins now, or where a snapshot written inside it says; this
+    /// process's clock of it from now.
+    fn set_tick_start(&mut self) {
+        let p = &self.trainer.progress;
+        self.tick_start_nimg = p.tick_start_nimg.unwrap_or(p.cur_nimg);
+        self.tick_clock_nimg = p.cur_nimg;
     }
 
     fn last_good_name(&self) -> String {

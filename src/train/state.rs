@@ -108,7 +108,6 @@ impl Trainer {
             self.grid_z = z.to_device(self.device);
         }
         self.progress = snap.progress;
-        self.reseed();
         Ok(snap.options)
     }
 }

@@ -34,6 +34,11 @@ pub struct Progress {
     pub best_fid: Option<f64>,
     /// Training seconds before this process (for Timing/total_sec across resumes).
     pub total_sec: f64,
+    /// Where the tick under way began, in a snapshot written before that tick's end (a stop,
+    /// or a `--kimg` inside a tick): the resumed run ends the tick where the uninterrupted one
+    /// does. None at the end of a tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tick_start_nimg: Option<i64>,
 }
 
 /// Losses of one iteration (means over chunks, 0-d tensors on the training device: reading them
@@ -100,9 +105,10 @@ impl HasStats for Trainer {
     }
 }
 
-/// Torch's RNG is reseeded from (seed, batch_idx) after every snapshot, so a run resumed from a
-/// snapshot draws exactly what the uninterrupted run drew (`seed` is the run's, or in a
-/// data-parallel run seed * processes + rank as the reference's, see [`Trainer::reseed`]).
+/// Torch's RNG is reseeded from (seed, batch_idx) before every iteration of a run, so a run
+/// resumed from any snapshot draws exactly what the uninterrupted run drew (`seed` is the run's,
+/// or in a data-parallel run seed * processes + rank as the reference's, see
+/// [`Trainer::reseed`]).
 pub(crate) fn reseed(seed: u64, batch_idx: i64) {
     let mut m = SplitMix(seed ^ (batch_idx as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     tch::manual_seed((m.next_u64() >> 1) as i64);
@@ -254,8 +260,8 @@ impl Trainer {
         Ok(())
     }
 
-    /// Rank 0's image, tick and batch counts and Adam steps, on every rank (they decide when
-    /// the ranks meet in collectives, and the EMA and Adam updates).
+    /// Rank 0's image, tick and batch counts, Adam steps and tick start, on every rank (they
+    /// decide when the ranks meet in collectives, and the EMA and Adam updates).
     fn take_counters_of_rank0(&mut self, group: &ProcessGroup) -> Result<()> {
         let p = &mut self.progress;
         let mine = [
@@ -264,6 +270,7 @@ impl Trainer {
             p.batch_idx,
             self.opt_g.step,
             self.opt_d.step,
+            p.tick_start_nimg.unwrap_or(-1),
         ];
         // as doubles: exact for counts below 2^53
         let t = Tensor::from_slice(&mine.map(|v| v as f64));
@@ -272,6 +279,7 @@ impl Trainer {
         let n = |i: usize| r0[i] as i64;
         (p.cur_nimg, p.cur_tick, p.batch_idx) = (n(0), n(1), n(2));
         (self.opt_g.step, self.opt_d.step) = (n(3), n(4));
+        p.tick_start_nimg = Some(n(5)).filter(|&s| s >= 0);
         Ok(())
     }
 
