@@ -615,7 +615,10 @@ fn a_resumed_two_process_run_continues_exactly() {
     let (ta, _) = fpgan::util::safetensors::load(&last(&a)).unwrap();
     let (tb, mb) = fpgan::util::safetensors::load(&last(&b)).unwrap();
     assert_eq!(mb["progress"]["cur_nimg"], 28);
-    assert_eq!(mb["progress"]["cur_tick"], 4, "the resumed tick ends at 20, as a's");
+    assert_eq!(
+        mb["progress"]["cur_tick"], 4,
+        "the resumed tick ends at 20, as a's"
+    );
     assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
     for (name, t) in &ta {
         assert!(t.equal(&tb[name]), "{name} differs after the resume");

@@ -268,3 +268,70 @@ fn a_resume_from_the_best_snapshot_keeps_it_the_best() {
         "6"
     );
 }
+
+/// A run stopped or killed during a snapshot's metrics (its line missing) scores that snapshot
+/// when it resumes, with the value the uninterrupted run recorded, before training on; a finished
+/// run says which command scores it.
+#[test]
+fn a_snapshot_whose_metrics_were_lost_is_scored_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = private_home(tmp.path());
+    let data = shapes(tmp.path());
+    let out = tmp.path().join("runs");
+    let train = |kimg: &str| {
+        let mut args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), kimg);
+        set_flag(&mut args, "--metrics", "kid50k_full");
+        args.extend(["--num-gen", "8"]);
+        let o = fpgan(&home, &args);
+        let stdout = text(&o.stdout);
+        assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
+        stdout
+    };
+    // tick 0 ends at 2 images (not scored), tick 1 at 6 (the end): one line
+    train("0.006");
+    let dir = run_dir(&out);
+    let file = dir.join("metric-kid50k_full.jsonl");
+    let recorded = std::fs::read_to_string(&file).unwrap();
+    let line: serde_json::Value = serde_json::from_str(recorded.trim()).unwrap();
+    assert_eq!(
+        line["snapshot_pkl"],
+        "network-snapshot-000000.006.safetensors"
+    );
+    // as if killed during those metrics
+    std::fs::write(&file, "").unwrap();
+    let stdout = train("0.006");
+    assert!(
+        stdout.contains("Nothing to do")
+            && stdout.contains("Its last snapshot was not scored")
+            && stdout.contains("fpgan metrics --network"),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "");
+    // resumed: scored first, then trained on to 10 images and scored there
+    let stdout = train("0.010");
+    let scoring = stdout
+        .find("Scoring ")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        stdout[scoring..].contains("tick 2"),
+        "scored before training: {stdout}"
+    );
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["snapshot_pkl"], line["snapshot_pkl"]);
+    assert_eq!(
+        lines[0]["results"], line["results"],
+        "the uninterrupted run's value"
+    );
+    assert_eq!(
+        lines[1]["snapshot_pkl"],
+        "network-snapshot-000000.010.safetensors"
+    );
+    // scored once: a further resume does not score it again
+    let stdout = train("0.014");
+    assert!(!stdout.contains("Scoring "), "{stdout}");
+}

@@ -49,6 +49,17 @@ pub fn lowest_recorded(dir: &Path, metric: Metric) -> Option<f64> {
         .reduce(f64::min)
 }
 
+/// Whether `<dir>/metric-<name>.jsonl` has a line scoring the snapshot file named `snapshot`.
+pub fn has_line_for(dir: &Path, metric: Metric, snapshot: &str) -> bool {
+    let path = dir.join(format!("metric-{}.jsonl", metric.name()));
+    std::fs::read_to_string(path).is_ok_and(|lines| {
+        lines
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|v| v["snapshot_pkl"] == snapshot)
+    })
+}
+
 /// The `metric-*.jsonl` files in `dir`.
 pub fn metric_files(dir: &Path) -> Vec<std::path::PathBuf> {
     files_named(dir, "metric-", ".jsonl")

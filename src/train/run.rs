@@ -14,7 +14,9 @@ use crate::dist::{Backend, ProcessGroup};
 use crate::eval::detector::Detector;
 use crate::eval::evaluator::{images_per_evaluation, Estimate, Evaluator, Score};
 use crate::eval::metrics::{parse_metrics, Metric};
-use crate::eval::report::{append_metric, lowest_recorded, metric_files, metric_line};
+use crate::eval::report::{
+    append_metric, has_line_for, lowest_recorded, metric_files, metric_line,
+};
 use crate::monitor::board::Board;
 use crate::monitor::plot;
 use crate::snapshot::{self, snapshot_kimg, snapshot_name, snapshots_in, BEST_NIMG, BEST_SNAPSHOT};
@@ -70,6 +72,7 @@ pub fn train_as(
         run.announce_metrics()?;
     }
     signals::install(member.is_some());
+    run.score_missed()?;
     run.start_stream();
     run_ticks(run, opts.snap, rank0)
 }
@@ -260,6 +263,8 @@ struct Run<'a> {
     evaluator: Option<Evaluator>,
     /// Seconds one evaluation of the metrics is expected to take.
     eval_estimate: Option<f64>,
+    /// The snapshot resumed from lacks the metrics its run was to compute (rank 0).
+    unscored: bool,
     /// The TensorBoard log (opened at start or resume).
     board: Option<Board>,
     /// Whether this process writes (alone, or rank 0 of a data-parallel run).
@@ -320,6 +325,7 @@ impl<'a> Run<'a> {
             metrics: parse_metrics(&opts.metrics.join(","))?,
             evaluator: None,
             eval_estimate: None,
+            unscored: false,
             board: None,
             rank0,
             _lock: lock,
@@ -388,6 +394,7 @@ impl<'a> Run<'a> {
             used.display()
         ));
         let goes_on = (p.cur_nimg as f64) < self.opts.kimg * 1000.0;
+        self.unscored = self.metrics_missed(&used, &before);
         if goes_on {
             if let Some(aside) = rewind::set_aside_later(&self.dir, &used, p.cur_nimg)? {
                 self.log.line(&aside.note);
@@ -459,6 +466,42 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// Whether the run that wrote `snap` (with options `before`) was to score it with metrics
+    /// that no line of this run's names: it stopped or was killed during them.
+    fn metrics_missed(&self, snap: &Path, before: &TrainOptions) -> bool {
+        let p = &self.trainer.progress;
+        // the tick the snapshot was written in: at its end, or inside it
+        let tick = p.cur_tick - p.tick_start_nimg.is_none() as i64;
+        let at_end = p.cur_nimg >= (before.kimg * 1000.0).ceil() as i64;
+        let scheduled = p.tick_start_nimg.is_none() && tick % before.snap == 0;
+        let name = snap.file_name().unwrap_or_default().to_string_lossy();
+        tick > 0
+            && (at_end || scheduled)
+            && !self.metrics.is_empty()
+            && !self
+                .metrics
+                .iter()
+                .any(|&m| has_line_for(&self.dir, m, &name))
+    }
+
+    /// Before training on, the metrics of the snapshot resumed from where its run missed them
+    /// (every rank generates its share): the metric files and the best snapshot are then the
+    /// uninterrupted run's.
+    fn score_missed(&mut self) -> Result<()> {
+        if !self.trainer.any_rank(self.unscored)? {
+            return Ok(());
+        }
+        let snap = self.last_good.clone().filter(|_| self.rank0);
+        if let Some(s) = &snap {
+            self.log.line(&format!(
+                "Scoring {} first: the run stopped before its metrics were computed",
+                s.display()
+            ));
+        }
+        self.evaluate(snap.as_deref())?;
+        self.trainer.barrier()
+    }
+
     /// The best FID is the lowest of the kept metric lines too, while the best snapshot stays:
     /// a snapshot is written before its own metrics, so the best FID it holds misses its own
     /// (a resume from the best snapshot then took the next, worse FID for a new best).
@@ -507,8 +550,15 @@ impl<'a> Run<'a> {
         if (nimg as f64) < self.opts.kimg * 1000.0 {
             return false;
         }
+        let unscored = match (&self.last_good, self.unscored) {
+            (Some(snap), true) => format!(
+                " Its last snapshot was not scored (the run stopped during its metrics): `{}` scores it.",
+                self.metrics_command(snap)
+            ),
+            _ => String::new(),
+        };
         self.log.line(&format!(
-            "Nothing to do: this run already reached kimg {:.3} (--kimg {}). Raise --kimg to continue.",
+            "Nothing to do: this run already reached kimg {:.3} (--kimg {}). Raise --kimg to continue.{unscored}",
             nimg as f64 / 1e3,
             self.opts.kimg
         ));
