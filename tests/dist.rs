@@ -625,6 +625,41 @@ fn a_resumed_two_process_run_continues_exactly() {
     }
 }
 
+/// Both ranks of a diverged 2-process run stop at the same reading and name the same last good
+/// snapshot: the divergence guard is decided over the ranks, and every rank knows rank 0's
+/// snapshots (a rank other than 0 named the snapshot it had resumed from, or none).
+#[test]
+fn a_diverged_two_process_run_stops_every_rank_naming_the_last_good_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::shapes(tmp.path());
+    let data = data.to_str().unwrap();
+    let out = tmp.path().join("runs");
+    // ticks end at 4 (tick 0: one iteration), 12, 20, 28, ... images: snapshots there
+    let mut args = gpus2_args(data, out.to_str().unwrap(), "0.012");
+    common::set_flag(&mut args, "--tick", "0.008");
+    let (ok, err) = run_within(&args, tmp.path(), 300);
+    assert!(ok, "{err}");
+    // NaN from 12 images on, read at every iteration of 4 images: the snapshots at 20, 28, 36
+    // and 44 are written with NaN losses, and the tenth reading of them, at 52, ends the run
+    let good = fpgan::snapshot::snapshots_in(&common::run_dir(&out))[0].clone();
+    common::poison_generator(&good);
+    common::set_flag(&mut args, "--kimg", "1");
+    let (ok, err) = run_within(&args, tmp.path(), 300);
+    assert!(!ok, "{err}");
+    let diverged: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("training diverged"))
+        .collect();
+    let want = format!(
+        "training diverged at kimg 0.052: losses were not finite 10 times in a row (G NaN, D NaN); the last good snapshot is {};",
+        good.display()
+    );
+    assert!(
+        !diverged.is_empty() && diverged.iter().all(|l| l.contains(&want)),
+        "{err}"
+    );
+}
+
 /// Run `fpgan args` (a --gpus 2 launcher, its output in files under `dir`) and say whether it
 /// succeeded, with its standard error; a run not ended after `secs` is killed with its workers
 /// and fails the test (ranks out of step can wait on each other for hours).

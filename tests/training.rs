@@ -754,6 +754,34 @@ fn ctrl_c_writes_a_snapshot_and_exits_cleanly() {
     assert!(m.progress.cur_nimg > 2);
 }
 
+/// Non-finite losses at ten readings in a row end the run with a message naming the last
+/// snapshot written with finite losses: not the ones written while the losses were NaN.
+#[test]
+fn a_diverged_run_stops_and_names_the_last_good_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = shapes(tmp.path());
+    let out = tmp.path().join("runs");
+    let (data, outs) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let o = fpgan(&train_args(data, outs, "0.006"));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let good = snapshots_in(&run_dir(&out))[0].clone();
+    common::poison_generator(&good);
+    // ticks end at 10, 14, 18 and 22 images, each with a snapshot of NaN weights; the tenth
+    // reading of NaN losses, at 26, ends the run
+    let o = fpgan(&train_args(data, outs, "1"));
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let want = format!(
+        "training diverged at kimg 0.026: losses were not finite 10 times in a row (G NaN, D NaN); the last good snapshot is {};",
+        good.display()
+    );
+    assert!(err.contains(&want) && err.contains("--lr L)"), "{err}");
+    let errors = err.lines().filter(|l| l.starts_with("error:")).count();
+    assert_eq!(errors, 1, "one line: {err}");
+    let newest = snapshots_in(&run_dir(&out))[0].clone();
+    assert!(newest.ends_with("network-snapshot-000000.022.safetensors"), "{newest:?}");
+}
+
 #[test]
 fn bf16_autocast_runs_the_forward_passes_in_bf16_and_keeps_fp32_state() {
     let _rng = common::torch_rng();

@@ -152,7 +152,7 @@ fn run_ticks(mut run: Run<'_>, snap: i64, rank0: bool) -> Result<PathBuf> {
         let m0 = Instant::now();
         run.end_tick()?;
         if done || stop || tick % snap == 0 {
-            let snap = if rank0 { Some(run.snapshot()?) } else { None };
+            let snap = run.snapshot()?;
             if tick != 0 && (done || !stop) {
                 run.evaluate(snap.as_deref())?; // every rank generates its share
             }
@@ -258,6 +258,8 @@ struct Run<'a> {
     maintenance_sec: f64,
     /// Iterations in a row with non-finite losses.
     bad_iters: u32,
+    /// The newest snapshot of the run, and the newest written with finite losses.
+    last_snapshot: Option<PathBuf>,
     last_good: Option<PathBuf>,
     metrics: Vec<Metric>,
     evaluator: Option<Evaluator>,
@@ -321,6 +323,7 @@ impl<'a> Run<'a> {
             tick_start_nimg: 0,
             maintenance_sec: 0.0,
             bad_iters: 0,
+            last_snapshot: None,
             last_good: None,
             metrics: parse_metrics(&opts.metrics.join(","))?,
             evaluator: None,
@@ -380,7 +383,7 @@ impl<'a> Run<'a> {
     /// aside what came after the snapshot and trims stats.jsonl and metric-*.jsonl to it.
     fn resume(&mut self, snap: &Path, resume: &ResumeFrom) -> Result<()> {
         let (used, before) = self.restore_or_older(snap, resume)?;
-        self.last_good = Some(used.clone());
+        (self.last_snapshot, self.last_good) = (Some(used.clone()), Some(used.clone()));
         if !self.rank0 {
             return Ok(());
         }
@@ -491,7 +494,7 @@ impl<'a> Run<'a> {
         if !self.trainer.any_rank(self.unscored)? {
             return Ok(());
         }
-        let snap = self.last_good.clone().filter(|_| self.rank0);
+        let snap = self.last_snapshot.clone().filter(|_| self.rank0);
         if let Some(s) = &snap {
             self.log.line(&format!(
                 "Scoring {} first: the run stopped before its metrics were computed",
@@ -550,7 +553,7 @@ impl<'a> Run<'a> {
         if (nimg as f64) < self.opts.kimg * 1000.0 {
             return false;
         }
-        let unscored = match (&self.last_good, self.unscored) {
+        let unscored = match (&self.last_snapshot, self.unscored) {
             (Some(snap), true) => format!(
                 " Its last snapshot was not scored (the run stopped during its metrics): `{}` scores it.",
                 self.metrics_command(snap)
@@ -598,22 +601,27 @@ impl<'a> Run<'a> {
             let tick_end = done || self.tick_complete();
             // the points where the host waits for the GPU anyway, the same on every rank
             let sync = tick_end || !self.device.is_cuda() || p.batch_idx % READBACK_EVERY == 0;
-            // there every rank agrees whether any was asked to stop (a collective)
-            let stop = sync && self.trainer.any_rank(signals::stop_requested())?;
-            if sync {
-                let (g, d) = losses.values();
-                self.check_finite(g, d)?;
-                self.show_live_line(g, d);
+            if !sync {
+                continue;
             }
+            let (g, d) = losses.values();
+            // every rank agrees whether any was asked to stop, and whether any diverged
+            let finite = g.is_finite() && d.is_finite();
+            let [stop, bad] = self
+                .trainer
+                .any_ranks([signals::stop_requested(), !finite])?;
+            self.check_finite(bad, g, d)?;
+            self.show_live_line(g, d);
             if tick_end || stop {
                 return Ok((done, stop));
             }
         }
     }
 
-    /// The divergence guard: ten non-finite readings of the losses in a row end the run.
-    fn check_finite(&mut self, g: f64, d: f64) -> Result<()> {
-        if g.is_finite() && d.is_finite() {
+    /// The divergence guard: ten readings in a row with non-finite losses (`bad`: on any rank)
+    /// end the run, naming the last snapshot written with finite ones.
+    fn check_finite(&mut self, bad: bool, g: f64, d: f64) -> Result<()> {
+        if !bad {
             self.bad_iters = 0;
             return Ok(());
         }
@@ -622,11 +630,17 @@ impl<'a> Run<'a> {
             return Ok(());
         }
         self.log.pb.finish_and_clear();
+        let fix = match &self.last_good {
+            Some(p) => format!(
+                "the last good snapshot is {}; continue it with a lower --lr (--resume {} --lr L) or start again with another --seed",
+                p.display(),
+                shell_word(p)
+            ),
+            None => "no snapshot was written with finite losses; start again with a lower --lr or another --seed".into(),
+        };
         bail!(
-            "training diverged at kimg {:.3}: losses were not finite 10 times in a row (G {g}, D {d}); \
-             the last good snapshot is {}; try another --seed or a smaller --batch-gpu",
+            "training diverged at kimg {:.3}: losses were not finite 10 times in a row (G {g}, D {d}); {fix}",
             self.trainer.progress.cur_nimg as f64 / 1e3,
-            self.last_good_name()
         )
     }
 
@@ -697,20 +711,28 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// The sample grid `fakesNNNNNN.png` and a snapshot; older snapshots beyond `--keep` go.
-    fn snapshot(&mut self) -> Result<PathBuf> {
+    /// The sample grid `fakesNNNNNN.png` and a snapshot (rank 0; returns its path); older
+    /// snapshots beyond `--keep` go. Every rank notes it as the last good one unless the losses
+    /// were not finite at the last reading.
+    fn snapshot(&mut self) -> Result<Option<PathBuf>> {
         let nimg = self.trainer.progress.cur_nimg;
+        let path = self.dir.join(snapshot_name(nimg));
+        self.last_snapshot = Some(path.clone());
+        if self.bad_iters == 0 {
+            self.last_good = Some(path.clone());
+        }
+        if !self.rank0 {
+            return Ok(None);
+        }
         let fakes = self.dir.join(format!("fakes{:06}.png", nimg / 1000));
         let grid = self.trainer.fakes();
         images::save_grid(&grid, self.opts.grid.0 as usize, &fakes)?;
         if let Some(b) = &mut self.board {
             b.fakes(&grid, nimg)?;
         }
-        let path = self.dir.join(snapshot_name(nimg));
         self.trainer.save(&path)?;
-        self.last_good = Some(path.clone());
         snapshot::prune(&self.dir, self.opts.keep, &path);
-        Ok(path)
+        Ok(Some(path))
     }
 
     /// `progress.png` with the curves so far (a failure is a warning: training goes on).
@@ -810,13 +832,6 @@ impl<'a> Run<'a> {
         self.tick_clock_nimg = p.cur_nimg;
     }
 
-    fn last_good_name(&self) -> String {
-        self.last_good
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "none".into())
-    }
-
     /// The `fpgan metrics` command that scores `snap` as this run would have.
     fn metrics_command(&self, snap: &Path) -> String {
         let o = self.opts;
@@ -838,7 +853,7 @@ impl<'a> Run<'a> {
     /// Stopped on request (the snapshot is written, its metrics not computed).
     fn stopped(mut self) -> Result<PathBuf> {
         self.log.pb.finish_and_clear();
-        let unscored = match (self.metrics.is_empty(), &self.last_good) {
+        let unscored = match (self.metrics.is_empty(), &self.last_snapshot) {
             (false, Some(snap)) => format!(
                 " Its metrics were skipped: `{}` computes them.",
                 self.metrics_command(snap)
@@ -848,7 +863,7 @@ impl<'a> Run<'a> {
         self.log.line(&format!(
             "Stopped at kimg {:.3}; snapshot {}. Run the same command again to resume.{unscored}",
             self.trainer.progress.cur_nimg as f64 / 1e3,
-            self.last_good_name()
+            name_or_none(&self.last_snapshot)
         ));
         Ok(self.dir)
     }
@@ -862,8 +877,14 @@ impl<'a> Run<'a> {
             // over every session of the run, as the tick lines' time
             format_time(self.sec0 + self.start.elapsed().as_secs_f64()),
             self.dir.join("fakes*.png").display(),
-            self.last_good_name()
+            name_or_none(&self.last_snapshot)
         ));
         Ok(self.dir)
     }
+}
+
+/// A path for a message, or "none".
+fn name_or_none(p: &Option<PathBuf>) -> String {
+    p.as_ref()
+        .map_or_else(|| "none".into(), |p| p.display().to_string())
 }

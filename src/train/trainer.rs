@@ -295,12 +295,18 @@ impl Trainer {
 
     /// Whether `flag` holds on any rank of the group (a collective: every rank must ask).
     pub fn any_rank(&self, flag: bool) -> Result<bool> {
+        Ok(self.any_ranks([flag])?[0])
+    }
+
+    /// For each of `flags`, whether it holds on any rank of the group (one collective).
+    pub fn any_ranks<const N: usize>(&self, flags: [bool; N]) -> Result<[bool; N]> {
         let Some(g) = &self.group else {
-            return Ok(flag);
+            return Ok(flags);
         };
-        let mut t = Tensor::from_slice(&[flag as i32 as f32]);
+        let mut t = Tensor::from_slice(&flags.map(|f| f as i32 as f32));
         g.all_reduce_sum(&mut t)?;
-        Ok(t.double_value(&[0]) > 0.0)
+        let sums: Vec<f32> = Vec::try_from(&t)?;
+        Ok(std::array::from_fn(|i| sums[i] > 0.0))
     }
 
     /// Sum the tick's pending statistics over the ranks, when every rank has the same names

@@ -140,6 +140,21 @@ pub fn run_dir(out: &Path) -> PathBuf {
     dirs[0].clone()
 }
 
+/// Make every floating-point weight of G in the snapshot `path` NaN (a run that diverged).
+pub fn poison_generator(path: &Path) {
+    let (tensors, meta) = fpgan::util::safetensors::load(path).unwrap();
+    let tensors: Vec<(String, tch::Tensor)> = tensors
+        .into_iter()
+        .map(
+            |(n, t)| match n.starts_with("G.") && t.is_floating_point() {
+                true => (n, t.full_like(f64::NAN)),
+                false => (n, t),
+            },
+        )
+        .collect();
+    fpgan::util::safetensors::save(path, &tensors, &meta).unwrap();
+}
+
 /// `fpgan metrics` of `network` on `data` from 4 generated images on the CPU (a quick look).
 pub fn quick_metrics_args<'a>(network: &'a str, data: &'a str) -> Vec<&'a str> {
     vec![
