@@ -8,6 +8,9 @@ fn one_line_panics() {
         return;
     }
     std::panic::set_hook(Box::new(|info| {
+        if fpgan::util::panics::is_caught() {
+            return; // the caller reports it
+        }
         let first = fpgan::util::panics::message(info.payload());
         let hint = if first.contains("alloc") || first.contains("out of memory") {
             " (out of memory: try a smaller --batch-gpu or --batch)"

@@ -779,7 +779,10 @@ fn a_diverged_run_stops_and_names_the_last_good_snapshot() {
     let errors = err.lines().filter(|l| l.starts_with("error:")).count();
     assert_eq!(errors, 1, "one line: {err}");
     let newest = snapshots_in(&run_dir(&out))[0].clone();
-    assert!(newest.ends_with("network-snapshot-000000.022.safetensors"), "{newest:?}");
+    assert!(
+        newest.ends_with("network-snapshot-000000.022.safetensors"),
+        "{newest:?}"
+    );
 }
 
 #[test]

@@ -239,18 +239,18 @@ fn graphs_check(out: &mut DeviceCheck, opts: &TrainOptions, device: Device) {
         },
         ..opts.clone()
     };
-    let runs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<()> {
+    let runs = panics::catch(|| -> Result<()> {
         let eager = train_steps(opts, device, false).context("the eager step")?;
         let again = train_steps(opts, device, false).context("the eager step, again")?;
         (out.graphs_floor, out.graphs_floor_losses) = compare_runs(&eager, &again);
         let graphed = train_steps(opts, device, true).context("the step with --cuda-graphs")?;
         (out.graphs, out.graphs_losses) = compare_runs(&eager, &graphed);
         Ok(())
-    }));
+    });
     let error = match runs {
         Ok(Ok(())) => return,
         Ok(Err(e)) => format!("{e:#}"),
-        Err(panic) => format!("libtorch: {}", panics::message(panic.as_ref())),
+        Err(msg) => format!("libtorch: {msg}"),
     };
     out.graphs_error = Some(error);
 }

@@ -348,6 +348,10 @@ pub const MAX_KIMG: f64 = 1e7;
 /// A length in kimg: finite, positive and at most [`MAX_KIMG`].
 pub fn check_kimg(flag: &str, v: f64) -> Result<()> {
     if !(v.is_finite() && v > 0.0 && v <= MAX_KIMG) {
+        let v = match v.abs() >= 1e9 {
+            true => format!("{v:e}"), // 1e30, not 31 digits
+            false => v.to_string(),
+        };
         bail!("{flag} {v} must be a positive number of thousands of images, at most {MAX_KIMG}");
     }
     Ok(())
