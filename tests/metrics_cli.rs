@@ -228,6 +228,18 @@ fn the_cache_key_does_not_depend_on_batching() {
     assert_ne!(whole, fpgan::eval::evaluator::content_digest(&[other]));
 }
 
+/// The tiny training run to `kimg` with `metric` at every snapshot (8 generated images); its
+/// standard output.
+fn train_scored(home: &Path, data: &Path, out: &Path, metric: &str, kimg: &str) -> String {
+    let mut args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), kimg);
+    set_flag(&mut args, "--metrics", metric);
+    args.extend(["--num-gen", "8"]);
+    let o = fpgan(home, &args);
+    let stdout = text(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
+    stdout
+}
+
 /// A resume from the run's best snapshot keeps it the best: the best FID counts the kept metric
 /// lines, the snapshot's own included (a snapshot is written before its metrics, so the best FID
 /// it holds misses its own, and the next, worse FID replaced the best snapshot).
@@ -237,15 +249,7 @@ fn a_resume_from_the_best_snapshot_keeps_it_the_best() {
     let home = private_home(tmp.path());
     let data = shapes(tmp.path());
     let out = tmp.path().join("runs");
-    let train = |kimg: &str| {
-        let mut args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), kimg);
-        set_flag(&mut args, "--metrics", "fid50k_full");
-        args.extend(["--num-gen", "8"]);
-        let o = fpgan(&home, &args);
-        let stdout = text(&o.stdout);
-        assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
-        stdout
-    };
+    let train = |kimg: &str| train_scored(&home, &data, &out, "fid50k_full", kimg);
     // tick 0 ends at 2 images (not evaluated), the end at 6: one FID, the best
     assert!(train("0.006").contains("New best fid50k_full"));
     let dir = run_dir(&out);
@@ -278,15 +282,7 @@ fn a_snapshot_whose_metrics_were_lost_is_scored_on_resume() {
     let home = private_home(tmp.path());
     let data = shapes(tmp.path());
     let out = tmp.path().join("runs");
-    let train = |kimg: &str| {
-        let mut args = train_args(data.to_str().unwrap(), out.to_str().unwrap(), kimg);
-        set_flag(&mut args, "--metrics", "kid50k_full");
-        args.extend(["--num-gen", "8"]);
-        let o = fpgan(&home, &args);
-        let stdout = text(&o.stdout);
-        assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
-        stdout
-    };
+    let train = |kimg: &str| train_scored(&home, &data, &out, "kid50k_full", kimg);
     // tick 0 ends at 2 images (not scored), tick 1 at 6 (the end): one line
     train("0.006");
     let dir = run_dir(&out);
