@@ -256,6 +256,9 @@ fn a_resumed_run_continues_exactly_where_the_uninterrupted_one_goes() {
         assert!(o.status.success(), "{}", text(&o.stderr));
         let (_, m) = load(&snapshots_in(&run_dir(&b))[0]);
         let inside = stop == "0.008";
+        // a stop inside a tick names its grid as its snapshot: it replaces no scheduled one
+        let stop_grid = run_dir(&b).join(format!("fakes{:0>10}.png", stop.trim_start_matches('0')));
+        assert_eq!(stop_grid.is_file(), inside, "{stop_grid:?}");
         assert_eq!(
             (m.progress.cur_tick, m.progress.tick_start_nimg),
             if inside { (2, Some(6)) } else { (2, None) },

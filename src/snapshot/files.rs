@@ -30,6 +30,24 @@ pub fn snapshot_kimg(name: &str) -> Option<f64> {
         .ok()
 }
 
+/// The sample grid written with a snapshot: `fakes<kimg, 6 digits>.png` as the reference's, or
+/// for a snapshot written inside a tick (a stop) `fakes<kimg with 3 decimals>.png` as its
+/// snapshot's name, so that it does not replace the grid of a scheduled snapshot of the same kimg.
+pub fn grid_name(cur_nimg: i64, inside_tick: bool) -> String {
+    match inside_tick {
+        true => format!("fakes{:010.3}.png", cur_nimg as f64 / 1000.0),
+        false => format!("fakes{:06}.png", cur_nimg / 1000),
+    }
+}
+
+/// The kimg in a [`grid_name`] (`fakes000002.png` -> 2, `fakes000001.060.png` -> 1.06).
+pub fn grid_kimg(name: &str) -> Option<f64> {
+    let kimg = name.strip_prefix("fakes")?.strip_suffix(".png")?;
+    kimg.bytes()
+        .all(|b| b.is_ascii_digit() || b == b'.')
+        .then(|| kimg.parse().ok())?
+}
+
 /// Snapshots in `dir`, newest first.
 pub fn snapshots_in(dir: &Path) -> Vec<PathBuf> {
     let mut v = files_named(dir, SNAPSHOT_PREFIX, ".safetensors");
@@ -87,4 +105,27 @@ pub fn read_header(meta: &serde_json::Value, path: &Path) -> Result<SnapshotHead
             )
         })?;
     Ok(SnapshotHeader { generator })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_names_read_back_as_their_kimg() {
+        assert_eq!(grid_name(40_000, false), "fakes000040.png");
+        assert_eq!(grid_name(40_128, false), "fakes000040.png");
+        assert_eq!(grid_name(40_128, true), "fakes000040.128.png");
+        assert_eq!(grid_kimg("fakes000040.png"), Some(40.0));
+        assert_eq!(grid_kimg("fakes000040.128.png"), Some(40.128));
+        for other in [
+            "fakes_init.png",
+            "fakesinf.png",
+            "fakesNaN.png",
+            "fakes.png",
+            "reals.png",
+        ] {
+            assert_eq!(grid_kimg(other), None, "{other}");
+        }
+    }
 }

@@ -8,7 +8,7 @@ pub mod pickle;
 pub mod torch_pickle;
 
 pub use files::{
-    newest_snapshot, prune, read_header, snapshot_kimg, snapshot_name, snapshots_in,
-    SnapshotHeader, BEST_NIMG, BEST_SNAPSHOT, FORMAT, SNAPSHOT_PREFIX, VERSION,
+    grid_kimg, grid_name, newest_snapshot, prune, read_header, snapshot_kimg, snapshot_name,
+    snapshots_in, SnapshotHeader, BEST_NIMG, BEST_SNAPSHOT, FORMAT, SNAPSHOT_PREFIX, VERSION,
 };
 pub use network::Network;

@@ -1,7 +1,7 @@
 //! A resume from an earlier snapshot than the run's newest: the later snapshots, their sample
 //! grids and best snapshot move aside (with copies of the logs), so that nothing of that branch
 //! is overwritten and a re-run continues the branch being trained.
-use crate::snapshot::{snapshot_kimg, snapshots_in, BEST_NIMG, BEST_SNAPSHOT};
+use crate::snapshot::{grid_kimg, snapshot_kimg, snapshots_in, BEST_NIMG, BEST_SNAPSHOT};
 use crate::util::clock::unix_time;
 use crate::util::files::files_named;
 use anyhow::{Context, Result};
@@ -26,9 +26,8 @@ pub fn set_aside_later(dir: &Path, used: &Path, used_nimg: i64) -> Result<Option
     };
     let aside = new_folder(dir)?;
     let grids = files_named(dir, "fakes", ".png").into_iter().filter(|g| {
-        let kimg =
-            name_of(g).and_then(|n| n.strip_prefix("fakes")?.strip_suffix(".png")?.parse().ok());
-        kimg.is_some_and(|k: i64| k > used_nimg / 1000)
+        let kimg = name_of(g).and_then(grid_kimg);
+        kimg.is_some_and(|k| (k * 1000.0).round() as i64 > used_nimg)
     });
     let best_nimg = std::fs::read_to_string(dir.join(BEST_NIMG)).ok();
     let best_moved = best_nimg.and_then(|n| n.trim().parse::<i64>().ok()) > Some(used_nimg);
@@ -122,6 +121,7 @@ mod tests {
             "fakes000001.png",
             "fakes000002.png",
             "fakes000003.png",
+            "fakes000001.500.png",
         ] {
             touch(n);
         }
@@ -148,6 +148,7 @@ mod tests {
         let mut want = vec![
             "best-snapshot.safetensors".to_string(),
             "best_nimg.txt".into(),
+            "fakes000001.500.png".into(),
             "fakes000002.png".into(),
             "fakes000003.png".into(),
             "metric-fid50k_full.jsonl".into(),

@@ -19,7 +19,9 @@ use crate::eval::report::{
 };
 use crate::monitor::board::Board;
 use crate::monitor::plot;
-use crate::snapshot::{self, snapshot_kimg, snapshot_name, snapshots_in, BEST_NIMG, BEST_SNAPSHOT};
+use crate::snapshot::{
+    self, grid_name, snapshot_kimg, snapshot_name, snapshots_in, BEST_NIMG, BEST_SNAPSHOT,
+};
 use crate::util::atomic::{atomic_write, TMP_TAG};
 use crate::util::clock::format_time;
 use crate::util::device::{device_name, parse_device};
@@ -724,7 +726,8 @@ impl<'a> Run<'a> {
         if !self.rank0 {
             return Ok(None);
         }
-        let fakes = self.dir.join(format!("fakes{:06}.png", nimg / 1000));
+        let inside_tick = self.trainer.progress.tick_start_nimg.is_some();
+        let fakes = self.dir.join(grid_name(nimg, inside_tick));
         let grid = self.trainer.fakes();
         images::save_grid(&grid, self.opts.grid.0 as usize, &fakes)?;
         if let Some(b) = &mut self.board {
