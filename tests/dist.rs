@@ -660,12 +660,58 @@ fn a_diverged_two_process_run_stops_every_rank_naming_the_last_good_snapshot() {
     );
 }
 
-/// Run `fpgan args` (a --gpus 2 launcher, its output in files under `dir`) and say whether it
-/// succeeded, with its standard error; a run not ended after `secs` is killed with its workers
-/// and fails the test (ranks out of step can wait on each other for hours).
+/// A 2-process run resumed from a snapshot whose metrics were lost scores it first, every rank
+/// generating its share (a collective: a rank left out would hang the others), then trains on.
+/// Not to the value the run had recorded: rank 1 generated with its own BN running statistics,
+/// which the snapshot (rank 0's state, as the reference's) does not hold.
+#[test]
+fn a_resumed_two_process_run_scores_a_snapshot_whose_metrics_were_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::shapes(tmp.path());
+    let out = tmp.path().join("runs");
+    // ticks end at 4 and 12 images (the first run's end, scored), then 20
+    let mut args = gpus2_args(data.to_str().unwrap(), out.to_str().unwrap(), "0.012");
+    common::set_flag(&mut args, "--tick", "0.008");
+    common::set_flag(&mut args, "--metrics", "kid50k_full");
+    args.extend(["--num-gen", "8"]);
+    let (ok, err) = run_within(&args, tmp.path(), 300);
+    assert!(ok, "{err}");
+    let file = common::run_dir(&out).join("metric-kid50k_full.jsonl");
+    let recorded = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, "").unwrap(); // as if killed during those metrics
+    common::set_flag(&mut args, "--kimg", "0.020");
+    let (ok, err) = run_within(&args, tmp.path(), 300);
+    assert!(ok, "{err}");
+    let stdout = std::fs::read_to_string(tmp.path().join("run.stdout")).unwrap();
+    assert!(stdout.contains("Scoring "), "{stdout}");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let before: serde_json::Value = serde_json::from_str(recorded.trim()).unwrap();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["snapshot_pkl"], before["snapshot_pkl"]);
+    assert_eq!(lines[0]["num_gpus"], 2);
+    assert!(lines[0]["results"]["kid50k_full"].is_f64(), "{lines:?}");
+    assert_eq!(
+        lines[1]["snapshot_pkl"],
+        "network-snapshot-000000.020.safetensors"
+    );
+}
+
+/// Run `fpgan args` (a --gpus 2 launcher, its output in files under `dir`, FPGAN_HOME private to
+/// `dir`) and say whether it succeeded, with its standard error; a run not ended after `secs` is
+/// killed with its workers and fails the test (ranks out of step can wait on each other for
+/// hours).
 fn run_within(args: &[&str], dir: &std::path::Path, secs: u64) -> (bool, String) {
     let (out, err) = (dir.join("run.stdout"), dir.join("run.stderr"));
+    let home = dir.join("home"); // a private FPGAN_HOME: the metrics cache starts empty
+    if !home.exists() {
+        common::private_home(dir);
+    }
     let mut child = Command::new(env!("CARGO_BIN_EXE_fpgan"))
+        .env("FPGAN_HOME", &home)
         .args(args)
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(std::fs::File::create(&err).unwrap())
