@@ -400,6 +400,14 @@ fn gpus2_args<'a>(data: &'a str, out: &'a str, kimg: &'a str) -> Vec<&'a str> {
     a
 }
 
+/// The run directories in `out`, none while it does not exist.
+fn run_dirs_if_any(out: &std::path::Path) -> Vec<std::path::PathBuf> {
+    match out.exists() {
+        true => run_dirs(out),
+        false => Vec::new(),
+    }
+}
+
 fn run_dirs(out: &std::path::Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(out)
         .unwrap()
@@ -789,6 +797,58 @@ fn stop_two_workers(whole_group: bool, sig: i32) {
     assert!(o.status.success(), "{stdout}\n{}", common::text(&o.stderr));
     assert!(stdout.contains("Stopped at kimg"), "{stdout}");
     assert_eq!(snapshots(), 2, "tick 0's and the stop's");
+}
+
+/// A second SIGTERM to the launcher alone (`kill` twice) ends its workers at once, as a second
+/// request ends a process alone: exit 130, no worker left behind (they went on stopping
+/// gracefully, orphaned, after the launcher had quit).
+#[test]
+fn a_second_request_to_the_launcher_ends_the_workers_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::shapes(tmp.path());
+    let (data, out) = (data.to_str().unwrap(), tmp.path().join("out"));
+    let mut args = gpus2_args(data, out.to_str().unwrap(), "10");
+    common::set_flag(&mut args, "--snap", "1000");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fpgan"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while run_dirs_if_any(&out).is_empty()
+        || fpgan::snapshot::snapshots_in(&run_dirs_if_any(&out)[0]).is_empty()
+    {
+        assert!(t0.elapsed().as_secs() < 120, "no first snapshot");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let workers = children_of(child.id());
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    let pid = child.id() as i32;
+    // SAFETY: kill sends SIGTERM to our child.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(100));
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let alive: Vec<&u32> = workers
+        .iter()
+        .filter(|w| std::path::Path::new(&format!("/proc/{w}")).exists())
+        .collect();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    for w in &alive {
+        // SAFETY: kill ends a worker the test started (through its launcher).
+        unsafe { libc::kill(**w as i32, libc::SIGKILL) };
+    }
+    assert!(
+        alive.is_empty(),
+        "workers {alive:?} outlived the launcher: {err}"
+    );
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("ending the workers without a snapshot"),
+        "{err}"
+    );
 }
 
 /// NCCL: on a machine with a GPU, a group of one all-reduces CUDA tensors and (through the GPU)

@@ -409,12 +409,13 @@ impl TrainArgs {
             },
         };
         let args: Vec<String> = std::env::args().skip(1).collect();
-        signals::install(false);
+        signals::install(signals::Role::Launcher);
         launch_local(
             &workers,
             &args,
             Duration::from_secs(30),
             signals::stop_requested,
+            signals::quit_requested,
         )
     }
 

@@ -75,12 +75,15 @@ pub struct LocalWorkers {
 /// Run this executable with `args` as the workers `w` (RANK, LOCAL_RANK, WORLD_SIZE,
 /// MASTER_ADDR, MASTER_PORT set as torchrun does) and wait for them. When one exits with an
 /// error, the others are stopped (SIGTERM, then SIGKILL after `grace`) and the error names it;
-/// when `stop_requested()` turns true (Ctrl-C, SIGTERM here), SIGTERM is passed on to them.
+/// when `stop_requested()` turns true (Ctrl-C, SIGTERM here), SIGTERM is passed on to them; when
+/// `quit_requested()` does (a second request), they are killed at once and this process exits
+/// with status 130, as a process alone does on a second request.
 pub fn launch_local(
     w: &LocalWorkers,
     args: &[String],
     grace: Duration,
     stop_requested: impl Fn() -> bool,
+    quit_requested: impl Fn() -> bool,
 ) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the fpgan executable")?;
     let n = w.procs;
@@ -105,6 +108,10 @@ pub fn launch_local(
     }
     let mut forwarded = false;
     loop {
+        if quit_requested() {
+            stop_all(&mut children, Duration::ZERO); // the snapshots on disk are intact
+            std::process::exit(130);
+        }
         if stop_requested() && !forwarded {
             signal_all(&children, libc::SIGTERM);
             forwarded = true;

@@ -73,7 +73,10 @@ pub fn train_as(
     if rank0 {
         run.announce_metrics()?;
     }
-    signals::install(member.is_some());
+    signals::install(match member {
+        Some(_) => signals::Role::Worker,
+        None => signals::Role::Alone,
+    });
     run.score_missed()?;
     run.start_stream();
     run_ticks(run, opts.snap, rank0)
