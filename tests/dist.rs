@@ -543,6 +543,15 @@ fn two_nodes_meet_at_the_master_address_and_train_one_run() {
     for (k, n) in nodes.into_iter().enumerate() {
         let o = n.wait_with_output().unwrap();
         assert!(o.status.success(), "node {k}: {}", common::text(&o.stderr));
+        // each says where it waits for the others (silent until every node's workers joined)
+        let waiting = format!(
+            "node {k} of 2: 1 worker(s), waiting for all 2 processes to meet at 127.0.0.1:{port}"
+        );
+        assert!(
+            common::text(&o.stdout).contains(&waiting),
+            "node {k}: {}",
+            common::text(&o.stdout)
+        );
     }
     let dir = common::run_dir(&out);
     assert!(dir.to_string_lossy().ends_with("-gpus2-batch4"));

@@ -408,6 +408,13 @@ impl TrainArgs {
                 (None, _) => DEFAULT_MASTER_PORT,
             },
         };
+        if self.nnodes > 1 {
+            // the workers wait silently until every node's have joined
+            println!(
+                "node {} of {}: {per_node} worker(s), waiting for all {world} processes to meet at {}:{} (each other node runs this command with its --node-rank)",
+                self.node_rank, self.nnodes, workers.master_addr, workers.master_port
+            );
+        }
         let args: Vec<String> = std::env::args().skip(1).collect();
         signals::install(signals::Role::Launcher);
         launch_local(
