@@ -36,6 +36,10 @@ fn check_export(tmp: &std::path::Path, classes: i64, k: i64) -> std::path::PathB
     // torch's global generator, for the snapshot's weights and the batch's noise, is this
     // test's alone (the other test of this file runs beside it in this process)
     let _rng = common::torch_rng();
+    // seeded weights: unseeded, the test failed once in a while on NaN outputs (of the 3-class
+    // generators initialised from seeds 0-59, seed 25's gives NaN for a batch of 3: eval-mode
+    // BN with fresh statistics lets the activations of these tiny widths overflow)
+    tch::manual_seed(0);
     let snap = tmp.join("network-snapshot-000000.000.safetensors");
     g_ema_snapshot_c(&snap, GenCfg::Faster, 0.3, classes);
     let (s, d) = (snap.to_str().unwrap(), tmp.to_str().unwrap());
@@ -87,9 +91,12 @@ fn check_export(tmp: &std::path::Path, classes: i64, k: i64) -> std::path::PathB
     // relative to the outputs' size: the test snapshot's weights make huge ones
     let diff = (&ours - &py).abs().max().double_value(&[]);
     let scale = py.abs().max().double_value(&[]).max(1.0);
+    let nan = |t: &tch::Tensor| t.isnan().any().int64_value(&[]) != 0;
     assert!(
         diff < 1e-5 * scale,
-        "batch of 3: PyTorch differs from fpgan by {diff} (outputs up to {scale})"
+        "batch of 3: PyTorch differs from fpgan by {diff} (outputs up to {scale}; NaN in fpgan's {}, in PyTorch's {})",
+        nan(&ours),
+        nan(&py)
     );
     snap
 }
