@@ -400,14 +400,6 @@ fn gpus2_args<'a>(data: &'a str, out: &'a str, kimg: &'a str) -> Vec<&'a str> {
     a
 }
 
-/// The run directories in `out`, none while it does not exist.
-fn run_dirs_if_any(out: &std::path::Path) -> Vec<std::path::PathBuf> {
-    match out.exists() {
-        true => run_dirs(out),
-        false => Vec::new(),
-    }
-}
-
 fn run_dirs(out: &std::path::Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(out)
         .unwrap()
@@ -701,11 +693,7 @@ fn a_resumed_two_process_run_scores_a_snapshot_whose_metrics_were_lost() {
     assert!(ok, "{err}");
     let stdout = std::fs::read_to_string(tmp.path().join("run.stdout")).unwrap();
     assert!(stdout.contains("Scoring "), "{stdout}");
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&file)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = common::jsonl(&file);
     let before: serde_json::Value = serde_json::from_str(recorded.trim()).unwrap();
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(lines[0]["snapshot_pkl"], before["snapshot_pkl"]);
@@ -824,13 +812,7 @@ fn a_second_request_to_the_launcher_ends_the_workers_at_once() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let t0 = std::time::Instant::now();
-    while run_dirs_if_any(&out).is_empty()
-        || fpgan::snapshot::snapshots_in(&run_dirs_if_any(&out)[0]).is_empty()
-    {
-        assert!(t0.elapsed().as_secs() < 120, "no first snapshot");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    common::wait_for_snapshots(&mut child, &out, 1);
     let workers = children_of(child.id());
     assert_eq!(workers.len(), 2, "{workers:?}");
     let pid = child.id() as i32;

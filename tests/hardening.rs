@@ -83,13 +83,9 @@ fn trained(tmp: &Path, kimg: &str) -> (PathBuf, PathBuf) {
 
 /// Ticks of stats.jsonl in order.
 fn stats_ticks(run: &Path) -> Vec<i64> {
-    std::fs::read_to_string(run.join("stats.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["Progress/tick"]["mean"].as_f64().unwrap() as i64
-        })
+    common::jsonl(&run.join("stats.jsonl"))
+        .iter()
+        .map(|v| v["Progress/tick"]["mean"].as_f64().unwrap() as i64)
         .collect()
 }
 

@@ -312,11 +312,7 @@ fn a_snapshot_whose_metrics_were_lost_is_scored_on_resume() {
         stdout[scoring..].contains("tick 2"),
         "scored before training: {stdout}"
     );
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&file)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = common::jsonl(&file);
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(lines[0]["snapshot_pkl"], line["snapshot_pkl"]);
     assert_eq!(

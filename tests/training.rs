@@ -215,12 +215,11 @@ fn load(p: &Path) -> (std::collections::BTreeMap<String, Tensor>, SnapshotMeta) 
 
 /// The `Loss/*` means of stats.jsonl's line for `tick` (each iteration's losses, averaged).
 fn tick_losses(run: &Path, tick: f64) -> Vec<(String, serde_json::Value)> {
-    let stats = std::fs::read_to_string(run.join("stats.jsonl")).unwrap();
-    let line: serde_json::Value = stats
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    let stats = common::jsonl(&run.join("stats.jsonl"));
+    let line = stats
+        .iter()
         .find(|v| v["Progress/tick"]["mean"].as_f64() == Some(tick))
-        .unwrap_or_else(|| panic!("no tick {tick} in {stats}"));
+        .unwrap_or_else(|| panic!("no tick {tick} in {stats:?}"));
     let losses: Vec<_> = line
         .as_object()
         .unwrap()
@@ -293,10 +292,8 @@ fn a_resumed_run_continues_exactly_where_the_uninterrupted_one_goes() {
             );
         }
         // tick 2 of the run stopped inside it is logged from the resume on
-        let ticks: Vec<f64> = std::fs::read_to_string(run_dir(&b).join("stats.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        let ticks: Vec<f64> = common::jsonl(&run_dir(&b).join("stats.jsonl"))
+            .iter()
             .map(|v| v["Progress/tick"]["mean"].as_f64().unwrap())
             .collect();
         assert_eq!(ticks, [0.0, 1.0, 2.0, 3.0], "--kimg {stop}");

@@ -29,7 +29,7 @@ pub fn metric_line(score: &Score, snapshot: &str) -> serde_json::Value {
 
 /// Append a [`metric_line`] of `metric` to `<dir>/metric-<name>.jsonl`.
 pub fn append_metric(dir: &Path, metric: Metric, line: &serde_json::Value) -> Result<()> {
-    let path = dir.join(format!("metric-{}.jsonl", metric.name()));
+    let path = metric_path(dir, metric);
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -38,26 +38,33 @@ pub fn append_metric(dir: &Path, metric: Metric, line: &serde_json::Value) -> Re
     writeln!(f, "{line}").with_context(|| format!("cannot append to {}", path.display()))
 }
 
-/// The lowest value of `metric` in `<dir>/metric-<name>.jsonl` (None without a readable line).
-pub fn lowest_recorded(dir: &Path, metric: Metric) -> Option<f64> {
-    let path = dir.join(format!("metric-{}.jsonl", metric.name()));
-    let lines = std::fs::read_to_string(path).ok()?;
+/// `<dir>/metric-<name>.jsonl`.
+fn metric_path(dir: &Path, metric: Metric) -> std::path::PathBuf {
+    dir.join(format!("metric-{}.jsonl", metric.name()))
+}
+
+/// The readable lines of `<dir>/metric-<name>.jsonl` (none without the file).
+fn recorded(dir: &Path, metric: Metric) -> Vec<serde_json::Value> {
+    let lines = std::fs::read_to_string(metric_path(dir, metric)).unwrap_or_default();
     lines
         .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The lowest value of `metric` in `<dir>/metric-<name>.jsonl` (None without a readable line).
+pub fn lowest_recorded(dir: &Path, metric: Metric) -> Option<f64> {
+    recorded(dir, metric)
+        .iter()
         .filter_map(|v| v["results"][metric.name()].as_f64())
         .reduce(f64::min)
 }
 
 /// Whether `<dir>/metric-<name>.jsonl` has a line scoring the snapshot file named `snapshot`.
 pub fn has_line_for(dir: &Path, metric: Metric, snapshot: &str) -> bool {
-    let path = dir.join(format!("metric-{}.jsonl", metric.name()));
-    std::fs::read_to_string(path).is_ok_and(|lines| {
-        lines
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .any(|v| v["snapshot_pkl"] == snapshot)
-    })
+    recorded(dir, metric)
+        .iter()
+        .any(|v| v["snapshot_pkl"] == snapshot)
 }
 
 /// The `metric-*.jsonl` files in `dir`.

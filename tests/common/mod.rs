@@ -140,6 +140,15 @@ pub fn run_dir(out: &Path) -> PathBuf {
     dirs[0].clone()
 }
 
+/// The lines of a JSON-lines file (stats.jsonl, metric-*.jsonl), parsed.
+pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// Make every floating-point weight of G in the snapshot `path` NaN (a run that diverged).
 pub fn poison_generator(path: &Path) {
     let (tensors, meta) = fpgan::util::safetensors::load(path).unwrap();
