@@ -11,7 +11,7 @@ use tch::Device;
 
 /// A small valid snapshot (G_ema only).
 fn small_snapshot(path: &Path) -> Vec<u8> {
-    common::g_ema_snapshot(path, GenCfg::FasterLite, 0.0)
+    common::g_ema_snapshot(&common::torch_rng(), path, GenCfg::FasterLite, 0.0)
 }
 
 /// The header length written in the first 8 bytes.

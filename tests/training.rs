@@ -480,7 +480,7 @@ fn sigkill_between_snapshots_resumes_from_the_last_one_and_a_corrupt_one_is_repo
 
 #[test]
 fn outputs_are_valid_and_generate_is_deterministic_per_seed() {
-    let _rng = common::torch_rng();
+    let rng = common::torch_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = shapes(tmp.path());
     std::fs::write(data.join("broken.png"), b"not a png").unwrap();
@@ -577,7 +577,7 @@ fn outputs_are_valid_and_generate_is_deterministic_per_seed() {
     // statistics have absorbed the first, huge activations), so that the seeds are told apart on
     // an untrained G_ema without noise, where only the latent differs
     let fresh = tmp.path().join("fresh.safetensors");
-    common::g_ema_snapshot(&fresh, fpgan::nets::generator::GenCfg::Faster, 0.0);
+    common::g_ema_snapshot(&rng, &fresh, fpgan::nets::generator::GenCfg::Faster, 0.0);
     g(&fresh, &g3, "3,5");
     assert_ne!(read(g3.join("seed0003.png")), read(g3.join("seed0005.png")));
     assert_eq!(read(g1.join("seed0003.png")).dimensions(), (128, 128));

@@ -200,12 +200,20 @@ pub fn tiny_options(outdir: &Path) -> fpgan::train::options::TrainOptions {
 
 /// A snapshot holding only what `generate` reads (G_ema and the header) of `cfg` at 128 px,
 /// ngf 8, with every NoiseInjection weight (G's scalar parameters) set to `noise`; returns its bytes.
-pub fn g_ema_snapshot(path: &Path, cfg: fpgan::nets::generator::GenCfg, noise: f64) -> Vec<u8> {
-    g_ema_snapshot_c(path, cfg, noise, 0)
+/// The weights are drawn after `tch::manual_seed(0)`, under the caller's [`torch_rng`] lock: some
+/// unseeded initialisations of these tiny widths give NaN images in eval mode.
+pub fn g_ema_snapshot(
+    rng: &RngLock,
+    path: &Path,
+    cfg: fpgan::nets::generator::GenCfg,
+    noise: f64,
+) -> Vec<u8> {
+    g_ema_snapshot_c(rng, path, cfg, noise, 0)
 }
 
 /// [`g_ema_snapshot`] of a generator with `classes` classes (0: unconditional).
 pub fn g_ema_snapshot_c(
+    _rng: &RngLock,
     path: &Path,
     cfg: fpgan::nets::generator::GenCfg,
     noise: f64,
@@ -220,6 +228,7 @@ pub fn g_ema_snapshot_c(
         ..GeneratorConfig::new(cfg, 128)
     };
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    tch::manual_seed(0);
     Generator::new(&vs.root(), &config).unwrap();
     tch::no_grad(|| {
         for (_, mut v) in vs.variables() {
@@ -279,10 +288,13 @@ pub fn fixture<C: FromIterator<(String, tch::Tensor)>>(file: &str) -> C {
         .collect()
 }
 
+/// Proof that a test holds torch's random generator ([`torch_rng`]).
+pub type RngLock = std::sync::MutexGuard<'static, ()>;
+
 /// Hold torch's random generator for a whole test. It is one per process and the tests of a
 /// binary run as threads: in a binary whose tests seed it and expect its draws (weights, latents,
 /// augmentation), every test that draws takes this first.
-pub fn torch_rng() -> std::sync::MutexGuard<'static, ()> {
+pub fn torch_rng() -> RngLock {
     static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
     RNG.lock().unwrap_or_else(|e| e.into_inner())
 }
