@@ -28,8 +28,17 @@ using fpgan::guarded;
 
 namespace {
 
+// libtorch's log quiet while it lives: a client that times out logs its last try as a warning
+// with a backtrace, before the exception that says the same in one line.
+struct QuietLog {
+  int saved = FLAGS_caffe2_log_level;
+  QuietLog() { FLAGS_caffe2_log_level = 3; }  // fatal only
+  ~QuietLog() { FLAGS_caffe2_log_level = saved; }
+};
+
 c10::intrusive_ptr<c10d::Store> tcp_store(const char* host, int port, int rank, int world,
                                           std::chrono::milliseconds timeout) {
+  QuietLog quiet;
   c10d::TCPStoreOptions o;
   o.port = static_cast<std::uint16_t>(port);
   o.isServer = rank == 0;
@@ -42,15 +51,17 @@ c10::intrusive_ptr<c10d::Store> tcp_store(const char* host, int port, int rank, 
 }  // namespace
 
 // Join a group of `world` processes as `rank` through the TCPStore at host:port (rank 0 serves
-// it) with a Gloo backend; null on failure (see fpgan_last_error).
+// it) with a Gloo backend, waiting up to join_ms for every rank, then up to collective_ms in each
+// collective (and store request); null on failure (see fpgan_last_error).
 extern "C" void* fpgan_c10d_gloo_new(const char* host, int port, int rank, int world,
-                                     long timeout_ms) {
+                                     long join_ms, long collective_ms) {
   Group* out = nullptr;
   guarded([&] {
-    std::chrono::milliseconds timeout(timeout_ms);
-    auto store = tcp_store(host, port, rank, world, timeout);
-    auto opts = c10d::ProcessGroupGloo::Options::create_default(timeout);
+    std::chrono::milliseconds join(join_ms), collective(collective_ms);
+    auto store = tcp_store(host, port, rank, world, join);
+    auto opts = c10d::ProcessGroupGloo::Options::create_default(collective);
     auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, opts);
+    store->setTimeout(collective);
     out = new Group{store, pg};
   });
   return out;
@@ -59,16 +70,17 @@ extern "C" void* fpgan_c10d_gloo_new(const char* host, int port, int rank, int w
 // The same with an NCCL backend for CUDA tensors on `device` (made the current device); null
 // with an error when fpgan was built without the NCCL headers.
 extern "C" void* fpgan_c10d_nccl_new(const char* host, int port, int rank, int world,
-                                     long timeout_ms, int device) {
+                                     long join_ms, long collective_ms, int device) {
   Group* out = nullptr;
   guarded([&] {
 #ifdef FPGAN_NCCL
     c10::cuda::set_device(static_cast<c10::DeviceIndex>(device));
-    std::chrono::milliseconds timeout(timeout_ms);
-    auto store = tcp_store(host, port, rank, world, timeout);
+    std::chrono::milliseconds join(join_ms), collective(collective_ms);
+    auto store = tcp_store(host, port, rank, world, join);
     auto opts = c10d::ProcessGroupNCCL::Options::create();
-    opts->timeout = timeout;
+    opts->timeout = collective;
     auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world, opts);
+    store->setTimeout(collective);  // NCCL's communicator is made lazily, at the first collective
     out = new Group{store, pg};
 #else
     throw std::runtime_error(

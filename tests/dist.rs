@@ -4,7 +4,7 @@
 //! variables and a missing rank 0 are clear errors.
 mod common;
 
-use fpgan::dist::{Backend, ProcessGroup};
+use fpgan::dist::{Backend, ProcessGroup, Timeouts};
 use fpgan::eval::detector::Detector;
 use fpgan::eval::evaluator::{generated_features, generated_features_in};
 use fpgan::nets::generator::{GenCfg, Generator, GeneratorConfig};
@@ -52,8 +52,8 @@ fn gloo(port: u16, rank: usize, world: usize, secs: u64) -> ProcessGroup {
 }
 
 fn try_gloo(port: u16, rank: usize, world: usize, secs: u64) -> anyhow::Result<ProcessGroup> {
-    let timeout = Duration::from_secs(secs);
-    ProcessGroup::join(Backend::Gloo, "127.0.0.1", port, rank, world, timeout)
+    let timeouts = Timeouts::both(Duration::from_secs(secs));
+    ProcessGroup::join(Backend::Gloo, "127.0.0.1", port, rank, world, timeouts)
 }
 
 fn arange(n: i64) -> Tensor {
@@ -537,7 +537,7 @@ fn two_nodes_meet_at_the_master_address_and_train_one_run() {
         assert!(o.status.success(), "node {k}: {}", common::text(&o.stderr));
         // each says where it waits for the others (silent until every node's workers joined)
         let waiting = format!(
-            "node {k} of 2: 1 worker(s), waiting for all 2 processes to meet at 127.0.0.1:{port}"
+            "node {k} of 2: 1 worker(s), waiting up to 600 s (--join-timeout) for all 2 processes to meet at 127.0.0.1:{port}"
         );
         assert!(
             common::text(&o.stdout).contains(&waiting),
@@ -556,6 +556,40 @@ fn two_nodes_meet_at_the_master_address_and_train_one_run() {
     assert_eq!(fid.lines().count(), 1, "{fid}");
     assert_eq!(line["num_gpus"], 2, "{fid}");
     assert!(line["results"]["fid50k_full"].as_f64().unwrap() > 0.0);
+}
+
+/// A machine whose partner never starts gives up after `--join-timeout` with an error that says
+/// what to do, whether it serves the rendezvous (machine 0) or finds none there (machine 1), and
+/// writes no run.
+#[test]
+fn a_machine_left_alone_gives_up_after_the_join_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::shapes(tmp.path());
+    let (data, out) = (data.to_str().unwrap(), tmp.path().join("out"));
+    let home = common::private_home(tmp.path());
+    for k in ["0", "1"] {
+        let port = free_port().to_string();
+        let mut args = gpus2_args(data, out.to_str().unwrap(), "0.008");
+        common::set_flag(&mut args, "--gpus", "1");
+        args.extend(["--nnodes", "2", "--node-rank", k, "--master-port", &port]);
+        args.extend(["--join-timeout", "3"]);
+        let t0 = std::time::Instant::now();
+        let o = Command::new(env!("CARGO_BIN_EXE_fpgan"))
+            .env("FPGAN_HOME", &home)
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = common::text(&o.stderr);
+        assert!(!o.status.success(), "node {k}: {err}");
+        assert!(t0.elapsed() < Duration::from_secs(120), "node {k}: {err}");
+        assert!(
+            err.contains("The 2 processes must all start within --join-timeout 3 s")
+                && err.contains(&format!("worker {k} of 2 exited")),
+            "node {k}: {err}"
+        );
+        let runs = std::fs::read_dir(&out).map_or(0, |d| d.count());
+        assert_eq!(runs, 0, "node {k}: nothing is written");
+    }
 }
 
 /// torchrun's variables: read as it sets them; a partial or inconsistent set is an error that
@@ -853,7 +887,7 @@ fn an_nccl_group_of_one_works_on_a_gpu_and_is_an_error_without() {
         free_port(),
         0,
         1,
-        Duration::from_secs(30),
+        Timeouts::both(Duration::from_secs(30)),
     );
     if !tch::Cuda::is_available() {
         let e = format!("{:#}", r.err().expect("no GPU: NCCL cannot work"));

@@ -2,7 +2,9 @@
 use super::parse::parse_grid;
 use crate::data::loader::dataset_name;
 use crate::data::{Background, ImageSet, RawFit, Source, Transform};
-use crate::dist::launch::{free_port, launch_local, LocalWorkers, Membership};
+use crate::dist::launch::{
+    free_port, launch_local, LocalWorkers, Membership, DEFAULT_JOIN_TIMEOUT,
+};
 use crate::eval::metrics::parse_metrics;
 use crate::fastpath::FastPath;
 use crate::nets::generator::{GenCfg, RESOLUTIONS};
@@ -77,6 +79,10 @@ pub struct TrainArgs {
     /// TCP port of the rendezvous on machine 0 (default: 29500 with --nnodes, else a free one).
     #[arg(long)]
     pub master_port: Option<u16>,
+    /// Seconds the processes of a data-parallel run wait for each other to start (every
+    /// machine's command must start within it).
+    #[arg(long, default_value_t = DEFAULT_JOIN_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub join_timeout: u64,
     /// Training length in thousands of real images shown.
     #[arg(long, default_value_t = 25000.0)]
     pub kimg: f64,
@@ -143,7 +149,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if a.fast.deterministic {
         crate::fastpath::fix_cublas_workspace(); // before any CUDA work, in workers too
     }
-    let member = Membership::from_env()?;
+    let join_timeout = Duration::from_secs(a.join_timeout);
+    let member = Membership::from_env()?.map(|m| Membership { join_timeout, ..m });
     let gpus = a.processes(member.as_ref())?;
     let (grid, earlier) = a.check_options(gpus)?;
     if member.is_none() && gpus > 1 && !a.dry_run {
@@ -411,8 +418,8 @@ impl TrainArgs {
         if self.nnodes > 1 {
             // the workers wait silently until every node's have joined
             println!(
-                "node {} of {}: {per_node} worker(s), waiting for all {world} processes to meet at {}:{} (each other node runs this command with its --node-rank)",
-                self.node_rank, self.nnodes, workers.master_addr, workers.master_port
+                "node {} of {}: {per_node} worker(s), waiting up to {} s (--join-timeout) for all {world} processes to meet at {}:{} (each other node runs this command with its --node-rank)",
+                self.node_rank, self.nnodes, self.join_timeout, workers.master_addr, workers.master_port
             );
         }
         let args: Vec<String> = std::env::args().skip(1).collect();

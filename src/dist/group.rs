@@ -12,14 +12,16 @@ extern "C" {
         port: i32,
         rank: i32,
         world: i32,
-        timeout_ms: i64,
+        join_ms: i64,
+        collective_ms: i64,
     ) -> *mut c_void;
     fn fpgan_c10d_nccl_new(
         host: *const c_char,
         port: i32,
         rank: i32,
         world: i32,
-        timeout_ms: i64,
+        join_ms: i64,
+        collective_ms: i64,
         device: i32,
     ) -> *mut c_void;
     fn fpgan_c10d_allreduce_sum(g: *mut c_void, t: *mut torch_sys::C_tensor) -> i32;
@@ -37,6 +39,24 @@ pub enum Backend {
     Nccl(usize),
 }
 
+/// How long a process of a group waits: for every process to join, and then for the others in
+/// one collective.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub join: Duration,
+    pub collective: Duration,
+}
+
+impl Timeouts {
+    /// The same wait for both.
+    pub fn both(d: Duration) -> Self {
+        Timeouts {
+            join: d,
+            collective: d,
+        }
+    }
+}
+
 /// One process's membership of a group of `world` processes.
 pub struct ProcessGroup {
     handle: *mut c_void,
@@ -51,31 +71,28 @@ unsafe impl Send for ProcessGroup {}
 
 impl ProcessGroup {
     /// Join the group through the TCPStore at `host:port` (rank 0 serves it) with `backend`
-    /// (for NCCL, its CUDA device becomes the current one); waits up to `timeout` for every rank.
+    /// (for NCCL, its CUDA device becomes the current one), waiting as `timeouts` say.
     pub fn join(
         backend: Backend,
         host: &str,
         port: u16,
         rank: usize,
         world: usize,
-        timeout: Duration,
+        timeouts: Timeouts,
     ) -> Result<Self> {
         if world == 0 || rank >= world {
             bail!("rank {rank} is not in a group of {world} processes");
         }
         let c_host = CString::new(host)?;
-        let (port, rank_, world_, ms) = (
-            port as i32,
-            rank as i32,
-            world as i32,
-            timeout.as_millis() as i64,
-        );
+        let (h, port, rank_, world_) = (c_host.as_ptr(), port as i32, rank as i32, world as i32);
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let (join, coll) = (ms(timeouts.join), ms(timeouts.collective));
         // SAFETY: valid C string; the shim catches every C++ exception.
         let handle = unsafe {
             match backend {
-                Backend::Gloo => fpgan_c10d_gloo_new(c_host.as_ptr(), port, rank_, world_, ms),
+                Backend::Gloo => fpgan_c10d_gloo_new(h, port, rank_, world_, join, coll),
                 Backend::Nccl(i) => {
-                    fpgan_c10d_nccl_new(c_host.as_ptr(), port, rank_, world_, ms, i as i32)
+                    fpgan_c10d_nccl_new(h, port, rank_, world_, join, coll, i as i32)
                 }
             }
         };

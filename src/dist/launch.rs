@@ -5,7 +5,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// This process's place in a data-parallel run, from torchrun's variables (RANK, WORLD_SIZE,
-/// LOCAL_RANK, MASTER_ADDR, MASTER_PORT).
+/// LOCAL_RANK, MASTER_ADDR, MASTER_PORT), and how long it waits for the others to join.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Membership {
     pub rank: usize,
@@ -13,7 +13,12 @@ pub struct Membership {
     pub local_rank: usize,
     pub master_addr: String,
     pub master_port: u16,
+    pub join_timeout: Duration,
 }
+
+/// How long the processes of a run wait for each other to start, unless told (torchrun's
+/// rendezvous default).
+pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl Membership {
     /// From the environment; None when RANK is not set (a single-process run).
@@ -51,6 +56,7 @@ impl Membership {
             local_rank,
             master_addr: get("MASTER_ADDR").unwrap_or_else(|| "127.0.0.1".into()),
             master_port,
+            join_timeout: DEFAULT_JOIN_TIMEOUT,
         }))
     }
 }

@@ -2,4 +2,4 @@
 pub mod group;
 pub mod launch;
 
-pub use group::{Backend, ProcessGroup};
+pub use group::{Backend, ProcessGroup, Timeouts};

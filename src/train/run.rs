@@ -10,7 +10,7 @@ use super::trainer::Trainer;
 use crate::data::stream::BatchStream;
 use crate::data::ImageSet;
 use crate::dist::launch::Membership;
-use crate::dist::{Backend, ProcessGroup};
+use crate::dist::{Backend, ProcessGroup, Timeouts};
 use crate::eval::detector::Detector;
 use crate::eval::evaluator::{images_per_evaluation, Estimate, Evaluator, Score};
 use crate::eval::metrics::{parse_metrics, Metric};
@@ -233,7 +233,19 @@ fn join_group(opts: &TrainOptions, m: &Membership, device: Device) -> Result<Pro
         ),
     };
     let (addr, port) = (&m.master_addr, m.master_port);
-    ProcessGroup::join(backend, addr, port, m.rank, m.world, GROUP_TIMEOUT)
+    let timeouts = Timeouts {
+        join: m.join_timeout,
+        collective: GROUP_TIMEOUT,
+    };
+    ProcessGroup::join(backend, addr, port, m.rank, m.world, timeouts).map_err(|e| {
+        let e = format!("{e:#}");
+        anyhow::anyhow!(
+            "{}. The {} processes must all start within --join-timeout {} s: start the same command on every machine, each with its --node-rank and the same --master-addr/--master-port (or give a longer --join-timeout)",
+            e.trim_end_matches('.'),
+            m.world,
+            m.join_timeout.as_secs()
+        )
+    })
 }
 
 /// How long a rank waits for the others in one collective (rank 0's metrics included).
