@@ -704,9 +704,9 @@ fn a_diverged_two_process_run_stops_every_rank_naming_the_last_good_snapshot() {
 }
 
 /// A 2-process run resumed from a snapshot whose metrics were lost scores it first, every rank
-/// generating its share (a collective: a rank left out would hang the others), then trains on.
-/// Not to the value the run had recorded: rank 1 generated with its own BN running statistics,
-/// which the snapshot (rank 0's state, as the reference's) does not hold.
+/// generating its share (a collective: a rank left out would hang the others), to the value the
+/// run had recorded: rank 1 generates with its own BN running statistics again, which the
+/// snapshot holds beside rank 0's state. Then it trains on.
 #[test]
 fn a_resumed_two_process_run_scores_a_snapshot_whose_metrics_were_lost() {
     let tmp = tempfile::tempdir().unwrap();
@@ -733,6 +733,7 @@ fn a_resumed_two_process_run_scores_a_snapshot_whose_metrics_were_lost() {
     assert_eq!(lines[0]["snapshot_pkl"], before["snapshot_pkl"]);
     assert_eq!(lines[0]["num_gpus"], 2);
     assert!(lines[0]["results"]["kid50k_full"].is_f64(), "{lines:?}");
+    assert_eq!(lines[0]["results"], before["results"], "{lines:?}");
     assert_eq!(
         lines[1]["snapshot_pkl"],
         "network-snapshot-000000.020.safetensors"

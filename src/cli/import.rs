@@ -49,7 +49,7 @@ pub fn run(a: ImportArgs) -> Result<()> {
     let file = out.join(snapshot_name(t.progress.cur_nimg));
     check_out(&out, &file)?;
     create_output_dir(&out, "--out")?;
-    t.save(&file)?;
+    t.save(&file, None)?;
     let g = &snap.generator;
     let cond = match g.classes {
         0 => String::new(),

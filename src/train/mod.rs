@@ -1,5 +1,5 @@
 //! Training: options, state and one iteration (`trainer`, with `loss`, `optim`, `ema`, `stats`),
-//! snapshots (`state`), the run (`resume`, `rewind`, `run`, `tick`, `signals`) and `bench`, which times it.
+//! snapshots (`state`, with each rank's own buffers in `rank_state`), the run (`resume`, `rewind`, `run`, `tick`, `signals`) and `bench`, which times it.
 pub mod bench;
 pub mod devcheck;
 pub mod ema;
@@ -8,6 +8,7 @@ pub mod import;
 pub mod loss;
 pub mod optim;
 pub mod options;
+pub mod rank_state;
 pub mod resume;
 pub mod rewind;
 pub mod run;

@@ -738,6 +738,7 @@ impl<'a> Run<'a> {
         if self.bad_iters == 0 {
             self.last_good = Some(path.clone());
         }
+        let rank_buffers = self.trainer.gather_rank_buffers()?; // every rank's, a collective
         if !self.rank0 {
             return Ok(None);
         }
@@ -748,7 +749,7 @@ impl<'a> Run<'a> {
         if let Some(b) = &mut self.board {
             b.fakes(&grid, nimg)?;
         }
-        self.trainer.save(&path)?;
+        self.trainer.save(&path, rank_buffers.as_ref())?;
         snapshot::prune(&self.dir, self.opts.keep, &path);
         Ok(Some(path))
     }

@@ -1,6 +1,7 @@
 //! Snapshots of the whole training state in one safetensors file, restored exactly
 //! (`--resume-mode exact`) or weights only as the reference's `--resume` (`reference`).
 use super::options::{generator_flags, TrainOptions};
+use super::rank_state::RANK_BUFFERS;
 use super::trainer::{Progress, Trainer};
 use crate::nets::generator::GeneratorConfig;
 use crate::snapshot::{self, read_header};
@@ -19,8 +20,9 @@ pub struct CannotContinue(pub String);
 
 impl Trainer {
     /// Write a snapshot of the whole state: G, G_ema, D heads, the random projections, Adam
-    /// moments, counters and grid latents in one safetensors file.
-    pub fn save(&self, path: &Path) -> Result<()> {
+    /// moments, counters and grid latents in one safetensors file, with every rank's own G/G_ema
+    /// buffers of a data-parallel run (`rank_buffers`, from [`Trainer::gather_rank_buffers`]).
+    pub fn save(&self, path: &Path, rank_buffers: Option<&Tensor>) -> Result<()> {
         let mut t = safetensors::export(&self.gvs, "G.");
         t.extend(safetensors::export(&self.ema_vs, "G_ema."));
         t.extend(safetensors::export(&self.dvs, "D."));
@@ -39,6 +41,9 @@ impl Trainer {
             }
         }
         t.push(("grid_z".into(), self.grid_z.shallow_clone()));
+        if let Some(rows) = rank_buffers {
+            t.push((RANK_BUFFERS.into(), rows.shallow_clone()));
+        }
         let meta = json!({
             "format": snapshot::FORMAT,
             "version": snapshot::VERSION,
@@ -108,6 +113,7 @@ impl Trainer {
             self.grid_z = z.to_device(self.device);
         }
         self.progress = snap.progress;
+        self.resumed_rank_buffers = t.get(RANK_BUFFERS).map(Tensor::shallow_clone);
         Ok(snap.options)
     }
 }

@@ -92,6 +92,9 @@ pub struct Trainer {
     /// The data-parallel group this trainer belongs to: gradients are averaged over its ranks
     /// before every Adam step (see [`Trainer::join`]).
     group: Option<ProcessGroup>,
+    /// The snapshot's [`super::rank_state::RANK_BUFFERS`] after an exact resume, until
+    /// [`Trainer::join`] gives each rank its row.
+    pub(super) resumed_rank_buffers: Option<Tensor>,
     /// Otherwise on CUDA: events around the phases, read at the end of a tick (the last
     /// iteration's times, as the reference reports them).
     phase_events: Option<PhaseEvents>,
@@ -183,6 +186,7 @@ impl Trainer {
                 _ => None,
             },
             graphs: None,
+            resumed_rank_buffers: None,
         };
         if opts.fast.cuda_graphs {
             t.use_graphs()?;
@@ -226,7 +230,8 @@ impl Trainer {
     /// and buffers (G, G_ema, D heads, projections), Adam moments and steps, and progress
     /// counters are copied to every rank now (after the start or the resume: a rank that
     /// resumed from another snapshot than rank 0 goes on from rank 0's), and each phase
-    /// averages its gradients over the ranks before the step.
+    /// averages its gradients over the ranks before the step. After an exact resume from a
+    /// snapshot of as many processes, each rank then takes back its own G/G_ema buffers.
     pub fn join(&mut self, group: ProcessGroup) -> Result<()> {
         if self.graphs.is_some() {
             cuda_graph::check_supported(None, true)?; // a group makes the run data-parallel
@@ -257,6 +262,9 @@ impl Trainer {
         group.broadcast_from_rank0(&state)?;
         self.take_counters_of_rank0(&group)?;
         self.group = Some(group);
+        if let Some(rows) = self.resumed_rank_buffers.take() {
+            self.take_rank_buffers(&rows)?;
+        }
         Ok(())
     }
 
