@@ -1,7 +1,8 @@
 // fpgan: c10d process groups from libtorch's own distributed library, which tch does not expose:
 // a TCPStore rendezvous and a Gloo backend (CPU tensors) or, when built with the CUDA and NCCL
 // headers of the torch wheel's PyPI dependencies (FPGAN_NCCL), an NCCL backend (CUDA tensors);
-// in-place all-reduce (sum), broadcast and barrier for data-parallel training. The gloo
+// in-place all-reduce (sum), broadcast and barrier for data-parallel training; and a client of
+// the TCPStore for the launchers of a run on several machines. The gloo
 // declarations come from csrc/gloo_stub (the wheel ships no gloo headers).
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -11,6 +12,7 @@
 
 #include "guarded.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,10 @@ namespace {
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Backend> backend;
+};
+
+struct Client {
+  c10::intrusive_ptr<c10d::Store> store;
 };
 
 using fpgan::guarded;
@@ -115,3 +121,55 @@ extern "C" int fpgan_c10d_barrier(void* g) {
 }
 
 extern "C" void fpgan_c10d_free(void* g) { delete static_cast<Group*>(g); }
+
+// A client of a group's TCPStore at host:port that is not a member (a launcher watching its
+// run), connecting for up to connect_ms, then waiting up to request_ms in each request (a lost
+// store is retried, and libtorch logs each failure with a backtrace: its log is kept quiet);
+// null on failure (see fpgan_last_error).
+extern "C" void* fpgan_store_client_new(const char* host, int port, long connect_ms,
+                                        long request_ms) {
+  Client* out = nullptr;
+  guarded([&] {
+    QuietLog quiet;
+    c10d::TCPStoreOptions o;
+    o.port = static_cast<std::uint16_t>(port);
+    o.isServer = false;
+    o.waitWorkers = false;
+    o.timeout = std::chrono::milliseconds(connect_ms);
+    auto store = c10::make_intrusive<c10d::TCPStore>(std::string(host), o);
+    store->setTimeout(std::chrono::milliseconds(request_ms));
+    out = new Client{store};
+  });
+  return out;
+}
+
+// Set `key` to `value` in the store.
+extern "C" int fpgan_store_set(void* c, const char* key, const char* value) {
+  QuietLog quiet;
+  return guarded([&] { static_cast<Client*>(c)->store->set(key, std::string(value)); });
+}
+
+// Whether `key` is in the store: 1 or 0, or -1 when the store cannot be asked.
+extern "C" int fpgan_store_check(void* c, const char* key) {
+  QuietLog quiet;
+  bool present = false;
+  auto ask = [&] { present = static_cast<Client*>(c)->store->check({std::string(key)}); };
+  if (guarded(ask) != 0) {
+    return -1;
+  }
+  return present ? 1 : 0;
+}
+
+// The value of `key` (present) in `buf` of `cap` bytes, cut there; its length, or -1.
+extern "C" long fpgan_store_get(void* c, const char* key, char* buf, long cap) {
+  QuietLog quiet;
+  long len = -1;
+  guarded([&] {
+    auto v = static_cast<Client*>(c)->store->get(key);
+    len = static_cast<long>(std::min<size_t>(v.size(), static_cast<size_t>(cap)));
+    std::copy(v.begin(), v.begin() + len, buf);
+  });
+  return len;
+}
+
+extern "C" void fpgan_store_free(void* c) { delete static_cast<Client*>(c); }

@@ -592,6 +592,146 @@ fn a_machine_left_alone_gives_up_after_the_join_timeout() {
     }
 }
 
+/// `fpgan train` as machine `node` of two (one worker, `--master-port port`), output piped.
+fn spawn_node(
+    data: &str,
+    out: &std::path::Path,
+    home: &std::path::Path,
+    node: &str,
+    port: u16,
+) -> std::process::Child {
+    let mut args = gpus2_args(data, out.to_str().unwrap(), "0.008");
+    common::set_flag(&mut args, "--gpus", "1");
+    let port = port.to_string();
+    args.extend(["--nnodes", "2", "--node-rank", node, "--master-port", &port]);
+    Command::new(env!("CARGO_BIN_EXE_fpgan"))
+        .env("FPGAN_HOME", home)
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait up to `secs` for `child` to end; its standard error and whether it succeeded.
+fn ended_within(mut child: std::process::Child, secs: u64) -> (bool, String) {
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed().as_secs() > secs {
+            for pid in children_of(child.id()) {
+                // SAFETY: kill sends SIGKILL to a worker of our child.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+            child.kill().unwrap();
+            let o = child.wait_with_output().unwrap();
+            panic!("not ended within {secs} s: {}", common::text(&o.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = child.wait_with_output().unwrap();
+    (o.status.success(), common::text(&o.stderr))
+}
+
+/// A machine's launcher stops its workers when another machine's tells of a failure through
+/// the run's store, even while they wait in a collective that would never end (as NCCL may for
+/// a peer that is gone). Machine 1 is this test: a member of the group (rank 1) that never
+/// takes part in a collective, and then tells of a failure.
+#[test]
+fn a_failure_told_by_another_machine_stops_the_workers_here() {
+    use fpgan::dist::{store::StoreClient, watch::FAILED_KEY};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::shapes(tmp.path());
+    let home = common::private_home(tmp.path());
+    let port = free_port();
+    let node0 = spawn_node(
+        data.to_str().unwrap(),
+        &tmp.path().join("out"),
+        &home,
+        "0",
+        port,
+    );
+    let _rank1 = gloo(port, 1, 2, 120);
+    let store = StoreClient::connect("127.0.0.1", port, Duration::from_secs(30)).unwrap();
+    std::thread::sleep(Duration::from_secs(3)); // rank 0 waits in its first collective
+    store.set(FAILED_KEY, "node 1: a test's failure").unwrap();
+    let t0 = std::time::Instant::now();
+    let (ok, err) = ended_within(node0, 120);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("node 1: a test's failure; stopped the workers here too"),
+        "{err}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+}
+
+/// A machine whose worker dies tells the others through the run's store. Machine 0 is this
+/// test (rank 0, serving the store); machine 1's worker is killed.
+#[test]
+fn a_machine_whose_worker_dies_tells_the_others() {
+    use fpgan::dist::{store::StoreClient, watch::FAILED_KEY};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::shapes(tmp.path());
+    let home = common::private_home(tmp.path());
+    let port = free_port();
+    let node1 = spawn_node(
+        data.to_str().unwrap(),
+        &tmp.path().join("out"),
+        &home,
+        "1",
+        port,
+    );
+    let _rank0 = gloo(port, 0, 2, 120); // returns once node 1's worker has joined
+    let store = StoreClient::connect("127.0.0.1", port, Duration::from_secs(30)).unwrap();
+    assert_eq!(store.value(FAILED_KEY).unwrap(), None);
+    let worker = children_of(node1.id());
+    assert_eq!(worker.len(), 1, "{worker:?}");
+    // SAFETY: kill sends SIGKILL to the worker of our child.
+    unsafe { libc::kill(worker[0] as i32, libc::SIGKILL) };
+    let (ok, err) = ended_within(node1, 120);
+    assert!(!ok, "{err}");
+    assert!(err.contains("worker 1 of 2 exited with signal: 9"), "{err}");
+    let told = store.value(FAILED_KEY).unwrap().unwrap_or_default();
+    assert!(
+        told.starts_with("node 1: worker 1 of 2 exited with signal: 9"),
+        "{told}"
+    );
+}
+
+/// A machine whose workers still run when the run's store (served by rank 0) has not answered
+/// for a minute stops them: machine 0 is this test, which goes away while machine 1's
+/// worker is held (SIGSTOP: as if waiting in a collective that never ends).
+#[test]
+fn a_machine_stops_its_workers_when_the_rendezvous_is_gone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::shapes(tmp.path());
+    let home = common::private_home(tmp.path());
+    let port = free_port();
+    let node1 = spawn_node(
+        data.to_str().unwrap(),
+        &tmp.path().join("out"),
+        &home,
+        "1",
+        port,
+    );
+    let rank0 = gloo(port, 0, 2, 120);
+    let worker = children_of(node1.id());
+    assert_eq!(worker.len(), 1, "{worker:?}");
+    // SAFETY: kill sends SIGSTOP to the worker of our child.
+    unsafe { libc::kill(worker[0] as i32, libc::SIGSTOP) };
+    std::thread::sleep(Duration::from_secs(5)); // the launcher reads the store meanwhile
+    drop(rank0);
+    let t0 = std::time::Instant::now();
+    let (ok, err) = ended_within(node1, 240);
+    assert!(!ok, "{err}");
+    let want = format!("the rendezvous at 127.0.0.1:{port} (served by rank 0 on machine 0) has not answered for 60 s; stopped the workers here too");
+    assert!(err.contains(&want), "{err}");
+    assert!(
+        t0.elapsed() >= Duration::from_secs(59),
+        "{:?}",
+        t0.elapsed()
+    );
+}
+
 /// torchrun's variables: read as it sets them; a partial or inconsistent set is an error that
 /// names the variable.
 #[test]

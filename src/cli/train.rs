@@ -81,7 +81,7 @@ pub struct TrainArgs {
     pub master_port: Option<u16>,
     /// Seconds the processes of a data-parallel run wait for each other to start (every
     /// machine's command must start within it).
-    #[arg(long, default_value_t = DEFAULT_JOIN_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_JOIN_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub join_timeout: u64,
     /// Training length in thousands of real images shown.
     #[arg(long, default_value_t = 25000.0)]
@@ -414,6 +414,8 @@ impl TrainArgs {
                 (None, 1) => free_port()?,
                 (None, _) => DEFAULT_MASTER_PORT,
             },
+            join_timeout: Duration::from_secs(self.join_timeout),
+            node: (self.nnodes > 1).then_some(self.node_rank),
         };
         if self.nnodes > 1 {
             // the workers wait silently until every node's have joined

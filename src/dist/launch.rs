@@ -1,5 +1,6 @@
 //! Who this process is in a data-parallel run (torchrun's variables) and `--gpus N` on one
 //! machine: one worker process per device, supervised so that one failing stops them all.
+use super::watch::Watch;
 use anyhow::{bail, Context, Result};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -68,7 +69,8 @@ pub fn free_port() -> Result<u16> {
 }
 
 /// The workers of this machine: `procs` of them, ranks `first_rank..first_rank + procs` of
-/// `world`, meeting at `master_addr:master_port`.
+/// `world`, meeting at `master_addr:master_port` within `join_timeout`; `node`: this machine's
+/// number in a run on several (its launcher then watches the run's store, see [`Watch`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct LocalWorkers {
     pub procs: usize,
@@ -76,6 +78,8 @@ pub struct LocalWorkers {
     pub world: usize,
     pub master_addr: String,
     pub master_port: u16,
+    pub join_timeout: Duration,
+    pub node: Option<usize>,
 }
 
 /// Run this executable with `args` as the workers `w` (RANK, LOCAL_RANK, WORLD_SIZE,
@@ -83,7 +87,9 @@ pub struct LocalWorkers {
 /// error, the others are stopped (SIGTERM, then SIGKILL after `grace`) and the error names it;
 /// when `stop_requested()` turns true (Ctrl-C, SIGTERM here), SIGTERM is passed on to them; when
 /// `quit_requested()` does (a second request), they are killed at once and this process exits
-/// with status 130, as a process alone does on a second request.
+/// with status 130, as a process alone does on a second request. On several machines, a failure
+/// or a second request here is told to the other machines' launchers, and one told there stops
+/// the workers here.
 pub fn launch_local(
     w: &LocalWorkers,
     args: &[String],
@@ -91,30 +97,17 @@ pub fn launch_local(
     stop_requested: impl Fn() -> bool,
     quit_requested: impl Fn() -> bool,
 ) -> Result<()> {
-    let exe = std::env::current_exe().context("cannot find the fpgan executable")?;
     let n = w.procs;
-    let mut children: Vec<Option<Child>> = Vec::with_capacity(n);
-    for r in 0..n {
-        let child = Command::new(&exe)
-            .args(args)
-            .env("RANK", (w.first_rank + r).to_string())
-            .env("LOCAL_RANK", r.to_string())
-            .env("WORLD_SIZE", w.world.to_string())
-            .env("MASTER_ADDR", &w.master_addr)
-            .env("MASTER_PORT", w.master_port.to_string())
-            .spawn()
-            .with_context(|| format!("cannot start worker {r} ({})", exe.display()));
-        match child {
-            Ok(c) => children.push(Some(c)),
-            Err(e) => {
-                stop_all(&mut children, grace);
-                return Err(e);
-            }
-        }
-    }
+    let mut children = spawn_workers(w, args, grace)?;
+    let watch = w
+        .node
+        .map(|k| Watch::start(k, &w.master_addr, w.master_port, w.join_timeout));
     let mut forwarded = false;
     loop {
         if quit_requested() {
+            if let Some(watch) = &watch {
+                watch.report("stopped at once (a second Ctrl-C or SIGTERM)");
+            }
             stop_all(&mut children, Duration::ZERO); // the snapshots on disk are intact
             std::process::exit(130);
         }
@@ -132,17 +125,56 @@ pub fn launch_local(
                 Some(s) if s.success() => children[r] = None,
                 Some(s) => {
                     children[r] = None;
+                    let what =
+                        format!("worker {} of {} exited with {s}", w.first_rank + r, w.world);
+                    let after = match watch.as_ref().and_then(|wt| wt.report(&what)) {
+                        Some(earlier) => format!(" (after {earlier})"),
+                        None => String::new(),
+                    };
                     stop_all(&mut children, grace);
-                    bail!("worker {} of {} exited with {s}; stopped the other workers here. The last snapshot is intact: run the same command again to resume", w.first_rank + r, w.world);
+                    bail!("{what}{after}; stopped the other workers here. The last snapshot is intact: {AGAIN}");
                 }
             }
         }
         if running == 0 {
             return Ok(());
         }
+        if let Some(why) = watch.as_ref().and_then(Watch::poll) {
+            // they may wait in a collective for a peer that is gone: not for long
+            stop_all(&mut children, grace.min(Duration::from_secs(5)));
+            bail!("{why}; stopped the workers here too. The last snapshot is intact: {AGAIN}");
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Start the workers `w` (stopping those started if one cannot be).
+fn spawn_workers(w: &LocalWorkers, args: &[String], grace: Duration) -> Result<Vec<Option<Child>>> {
+    let exe = std::env::current_exe().context("cannot find the fpgan executable")?;
+    let mut children: Vec<Option<Child>> = Vec::with_capacity(w.procs);
+    for r in 0..w.procs {
+        let child = Command::new(&exe)
+            .args(args)
+            .env("RANK", (w.first_rank + r).to_string())
+            .env("LOCAL_RANK", r.to_string())
+            .env("WORLD_SIZE", w.world.to_string())
+            .env("MASTER_ADDR", &w.master_addr)
+            .env("MASTER_PORT", w.master_port.to_string())
+            .spawn()
+            .with_context(|| format!("cannot start worker {r} ({})", exe.display()));
+        match child {
+            Ok(c) => children.push(Some(c)),
+            Err(e) => {
+                stop_all(&mut children, grace);
+                return Err(e);
+            }
+        }
+    }
+    Ok(children)
+}
+
+/// How to resume after a failure.
+const AGAIN: &str = "run the same command again (on every machine) to resume";
 
 fn signal_all(children: &[Option<Child>], sig: i32) {
     for c in children.iter().flatten() {

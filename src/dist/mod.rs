@@ -1,5 +1,8 @@
-//! Scale-out: libtorch's c10d process groups for data-parallel training.
+//! Scale-out: libtorch's c10d process groups for data-parallel training, and the launchers of
+//! its worker processes.
 pub mod group;
 pub mod launch;
+pub mod store;
+pub mod watch;
 
 pub use group::{Backend, ProcessGroup, Timeouts};
