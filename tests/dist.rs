@@ -697,6 +697,39 @@ fn a_machine_whose_worker_dies_tells_the_others() {
     );
 }
 
+/// A machine stopped at once (a second request to its launcher) tells the others so, and
+/// exits 130. Machine 0 is this test (rank 0, serving the store).
+#[test]
+fn a_machine_stopped_at_once_tells_the_others() {
+    use fpgan::dist::{store::StoreClient, watch::FAILED_KEY};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::shapes(tmp.path());
+    let home = common::private_home(tmp.path());
+    let port = free_port();
+    let node1 = spawn_node(
+        data.to_str().unwrap(),
+        &tmp.path().join("out"),
+        &home,
+        "1",
+        port,
+    );
+    let _rank0 = gloo(port, 0, 2, 120);
+    let store = StoreClient::connect("127.0.0.1", port, Duration::from_secs(30)).unwrap();
+    std::thread::sleep(Duration::from_secs(3)); // node 1's launcher has reached the store
+    let pid = node1.id() as i32;
+    // both before the launcher looks again (it looks every 100 ms; two of one signal could
+    // merge into one): its worker, still before its signal handlers, would die of a stop
+    // request passed on
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: kill sends a signal to our child.
+        unsafe { libc::kill(pid, sig) };
+    }
+    let o = node1.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", common::text(&o.stderr));
+    let told = store.value(FAILED_KEY).unwrap().unwrap_or_default();
+    assert_eq!(told, "node 1: stopped at once (a second Ctrl-C or SIGTERM)");
+}
+
 /// A machine whose workers still run when the run's store (served by rank 0) has not answered
 /// for a minute stops them: machine 0 is this test, which goes away while machine 1's
 /// worker is held (SIGSTOP: as if waiting in a collective that never ends).

@@ -105,7 +105,8 @@ pub fn launch_local(
     let mut forwarded = false;
     loop {
         if quit_requested() {
-            if let Some(watch) = &watch {
+            // at once: told only where the store is already there
+            if let Some(watch) = watch.as_ref().filter(|wt| wt.connected()) {
                 watch.report("stopped at once (a second Ctrl-C or SIGTERM)");
             }
             stop_all(&mut children, Duration::ZERO); // the snapshots on disk are intact

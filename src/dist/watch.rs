@@ -19,7 +19,7 @@ const POLL: Duration = Duration::from_secs(1);
 /// process serves it, so a normal end takes it away too, moments before the others end).
 pub const STORE_GRACE: Duration = Duration::from_secs(60);
 
-/// How long telling a failure waits for the store (a connection still being made included).
+/// How long telling a failure waits for the store's answer.
 const TELL_WAIT: Duration = Duration::from_secs(10);
 
 /// A failure to tell, and where to answer with one told earlier by another machine.
@@ -62,7 +62,8 @@ impl Watch {
 
     /// Tell the other machines that `what` happened here, unless one of them told of a failure
     /// first: then return what it told (this one may only follow from it). Best effort: the
-    /// others also learn of it in their collectives wherever the backend notices.
+    /// others also learn of it in their collectives wherever the backend notices. Waits up to
+    /// [`TELL_WAIT`] (for a connection still being made too).
     pub fn report(&self, what: &str) -> Option<String> {
         let (tx, rx) = mpsc::channel();
         let told = format!("node {}: {what}", self.node);
@@ -76,14 +77,25 @@ impl Watch {
         if let Ok(told) = self.stops.try_recv() {
             return Some(told);
         }
-        let answered = *self.answered.lock().unwrap_or_else(|e| e.into_inner());
-        answered.filter(|t| t.elapsed() >= STORE_GRACE).map(|_| {
-            format!(
+        self.last_answer()
+            .filter(|t| t.elapsed() >= STORE_GRACE)
+            .map(|_| {
+                format!(
                 "the rendezvous at {} (served by rank 0 on machine 0) has not answered for {} s",
                 self.place,
                 STORE_GRACE.as_secs()
             )
-        })
+            })
+    }
+
+    /// Whether the store has answered (it comes up with rank 0's worker).
+    pub fn connected(&self) -> bool {
+        self.last_answer().is_some()
+    }
+
+    /// When the store last answered; None before it did.
+    fn last_answer(&self) -> Option<Instant> {
+        *self.answered.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
