@@ -730,6 +730,43 @@ fn a_machine_stopped_at_once_tells_the_others() {
     assert_eq!(told, "node 1: stopped at once (a second Ctrl-C or SIGTERM)");
 }
 
+/// Ctrl-C before training began (here: while the worker waits for the others) ends the
+/// workers, which die of it with nothing to save, and exits 130 saying so, not as a worker's
+/// failure; the other machines are told.
+#[test]
+fn a_stop_before_training_began_exits_130_and_tells_the_others() {
+    use fpgan::dist::{store::StoreClient, watch::FAILED_KEY};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::shapes(tmp.path());
+    let home = common::private_home(tmp.path());
+    let port = free_port();
+    let node1 = spawn_node(
+        data.to_str().unwrap(),
+        &tmp.path().join("out"),
+        &home,
+        "1",
+        port,
+    );
+    let _rank0 = gloo(port, 0, 2, 120);
+    let store = StoreClient::connect("127.0.0.1", port, Duration::from_secs(30)).unwrap();
+    std::thread::sleep(Duration::from_secs(3)); // node 1's launcher has reached the store
+                                                // SAFETY: kill sends SIGINT to our child.
+    unsafe { libc::kill(node1.id() as i32, libc::SIGINT) };
+    let o = node1.wait_with_output().unwrap();
+    let err = common::text(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("fpgan: stopped before training began (nothing to save yet)")
+            && !err.contains("error:"),
+        "{err}"
+    );
+    let told = store.value(FAILED_KEY).unwrap().unwrap_or_default();
+    assert_eq!(
+        told,
+        "node 1: stopped before training began (nothing to save yet)"
+    );
+}
+
 /// A machine whose workers still run when the run's store (served by rank 0) has not answered
 /// for a minute stops them: machine 0 is this test, which goes away while machine 1's
 /// worker is held (SIGSTOP: as if waiting in a collective that never ends).

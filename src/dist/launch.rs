@@ -87,7 +87,8 @@ pub struct LocalWorkers {
 /// error, the others are stopped (SIGTERM, then SIGKILL after `grace`) and the error names it;
 /// when `stop_requested()` turns true (Ctrl-C, SIGTERM here), SIGTERM is passed on to them; when
 /// `quit_requested()` does (a second request), they are killed at once and this process exits
-/// with status 130, as a process alone does on a second request. On several machines, a failure
+/// with status 130, as a process alone does on a second request, or on a first one before
+/// training began (the workers die of it then, with nothing to save). On several machines, a failure
 /// or a second request here is told to the other machines' launchers, and one told there stops
 /// the workers here.
 pub fn launch_local(
@@ -124,6 +125,17 @@ pub fn launch_local(
             match c.try_wait()? {
                 None => running += 1,
                 Some(s) if s.success() => children[r] = None,
+                Some(s) if stop_requested() && ended_by_request(&s) => {
+                    // before its handlers were there: nothing to save yet
+                    children[r] = None;
+                    let what = "stopped before training began (nothing to save yet)";
+                    if let Some(watch) = watch.as_ref().filter(|wt| wt.connected()) {
+                        watch.report(what);
+                    }
+                    stop_all(&mut children, grace);
+                    eprintln!("fpgan: {what}");
+                    std::process::exit(130);
+                }
                 Some(s) => {
                     children[r] = None;
                     let what =
@@ -172,6 +184,13 @@ fn spawn_workers(w: &LocalWorkers, args: &[String], grace: Duration) -> Result<V
         }
     }
     Ok(children)
+}
+
+/// Whether a worker died of a stop request (the terminal's SIGINT, or the SIGTERM passed on),
+/// which it takes as one only once training has begun.
+fn ended_by_request(s: &std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    matches!(s.signal(), Some(libc::SIGINT | libc::SIGTERM))
 }
 
 /// How to resume after a failure.
