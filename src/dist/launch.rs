@@ -2,7 +2,7 @@
 //! machine: one worker process per device, supervised so that one failing stops them all.
 use super::watch::Watch;
 use anyhow::{bail, Context, Result};
-use std::process::{Child, Command};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 /// This process's place in a data-parallel run, from torchrun's variables (RANK, WORLD_SIZE,
@@ -88,9 +88,9 @@ pub struct LocalWorkers {
 /// when `stop_requested()` turns true (Ctrl-C, SIGTERM here), SIGTERM is passed on to them; when
 /// `quit_requested()` does (a second request), they are killed at once and this process exits
 /// with status 130, as a process alone does on a second request, or on a first one before
-/// training began (the workers die of it then, with nothing to save). On several machines, a failure
-/// or a second request here is told to the other machines' launchers, and one told there stops
-/// the workers here.
+/// training began (the workers die of it then, with nothing to save). On several machines, a
+/// failure or a second request here is told to the other machines' launchers, and one told
+/// there stops the workers here.
 pub fn launch_local(
     w: &LocalWorkers,
     args: &[String],
@@ -98,7 +98,6 @@ pub fn launch_local(
     stop_requested: impl Fn() -> bool,
     quit_requested: impl Fn() -> bool,
 ) -> Result<()> {
-    let n = w.procs;
     let mut children = spawn_workers(w, args, grace)?;
     let watch = w
         .node
@@ -106,51 +105,31 @@ pub fn launch_local(
     let mut forwarded = false;
     loop {
         if quit_requested() {
-            // at once: told only where the store is already there
-            if let Some(watch) = watch.as_ref().filter(|wt| wt.connected()) {
-                watch.report("stopped at once (a second Ctrl-C or SIGTERM)");
-            }
-            stop_all(&mut children, Duration::ZERO); // the snapshots on disk are intact
-            std::process::exit(130);
+            // the handler said so; the snapshots on disk are intact
+            quit(watch.as_ref(), &mut children, Duration::ZERO, None);
         }
         if stop_requested() && !forwarded {
             signal_all(&children, libc::SIGTERM);
             forwarded = true;
         }
-        let mut running = 0;
-        for r in 0..n {
-            let Some(c) = children[r].as_mut() else {
-                continue;
-            };
-            match c.try_wait()? {
-                None => running += 1,
-                Some(s) if s.success() => children[r] = None,
-                Some(s) if stop_requested() && ended_by_request(&s) => {
-                    // before its handlers were there: nothing to save yet
-                    children[r] = None;
-                    let what = "stopped before training began (nothing to save yet)";
-                    if let Some(watch) = watch.as_ref().filter(|wt| wt.connected()) {
-                        watch.report(what);
-                    }
-                    stop_all(&mut children, grace);
-                    eprintln!("fpgan: {what}");
-                    std::process::exit(130);
-                }
-                Some(s) => {
-                    children[r] = None;
-                    let what =
-                        format!("worker {} of {} exited with {s}", w.first_rank + r, w.world);
-                    let after = match watch.as_ref().and_then(|wt| wt.report(&what)) {
-                        Some(earlier) => format!(" (after {earlier})"),
-                        None => String::new(),
-                    };
-                    stop_all(&mut children, grace);
-                    bail!("{what}{after}; stopped the other workers here. The last snapshot is intact: {AGAIN}");
-                }
+        let (running, failed) = reap(&mut children)?;
+        match failed {
+            Some((_, s)) if stop_requested() && ended_by_request(&s) => {
+                // before its handlers were there: nothing to save yet
+                let what = "stopped before training began (nothing to save yet)";
+                quit(watch.as_ref(), &mut children, grace, Some(what));
             }
-        }
-        if running == 0 {
-            return Ok(());
+            Some((r, s)) => {
+                let what = format!("worker {} of {} exited with {s}", w.first_rank + r, w.world);
+                let after = match watch.as_ref().and_then(|wt| wt.report(&what)) {
+                    Some(earlier) => format!(" (after {earlier})"),
+                    None => String::new(),
+                };
+                stop_all(&mut children, grace);
+                bail!("{what}{after}; stopped the other workers here. The last snapshot is intact: {AGAIN}");
+            }
+            None if running == 0 => return Ok(()),
+            None => {}
         }
         if let Some(why) = watch.as_ref().and_then(Watch::poll) {
             // they may wait in a collective for a peer that is gone: not for long
@@ -159,6 +138,46 @@ pub fn launch_local(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Forget the workers that ended; how many still run, and the first that failed (its local
+/// number and status), if any.
+fn reap(children: &mut [Option<Child>]) -> Result<(usize, Option<(usize, ExitStatus)>)> {
+    let mut running = 0;
+    for (r, slot) in children.iter_mut().enumerate() {
+        let Some(c) = slot.as_mut() else {
+            continue;
+        };
+        match c.try_wait()? {
+            None => running += 1,
+            Some(s) => {
+                *slot = None;
+                if !s.success() {
+                    return Ok((running, Some((r, s))));
+                }
+            }
+        }
+    }
+    Ok((running, None))
+}
+
+/// Quit at once with status 130: tell the other machines `what` happened (where the store has
+/// answered already: no waiting for one), end the workers (SIGKILL after `grace`), say `what`.
+fn quit(
+    watch: Option<&Watch>,
+    children: &mut [Option<Child>],
+    grace: Duration,
+    what: Option<&str>,
+) -> ! {
+    let what_told = what.unwrap_or("stopped at once (a second Ctrl-C or SIGTERM)");
+    if let Some(watch) = watch.filter(|wt| wt.connected()) {
+        watch.report(what_told);
+    }
+    stop_all(children, grace);
+    if let Some(what) = what {
+        eprintln!("fpgan: {what}");
+    }
+    std::process::exit(130);
 }
 
 /// Start the workers `w` (stopping those started if one cannot be).
@@ -188,7 +207,7 @@ fn spawn_workers(w: &LocalWorkers, args: &[String], grace: Duration) -> Result<V
 
 /// Whether a worker died of a stop request (the terminal's SIGINT, or the SIGTERM passed on),
 /// which it takes as one only once training has begun.
-fn ended_by_request(s: &std::process::ExitStatus) -> bool {
+fn ended_by_request(s: &ExitStatus) -> bool {
     use std::os::unix::process::ExitStatusExt;
     matches!(s.signal(), Some(libc::SIGINT | libc::SIGTERM))
 }
