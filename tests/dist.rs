@@ -613,16 +613,21 @@ fn spawn_node(
         .unwrap()
 }
 
+/// SIGKILL to a launcher `child` and its workers.
+fn kill_with_workers(child: &mut std::process::Child) {
+    for pid in children_of(child.id()) {
+        // SAFETY: kill sends SIGKILL to a worker of our child.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    child.kill().unwrap();
+}
+
 /// Wait up to `secs` for `child` to end; its standard error and whether it succeeded.
 fn ended_within(mut child: std::process::Child, secs: u64) -> (bool, String) {
     let t0 = std::time::Instant::now();
     while child.try_wait().unwrap().is_none() {
         if t0.elapsed().as_secs() > secs {
-            for pid in children_of(child.id()) {
-                // SAFETY: kill sends SIGKILL to a worker of our child.
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            }
-            child.kill().unwrap();
+            kill_with_workers(&mut child);
             let o = child.wait_with_output().unwrap();
             panic!("not ended within {secs} s: {}", common::text(&o.stderr));
         }
@@ -632,30 +637,54 @@ fn ended_within(mut child: std::process::Child, secs: u64) -> (bool, String) {
     (o.status.success(), common::text(&o.stderr))
 }
 
-/// A machine's launcher stops its workers when another machine's tells of a failure through
-/// the run's store, even while they wait in a collective that would never end (as NCCL may for
-/// a peer that is gone). Machine 1 is this test: a member of the group (rank 1) that never
-/// takes part in a collective, and then tells of a failure.
-#[test]
-fn a_failure_told_by_another_machine_stops_the_workers_here() {
-    use fpgan::dist::{store::StoreClient, watch::FAILED_KEY};
+/// Machine `node` (0 or 1) of a two-machine run, started as `fpgan train`, with this test as
+/// the other machine: a member of the group (the other rank, which never takes part in a
+/// collective, so that the worker waits for it as for a peer that is gone) and a client of the
+/// run's store.
+struct TestAsPeer {
+    node: std::process::Child,
+    group: Option<ProcessGroup>,
+    store: fpgan::dist::store::StoreClient,
+    port: u16,
+    _tmp: tempfile::TempDir,
+}
+
+fn with_test_as_peer(node: usize) -> TestAsPeer {
     let tmp = tempfile::tempdir().unwrap();
     let data = common::shapes(tmp.path());
-    let home = common::private_home(tmp.path());
+    let (home, out) = (common::private_home(tmp.path()), tmp.path().join("out"));
     let port = free_port();
-    let node0 = spawn_node(
-        data.to_str().unwrap(),
-        &tmp.path().join("out"),
-        &home,
-        "0",
+    let data = data.to_str().unwrap();
+    let child = spawn_node(data, &out, &home, &node.to_string(), port);
+    let group = gloo(port, 1 - node, 2, 120); // returns once the worker has joined
+    let store =
+        fpgan::dist::store::StoreClient::connect("127.0.0.1", port, Duration::from_secs(30));
+    TestAsPeer {
+        node: child,
+        group: Some(group),
+        store: store.unwrap(),
         port,
-    );
-    let _rank1 = gloo(port, 1, 2, 120);
-    let store = StoreClient::connect("127.0.0.1", port, Duration::from_secs(30)).unwrap();
+        _tmp: tmp,
+    }
+}
+
+/// What the run's store says failed, "" while nothing.
+fn told(store: &fpgan::dist::store::StoreClient) -> String {
+    let told = store.value(fpgan::dist::watch::FAILED_KEY).unwrap();
+    told.unwrap_or_default()
+}
+
+/// A machine's launcher stops its workers when another machine's tells of a failure through
+/// the run's store, even while they wait in a collective that would never end (as NCCL may for
+/// a peer that is gone). Machine 1 is this test.
+#[test]
+fn a_failure_told_by_another_machine_stops_the_workers_here() {
+    let p = with_test_as_peer(0);
     std::thread::sleep(Duration::from_secs(3)); // rank 0 waits in its first collective
-    store.set(FAILED_KEY, "node 1: a test's failure").unwrap();
+    let key = fpgan::dist::watch::FAILED_KEY;
+    p.store.set(key, "node 1: a test's failure").unwrap();
     let t0 = std::time::Instant::now();
-    let (ok, err) = ended_within(node0, 120);
+    let (ok, err) = ended_within(p.node, 120);
     assert!(!ok, "{err}");
     assert!(
         err.contains("node 1: a test's failure; stopped the workers here too"),
@@ -665,32 +694,19 @@ fn a_failure_told_by_another_machine_stops_the_workers_here() {
 }
 
 /// A machine whose worker dies tells the others through the run's store. Machine 0 is this
-/// test (rank 0, serving the store); machine 1's worker is killed.
+/// test; machine 1's worker is killed.
 #[test]
 fn a_machine_whose_worker_dies_tells_the_others() {
-    use fpgan::dist::{store::StoreClient, watch::FAILED_KEY};
-    let tmp = tempfile::tempdir().unwrap();
-    let data = common::shapes(tmp.path());
-    let home = common::private_home(tmp.path());
-    let port = free_port();
-    let node1 = spawn_node(
-        data.to_str().unwrap(),
-        &tmp.path().join("out"),
-        &home,
-        "1",
-        port,
-    );
-    let _rank0 = gloo(port, 0, 2, 120); // returns once node 1's worker has joined
-    let store = StoreClient::connect("127.0.0.1", port, Duration::from_secs(30)).unwrap();
-    assert_eq!(store.value(FAILED_KEY).unwrap(), None);
-    let worker = children_of(node1.id());
+    let p = with_test_as_peer(1);
+    assert_eq!(told(&p.store), "");
+    let worker = children_of(p.node.id());
     assert_eq!(worker.len(), 1, "{worker:?}");
     // SAFETY: kill sends SIGKILL to the worker of our child.
     unsafe { libc::kill(worker[0] as i32, libc::SIGKILL) };
-    let (ok, err) = ended_within(node1, 120);
+    let (ok, err) = ended_within(p.node, 120);
     assert!(!ok, "{err}");
     assert!(err.contains("worker 1 of 2 exited with signal: 9"), "{err}");
-    let told = store.value(FAILED_KEY).unwrap().unwrap_or_default();
+    let told = told(&p.store);
     assert!(
         told.starts_with("node 1: worker 1 of 2 exited with signal: 9"),
         "{told}"
@@ -698,73 +714,45 @@ fn a_machine_whose_worker_dies_tells_the_others() {
 }
 
 /// A machine stopped at once (a second request to its launcher) tells the others so, and
-/// exits 130. Machine 0 is this test (rank 0, serving the store).
+/// exits 130. Machine 0 is this test.
 #[test]
 fn a_machine_stopped_at_once_tells_the_others() {
-    use fpgan::dist::{store::StoreClient, watch::FAILED_KEY};
-    let tmp = tempfile::tempdir().unwrap();
-    let data = common::shapes(tmp.path());
-    let home = common::private_home(tmp.path());
-    let port = free_port();
-    let node1 = spawn_node(
-        data.to_str().unwrap(),
-        &tmp.path().join("out"),
-        &home,
-        "1",
-        port,
-    );
-    let _rank0 = gloo(port, 0, 2, 120);
-    let store = StoreClient::connect("127.0.0.1", port, Duration::from_secs(30)).unwrap();
+    let p = with_test_as_peer(1);
     std::thread::sleep(Duration::from_secs(3)); // node 1's launcher has reached the store
-    let pid = node1.id() as i32;
-    // both before the launcher looks again (it looks every 100 ms; two of one signal could
-    // merge into one): its worker, still before its signal handlers, would die of a stop
-    // request passed on
+                                                // both before the launcher looks again (it looks every 100 ms; two of one signal could
+                                                // merge into one): its worker, still before its signal handlers, would die of a stop
+                                                // request passed on
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: kill sends a signal to our child.
-        unsafe { libc::kill(pid, sig) };
+        unsafe { libc::kill(p.node.id() as i32, sig) };
     }
-    let o = node1.wait_with_output().unwrap();
+    let o = p.node.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", common::text(&o.stderr));
-    let told = store.value(FAILED_KEY).unwrap().unwrap_or_default();
-    assert_eq!(told, "node 1: stopped at once (a second Ctrl-C or SIGTERM)");
+    assert_eq!(
+        told(&p.store),
+        "node 1: stopped at once (a second Ctrl-C or SIGTERM)"
+    );
 }
 
 /// Ctrl-C before training began (here: while the worker waits for the others) ends the
 /// workers, which die of it with nothing to save, and exits 130 saying so, not as a worker's
-/// failure; the other machines are told.
+/// failure; the other machines are told. Machine 0 is this test.
 #[test]
 fn a_stop_before_training_began_exits_130_and_tells_the_others() {
-    use fpgan::dist::{store::StoreClient, watch::FAILED_KEY};
-    let tmp = tempfile::tempdir().unwrap();
-    let data = common::shapes(tmp.path());
-    let home = common::private_home(tmp.path());
-    let port = free_port();
-    let node1 = spawn_node(
-        data.to_str().unwrap(),
-        &tmp.path().join("out"),
-        &home,
-        "1",
-        port,
-    );
-    let _rank0 = gloo(port, 0, 2, 120);
-    let store = StoreClient::connect("127.0.0.1", port, Duration::from_secs(30)).unwrap();
+    let p = with_test_as_peer(1);
     std::thread::sleep(Duration::from_secs(3)); // node 1's launcher has reached the store
-                                                // SAFETY: kill sends SIGINT to our child.
-    unsafe { libc::kill(node1.id() as i32, libc::SIGINT) };
-    let o = node1.wait_with_output().unwrap();
+    let pid = p.node.id() as i32;
+    // SAFETY: kill sends SIGINT to our child.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let o = p.node.wait_with_output().unwrap();
     let err = common::text(&o.stderr);
     assert_eq!(o.status.code(), Some(130), "{err}");
+    let what = "stopped before training began (nothing to save yet)";
     assert!(
-        err.contains("fpgan: stopped before training began (nothing to save yet)")
-            && !err.contains("error:"),
+        err.contains(&format!("fpgan: {what}")) && !err.contains("error:"),
         "{err}"
     );
-    let told = store.value(FAILED_KEY).unwrap().unwrap_or_default();
-    assert_eq!(
-        told,
-        "node 1: stopped before training began (nothing to save yet)"
-    );
+    assert_eq!(told(&p.store), format!("node 1: {what}"));
 }
 
 /// A machine whose workers still run when the run's store (served by rank 0) has not answered
@@ -772,28 +760,17 @@ fn a_stop_before_training_began_exits_130_and_tells_the_others() {
 /// worker is held (SIGSTOP: as if waiting in a collective that never ends).
 #[test]
 fn a_machine_stops_its_workers_when_the_rendezvous_is_gone() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = common::shapes(tmp.path());
-    let home = common::private_home(tmp.path());
-    let port = free_port();
-    let node1 = spawn_node(
-        data.to_str().unwrap(),
-        &tmp.path().join("out"),
-        &home,
-        "1",
-        port,
-    );
-    let rank0 = gloo(port, 0, 2, 120);
-    let worker = children_of(node1.id());
+    let mut p = with_test_as_peer(1);
+    let worker = children_of(p.node.id());
     assert_eq!(worker.len(), 1, "{worker:?}");
     // SAFETY: kill sends SIGSTOP to the worker of our child.
     unsafe { libc::kill(worker[0] as i32, libc::SIGSTOP) };
     std::thread::sleep(Duration::from_secs(5)); // the launcher reads the store meanwhile
-    drop(rank0);
+    drop(p.group.take()); // and with it the store
     let t0 = std::time::Instant::now();
-    let (ok, err) = ended_within(node1, 240);
+    let (ok, err) = ended_within(p.node, 240);
     assert!(!ok, "{err}");
-    let want = format!("the rendezvous at 127.0.0.1:{port} (served by rank 0 on machine 0) has not answered for 60 s; stopped the workers here too");
+    let want = format!("the rendezvous at 127.0.0.1:{} (served by rank 0 on machine 0) has not answered for 60 s; stopped the workers here too", p.port);
     assert!(err.contains(&want), "{err}");
     assert!(
         t0.elapsed() >= Duration::from_secs(59),
@@ -970,11 +947,7 @@ fn run_within(args: &[&str], dir: &std::path::Path, secs: u64) -> (bool, String)
     let t0 = std::time::Instant::now();
     while child.try_wait().unwrap().is_none() {
         if t0.elapsed().as_secs() > secs {
-            for pid in children_of(child.id()) {
-                // SAFETY: kill sends SIGKILL to a worker of our child.
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            }
-            child.kill().unwrap();
+            kill_with_workers(&mut child);
             child.wait().unwrap();
             panic!(
                 "fpgan {} did not end within {secs} s: {}",
