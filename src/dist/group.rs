@@ -1,6 +1,6 @@
 //! A c10d process group (TCPStore rendezvous; Gloo for CPU tensors, or NCCL for CUDA ones) over
 //! `csrc/c10d.cpp`: in-place all-reduce (sum), broadcast and barrier of tensors.
-use crate::util::shim::last_error;
+use crate::util::shim::{last_error, millis};
 use anyhow::{bail, Result};
 use std::ffi::{c_char, c_void, CString};
 use std::time::Duration;
@@ -85,8 +85,7 @@ impl ProcessGroup {
         }
         let c_host = CString::new(host)?;
         let (h, port, rank_, world_) = (c_host.as_ptr(), port as i32, rank as i32, world as i32);
-        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-        let (join, coll) = (ms(timeouts.join), ms(timeouts.collective));
+        let (join, coll) = (millis(timeouts.join), millis(timeouts.collective));
         // SAFETY: valid C string; the shim catches every C++ exception.
         let handle = unsafe {
             match backend {

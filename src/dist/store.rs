@@ -1,6 +1,6 @@
 //! A client of a run's TCPStore (the rendezvous that rank 0 serves) for a process that is not a
 //! member of the group: each machine's launcher, which tells the others of a failure there.
-use crate::util::shim::last_error;
+use crate::util::shim::{check, last_error, millis};
 use anyhow::{bail, Result};
 use std::ffi::{c_char, c_void, CString};
 use std::time::Duration;
@@ -34,8 +34,7 @@ impl StoreClient {
     /// waits up to [`REQUEST_TIMEOUT`].
     pub fn connect(host: &str, port: u16, timeout: Duration) -> Result<Self> {
         let c_host = CString::new(host)?;
-        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-        let (connect, request) = (ms(timeout), ms(REQUEST_TIMEOUT));
+        let (connect, request) = (millis(timeout), millis(REQUEST_TIMEOUT));
         // SAFETY: valid C string; the shim catches every C++ exception.
         let handle =
             unsafe { fpgan_store_client_new(c_host.as_ptr(), port as i32, connect, request) };
@@ -52,10 +51,8 @@ impl StoreClient {
     pub fn set(&self, key: &str, value: &str) -> Result<()> {
         let (k, v) = (CString::new(key)?, CString::new(value)?);
         // SAFETY: live handle, valid C strings.
-        if unsafe { fpgan_store_set(self.handle, k.as_ptr(), v.as_ptr()) } != 0 {
-            bail!("cannot set {key} in the rendezvous: {}", last_error());
-        }
-        Ok(())
+        let rc = unsafe { fpgan_store_set(self.handle, k.as_ptr(), v.as_ptr()) };
+        check(&format!("cannot set {key} in the rendezvous"), rc)
     }
 
     /// The value of `key`, None while it is not set; an error when the store cannot be asked

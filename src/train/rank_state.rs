@@ -46,13 +46,12 @@ impl Trainer {
 
     /// Take this rank's row of `rows` (a snapshot's [`RANK_BUFFERS`]) as its buffers, when the
     /// snapshot was written by as many processes as this run has; otherwise keep rank 0's.
-    /// Returns whether it did.
-    pub fn take_rank_buffers(&self, rows: &Tensor) -> Result<bool> {
+    pub fn take_rank_buffers(&self, rows: &Tensor) {
         let (rank, world) = self.rank_world();
         let own = self.own_buffers();
         let n: i64 = own.iter().map(Tensor::numel).sum::<usize>() as i64;
         if world < 2 || rows.size() != [world as i64, n] {
-            return Ok(false);
+            return;
         }
         let _guard = tch::no_grad_guard();
         let row = rows.get(rank as i64);
@@ -63,6 +62,5 @@ impl Trainer {
                 .copy_(&row.narrow(0, at, k).view_as(&t).to_device(t.device()));
             at += k;
         }
-        Ok(true)
     }
 }

@@ -263,7 +263,7 @@ impl Trainer {
         self.take_counters_of_rank0(&group)?;
         self.group = Some(group);
         if let Some(rows) = self.resumed_rank_buffers.take() {
-            self.take_rank_buffers(&rows)?;
+            self.take_rank_buffers(&rows);
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! How the C++ shims (csrc/) report failure: a return code, and this thread's last message.
 use anyhow::{bail, Result};
 use std::ffi::{c_char, CStr};
+use std::time::Duration;
 
 extern "C" {
     fn fpgan_last_error() -> *const c_char;
@@ -19,4 +20,9 @@ pub fn check(what: &str, rc: i32) -> Result<()> {
         bail!("{what}: {}", last_error());
     }
     Ok(())
+}
+
+/// `d` as the shims' milliseconds (saturating).
+pub fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
