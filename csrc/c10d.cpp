@@ -2,8 +2,8 @@
 // a TCPStore rendezvous and a Gloo backend (CPU tensors) or, when built with the CUDA and NCCL
 // headers of the torch wheel's PyPI dependencies (FPGAN_NCCL), an NCCL backend (CUDA tensors);
 // in-place all-reduce (sum), broadcast and barrier for data-parallel training; and a client of
-// the TCPStore for the launchers of a run on several machines. The gloo
-// declarations come from csrc/gloo_stub (the wheel ships no gloo headers).
+// the TCPStore for the launchers of a run on several machines and for each worker's stall
+// watch. The gloo declarations come from csrc/gloo_stub (the wheel ships no gloo headers).
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef FPGAN_NCCL
@@ -13,6 +13,7 @@
 #include "guarded.h"
 
 #include <algorithm>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -34,12 +35,28 @@ using fpgan::guarded;
 
 namespace {
 
-// libtorch's log quiet while it lives: a client that times out logs its last try as a warning
-// with a backtrace, before the exception that says the same in one line.
+// libtorch's log quiet while one lives: a client that times out logs its last try as a warning
+// with a backtrace, before the exception that says the same in one line. Counted, so that the
+// store requests of several threads (a worker's stall watch beside its training) restore the
+// level only when the last ends.
+std::mutex quiet_mutex;
+int quiet_depth = 0;
+int quiet_saved = 0;
+
 struct QuietLog {
-  int saved = FLAGS_caffe2_log_level;
-  QuietLog() { FLAGS_caffe2_log_level = 3; }  // fatal only
-  ~QuietLog() { FLAGS_caffe2_log_level = saved; }
+  QuietLog() {
+    std::lock_guard<std::mutex> lock(quiet_mutex);
+    if (quiet_depth++ == 0) {
+      quiet_saved = FLAGS_caffe2_log_level;
+      FLAGS_caffe2_log_level = 3;  // fatal only
+    }
+  }
+  ~QuietLog() {
+    std::lock_guard<std::mutex> lock(quiet_mutex);
+    if (--quiet_depth == 0) {
+      FLAGS_caffe2_log_level = quiet_saved;
+    }
+  }
 };
 
 c10::intrusive_ptr<c10d::Store> tcp_store(const char* host, int port, int rank, int world,
@@ -170,6 +187,12 @@ extern "C" long fpgan_store_get(void* c, const char* key, char* buf, long cap) {
     std::copy(v.begin(), v.begin() + len, buf);
   });
   return len;
+}
+
+// Add `delta` to the counter `key` (made at 0 when absent) and put its new value in `out`.
+extern "C" int fpgan_store_add(void* c, const char* key, long delta, long* out) {
+  QuietLog quiet;
+  return guarded([&] { *out = static_cast<Client*>(c)->store->add(key, delta); });
 }
 
 extern "C" void fpgan_store_free(void* c) { delete static_cast<Client*>(c); }

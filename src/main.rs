@@ -17,7 +17,7 @@ fn one_line_panics() {
         } else {
             " (a bug: please report it with RUST_BACKTRACE=1)"
         };
-        eprintln!("error: libtorch: {first}{hint}");
+        fpgan::util::early_log::print(&format!("error: libtorch: {first}{hint}"));
     }));
 }
 
@@ -26,7 +26,7 @@ fn main() {
     let cli = fpgan::cli::parse();
     one_line_panics();
     if let Err(e) = fpgan::cli::run(cli) {
-        eprintln!("error: {e:#}");
+        fpgan::util::early_log::print(&format!("error: {e:#}"));
         std::process::exit(1);
     }
 }

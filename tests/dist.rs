@@ -1060,6 +1060,67 @@ fn a_second_request_to_the_launcher_ends_the_workers_at_once() {
     );
 }
 
+/// A worker that hangs (held with SIGSTOP: as a GPU that stopped answering) leaves the other
+/// waiting in a collective, which Gloo and NCCL would wait in for the group's 6 hours: after
+/// `--stall-timeout` without progress in any process, the waiting worker gives up, and the
+/// launcher stops the run with its line, the snapshots intact. A healthy run with the same
+/// short timeout trains on past it.
+#[test]
+fn a_hung_worker_stops_the_run_after_the_stall_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::shapes(tmp.path());
+    let (data, out) = (data.to_str().unwrap(), tmp.path().join("out"));
+    let mut args = gpus2_args(data, out.to_str().unwrap(), "10");
+    common::set_flag(&mut args, "--snap", "1000");
+    args.extend(["--stall-timeout", "15"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fpgan"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::wait_for_snapshots(&mut child, &out, 1);
+    let dir = common::run_dir(&out);
+    let ticks = || {
+        let log = std::fs::read_to_string(dir.join("log.txt")).unwrap_or_default();
+        log.matches("tick ").count()
+    };
+    let before = ticks();
+    std::thread::sleep(Duration::from_secs(20)); // longer than the timeout: still training
+    assert!(child.try_wait().unwrap().is_none(), "a healthy run stopped");
+    assert!(ticks() > before, "no progress in 20 s");
+    let workers = children_of(child.id());
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    // SAFETY: kill sends SIGSTOP to a worker of our child.
+    unsafe { libc::kill(workers[1] as i32, libc::SIGSTOP) };
+    let t0 = std::time::Instant::now();
+    let (ok, err) = ended_within(child, 120);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("rank 0: no process of the run has made progress for 15 s"),
+        "{err}"
+    );
+    assert!(
+        err.contains("worker 0 of 2 exited with exit status: 3"),
+        "{err}"
+    );
+    assert!(
+        t0.elapsed() >= Duration::from_secs(14),
+        "{:?}",
+        t0.elapsed()
+    );
+    // each worker's line stands on its own (one write a line: they ran into each other)
+    let prepared: Vec<&str> = err.lines().filter(|l| l.contains("prepared ")).collect();
+    assert_eq!(prepared.len(), 2, "{err}");
+    assert!(prepared.iter().all(|l| l.starts_with("prepared ")), "{err}");
+    assert!(workers
+        .iter()
+        .all(|w| !std::path::Path::new(&format!("/proc/{w}")).exists()));
+    for s in fpgan::snapshot::snapshots_in(&dir) {
+        fpgan::util::safetensors::load(&s).unwrap();
+    }
+}
+
 /// NCCL: on a machine with a GPU, a group of one all-reduces CUDA tensors and (through the GPU)
 /// CPU ones; without a GPU, joining is a clear error, not a crash.
 #[test]

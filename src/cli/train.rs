@@ -3,7 +3,7 @@ use super::parse::parse_grid;
 use crate::data::loader::dataset_name;
 use crate::data::{Background, ImageSet, RawFit, Source, Transform};
 use crate::dist::launch::{
-    free_port, launch_local, LocalWorkers, Membership, DEFAULT_JOIN_TIMEOUT,
+    free_port, launch_local, LocalWorkers, Membership, DEFAULT_JOIN_TIMEOUT, DEFAULT_STALL_TIMEOUT,
 };
 use crate::eval::metrics::parse_metrics;
 use crate::fastpath::FastPath;
@@ -83,6 +83,11 @@ pub struct TrainArgs {
     /// machine's command must start within it).
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_JOIN_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub join_timeout: u64,
+    /// Seconds a data-parallel run may go without progress in any process (a GPU that stopped
+    /// answering, a process stopped or cut off) before its processes give up, instead of
+    /// waiting in a collective for hours; 0: never.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_TIMEOUT.as_secs())]
+    pub stall_timeout: u64,
     /// Training length in thousands of real images shown.
     #[arg(long, default_value_t = 25000.0)]
     pub kimg: f64,
@@ -150,7 +155,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
         crate::fastpath::fix_cublas_workspace(); // before any CUDA work, in workers too
     }
     let join_timeout = Duration::from_secs(a.join_timeout);
-    let member = Membership::from_env()?.map(|m| Membership { join_timeout, ..m });
+    let stall_timeout = (a.stall_timeout > 0).then(|| Duration::from_secs(a.stall_timeout));
+    let member = Membership::from_env()?.map(|m| Membership {
+        join_timeout,
+        stall_timeout,
+        ..m
+    });
     let gpus = a.processes(member.as_ref())?;
     let (grid, earlier) = a.check_options(gpus)?;
     if member.is_none() && gpus > 1 && !a.dry_run {

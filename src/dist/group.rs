@@ -1,5 +1,7 @@
 //! A c10d process group (TCPStore rendezvous; Gloo for CPU tensors, or NCCL for CUDA ones) over
-//! `csrc/c10d.cpp`: in-place all-reduce (sum), broadcast and barrier of tensors.
+//! `csrc/c10d.cpp`: in-place all-reduce (sum), broadcast and barrier of tensors, and the
+//! timeouts of its waits.
+use super::stall::StallWatch;
 use crate::util::shim::{last_error, millis};
 use anyhow::{bail, Result};
 use std::ffi::{c_char, c_void, CString};
@@ -39,20 +41,22 @@ pub enum Backend {
     Nccl(usize),
 }
 
-/// How long a process of a group waits: for every process to join, and then for the others in
-/// one collective.
+/// How long a process of a group waits: for every process to join, then for the others in one
+/// collective, and for the group to make progress (see [`StallWatch`]; None: no watch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
     pub join: Duration,
     pub collective: Duration,
+    pub stall: Option<Duration>,
 }
 
 impl Timeouts {
-    /// The same wait for both.
+    /// The same wait for joining and in a collective, no stall watch.
     pub fn both(d: Duration) -> Self {
         Timeouts {
             join: d,
             collective: d,
+            stall: None,
         }
     }
 }
@@ -63,6 +67,8 @@ pub struct ProcessGroup {
     pub rank: usize,
     pub world: usize,
     pub backend: Backend,
+    /// Ends this process when the group stops making progress (see [`Timeouts`]).
+    stall: Option<StallWatch>,
 }
 
 // SAFETY: the group is used from one thread at a time (&mut self for collectives is not needed:
@@ -84,14 +90,14 @@ impl ProcessGroup {
             bail!("rank {rank} is not in a group of {world} processes");
         }
         let c_host = CString::new(host)?;
-        let (h, port, rank_, world_) = (c_host.as_ptr(), port as i32, rank as i32, world as i32);
+        let (h, port_, rank_, world_) = (c_host.as_ptr(), port as i32, rank as i32, world as i32);
         let (join, coll) = (millis(timeouts.join), millis(timeouts.collective));
         // SAFETY: valid C string; the shim catches every C++ exception.
         let handle = unsafe {
             match backend {
-                Backend::Gloo => fpgan_c10d_gloo_new(h, port, rank_, world_, join, coll),
+                Backend::Gloo => fpgan_c10d_gloo_new(h, port_, rank_, world_, join, coll),
                 Backend::Nccl(i) => {
-                    fpgan_c10d_nccl_new(h, port, rank_, world_, join, coll, i as i32)
+                    fpgan_c10d_nccl_new(h, port_, rank_, world_, join, coll, i as i32)
                 }
             }
         };
@@ -106,6 +112,9 @@ impl ProcessGroup {
             rank,
             world,
             backend,
+            stall: timeouts
+                .stall
+                .map(|t| StallWatch::start(host, port, rank, t)),
         })
     }
 
@@ -185,7 +194,8 @@ impl ProcessGroup {
 
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
-        // SAFETY: made by fpgan_c10d_gloo_new, freed once.
+        self.stall.take(); // the group's end is no stall
+                           // SAFETY: made by fpgan_c10d_gloo_new, freed once.
         unsafe { fpgan_c10d_free(self.handle) }
     }
 }

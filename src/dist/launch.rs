@@ -15,11 +15,18 @@ pub struct Membership {
     pub master_addr: String,
     pub master_port: u16,
     pub join_timeout: Duration,
+    /// How long the run may make no progress before this process gives up (None: never).
+    pub stall_timeout: Option<Duration>,
 }
 
 /// How long the processes of a run wait for each other to start, unless told (torchrun's
 /// rendezvous default).
 pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How long a data-parallel run may make no progress in any process, unless told: far above
+/// the longest step without any (a snapshot written to a slow disk), far below the group's
+/// hours.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(900);
 
 impl Membership {
     /// From the environment; None when RANK is not set (a single-process run).
@@ -58,6 +65,7 @@ impl Membership {
             master_addr: get("MASTER_ADDR").unwrap_or_else(|| "127.0.0.1".into()),
             master_port,
             join_timeout: DEFAULT_JOIN_TIMEOUT,
+            stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
         }))
     }
 }
@@ -222,9 +230,11 @@ fn signal_all(children: &[Option<Child>], sig: i32) {
     }
 }
 
-/// SIGTERM every running worker, SIGKILL those still there after `grace`, and reap them.
+/// SIGTERM every running worker (and SIGCONT, for one that is stopped), SIGKILL those still
+/// there after `grace`, and reap them.
 fn stop_all(children: &mut [Option<Child>], grace: Duration) {
     signal_all(children, libc::SIGTERM);
+    signal_all(children, libc::SIGCONT);
     let t0 = Instant::now();
     while t0.elapsed() < grace {
         let alive = children

@@ -2,6 +2,7 @@
 //! its worker processes.
 pub mod group;
 pub mod launch;
+pub mod stall;
 pub mod store;
 pub mod watch;
 

@@ -1,5 +1,5 @@
-//! A client of a run's TCPStore (the rendezvous that rank 0 serves) for a process that is not a
-//! member of the group: each machine's launcher, which tells the others of a failure there.
+//! A client of a run's TCPStore (the rendezvous that rank 0 serves) of its own: each machine's
+//! launcher, which tells the others of a failure there, and each worker's stall watch.
 use crate::util::shim::{check, last_error, millis};
 use anyhow::{bail, Result};
 use std::ffi::{c_char, c_void, CString};
@@ -15,6 +15,7 @@ extern "C" {
     fn fpgan_store_set(c: *mut c_void, key: *const c_char, value: *const c_char) -> i32;
     fn fpgan_store_check(c: *mut c_void, key: *const c_char) -> i32;
     fn fpgan_store_get(c: *mut c_void, key: *const c_char, buf: *mut c_char, cap: i64) -> i64;
+    fn fpgan_store_add(c: *mut c_void, key: *const c_char, delta: i64, out: *mut i64) -> i32;
     fn fpgan_store_free(c: *mut c_void);
 }
 
@@ -26,7 +27,7 @@ pub struct StoreClient {
     handle: *mut c_void,
 }
 
-// SAFETY: the client is used from one thread at a time (moved to the launcher's loop).
+// SAFETY: the client is used from one thread at a time (moved to the thread that watches).
 unsafe impl Send for StoreClient {}
 
 impl StoreClient {
@@ -53,6 +54,16 @@ impl StoreClient {
         // SAFETY: live handle, valid C strings.
         let rc = unsafe { fpgan_store_set(self.handle, k.as_ptr(), v.as_ptr()) };
         check(&format!("cannot set {key} in the rendezvous"), rc)
+    }
+
+    /// Add `delta` to the counter `key` (0 when not set yet); its new value.
+    pub fn add(&self, key: &str, delta: i64) -> Result<i64> {
+        let k = CString::new(key)?;
+        let mut out = 0i64;
+        // SAFETY: live handle, valid C string, `out` outlives the call.
+        let rc = unsafe { fpgan_store_add(self.handle, k.as_ptr(), delta, &mut out) };
+        check(&format!("cannot add to {key} in the rendezvous"), rc)?;
+        Ok(out)
     }
 
     /// The value of `key`, None while it is not set; an error when the store cannot be asked

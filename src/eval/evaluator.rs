@@ -34,6 +34,7 @@ pub fn features_of(detector: &Detector, batches: &[Tensor], what: &str) -> Resul
     for b in batches {
         out.push(detector.features(b)?);
         pb.inc(b.size()[0] as u64);
+        progress::beat();
     }
     pb.finish_and_clear();
     Ok(Tensor::cat(&out, 0))
@@ -139,6 +140,7 @@ pub fn generated_features(
         out.push(detector.features(&to_uint8(&g.forward_c(&z, c.as_ref(), false)))?);
         done += b as usize;
         pb.inc(b as u64);
+        progress::beat();
     }
     pb.finish_and_clear();
     Ok(Tensor::cat(&out, 0))

@@ -236,6 +236,7 @@ fn join_group(opts: &TrainOptions, m: &Membership, device: Device) -> Result<Pro
     let timeouts = Timeouts {
         join: m.join_timeout,
         collective: GROUP_TIMEOUT,
+        stall: m.stall_timeout,
     };
     ProcessGroup::join(backend, addr, port, m.rank, m.world, timeouts).map_err(|e| {
         let e = format!("{e:#}");
@@ -610,6 +611,7 @@ impl<'a> Run<'a> {
             let b = self.stream.as_ref().expect("stream started").next_batch();
             self.trainer.reseed();
             let losses = self.trainer.step(&b.images, b.labels.as_ref())?;
+            progress::beat();
             let p = &self.trainer.progress;
             self.log
                 .pb

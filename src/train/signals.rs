@@ -1,5 +1,6 @@
 //! Stop requests during training: Ctrl-C (SIGINT) or SIGTERM (what Slurm, Docker and `timeout`
 //! send) stops the run after the current iteration with a snapshot.
+use crate::util::early_log;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -48,14 +49,14 @@ pub fn install(role: Role) {
                 }
                 return;
             }
-            eprintln!("\nfpgan: interrupted again, quitting without a snapshot");
+            early_log::print("\nfpgan: interrupted again, quitting without a snapshot");
             // _exit: no atexit handlers or static destructors, which would run while libtorch
             // is still working on the main thread (a segfault or a libtorch panic otherwise).
             // SAFETY: _exit only ends the process.
             unsafe { libc::_exit(130) };
         }
         FIRST_MS.store(now, Ordering::SeqCst);
-        eprintln!("\nfpgan: stop requested: stopping after this iteration and writing a snapshot (interrupt again to quit at once)");
+        early_log::print("\nfpgan: stop requested: stopping after this iteration and writing a snapshot (interrupt again to quit at once)");
     });
     ROLE.store(role as u8, Ordering::SeqCst);
     STOP.store(false, Ordering::SeqCst);

@@ -14,10 +14,10 @@ use crate::fastpath::cuda_graph;
 use crate::nets::discriminator::Discriminator;
 use crate::nets::features::{frozen_feature_network, FeatureNetwork};
 use crate::nets::generator::Generator;
-use crate::util::home;
 use crate::util::images::to_uint8_grid;
 use crate::util::profiler::range;
 use crate::util::rng::SplitMix;
+use crate::util::{early_log, home};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -334,7 +334,7 @@ impl Trainer {
         g.all_reduce_sum(&mut differ)?;
         if differ.double_value(&[0]) > 0.0 {
             if g.rank == 0 {
-                eprintln!("warning: the ranks reported different statistics this tick; stats.jsonl holds rank 0's");
+                early_log::print("warning: the ranks reported different statistics this tick; stats.jsonl holds rank 0's");
             }
             return Ok(());
         }

@@ -37,8 +37,15 @@ static KEPT: Mutex<Kept> = Mutex::new(Kept {
 
 /// Print `line` to stderr and keep it for the log.
 pub fn say(line: &str) {
-    eprintln!("{line}");
+    print(line);
     keep(line);
+}
+
+/// Print `line` to stderr in one write (eprintln! writes the newline apart), so that the lines
+/// of the worker processes sharing a terminal or log do not run into each other.
+pub fn print(line: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }
 
 /// Keep `line` (already printed) for the log.

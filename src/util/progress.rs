@@ -1,7 +1,23 @@
 //! Progress bars with count, rate and ETA on a terminal (silent when stderr is not a terminal),
-//! and the process memory figures shown next to them.
+//! the process memory figures shown next to them, and the count of work done that a
+//! data-parallel run's stall watch reads.
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Steps of work this process has done (training iterations, batches of a metric).
+static BEATS: AtomicU64 = AtomicU64::new(0);
+
+/// Count one step of work (see [`beats`]).
+pub fn beat() {
+    BEATS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Steps of work done so far: a count that stands still while the process waits (for the GPU,
+/// or for the others in a collective).
+pub fn beats() -> u64 {
+    BEATS.load(Ordering::Relaxed)
+}
 
 /// A bar of `len` steps labelled `msg`, hidden when stderr is not a terminal (logs, CI).
 pub fn bar(len: u64, msg: &str) -> ProgressBar {
@@ -25,7 +41,7 @@ pub fn bar(len: u64, msg: &str) -> ProgressBar {
 /// Print one warning line without tearing the bar (kept for a run's log).
 pub fn warn(pb: &ProgressBar, line: &str) {
     let line = format!("warning: {line}");
-    pb.suspend(|| eprintln!("{line}"));
+    pb.suspend(|| super::early_log::print(&line));
     super::early_log::keep(&line);
 }
 
