@@ -1014,6 +1014,20 @@ fn stop_two_workers(whole_group: bool, sig: i32) {
     assert_eq!(snapshots(), 2, "tick 0's and the stop's");
 }
 
+/// Start a 10-kimg `train --gpus 2` with `extra` flags, snapshots only at tick 0 and the end,
+/// its standard error piped.
+fn spawn_long_gpus2(data: &str, out: &std::path::Path, extra: &[&str]) -> std::process::Child {
+    let mut args = gpus2_args(data, out.to_str().unwrap(), "10");
+    common::set_flag(&mut args, "--snap", "1000");
+    args.extend(extra);
+    Command::new(env!("CARGO_BIN_EXE_fpgan"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// A second SIGTERM to the launcher alone (`kill` twice) ends its workers at once, as a second
 /// request ends a process alone: exit 130, no worker left behind (they went on stopping
 /// gracefully, orphaned, after the launcher had quit).
@@ -1022,14 +1036,7 @@ fn a_second_request_to_the_launcher_ends_the_workers_at_once() {
     let tmp = tempfile::tempdir().unwrap();
     let data = common::shapes(tmp.path());
     let (data, out) = (data.to_str().unwrap(), tmp.path().join("out"));
-    let mut args = gpus2_args(data, out.to_str().unwrap(), "10");
-    common::set_flag(&mut args, "--snap", "1000");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fpgan"))
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_long_gpus2(data, &out, &[]);
     common::wait_for_snapshots(&mut child, &out, 1);
     let workers = children_of(child.id());
     assert_eq!(workers.len(), 2, "{workers:?}");
@@ -1070,15 +1077,7 @@ fn a_hung_worker_stops_the_run_after_the_stall_timeout() {
     let tmp = tempfile::tempdir().unwrap();
     let data = common::shapes(tmp.path());
     let (data, out) = (data.to_str().unwrap(), tmp.path().join("out"));
-    let mut args = gpus2_args(data, out.to_str().unwrap(), "10");
-    common::set_flag(&mut args, "--snap", "1000");
-    args.extend(["--stall-timeout", "15"]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fpgan"))
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_long_gpus2(data, &out, &["--stall-timeout", "15"]);
     common::wait_for_snapshots(&mut child, &out, 1);
     let dir = common::run_dir(&out);
     let ticks = || {
