@@ -1108,10 +1108,10 @@ fn a_hung_worker_stops_the_run_after_the_stall_timeout() {
         "{:?}",
         t0.elapsed()
     );
-    // each worker's line stands on its own (one write a line: they ran into each other)
+    // the data preparation said once, by the machine's first worker (and on a line of its own)
     let prepared: Vec<&str> = err.lines().filter(|l| l.contains("prepared ")).collect();
-    assert_eq!(prepared.len(), 2, "{err}");
-    assert!(prepared.iter().all(|l| l.starts_with("prepared ")), "{err}");
+    assert_eq!(prepared.len(), 1, "{err}");
+    assert!(prepared[0].starts_with("prepared "), "{err}");
     assert!(workers
         .iter()
         .all(|w| !std::path::Path::new(&format!("/proc/{w}")).exists()));

@@ -166,6 +166,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if member.is_none() && gpus > 1 && !a.dry_run {
         return a.launch_workers(gpus);
     }
+    // each machine's first worker says what its data preparation found, for all
+    crate::util::early_log::set_echo(member.as_ref().is_none_or(|m| m.local_rank == 0));
     let device = parse_device(&a.device)?;
     let rank0 = member.as_ref().is_none_or(|m| m.rank == 0);
     let set = a.training_set(earlier.as_ref(), rank0)?;

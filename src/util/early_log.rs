@@ -1,6 +1,22 @@
 //! Lines printed before a run's log.txt exists (data preparation, skipped files), kept so that
 //! the run can write them at the top of its log.
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+
+/// Whether [`say`] and warnings print (see [`set_echo`]).
+static ECHO: AtomicBool = AtomicBool::new(true);
+
+/// Print what [`say`] and warnings are given (`on`), or only keep it: off in the workers of a
+/// data-parallel run but each machine's first, which prepare the same data and would print the
+/// same lines once per GPU.
+pub fn set_echo(on: bool) {
+    ECHO.store(on, Ordering::Relaxed);
+}
+
+/// Whether this process prints what [`say`] and warnings are given.
+pub fn echo() -> bool {
+    ECHO.load(Ordering::Relaxed)
+}
 
 /// At most this many lines are kept; later ones are counted in one closing line.
 const MAX_LINES: usize = 1000;
@@ -37,7 +53,9 @@ static KEPT: Mutex<Kept> = Mutex::new(Kept {
 
 /// Print `line` to stderr and keep it for the log.
 pub fn say(line: &str) {
-    print(line);
+    if echo() {
+        print(line);
+    }
     keep(line);
 }
 
