@@ -1012,6 +1012,9 @@ fn stop_two_workers(whole_group: bool, sig: i32) {
     assert!(o.status.success(), "{stdout}\n{}", common::text(&o.stderr));
     assert!(stdout.contains("Stopped at kimg"), "{stdout}");
     assert_eq!(snapshots(), 2, "tick 0's and the stop's");
+    // said once, by the first worker (the launcher and every worker said it)
+    let stderr = common::text(&o.stderr);
+    assert_eq!(stderr.matches("stop requested").count(), 1, "{stderr}");
 }
 
 /// Start a 10-kimg `train --gpus 2` with `extra` flags, snapshots only at tick 0 and the end,
