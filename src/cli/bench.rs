@@ -36,17 +36,17 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5)]
     pub warmup: usize,
     /// auto | cpu | cuda | cuda:N.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", help_heading = "Device and speed")]
     pub device: String,
     #[command(flatten)]
     pub fast: FastPath,
     /// Also write the results as JSON here.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub json: Option<PathBuf>,
     /// Run 2 more iterations of each configuration under libtorch's profiler: a Chrome trace
     /// DIR/<cfg>-<settings>.trace.json (chrome://tracing, ui.perfetto.dev) and a summary of
     /// operator calls, CUDA kernels, GPU busy time and the heaviest kernels.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Output")]
     pub profile: Option<PathBuf>,
 }
 

@@ -98,3 +98,63 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => demo::run(&a),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// clap's own checks of every command (names, headings, defaults), which a release build
+    /// does not run.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    /// The heading of the section of `command --help` that lists `flag`.
+    fn section(command: &str, flag: &str) -> String {
+        let mut cli = Cli::command();
+        let help = cli
+            .find_subcommand_mut(command)
+            .expect("a command")
+            .render_help()
+            .to_string();
+        let mut heading = String::new();
+        for line in help.lines() {
+            if !line.starts_with(' ') && line.ends_with(':') {
+                heading = line.trim_end_matches(':').to_string();
+            }
+            // `  -n, --dry-run  ...` or `      --data <DATA>  ...`
+            let mut names = line.trim_start().split([' ', ',']).take(3);
+            if line.trim_start().starts_with('-') && names.any(|w| w == flag) {
+                return heading;
+            }
+        }
+        panic!("{flag} is not in `{command} --help`:\n{help}");
+    }
+
+    /// `train --help` lists its many flags in sections by what they set; `bench` shares the
+    /// speed section.
+    #[test]
+    fn train_help_groups_its_flags() {
+        let want = [
+            ("--data", "Data"),
+            ("--cond", "Data"),
+            ("--cfg", "Model"),
+            ("--kimg", "Training"),
+            ("--snap", "Progress and output"),
+            ("--num-gen", "Metrics"),
+            ("--resume-mode", "Resume"),
+            ("--device", "Device and speed"),
+            ("--amp", "Device and speed"),
+            ("--deterministic", "Device and speed"),
+            ("--stall-timeout", "Several GPUs or machines"),
+            ("--dry-run", "Options"),
+        ];
+        for (flag, heading) in want {
+            assert_eq!(section("train", flag), heading, "{flag}");
+        }
+        assert_eq!(section("bench", "--tf32"), "Device and speed");
+        assert_eq!(section("bench", "--json"), "Output");
+    }
+}

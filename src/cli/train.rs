@@ -36,118 +36,122 @@ new run directory, kimg 0, fresh Adam). Ctrl-C writes a snapshot (without metric
 second Ctrl-C quits at once."
 )]
 pub struct TrainArgs {
+    /// Print the resolved options and exit.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
     /// Training images: a prepared dataset (dir/zip) or any folder/zip of images (prepared on the fly).
-    #[arg(long)]
+    #[arg(long, help_heading = "Data")]
     pub data: PathBuf,
-    /// Where run directories are created.
-    #[arg(long, default_value = "runs")]
-    pub outdir: PathBuf,
-    /// Generator configuration.
-    #[arg(long, value_enum, default_value_t = GenCfg::Faster)]
-    pub cfg: GenCfg,
     /// Resolution (default: the dataset's; for raw images 256, or the run's on a resume).
-    #[arg(long)]
+    #[arg(long, help_heading = "Data")]
     pub res: Option<i64>,
     /// Raw images only: how non-square ones become square, as `fpgan dataset --transform`
     /// (default center-crop, or the run's on a resume).
-    #[arg(long, value_parser = Transform::square_parser())]
+    #[arg(long, value_parser = Transform::square_parser(), help_heading = "Data")]
     pub transform: Option<Transform>,
     /// Raw images only: the colour behind transparent pixels (and padding), as `fpgan dataset
     /// --background` (default white, or the run's on a resume).
-    #[arg(long)]
+    #[arg(long, help_heading = "Data")]
     pub background: Option<Background>,
+    /// Add x-flipped copies of the images.
+    #[arg(long, help_heading = "Data")]
+    pub mirror: bool,
+    /// Class-conditional model: one class per label of the dataset (its dataset.json `labels`,
+    /// made by `fpgan dataset --labels` or the official dataset_tool.py).
+    #[arg(long, help_heading = "Data")]
+    pub cond: bool,
+    /// Generator configuration.
+    #[arg(long, value_enum, default_value_t = GenCfg::Faster, help_heading = "Model")]
+    pub cfg: GenCfg,
+    /// Generator width (reference 128; smaller for quick experiments).
+    #[arg(long, default_value_t = 128, help_heading = "Model")]
+    pub ngf: i64,
+    /// Latent size z (reference 256).
+    #[arg(long, default_value_t = 256, help_heading = "Model")]
+    pub z_dim: i64,
     /// Total batch size.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, help_heading = "Training")]
     pub batch: i64,
     /// Images per forward pass; gradients of the chunks of a process's share are summed
     /// (default: batch / gpus).
-    #[arg(long)]
+    #[arg(long, help_heading = "Training")]
     pub batch_gpu: Option<i64>,
+    /// Training length in thousands of real images shown.
+    #[arg(long, default_value_t = 25000.0, help_heading = "Training")]
+    pub kimg: f64,
+    /// Adam learning rate of G and D (the reference's 0.0002; D's is scaled by 16/17 as there).
+    #[arg(long, default_value_t = DEFAULT_LR, help_heading = "Training")]
+    pub lr: f64,
+    /// Random seed (weights, projections, data order, latents).
+    #[arg(long, default_value_t = 0, help_heading = "Training")]
+    pub seed: u64,
+    /// Where run directories are created.
+    #[arg(long, default_value = "runs", help_heading = "Progress and output")]
+    pub outdir: PathBuf,
+    /// Suffix for the run directory name.
+    #[arg(long, help_heading = "Progress and output")]
+    pub desc: Option<String>,
+    /// Progress line (and stats.jsonl) every this many kimg.
+    #[arg(long, default_value_t = 4.0, help_heading = "Progress and output")]
+    pub tick: f64,
+    /// Snapshot and sample grid every this many ticks (and at the end).
+    #[arg(long, default_value_t = 50, help_heading = "Progress and output")]
+    pub snap: i64,
+    /// Number of recent snapshots to keep (at least 1).
+    #[arg(long, default_value_t = 3, help_heading = "Progress and output")]
+    pub keep: usize,
+    /// Sample grid as COLSxROWS, or auto (the reference's 30x16 at 256 on CUDA, 8x4 on CPU).
+    #[arg(long, default_value = "auto", help_heading = "Progress and output")]
+    pub grid: String,
+    /// Metrics at snapshot ticks (not tick 0) and at the end: fid50k_full, kid50k_full,
+    /// fid10k_full (comma list) or none. fid50k_full generates 50,000 images: hours on a CPU
+    /// (the run measures and says how long at its start; --num-gen for quick looks).
+    #[arg(long, default_value = "fid50k_full", help_heading = "Metrics")]
+    pub metrics: String,
+    /// Generated images per evaluation instead of 50k/10k (quick looks; not comparable).
+    #[arg(long, help_heading = "Metrics")]
+    pub num_gen: Option<usize>,
+    /// auto | none | <snapshot file or run dir> (see below).
+    #[arg(long, default_value = "auto", help_heading = "Resume")]
+    pub resume: ResumeFrom,
+    /// exact (continue everything) or reference (weights only into a new run: kimg 0, fresh
+    /// Adam, no EMA rampup, as the official train.py --resume).
+    #[arg(long, value_enum, default_value_t = ResumeMode::Exact, help_heading = "Resume")]
+    pub resume_mode: ResumeMode,
+    /// auto | cpu | cuda | cuda:N.
+    #[arg(long, default_value = "auto", help_heading = "Device and speed")]
+    pub device: String,
+    #[command(flatten)]
+    pub fast: FastPath,
     /// Data-parallel worker processes on this machine, one per GPU (on a CPU, processes;
     /// default 1). Each of the gpus x nnodes processes trains its share of every batch.
-    #[arg(long)]
+    #[arg(long, help_heading = "Several GPUs or machines")]
     pub gpus: Option<i64>,
     /// Machines of a data-parallel run (start the same command on each, with its --node-rank).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, help_heading = "Several GPUs or machines")]
     pub nnodes: usize,
     /// This machine's number among --nnodes (0 hosts the rendezvous and writes the run).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, help_heading = "Several GPUs or machines")]
     pub node_rank: usize,
     /// Address of machine 0 for the rendezvous.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(
+        long,
+        default_value = "127.0.0.1",
+        help_heading = "Several GPUs or machines"
+    )]
     pub master_addr: String,
     /// TCP port of the rendezvous on machine 0 (default: 29500 with --nnodes, else a free one).
-    #[arg(long)]
+    #[arg(long, help_heading = "Several GPUs or machines")]
     pub master_port: Option<u16>,
     /// Seconds the processes of a data-parallel run wait for each other to start (every
     /// machine's command must start within it).
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_JOIN_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_JOIN_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..), help_heading = "Several GPUs or machines")]
     pub join_timeout: u64,
     /// Seconds a data-parallel run may go without progress in any process (a GPU that stopped
     /// answering, a process stopped or cut off) before its processes give up, instead of
     /// waiting in a collective for hours; 0: never.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_TIMEOUT.as_secs())]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_TIMEOUT.as_secs(), help_heading = "Several GPUs or machines")]
     pub stall_timeout: u64,
-    /// Training length in thousands of real images shown.
-    #[arg(long, default_value_t = 25000.0)]
-    pub kimg: f64,
-    /// Progress line (and stats.jsonl) every this many kimg.
-    #[arg(long, default_value_t = 4.0)]
-    pub tick: f64,
-    /// Snapshot and sample grid every this many ticks (and at the end).
-    #[arg(long, default_value_t = 50)]
-    pub snap: i64,
-    /// Class-conditional model: one class per label of the dataset (its dataset.json `labels`,
-    /// made by `fpgan dataset --labels` or the official dataset_tool.py).
-    #[arg(long)]
-    pub cond: bool,
-    /// Add x-flipped copies of the images.
-    #[arg(long)]
-    pub mirror: bool,
-    /// Random seed (weights, projections, data order, latents).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// auto | none | <snapshot file or run dir> (see below).
-    #[arg(long, default_value = "auto")]
-    pub resume: ResumeFrom,
-    /// exact (continue everything) or reference (weights only into a new run: kimg 0, fresh
-    /// Adam, no EMA rampup, as the official train.py --resume).
-    #[arg(long, value_enum, default_value_t = ResumeMode::Exact)]
-    pub resume_mode: ResumeMode,
-    /// Metrics at snapshot ticks (not tick 0) and at the end: fid50k_full, kid50k_full,
-    /// fid10k_full (comma list) or none. fid50k_full generates 50,000 images: hours on a CPU
-    /// (the run measures and says how long at its start; --num-gen for quick looks).
-    #[arg(long, default_value = "fid50k_full")]
-    pub metrics: String,
-    /// Generated images per evaluation instead of 50k/10k (quick looks; not comparable).
-    #[arg(long)]
-    pub num_gen: Option<usize>,
-    /// Number of recent snapshots to keep (at least 1).
-    #[arg(long, default_value_t = 3)]
-    pub keep: usize,
-    /// auto | cpu | cuda | cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
-    /// Suffix for the run directory name.
-    #[arg(long)]
-    pub desc: Option<String>,
-    /// Generator width (reference 128; smaller for quick experiments).
-    #[arg(long, default_value_t = 128)]
-    pub ngf: i64,
-    /// Latent size z (reference 256).
-    #[arg(long, default_value_t = 256)]
-    pub z_dim: i64,
-    /// Adam learning rate of G and D (the reference's 0.0002; D's is scaled by 16/17 as there).
-    #[arg(long, default_value_t = DEFAULT_LR)]
-    pub lr: f64,
-    /// Sample grid as COLSxROWS, or auto (the reference's 30x16 at 256 on CUDA, 8x4 on CPU).
-    #[arg(long, default_value = "auto")]
-    pub grid: String,
-    #[command(flatten)]
-    pub fast: FastPath,
-    /// Print the resolved options and exit.
-    #[arg(short = 'n', long)]
-    pub dry_run: bool,
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {

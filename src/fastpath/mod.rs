@@ -14,6 +14,7 @@ use tch::{Device, Tensor};
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, clap::Args, serde::Serialize, serde::Deserialize,
 )]
+#[command(next_help_heading = "Device and speed")]
 pub struct FastPath {
     /// Forward-pass precision: none (fp32, the reference) or bf16 autocast (faster on recent
     /// GPUs, changes the numbers; see docs/benchmarks.md).
