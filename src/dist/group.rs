@@ -194,8 +194,9 @@ impl ProcessGroup {
 
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
-        self.stall.take(); // the group's end is no stall
-                           // SAFETY: made by fpgan_c10d_gloo_new, freed once.
+        // the group's end is no stall
+        self.stall.take();
+        // SAFETY: made by fpgan_c10d_gloo_new, freed once.
         unsafe { fpgan_c10d_free(self.handle) }
     }
 }
