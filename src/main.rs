@@ -26,7 +26,15 @@ fn main() {
     let cli = fpgan::cli::parse();
     one_line_panics();
     if let Err(e) = fpgan::cli::run(cli) {
-        fpgan::util::early_log::print(&format!("error: {e:#}"));
+        // a collective that failed after another worker did: said by each machine's first
+        // worker only (the launcher names the worker that failed first)
+        let echo = fpgan::util::early_log::echo();
+        if echo
+            || e.downcast_ref::<fpgan::dist::group::CollectiveFailed>()
+                .is_none()
+        {
+            fpgan::util::early_log::print(&format!("error: {e:#}"));
+        }
         std::process::exit(1);
     }
 }

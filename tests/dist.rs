@@ -1123,6 +1123,27 @@ fn a_hung_worker_stops_the_run_after_the_stall_timeout() {
     }
 }
 
+/// When rank 0 dies, rank 1's collective fails after it: the launcher names worker 0, and
+/// rank 1, not its machine's first worker, does not add its own `error: all-reduce failed`
+/// (on 8 GPUs, 7 such lines came before the one that matters).
+#[test]
+fn a_collective_failing_after_another_worker_is_not_said_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::shapes(tmp.path());
+    let (data, out) = (data.to_str().unwrap(), tmp.path().join("out"));
+    let mut child = spawn_long_gpus2(data, &out, &[]);
+    common::wait_for_snapshots(&mut child, &out, 1);
+    std::thread::sleep(Duration::from_secs(2)); // training
+    let workers = children_of(child.id());
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    // SAFETY: kill sends SIGKILL to a worker of our child.
+    unsafe { libc::kill(workers[0] as i32, libc::SIGKILL) };
+    let (ok, err) = ended_within(child, 60);
+    assert!(!ok, "{err}");
+    assert!(err.contains("worker 0 of 2 exited with signal: 9"), "{err}");
+    assert!(!err.contains("failed on rank 1"), "{err}");
+}
+
 /// NCCL: on a machine with a GPU, a group of one all-reduces CUDA tensors and (through the GPU)
 /// CPU ones; without a GPU, joining is a clear error, not a crash.
 #[test]

@@ -61,6 +61,17 @@ impl Timeouts {
     }
 }
 
+/// A collective that failed: mostly because another process of the group failed first (its
+/// connection closed), which that process tells itself.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} failed on rank {rank} of {world}: {cause}")]
+pub struct CollectiveFailed {
+    pub what: &'static str,
+    pub rank: usize,
+    pub world: usize,
+    pub cause: String,
+}
+
 /// One process's membership of a group of `world` processes.
 pub struct ProcessGroup {
     handle: *mut c_void,
@@ -134,14 +145,15 @@ impl ProcessGroup {
         }
     }
 
-    fn check(&self, what: &str, rc: i32) -> Result<()> {
+    fn check(&self, what: &'static str, rc: i32) -> Result<()> {
         if rc != 0 {
-            bail!(
-                "{what} failed on rank {} of {}: {}",
-                self.rank,
-                self.world,
-                last_error()
-            );
+            return Err(CollectiveFailed {
+                what,
+                rank: self.rank,
+                world: self.world,
+                cause: last_error(),
+            }
+            .into());
         }
         Ok(())
     }
