@@ -26,14 +26,12 @@ fn main() {
     let cli = fpgan::cli::parse();
     one_line_panics();
     if let Err(e) = fpgan::cli::run(cli) {
-        // a collective that failed after another worker did: said by each machine's first
-        // worker only (the launcher names the worker that failed first)
-        let echo = fpgan::util::early_log::echo();
-        if echo
-            || e.downcast_ref::<fpgan::dist::group::CollectiveFailed>()
-                .is_none()
-        {
-            fpgan::util::early_log::print(&format!("error: {e:#}"));
+        let line = format!("error: {e:#}");
+        if e.is::<fpgan::dist::group::CollectiveFailed>() {
+            // failed after another worker did, which the launcher names: said once a machine
+            fpgan::util::early_log::print_shared(&line);
+        } else {
+            fpgan::util::early_log::print(&line);
         }
         std::process::exit(1);
     }

@@ -418,6 +418,18 @@ fn children_of(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// No worker of `workers` is left, and every snapshot of the run `dir` is readable.
+fn assert_gone_leaving_snapshots(workers: &[u32], dir: &std::path::Path) {
+    let alive: Vec<&u32> = workers
+        .iter()
+        .filter(|w| std::path::Path::new(&format!("/proc/{w}")).exists())
+        .collect();
+    assert!(alive.is_empty(), "workers {alive:?} are left");
+    for s in fpgan::snapshot::snapshots_in(dir) {
+        fpgan::util::safetensors::load(&s).unwrap();
+    }
+}
+
 /// `train --gpus 2` on a CPU: two worker processes, one run directory written by rank 0 alone
 /// (`-gpus2` in its name) with the statistics of both, a resume that continues it, and a worker killed with SIGKILL stops
 /// the run with a message naming it, leaving every snapshot readable for the next resume.
@@ -490,12 +502,7 @@ fn train_gpus_2_runs_two_workers_resumes_and_stops_when_one_dies() {
         "stopping took {:?}",
         t1.elapsed()
     );
-    assert!(workers
-        .iter()
-        .all(|w| !std::path::Path::new(&format!("/proc/{w}")).exists()));
-    for s in fpgan::snapshot::snapshots_in(dir) {
-        fpgan::util::safetensors::load(&s).unwrap();
-    }
+    assert_gone_leaving_snapshots(&workers, dir);
 }
 
 /// Two "machines" (two launchers on this one, `--nnodes 2 --node-rank 0|1`, one worker each)
@@ -1115,12 +1122,7 @@ fn a_hung_worker_stops_the_run_after_the_stall_timeout() {
     let prepared: Vec<&str> = err.lines().filter(|l| l.contains("prepared ")).collect();
     assert_eq!(prepared.len(), 1, "{err}");
     assert!(prepared[0].starts_with("prepared "), "{err}");
-    assert!(workers
-        .iter()
-        .all(|w| !std::path::Path::new(&format!("/proc/{w}")).exists()));
-    for s in fpgan::snapshot::snapshots_in(&dir) {
-        fpgan::util::safetensors::load(&s).unwrap();
-    }
+    assert_gone_leaving_snapshots(&workers, &dir);
 }
 
 /// When rank 0 dies, rank 1's collective fails after it: the launcher names worker 0, and

@@ -91,8 +91,6 @@ struct Stall {
     since: Instant,
     /// When the counter was last read.
     read: Instant,
-    /// Whether the latest read of the counter failed (the store is gone).
-    unanswered: bool,
 }
 
 impl Stall {
@@ -102,7 +100,6 @@ impl Stall {
             total: None,
             since: now,
             read: now,
-            unanswered: false,
         }
     }
 
@@ -113,7 +110,6 @@ impl Stall {
             self.since = now; // held: the others' stillness was not seen
         }
         self.read = now;
-        self.unanswered = total.is_none();
         if let Some(t) = total {
             if self.total.is_some_and(|seen| seen != t) {
                 self.since = now; // moved
@@ -121,12 +117,13 @@ impl Stall {
             self.total = Some(t);
         }
         let still = now.saturating_duration_since(self.since);
-        (still >= self.timeout).then(|| self.why())
+        (still >= self.timeout).then(|| self.why(total.is_none()))
     }
 
-    fn why(&self) -> String {
+    /// The line that says why, the store having answered the latest reading or not.
+    fn why(&self, unanswered: bool) -> String {
         let secs = self.timeout.as_secs();
-        let what = if self.unanswered {
+        let what = if unanswered {
             format!("the run's rendezvous (served by rank 0) has not answered for {secs} s")
         } else {
             format!("no process of the run has made progress for {secs} s: one of them hangs (a GPU that stopped answering, a process stopped or cut off) and the others wait for it")

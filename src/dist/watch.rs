@@ -77,15 +77,13 @@ impl Watch {
         if let Ok(told) = self.stops.try_recv() {
             return Some(told);
         }
-        self.last_answer()
-            .filter(|t| t.elapsed() >= STORE_GRACE)
-            .map(|_| {
-                format!(
-                "the rendezvous at {} (served by rank 0 on machine 0) has not answered for {} s",
-                self.place,
-                STORE_GRACE.as_secs()
-            )
-            })
+        if self.last_answer()?.elapsed() < STORE_GRACE {
+            return None;
+        }
+        let (place, secs) = (&self.place, STORE_GRACE.as_secs());
+        Some(format!(
+            "the rendezvous at {place} (served by rank 0 on machine 0) has not answered for {secs} s"
+        ))
     }
 
     /// Whether the store has answered (it comes up with rank 0's worker).

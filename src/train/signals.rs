@@ -49,7 +49,8 @@ pub fn install(role: Role) {
                 }
                 return;
             }
-            say("\nfpgan: interrupted again, quitting without a snapshot");
+            // each worker of a terminal gets the same Ctrl-C: said once
+            early_log::print_shared("\nfpgan: interrupted again, quitting without a snapshot");
             // _exit: no atexit handlers or static destructors, which would run while libtorch
             // is still working on the main thread (a segfault or a libtorch panic otherwise).
             // SAFETY: _exit only ends the process.
@@ -59,19 +60,11 @@ pub fn install(role: Role) {
         if ROLE.load(Ordering::SeqCst) == Role::Launcher as u8 {
             return; // passed on: its first worker says so
         }
-        say("\nfpgan: stop requested: stopping after this iteration and writing a snapshot (interrupt again to quit at once)");
+        early_log::print_shared("\nfpgan: stop requested: stopping after this iteration and writing a snapshot (interrupt again to quit at once)");
     });
     ROLE.store(role as u8, Ordering::SeqCst);
     STOP.store(false, Ordering::SeqCst);
     QUIT.store(false, Ordering::SeqCst);
-}
-
-/// Print a line about a request, unless this worker leaves that to its machine's first (each
-/// worker of a terminal gets the same Ctrl-C).
-fn say(line: &str) {
-    if early_log::echo() {
-        early_log::print(line);
-    }
 }
 
 /// Whether a stop was requested.

@@ -3,18 +3,17 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-/// Whether [`say`] and warnings print (see [`set_echo`]).
+/// Whether [`print_shared`] prints (see [`set_echo`]).
 static ECHO: AtomicBool = AtomicBool::new(true);
 
-/// Print what [`say`] and warnings are given (`on`), or only keep it: off in the workers of a
-/// data-parallel run but each machine's first, which prepare the same data and would print the
-/// same lines once per GPU.
+/// Print what [`print_shared`] is given (`on`: [`say`], warnings, stop requests, a collective
+/// that failed after another worker), or not: off in the workers of a data-parallel run but
+/// each machine's first, which would print the same lines once per GPU.
 pub fn set_echo(on: bool) {
     ECHO.store(on, Ordering::Relaxed);
 }
 
-/// Whether this process prints what [`say`] and warnings are given.
-pub fn echo() -> bool {
+fn echo() -> bool {
     ECHO.load(Ordering::Relaxed)
 }
 
@@ -53,10 +52,16 @@ static KEPT: Mutex<Kept> = Mutex::new(Kept {
 
 /// Print `line` to stderr and keep it for the log.
 pub fn say(line: &str) {
+    print_shared(line);
+    keep(line);
+}
+
+/// Print `line`, one that every worker of a data-parallel run would print the same, unless
+/// this process leaves it to its machine's first (see [`set_echo`]).
+pub fn print_shared(line: &str) {
     if echo() {
         print(line);
     }
-    keep(line);
 }
 
 /// Print `line` to stderr in one write (eprintln! writes the newline apart), so that the lines

@@ -41,9 +41,7 @@ pub fn bar(len: u64, msg: &str) -> ProgressBar {
 /// Print one warning line without tearing the bar (kept for a run's log).
 pub fn warn(pb: &ProgressBar, line: &str) {
     let line = format!("warning: {line}");
-    if super::early_log::echo() {
-        pb.suspend(|| super::early_log::print(&line));
-    }
+    pb.suspend(|| super::early_log::print_shared(&line));
     super::early_log::keep(&line);
 }
 
